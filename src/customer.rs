@@ -1,0 +1,467 @@
+//! Customer identifiers (`AB12345-OVH`), rules R1–R4.
+
+use core::cmp::Ordering;
+use core::fmt;
+use core::hash::{Hash, Hasher};
+use core::str::FromStr;
+
+/// The fixed suffix of every identifier, in canonical (upper) case.
+const SUFFIX: &[u8; 4] = b"-OVH";
+/// Letters at the start of an identifier.
+const LETTERS: usize = 2;
+/// The most digits an identifier may have.
+const MAX_DIGITS: usize = 9;
+/// The longest canonical text: 2 letters, 9 digits and the suffix.
+const MAX_LEN: usize = LETTERS + MAX_DIGITS + SUFFIX.len();
+
+/// A customer identifier (a "NIC handle"), such as `AB12345-OVH`.
+///
+/// The identifier a customer gets when the account is created, used to log in
+/// and to name the contacts of a service. It is exactly two ASCII letters, one
+/// to nine ASCII digits (leading zeros allowed) and the suffix `-OVH` (R1, R2).
+///
+/// Parsing is case-insensitive and the value keeps the canonical, upper-case
+/// text, so two identifiers that differ only in case are equal, hash the same
+/// and sort together (R2). The value is a 16-byte `Copy` type with no heap
+/// allocation that still hands out its text as a `&str` (R4).
+///
+/// # Examples
+///
+/// ```
+/// use service_contacts::CustomerId;
+///
+/// let id: CustomerId = "ab12345-ovh".parse()?;
+/// assert_eq!(id.as_str(), "AB12345-OVH");
+/// assert_eq!(id, "AB12345-OVH".parse()?);
+/// assert_eq!(id.to_string(), "AB12345-OVH");
+///
+/// let err = "AB12345-OVX".parse::<CustomerId>().unwrap_err();
+/// assert_eq!(err.to_string(), "expected the suffix `-OVH` at position 7, found 'X' at position 10");
+/// # Ok::<(), service_contacts::ParseCustomerIdError>(())
+/// ```
+#[derive(Clone, Copy)]
+pub struct CustomerId {
+    /// Canonical text, ASCII only, zero-padded after `len`.
+    bytes: [u8; MAX_LEN],
+    /// Length of the canonical text, 7 to 15.
+    len: u8,
+}
+
+impl CustomerId {
+    /// Parses an identifier, accepting any case (R2).
+    ///
+    /// This is what [`FromStr`] and [`TryFrom<&str>`] call.
+    ///
+    /// # Errors
+    ///
+    /// Returns a [`ParseCustomerIdError`] that says what is wrong and where
+    /// (R3). Each of these inputs fails, for the reason given:
+    ///
+    /// | input | reason |
+    /// |---|---|
+    /// | `""` | empty input |
+    /// | `"A1234-OVH"` | one letter instead of two |
+    /// | `"ABC1234-OVH"` | three letters instead of two |
+    /// | `"AB-OVH"` | no digits |
+    /// | `"AB1234567890-OVH"` | ten digits, at most nine |
+    /// | `"AB1234"` | no suffix |
+    /// | `"AB1234-OVX"`, `"AB1234_OVH"` | wrong suffix |
+    /// | `"AB1234-OVH "`, `" AB1234-OVH"` | whitespace, a character out of place |
+    /// | `"ÁB1234-OVH"` | a non-ASCII letter |
+    pub fn parse(text: &str) -> Result<Self, ParseCustomerIdError> {
+        parse(text).map_err(|kind| ParseCustomerIdError { kind })
+    }
+
+    /// The canonical, upper-case text, such as `AB12345-OVH`.
+    #[must_use]
+    #[expect(
+        clippy::missing_panics_doc,
+        reason = "never panics: the bytes are checked ASCII when the value is made"
+    )]
+    pub fn as_str(&self) -> &str {
+        // The bytes were checked to be ASCII when the value was made.
+        core::str::from_utf8(&self.bytes[..usize::from(self.len)])
+            .expect("a customer identifier holds ASCII only")
+    }
+
+    /// The two letters, in upper case (`AB` for `AB12345-OVH`).
+    #[must_use]
+    pub fn letters(&self) -> &str {
+        &self.as_str()[..LETTERS]
+    }
+
+    /// The digits as written, leading zeros kept (`00001` for `AB00001-OVH`).
+    #[must_use]
+    pub fn digits(&self) -> &str {
+        &self.as_str()[LETTERS..usize::from(self.len) - SUFFIX.len()]
+    }
+
+    fn text(&self) -> &[u8] {
+        &self.bytes[..usize::from(self.len)]
+    }
+}
+
+impl PartialEq for CustomerId {
+    fn eq(&self, other: &Self) -> bool {
+        self.text() == other.text()
+    }
+}
+
+impl Eq for CustomerId {}
+
+impl Hash for CustomerId {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        self.text().hash(state);
+    }
+}
+
+impl PartialOrd for CustomerId {
+    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Ord for CustomerId {
+    /// Orders by canonical text.
+    fn cmp(&self, other: &Self) -> Ordering {
+        self.text().cmp(other.text())
+    }
+}
+
+impl fmt::Display for CustomerId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.pad(self.as_str())
+    }
+}
+
+impl fmt::Debug for CustomerId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "CustomerId({})", self.as_str())
+    }
+}
+
+impl AsRef<str> for CustomerId {
+    fn as_ref(&self) -> &str {
+        self.as_str()
+    }
+}
+
+impl FromStr for CustomerId {
+    type Err = ParseCustomerIdError;
+
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        Self::parse(text)
+    }
+}
+
+impl TryFrom<&str> for CustomerId {
+    type Error = ParseCustomerIdError;
+
+    fn try_from(text: &str) -> Result<Self, Self::Error> {
+        Self::parse(text)
+    }
+}
+
+/// The error returned when text is not a valid [`CustomerId`].
+///
+/// Its message says what is wrong and at which position (counted in
+/// characters from 0), and quotes the offending character (R3).
+///
+/// ```
+/// use service_contacts::CustomerId;
+///
+/// let err = CustomerId::parse("AÉ12-OVH").unwrap_err();
+/// assert_eq!(err.to_string(), "unexpected character 'É' at position 1");
+/// assert_eq!(err.position(), Some(1));
+/// ```
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ParseCustomerIdError {
+    kind: ErrorKind,
+}
+
+impl ParseCustomerIdError {
+    /// The position (in characters, from 0) where the problem was found, when
+    /// there is one; `None` for empty input.
+    #[must_use]
+    pub fn position(&self) -> Option<usize> {
+        match self.kind {
+            ErrorKind::Empty => None,
+            ErrorKind::UnexpectedChar { pos, .. }
+            | ErrorKind::TooFewLetters { pos, .. }
+            | ErrorKind::TooManyLetters { pos, .. }
+            | ErrorKind::NoDigits { pos }
+            | ErrorKind::TooManyDigits { pos }
+            | ErrorKind::MissingSuffix { pos }
+            | ErrorKind::WrongSuffix { pos, .. }
+            | ErrorKind::TrailingChar { pos, .. } => Some(pos),
+        }
+    }
+
+    #[cfg(test)]
+    pub(crate) fn kind(&self) -> &ErrorKind {
+        &self.kind
+    }
+}
+
+/// What is wrong with a rejected identifier. Private, so that new cases can be
+/// told apart in messages without breaking callers.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) enum ErrorKind {
+    Empty,
+    /// A character that has no place in an identifier (whitespace, punctuation,
+    /// non-ASCII) where a letter or digit was expected.
+    UnexpectedChar {
+        ch: char,
+        pos: usize,
+    },
+    /// Fewer than two letters before the digits (`pos` is where the first digit
+    /// or the end of input was found).
+    TooFewLetters {
+        found: usize,
+        pos: usize,
+    },
+    /// More than two letters at the start (`pos` is the third letter).
+    TooManyLetters {
+        found: usize,
+        pos: usize,
+    },
+    /// No digit after the two letters.
+    NoDigits {
+        pos: usize,
+    },
+    /// A tenth digit (`pos` is where it stands).
+    TooManyDigits {
+        pos: usize,
+    },
+    /// The input ends after the digits.
+    MissingSuffix {
+        pos: usize,
+    },
+    /// The text after the digits is not `-OVH`; `pos` is where the suffix
+    /// starts, `ch`/`at` the first character that differs.
+    WrongSuffix {
+        pos: usize,
+        ch: char,
+        at: usize,
+    },
+    /// Something after a complete `-OVH`.
+    TrailingChar {
+        ch: char,
+        pos: usize,
+    },
+}
+
+impl fmt::Display for ParseCustomerIdError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.kind {
+            ErrorKind::Empty => f.write_str("empty customer identifier"),
+            ErrorKind::UnexpectedChar { ch, pos } => {
+                write!(f, "unexpected character {ch:?} at position {pos}")
+            }
+            ErrorKind::TooFewLetters { found, pos } => write!(
+                f,
+                "expected 2 letters at the start, found {found} before position {pos}"
+            ),
+            ErrorKind::TooManyLetters { found, pos } => write!(
+                f,
+                "expected 2 letters at the start, found {found} (the third at position {pos})"
+            ),
+            ErrorKind::NoDigits { pos } => {
+                write!(f, "expected a digit after the letters, at position {pos}")
+            }
+            ErrorKind::TooManyDigits { pos } => {
+                write!(
+                    f,
+                    "expected at most 9 digits, found a 10th at position {pos}"
+                )
+            }
+            ErrorKind::MissingSuffix { pos } => {
+                write!(f, "missing the suffix `-OVH` at position {pos}")
+            }
+            ErrorKind::WrongSuffix { pos, ch, at } => write!(
+                f,
+                "expected the suffix `-OVH` at position {pos}, found {ch:?} at position {at}"
+            ),
+            ErrorKind::TrailingChar { ch, pos } => write!(
+                f,
+                "unexpected character {ch:?} at position {pos}, after the suffix `-OVH`"
+            ),
+        }
+    }
+}
+
+impl std::error::Error for ParseCustomerIdError {}
+
+/// The character at byte offset `at` of `text`, and its position in characters.
+///
+/// Only called on error paths, so counting characters costs nothing on success.
+fn char_at(text: &str, at: usize) -> (char, usize) {
+    let ch = text[at..].chars().next().unwrap_or('\u{0}');
+    (ch, text[..at].chars().count())
+}
+
+fn parse(text: &str) -> Result<CustomerId, ErrorKind> {
+    let b = text.as_bytes();
+    if b.is_empty() {
+        return Err(ErrorKind::Empty);
+    }
+    // Letters. Every byte scanned so far is ASCII, so byte offsets are
+    // character positions until the first non-ASCII byte.
+    let letters = b.iter().take_while(|c| c.is_ascii_alphabetic()).count();
+    if letters < LETTERS {
+        return Err(match b.get(letters) {
+            None => ErrorKind::TooFewLetters {
+                found: letters,
+                pos: letters,
+            },
+            Some(c) if c.is_ascii_digit() => ErrorKind::TooFewLetters {
+                found: letters,
+                pos: letters,
+            },
+            Some(_) => {
+                let (ch, pos) = char_at(text, letters);
+                ErrorKind::UnexpectedChar { ch, pos }
+            }
+        });
+    }
+    if letters > LETTERS {
+        return Err(ErrorKind::TooManyLetters {
+            found: letters,
+            pos: LETTERS,
+        });
+    }
+    // Digits.
+    let digits = b[LETTERS..]
+        .iter()
+        .take_while(|c| c.is_ascii_digit())
+        .count();
+    let end = LETTERS + digits;
+    if digits == 0 {
+        return Err(match b.get(end) {
+            None | Some(b'-') => ErrorKind::NoDigits { pos: end },
+            Some(_) => {
+                let (ch, pos) = char_at(text, end);
+                ErrorKind::UnexpectedChar { ch, pos }
+            }
+        });
+    }
+    if digits > MAX_DIGITS {
+        return Err(ErrorKind::TooManyDigits {
+            pos: LETTERS + MAX_DIGITS,
+        });
+    }
+    // Suffix.
+    let rest = &b[end..];
+    if rest.is_empty() {
+        return Err(ErrorKind::MissingSuffix { pos: end });
+    }
+    for (i, want) in SUFFIX.iter().enumerate() {
+        match rest.get(i) {
+            Some(got) if got.eq_ignore_ascii_case(want) => {}
+            Some(_) => {
+                let (ch, at) = char_at(text, end + i);
+                return Err(ErrorKind::WrongSuffix { pos: end, ch, at });
+            }
+            None => return Err(ErrorKind::MissingSuffix { pos: end }),
+        }
+    }
+    if rest.len() > SUFFIX.len() {
+        let (ch, pos) = char_at(text, end + SUFFIX.len());
+        return Err(ErrorKind::TrailingChar { ch, pos });
+    }
+    let mut bytes = [0u8; MAX_LEN];
+    for (dst, src) in bytes.iter_mut().zip(b) {
+        *dst = src.to_ascii_uppercase();
+    }
+    Ok(CustomerId {
+        bytes,
+        // At most 15, checked above.
+        len: u8::try_from(b.len()).expect("at most 15 bytes"),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn kind(text: &str) -> ErrorKind {
+        CustomerId::parse(text).unwrap_err().kind
+    }
+
+    #[test]
+    fn accepts_the_examples_of_the_guide() {
+        // R1
+        for text in ["AB12345-OVH", "aa123456-ovh", "ab00001-ovh"] {
+            let id = CustomerId::parse(text).unwrap();
+            assert_eq!(id.as_str(), text.to_ascii_uppercase());
+        }
+    }
+
+    #[test]
+    fn parts() {
+        // R2: leading zeros kept
+        let id = CustomerId::parse("ab00001-ovh").unwrap();
+        assert_eq!(id.letters(), "AB");
+        assert_eq!(id.digits(), "00001");
+    }
+
+    #[test]
+    fn suffix_cut_short_is_missing() {
+        // R3
+        assert_eq!(kind("AB12-OV"), ErrorKind::MissingSuffix { pos: 4 });
+        assert_eq!(
+            kind("AB12-OVHH"),
+            ErrorKind::TrailingChar { ch: 'H', pos: 8 }
+        );
+    }
+
+    #[test]
+    fn positions_count_characters_not_bytes() {
+        // R3
+        assert_eq!(
+            kind("AB1-ÖVH"),
+            ErrorKind::WrongSuffix {
+                pos: 3,
+                ch: 'Ö',
+                at: 4
+            }
+        );
+        assert_eq!(
+            kind("AB1-OVHé€"),
+            ErrorKind::TrailingChar { ch: 'é', pos: 7 }
+        );
+    }
+}
+
+#[cfg(test)]
+mod properties {
+    use proptest::prelude::*;
+
+    use super::{CustomerId, ErrorKind};
+    use crate::strategy::near_miss_with_kind;
+
+    fn kind_name(kind: &ErrorKind) -> &'static str {
+        match kind {
+            ErrorKind::Empty => "Empty",
+            ErrorKind::UnexpectedChar { .. } => "UnexpectedChar",
+            ErrorKind::TooFewLetters { .. } => "TooFewLetters",
+            ErrorKind::TooManyLetters { .. } => "TooManyLetters",
+            ErrorKind::NoDigits { .. } => "NoDigits",
+            ErrorKind::TooManyDigits { .. } => "TooManyDigits",
+            ErrorKind::MissingSuffix { .. } => "MissingSuffix",
+            ErrorKind::WrongSuffix { .. } => "WrongSuffix",
+            ErrorKind::TrailingChar { .. } => "TrailingChar",
+        }
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(10_000))]
+
+        /// R3: every near miss is rejected, with the kind of error its edit calls for.
+        #[test]
+        fn near_misses_get_the_right_kind((text, expected) in near_miss_with_kind()) {
+            let err = CustomerId::parse(&text).expect_err("a near miss must be rejected");
+            prop_assert_eq!(kind_name(err.kind()), expected, "input {:?}: {}", text, err);
+        }
+    }
+}
