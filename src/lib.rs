@@ -41,3 +41,8 @@ pub use customer::{CustomerId, ParseCustomerIdError};
 pub use role::{ParseRoleError, Role, Roles, RolesIter};
 pub use service::{Contacts, ParseServiceNameError, Service, ServiceName};
 pub use version::Version;
+
+/// The examples in README.md, run as doc tests.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;
