@@ -27,8 +27,12 @@
 //! - `testing`: a conformance suite for store implementations.
 
 mod customer;
+mod engine;
+mod message;
+mod request;
 mod role;
 mod service;
+mod token;
 mod version;
 
 #[cfg(feature = "serde")]
@@ -38,8 +42,20 @@ mod serde_impl;
 pub mod strategy;
 
 pub use customer::{CustomerId, ParseCustomerIdError};
+pub use engine::{
+    AccountStatus, Accounts, ActError, Blocked, Changes, Config, Edit, Engine, Proposable,
+    Rejection, Snapshot, SubmitError, Transition, Write,
+};
+pub use message::{Message, MessageKind};
+pub use request::{
+    Awaiting, ChangeRequest, Confirmer, ConfirmerStatus, Event, EventKind, FailureReason,
+    ParseRequestIdError, RequestId, RequestState, StateName,
+};
 pub use role::{ParseRoleError, Role, Roles, RolesIter};
 pub use service::{Contacts, ParseServiceNameError, Service, ServiceName};
+#[cfg(feature = "getrandom")]
+pub use token::OsRng;
+pub use token::{ParseDigestError, RandomnessError, Token, TokenDigest};
 pub use version::Version;
 
 /// The examples in README.md, run as doc tests.

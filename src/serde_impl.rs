@@ -9,7 +9,7 @@ use serde::de::{self, Deserializer, Visitor};
 use serde::ser::Serializer;
 use serde::{Deserialize, Serialize};
 
-use crate::{CustomerId, Role, Roles, ServiceName};
+use crate::{CustomerId, RequestId, Role, Roles, ServiceName, TokenDigest};
 
 /// Deserializes any `FromStr` type from a string, reporting its parse error.
 struct FromStrVisitor<T>(&'static str, PhantomData<T>);
@@ -50,3 +50,5 @@ serde_via_text!(CustomerId, "a customer identifier such as `AB12345-OVH`");
 serde_via_text!(ServiceName, "a service name");
 serde_via_text!(Role, "`admin`, `tech` or `billing`");
 serde_via_text!(Roles, "roles joined with `+`, such as `admin+tech`");
+serde_via_text!(RequestId, "a request id of 32 hex digits");
+serde_via_text!(TokenDigest, "a token digest of 64 hex digits");

@@ -192,6 +192,31 @@ impl Contacts {
             .collect()
     }
 
+    /// The roles `customer` may hand to someone (R8–R10): every role for the
+    /// admin contact (R8), otherwise the roles they hold themselves, each to be
+    /// passed on in their own place (R9, R10). A customer holding several
+    /// roles has the union of their rights.
+    ///
+    /// ```
+    /// use service_contacts::{Contacts, CustomerId, Role, Roles};
+    ///
+    /// let (admin, tech): (CustomerId, CustomerId) = ("AD1-OVH".parse()?, "TE2-OVH".parse()?);
+    /// let contacts = Contacts::new(admin, tech, admin);
+    /// assert_eq!(contacts.rights_of(admin), Roles::ALL);
+    /// assert_eq!(contacts.rights_of(tech), Roles::from(Role::Tech));
+    /// assert_eq!(contacts.rights_of("XX9-OVH".parse()?), Roles::EMPTY);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    #[must_use]
+    pub fn rights_of(&self, customer: CustomerId) -> Roles {
+        let held = self.roles_of(customer);
+        if held.contains(Role::Admin) {
+            Roles::ALL
+        } else {
+            held
+        }
+    }
+
     /// Each role with its holder, in the fixed order admin, tech, billing.
     pub fn iter(&self) -> impl Iterator<Item = (Role, CustomerId)> + '_ {
         Role::ALL.into_iter().map(|role| (role, self.holder(role)))
@@ -287,6 +312,17 @@ impl Service {
     #[must_use]
     pub fn roles_of(&self, customer: CustomerId) -> Roles {
         self.contacts.roles_of(customer)
+    }
+
+    /// The same service with `roles` given to `customer`, at the next version.
+    #[must_use]
+    pub(crate) fn with_holder(&self, roles: Roles, customer: CustomerId) -> Service {
+        let mut next = self.clone();
+        for role in roles {
+            next.contacts.set(role, customer);
+        }
+        next.version = self.version.next();
+        next
     }
 }
 

@@ -1,0 +1,1088 @@
+//! The pure core: permissions, edits and the request state machine
+//! (R8–R41). No clock, no OS randomness, no I/O.
+
+use std::collections::{BTreeMap, HashMap};
+use std::hash::BuildHasher;
+
+use rand_core::TryCryptoRng;
+use time::{Duration, OffsetDateTime};
+
+use crate::request::{Awaiting, Confirmer, ConfirmerStatus, Event, EventKind};
+use crate::{
+    ChangeRequest, CustomerId, FailureReason, Message, MessageKind, RandomnessError, RequestId,
+    RequestState, Role, Roles, Service, ServiceName, StateName, Token, Version,
+};
+
+/// Settings of the engine, with documented defaults.
+///
+/// ```
+/// use service_contacts::Config;
+/// use time::Duration;
+///
+/// let config = Config { request_lifetime: Duration::days(3), ..Config::default() };
+/// assert_eq!(config.max_failed_attempts, 5);
+/// ```
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Config {
+    /// How long a request waits for confirmations before it expires (R29).
+    /// Default: 7 days.
+    pub request_lifetime: Duration,
+    /// The least time between two sendings of a request's tokens (R23): a
+    /// resend earlier than this after the last one is refused. Default: 5
+    /// minutes.
+    pub resend_interval: Duration,
+    /// Failed token attempts a confirmer may make before their token is
+    /// invalidated (R26); a resend issues a new one. Default: 5.
+    pub max_failed_attempts: u32,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            request_lifetime: Duration::days(7),
+            resend_interval: Duration::minutes(5),
+            max_failed_attempts: 5,
+        }
+    }
+}
+
+/// What the host's account directory says of a customer (R13, R14).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum AccountStatus {
+    /// No such account.
+    Unknown,
+    /// A known account, up to date with payments.
+    GoodStanding,
+    /// A known account, behind with payments.
+    BehindWithPayments,
+}
+
+impl AccountStatus {
+    /// The status from the two questions a directory answers.
+    #[must_use]
+    pub const fn from_answers(exists: bool, in_good_standing: bool) -> AccountStatus {
+        match (exists, in_good_standing) {
+            (false, _) => AccountStatus::Unknown,
+            (true, true) => AccountStatus::GoodStanding,
+            (true, false) => AccountStatus::BehindWithPayments,
+        }
+    }
+}
+
+/// The facts about accounts the engine consults, already at hand.
+///
+/// The engine asks only about the customers that
+/// [`Edit::accounts_to_check`] or [`ChangeRequest::accounts_to_check`] names,
+/// so a host (sync or async) can look those up first and pass a map. A
+/// closure works too.
+///
+/// ```
+/// use std::collections::HashMap;
+/// use service_contacts::{AccountStatus, Accounts, CustomerId};
+///
+/// let known: CustomerId = "AB1-OVH".parse()?;
+/// let map = HashMap::from([(known, AccountStatus::GoodStanding)]);
+/// assert_eq!(map.status(known), AccountStatus::GoodStanding);
+/// assert_eq!(map.status("ZZ9-OVH".parse()?), AccountStatus::Unknown);
+/// # Ok::<(), service_contacts::ParseCustomerIdError>(())
+/// ```
+pub trait Accounts {
+    /// The status of `customer`; [`AccountStatus::Unknown`] for anyone the
+    /// host does not know.
+    fn status(&self, customer: CustomerId) -> AccountStatus;
+}
+
+impl<F: Fn(CustomerId) -> AccountStatus> Accounts for F {
+    fn status(&self, customer: CustomerId) -> AccountStatus {
+        self(customer)
+    }
+}
+
+impl<S: BuildHasher> Accounts for HashMap<CustomerId, AccountStatus, S> {
+    fn status(&self, customer: CustomerId) -> AccountStatus {
+        self.get(&customer)
+            .copied()
+            .unwrap_or(AccountStatus::Unknown)
+    }
+}
+
+/// One submitted edit of a service's contacts: a new holder for one or more
+/// roles (R33).
+///
+/// A role named with its current holder is left out as unchanged, so a form
+/// may send all three contacts back. What remains becomes one request per
+/// distinct incoming customer.
+///
+/// ```
+/// use service_contacts::{Edit, Role};
+///
+/// let edit = Edit::new("example.com".parse()?)
+///     .with(Role::Tech, "TE1-OVH".parse()?)
+///     .with(Role::Billing, "TE1-OVH".parse()?);
+/// assert_eq!(edit.proposed(Role::Tech), Some("TE1-OVH".parse()?));
+/// assert_eq!(edit.proposed(Role::Admin), None);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Edit {
+    service: ServiceName,
+    proposed: [Option<CustomerId>; 3],
+}
+
+impl Edit {
+    /// An empty edit of `service`.
+    #[must_use]
+    pub fn new(service: ServiceName) -> Edit {
+        Edit {
+            service,
+            proposed: [None; 3],
+        }
+    }
+
+    /// The edit with `customer` proposed for `role` (replacing an earlier
+    /// proposal for the same role).
+    #[must_use]
+    pub fn with(mut self, role: Role, customer: CustomerId) -> Edit {
+        self.set(role, customer);
+        self
+    }
+
+    /// Proposes `customer` for `role`.
+    pub fn set(&mut self, role: Role, customer: CustomerId) {
+        self.proposed[slot(role)] = Some(customer);
+    }
+
+    /// The service edited.
+    #[must_use]
+    pub fn service(&self) -> &ServiceName {
+        &self.service
+    }
+
+    /// Who is proposed for `role`, if anyone.
+    #[must_use]
+    pub fn proposed(&self, role: Role) -> Option<CustomerId> {
+        self.proposed[slot(role)]
+    }
+
+    /// Each proposed role with its customer, in role order.
+    pub fn iter(&self) -> impl Iterator<Item = (Role, CustomerId)> + '_ {
+        Role::ALL
+            .into_iter()
+            .filter_map(|role| self.proposed(role).map(|c| (role, c)))
+    }
+
+    /// The accounts [`Engine::submit`] consults for this edit: every proposed
+    /// customer and, if billing is proposed, the current billing contact.
+    #[must_use]
+    pub fn accounts_to_check(&self, service: &Service) -> Vec<CustomerId> {
+        let mut out: Vec<CustomerId> = Vec::with_capacity(4);
+        let billing = self
+            .proposed(Role::Billing)
+            .map(|_| service.holder(Role::Billing));
+        for customer in self.iter().map(|(_, c)| c).chain(billing) {
+            if !out.contains(&customer) {
+                out.push(customer);
+            }
+        }
+        out
+    }
+}
+
+fn slot(role: Role) -> usize {
+    match role {
+        Role::Admin => 0,
+        Role::Tech => 1,
+        Role::Billing => 2,
+    }
+}
+
+/// Why one role cannot be proposed right now (R11, R27).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum Blocked {
+    /// The customer has no right over the role; `ask` says which contact does.
+    #[error("not permitted: ask the {ask} contact")]
+    NotPermitted {
+        /// The contact who can make this change (in practice the admin).
+        ask: Role,
+    },
+    /// An open request already covers the role.
+    #[error("request {open} is already open for this role")]
+    Locked {
+        /// The open request.
+        open: RequestId,
+    },
+}
+
+/// What a customer may propose on a service right now (R15): for each role,
+/// either allowed or the reason it is not. [`Engine::submit`] decides each
+/// role with the same function, so the two never disagree.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Proposable {
+    roles: [Result<(), Blocked>; 3],
+}
+
+impl Proposable {
+    /// Whether `role` can be proposed, or why not.
+    ///
+    /// # Errors
+    ///
+    /// The [`Blocked`] reason for that role.
+    pub fn check(&self, role: Role) -> Result<(), Blocked> {
+        self.roles[slot(role)]
+    }
+
+    /// The roles that can be proposed.
+    #[must_use]
+    pub fn allowed(&self) -> Roles {
+        Role::ALL
+            .into_iter()
+            .filter(|role| self.check(*role).is_ok())
+            .collect()
+    }
+}
+
+/// What the store holds about one service right now: the service, and its
+/// requests recorded as awaiting (some may be past their deadline).
+#[derive(Clone, Copy, Debug)]
+pub struct Snapshot<'a> {
+    /// The service.
+    pub service: &'a Service,
+    /// Its requests in the awaiting state.
+    pub open_requests: &'a [ChangeRequest],
+}
+
+/// A write for the store to make: `value` replaces the record at version
+/// `expected`, or is created if `expected` is `None` (R31).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Write<T> {
+    /// The new record (carrying its new version).
+    pub value: T,
+    /// The version it replaces; `None` for a new record.
+    pub expected: Option<Version>,
+}
+
+/// The writes of one transition, to be committed together or not at all (R31).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Changes {
+    /// Services whose contacts change (at most one per transition).
+    pub services: Vec<Write<Service>>,
+    /// Requests created or updated.
+    pub requests: Vec<Write<ChangeRequest>>,
+}
+
+impl Changes {
+    /// Whether there is nothing to write.
+    #[must_use]
+    pub fn is_empty(&self) -> bool {
+        self.services.is_empty() && self.requests.is_empty()
+    }
+}
+
+/// The result of an operation: what to save, then what to send (R41).
+#[derive(Clone, Debug, Default)]
+pub struct Transition {
+    /// Writes to commit atomically.
+    pub changes: Changes,
+    /// Messages to deliver once the writes are committed.
+    pub messages: Vec<Message>,
+}
+
+impl Transition {
+    /// The requests this transition writes, in their new state.
+    pub fn requests(&self) -> impl Iterator<Item = &ChangeRequest> {
+        self.changes.requests.iter().map(|w| &w.value)
+    }
+
+    /// The request with `id` among the writes, if any.
+    #[must_use]
+    pub fn request(&self, id: RequestId) -> Option<&ChangeRequest> {
+        self.requests().find(|r| r.id() == id)
+    }
+}
+
+/// Why an edit was refused (R11–R14, R27, R33). Nothing was opened.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum SubmitError {
+    /// The edit is for another service than the one given.
+    #[error("the edit is for service {edit}, not {given}")]
+    ServiceMismatch {
+        /// The edit's service.
+        edit: ServiceName,
+        /// The service given.
+        given: ServiceName,
+    },
+    /// The edit proposes nobody.
+    #[error("the edit proposes no new contact")]
+    EmptyEdit,
+    /// Every proposed customer already holds the role (R12).
+    #[error("nothing to change: every proposed contact already holds the role")]
+    NoChange,
+    /// The customer has no right to change this role (R11).
+    #[error("not permitted to change the {role} contact: ask the {ask} contact")]
+    NotPermitted {
+        /// The role.
+        role: Role,
+        /// Who can make the change.
+        ask: Role,
+    },
+    /// An open request already covers the role (R27).
+    #[error("request {open} is already open for the {role} contact")]
+    Conflict {
+        /// The role.
+        role: Role,
+        /// The open request.
+        open: RequestId,
+    },
+    /// The proposed customer has no account (R13).
+    #[error("no customer account {customer}")]
+    UnknownCustomer {
+        /// The proposed customer.
+        customer: CustomerId,
+    },
+    /// A billing contact, outgoing or incoming, is behind with payments (R14).
+    #[error("{customer} is behind with payments and cannot give or take the billing role")]
+    NotInGoodStanding {
+        /// Who.
+        customer: CustomerId,
+    },
+    /// The caller's generator failed.
+    #[error(transparent)]
+    Randomness(#[from] RandomnessError),
+}
+
+impl From<(Role, Blocked)> for SubmitError {
+    fn from((role, blocked): (Role, Blocked)) -> Self {
+        match blocked {
+            Blocked::NotPermitted { ask } => SubmitError::NotPermitted { role, ask },
+            Blocked::Locked { open } => SubmitError::Conflict { role, open },
+        }
+    }
+}
+
+/// Why an operation on an existing request was refused.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum ActError {
+    /// The token was not accepted (R24, R25). One error for every case: a
+    /// wrong, used, rotated or invalidated token, another party's token, or an
+    /// actor who is not a confirmer.
+    #[error("invalid token")]
+    InvalidToken,
+    /// The request is no longer awaiting (R29: past its deadline it is
+    /// `expired`).
+    #[error("the request is {state}")]
+    Closed {
+        /// Its state.
+        state: StateName,
+    },
+    /// `now` is earlier than the request's last event.
+    #[error("the time given is before the request's last event at {last}")]
+    OutOfOrder {
+        /// When the last event happened.
+        last: OffsetDateTime,
+    },
+    /// Only a confirmer may have the request sent again (R22).
+    #[error("only a confirmer of the request may have it sent again")]
+    NotAConfirmer,
+    /// Only the requester may cancel (R28).
+    #[error("only the requester may cancel the request")]
+    NotRequester,
+    /// A resend comes too soon after the last sending (R23).
+    #[error("the request was sent recently; it can be sent again from {retry_at}")]
+    TooSoon {
+        /// The earliest time for the next resend.
+        retry_at: OffsetDateTime,
+    },
+    /// Expiry asked before the deadline (R29).
+    #[error("the request does not expire before {deadline}")]
+    NotDue {
+        /// The deadline.
+        deadline: OffsetDateTime,
+    },
+    /// The caller's generator failed.
+    #[error(transparent)]
+    Randomness(#[from] RandomnessError),
+}
+
+/// A refused accept or refuse (R24–R26).
+///
+/// The refusal leaves the request as it was, except that a wrong token
+/// presented by a confirmer is counted and written to the history (R26, R34):
+/// `record` then holds that write, which the host commits before answering.
+#[derive(Clone, Debug, thiserror::Error)]
+#[error("{error}")]
+pub struct Rejection {
+    /// The error to report.
+    pub error: ActError,
+    /// The failed attempt to save, if one was counted.
+    pub record: Option<Changes>,
+}
+
+impl From<ActError> for Rejection {
+    fn from(error: ActError) -> Self {
+        Rejection {
+            error,
+            record: None,
+        }
+    }
+}
+
+/// The pure change-request engine.
+///
+/// Each operation takes the current state, the facts it needs, `now` and
+/// (where it draws tokens) the caller's cryptographic generator, and returns a
+/// [`Transition`] (writes to commit, then messages to deliver) or an error
+/// that changes nothing. It reads no clock, no OS randomness, and does no
+/// I/O, so a sync driver or an async host can drive it.
+///
+/// ```
+/// use service_contacts::{AccountStatus, Edit, Engine, Role, Service, Snapshot, StateName};
+/// use time::macros::datetime;
+/// # use rand_chacha::{ChaCha20Rng, rand_core::SeedableRng};
+/// # let mut rng = ChaCha20Rng::seed_from_u64(7);
+///
+/// let engine = Engine::default();
+/// let (admin, tech) = ("AD1-OVH".parse()?, "TE2-OVH".parse()?);
+/// let service = Service::order("example.com".parse()?, admin);
+/// let everyone_ok = |_| AccountStatus::GoodStanding;
+/// let now = datetime!(2026-11-21 10:00 UTC);
+///
+/// // The admin proposes a new tech contact (R8a).
+/// let edit = Edit::new(service.name().clone()).with(Role::Tech, tech);
+/// let snapshot = Snapshot { service: &service, open_requests: &[] };
+/// let opened = engine.submit(&edit, admin, snapshot, &everyone_ok, now, &mut rng)?;
+/// let request = opened.requests().next().unwrap().clone();
+/// assert_eq!(request.missing_at(now), [admin, tech]);
+///
+/// // Each confirmer got their own token (R18).
+/// let token_of = |who| opened.messages.iter().find(|m| m.to() == who).unwrap().token().unwrap().reveal();
+///
+/// let step = engine.accept(&request, admin, &token_of(admin), now, Some(snapshot), &everyone_ok)?;
+/// let request = step.request(request.id()).unwrap().clone();
+/// let done = engine.accept(&request, tech, &token_of(tech), now, Some(snapshot), &everyone_ok)?;
+/// assert_eq!(done.request(request.id()).unwrap().state().name(), StateName::Done);
+/// assert_eq!(done.changes.services[0].value.holder(Role::Tech), tech); // R20
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+#[derive(Clone, Debug, Default)]
+pub struct Engine {
+    config: Config,
+}
+
+impl Engine {
+    /// An engine with `config`.
+    #[must_use]
+    pub fn new(config: Config) -> Engine {
+        Engine { config }
+    }
+
+    /// The configuration.
+    #[must_use]
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    // ----- getters -----
+
+    /// What `actor` may propose on the service right now (R15): each role is
+    /// allowed, not permitted (R8–R11), or locked by an open request (R27).
+    #[must_use]
+    pub fn proposable(
+        &self,
+        snapshot: Snapshot<'_>,
+        actor: CustomerId,
+        now: OffsetDateTime,
+    ) -> Proposable {
+        let rights = snapshot.service.contacts().rights_of(actor);
+        let check = |role: Role| {
+            if !rights.contains(role) {
+                return Err(Blocked::NotPermitted { ask: Role::Admin });
+            }
+            match snapshot.open_requests.iter().find(|r| {
+                r.service() == snapshot.service.name() && r.is_live(now) && r.roles().contains(role)
+            }) {
+                Some(open) => Err(Blocked::Locked { open: open.id() }),
+                None => Ok(()),
+            }
+        };
+        Proposable {
+            roles: Role::ALL.map(check),
+        }
+    }
+
+    // ----- handlers -----
+
+    /// Opens the requests of an edit (R12–R14, R16, R27, R33, R36): one per
+    /// distinct incoming customer, all or none.
+    ///
+    /// # Errors
+    ///
+    /// A [`SubmitError`] if any part of the edit is refused; nothing is opened.
+    pub fn submit<R: TryCryptoRng + ?Sized>(
+        &self,
+        edit: &Edit,
+        actor: CustomerId,
+        snapshot: Snapshot<'_>,
+        accounts: &(impl Accounts + ?Sized),
+        now: OffsetDateTime,
+        rng: &mut R,
+    ) -> Result<Transition, SubmitError> {
+        let service = snapshot.service;
+        if edit.service() != service.name() {
+            return Err(SubmitError::ServiceMismatch {
+                edit: edit.service().clone(),
+                given: service.name().clone(),
+            });
+        }
+        if edit.iter().next().is_none() {
+            return Err(SubmitError::EmptyEdit);
+        }
+        // R12: roles named with their current holder are unchanged.
+        let changes: Vec<(Role, CustomerId)> = edit
+            .iter()
+            .filter(|(role, customer)| service.holder(*role) != *customer)
+            .collect();
+        if changes.is_empty() {
+            return Err(SubmitError::NoChange);
+        }
+        // R8–R11, R15, R27: the same decision as `proposable`.
+        let proposable = self.proposable(snapshot, actor, now);
+        for (role, _) in &changes {
+            proposable
+                .check(*role)
+                .map_err(|b| SubmitError::from((*role, b)))?;
+        }
+        // R33: one request per distinct incoming customer, in role order.
+        let mut groups: Vec<(CustomerId, Roles)> = Vec::with_capacity(changes.len());
+        for (role, customer) in changes {
+            if let Some((_, roles)) = groups.iter_mut().find(|(c, _)| *c == customer) {
+                roles.insert(role);
+            } else {
+                groups.push((customer, Roles::from(role)));
+            }
+        }
+        for (incoming, roles) in &groups {
+            check_accounts(service, *incoming, *roles, accounts).map_err(
+                |problem| match problem {
+                    AccountProblem::Unknown(customer) => SubmitError::UnknownCustomer { customer },
+                    AccountProblem::Standing(customer) => {
+                        SubmitError::NotInGoodStanding { customer }
+                    }
+                },
+            )?;
+        }
+        // Everything is decided; only the generator can fail from here, and
+        // then nothing is returned.
+        let mut transition = Transition::default();
+        for (incoming, roles) in groups {
+            self.open(&mut transition, service, actor, incoming, roles, now, rng)?;
+        }
+        Ok(transition)
+    }
+
+    /// Accepts the request as `actor` with their `token` (R16, R20, R24–R26).
+    /// When this is the last confirmation the change is checked again and
+    /// applied (R30–R32, R38); `snapshot` is the service as it is now (`None`
+    /// if it no longer exists) with its open requests.
+    ///
+    /// # Errors
+    ///
+    /// A [`Rejection`]; see there for the failed attempt it may carry.
+    pub fn accept(
+        &self,
+        request: &ChangeRequest,
+        actor: CustomerId,
+        token: &str,
+        now: OffsetDateTime,
+        snapshot: Option<Snapshot<'_>>,
+        accounts: &(impl Accounts + ?Sized),
+    ) -> Result<Transition, Rejection> {
+        let mut next = self.take_token(request, actor, token, now)?;
+        next.history
+            .push(Event::new(now, Some(actor), EventKind::Confirmed));
+        let done = match &next.state {
+            RequestState::Awaiting(awaiting) => awaiting.missing().next().is_none(),
+            _ => false,
+        };
+        if !done {
+            return Ok(single(request, next, Vec::new()));
+        }
+        Ok(Self::apply(request, next, actor, now, snapshot, accounts))
+    }
+
+    /// Refuses the request as `actor` with their `token` (R21, R24–R26, R39).
+    ///
+    /// # Errors
+    ///
+    /// A [`Rejection`]; see there for the failed attempt it may carry.
+    pub fn refuse(
+        &self,
+        request: &ChangeRequest,
+        actor: CustomerId,
+        token: &str,
+        now: OffsetDateTime,
+    ) -> Result<Transition, Rejection> {
+        let mut next = self.take_token(request, actor, token, now)?;
+        next.state = RequestState::Refused { by: actor, at: now };
+        next.history
+            .push(Event::new(now, Some(actor), EventKind::Refused));
+        let messages = to_confirmers(&next, &MessageKind::Refused { by: actor });
+        Ok(single(request, next, messages))
+    }
+
+    /// Sends the request again at `actor`'s demand (R22, R23, R37): a new
+    /// token for every confirmer who has not confirmed, the old ones stop
+    /// working.
+    ///
+    /// # Errors
+    ///
+    /// [`ActError::NotAConfirmer`], [`ActError::TooSoon`] within the resend
+    /// interval, [`ActError::Closed`], [`ActError::OutOfOrder`], or the
+    /// generator's failure.
+    pub fn resend<R: TryCryptoRng + ?Sized>(
+        &self,
+        request: &ChangeRequest,
+        actor: CustomerId,
+        now: OffsetDateTime,
+        rng: &mut R,
+    ) -> Result<Transition, ActError> {
+        let awaiting = check_live(request, now)?;
+        if !request.confirmers().contains(&actor) {
+            return Err(ActError::NotAConfirmer);
+        }
+        let retry_at = awaiting.last_sent() + self.config.resend_interval;
+        if now < retry_at {
+            return Err(ActError::TooSoon { retry_at });
+        }
+        let mut next = bumped(request);
+        let mut messages = Vec::new();
+        let mut events = Vec::new();
+        if let RequestState::Awaiting(awaiting) = &mut next.state {
+            for confirmer in awaiting.confirmers_mut() {
+                if confirmer.has_confirmed() {
+                    continue;
+                }
+                let token = Token::generate(rng)?;
+                *confirmer.status_mut() = ConfirmerStatus::Pending {
+                    digest: Some(token.digest()),
+                    failed_attempts: 0,
+                };
+                events.push(Event::new(
+                    now,
+                    Some(actor),
+                    EventKind::TokenReissued {
+                        to: confirmer.customer(),
+                    },
+                ));
+                messages.push((confirmer.customer(), token));
+            }
+            awaiting.set_last_sent(now);
+        }
+        next.history.extend(events);
+        let messages = messages
+            .into_iter()
+            .map(|(to, token)| {
+                message(
+                    &next,
+                    to,
+                    MessageKind::ConfirmationRequested {
+                        token,
+                        resent: true,
+                        deadline: next.deadline,
+                    },
+                )
+            })
+            .collect();
+        Ok(single(request, next, messages))
+    }
+
+    /// Cancels the request at the requester's demand (R28, R39).
+    ///
+    /// # Errors
+    ///
+    /// [`ActError::NotRequester`], [`ActError::Closed`] or
+    /// [`ActError::OutOfOrder`].
+    pub fn cancel(
+        &self,
+        request: &ChangeRequest,
+        actor: CustomerId,
+        now: OffsetDateTime,
+    ) -> Result<Transition, ActError> {
+        check_live(request, now)?;
+        if actor != request.requester() {
+            return Err(ActError::NotRequester);
+        }
+        let mut next = bumped(request);
+        next.state = RequestState::Cancelled { by: actor, at: now };
+        next.history
+            .push(Event::new(now, Some(actor), EventKind::Cancelled));
+        let messages = to_confirmers(&next, &MessageKind::Cancelled);
+        Ok(single(request, next, messages))
+    }
+
+    /// Records the expiry of a request past its deadline (R29, R39).
+    ///
+    /// # Errors
+    ///
+    /// [`ActError::NotDue`] before the deadline, [`ActError::Closed`] for a
+    /// request no longer awaiting, [`ActError::OutOfOrder`].
+    pub fn expire(
+        &self,
+        request: &ChangeRequest,
+        now: OffsetDateTime,
+    ) -> Result<Transition, ActError> {
+        check_time(request, now)?;
+        if request.state().is_terminal() {
+            return Err(ActError::Closed {
+                state: request.state().name(),
+            });
+        }
+        if now < request.deadline() {
+            return Err(ActError::NotDue {
+                deadline: request.deadline(),
+            });
+        }
+        let mut next = bumped(request);
+        next.state = RequestState::Expired { at: now };
+        next.history.push(Event::new(now, None, EventKind::Expired));
+        let messages = to_confirmers(&next, &MessageKind::Expired);
+        Ok(single(request, next, messages))
+    }
+
+    // ----- internals -----
+
+    /// Builds one new request and its confirmation messages (R16, R18, R36).
+    #[expect(clippy::too_many_arguments, reason = "private step of `submit`")]
+    fn open<R: TryCryptoRng + ?Sized>(
+        &self,
+        transition: &mut Transition,
+        service: &Service,
+        requester: CustomerId,
+        incoming: CustomerId,
+        roles: Roles,
+        now: OffsetDateTime,
+        rng: &mut R,
+    ) -> Result<(), RandomnessError> {
+        let id = RequestId::generate(rng)?;
+        let confirmer_ids: &[CustomerId] = if requester == incoming {
+            &[requester]
+        } else {
+            &[requester, incoming]
+        };
+        let mut confirmers = Vec::with_capacity(confirmer_ids.len());
+        let mut tokens = Vec::with_capacity(confirmer_ids.len());
+        let mut history = vec![Event::new(now, Some(requester), EventKind::Opened)];
+        for customer in confirmer_ids {
+            // Each party's token is drawn independently (section 8).
+            let token = Token::generate(rng)?;
+            confirmers.push(Confirmer::pending(*customer, token.digest()));
+            history.push(Event::new(
+                now,
+                Some(requester),
+                EventKind::TokenIssued { to: *customer },
+            ));
+            tokens.push((*customer, token));
+        }
+        let request = ChangeRequest {
+            id,
+            service: service.name().clone(),
+            requester,
+            incoming,
+            roles,
+            outgoing: roles
+                .iter()
+                .map(|r| (r, service.holder(r)))
+                .collect::<BTreeMap<_, _>>(),
+            opened_at: now,
+            deadline: now + self.config.request_lifetime,
+            version: Version::FIRST,
+            state: RequestState::Awaiting(Awaiting::new(confirmers, now)),
+            history,
+        };
+        for (to, token) in tokens {
+            transition.messages.push(message(
+                &request,
+                to,
+                MessageKind::ConfirmationRequested {
+                    token,
+                    resent: false,
+                    deadline: request.deadline,
+                },
+            ));
+        }
+        transition.changes.requests.push(Write {
+            value: request,
+            expected: None,
+        });
+        Ok(())
+    }
+
+    /// Checks `token` for `actor` and marks them confirmed in a bumped copy
+    /// of the request (R24–R26).
+    fn take_token(
+        &self,
+        request: &ChangeRequest,
+        actor: CustomerId,
+        token: &str,
+        now: OffsetDateTime,
+    ) -> Result<ChangeRequest, Rejection> {
+        check_live(request, now)?;
+        let mut next = bumped(request);
+        let RequestState::Awaiting(awaiting) = &mut next.state else {
+            return Err(ActError::InvalidToken.into());
+        };
+        // Not a confirmer, already confirmed, or token invalidated: the same
+        // error, and nothing to count (R25).
+        let Some(confirmer) = awaiting
+            .confirmers_mut()
+            .iter_mut()
+            .find(|c| c.customer() == actor)
+        else {
+            return Err(ActError::InvalidToken.into());
+        };
+        let status = confirmer.status_mut();
+        let ConfirmerStatus::Pending {
+            digest: Some(digest),
+            failed_attempts,
+        } = status
+        else {
+            return Err(ActError::InvalidToken.into());
+        };
+        if digest.verify(token) {
+            *status = ConfirmerStatus::Confirmed { at: now };
+            return Ok(next);
+        }
+        // R26: count the failure; past the limit the token stops working.
+        let failed = failed_attempts.saturating_add(1);
+        let invalidated = failed >= self.config.max_failed_attempts;
+        *status = ConfirmerStatus::Pending {
+            digest: if invalidated { None } else { Some(*digest) },
+            failed_attempts: failed,
+        };
+        next.history
+            .push(Event::new(now, Some(actor), EventKind::FailedAttempt));
+        if invalidated {
+            next.history.push(Event::new(
+                now,
+                Some(actor),
+                EventKind::TokenInvalidated { of: actor },
+            ));
+        }
+        Err(Rejection {
+            error: ActError::InvalidToken,
+            record: Some(single(request, next, Vec::new()).changes),
+        })
+    }
+
+    /// The last confirmation is in: check again (R30), then apply (R20,
+    /// R31, R38) and fail the requests that relied on a removed right (R32).
+    fn apply(
+        request: &ChangeRequest,
+        mut next: ChangeRequest,
+        actor: CustomerId,
+        now: OffsetDateTime,
+        snapshot: Option<Snapshot<'_>>,
+        accounts: &(impl Accounts + ?Sized),
+    ) -> Transition {
+        let checked = match snapshot {
+            None => Err(FailureReason::ServiceGone),
+            Some(snapshot) => recheck(&next, snapshot.service, accounts).map(|()| snapshot),
+        };
+        let snapshot = match checked {
+            Ok(snapshot) => snapshot,
+            Err(reason) => {
+                fail(&mut next, reason.clone(), now);
+                let messages = to_confirmers(&next, &MessageKind::Failed { reason });
+                return single(request, next, messages);
+            }
+        };
+        let service = snapshot.service.with_holder(next.roles, next.incoming);
+        next.state = RequestState::Applied { at: now };
+        next.history
+            .push(Event::new(now, Some(actor), EventKind::Applied));
+
+        let mut messages = to_confirmers(&next, &MessageKind::Applied);
+        // R38: each outgoing contact who is not a confirmer, once, with the
+        // roles they lost.
+        let confirmers = next.confirmers();
+        let mut replaced: Vec<(CustomerId, Roles)> = Vec::new();
+        for (role, holder) in next.outgoing_holders() {
+            if confirmers.contains(&holder) {
+                continue;
+            }
+            match replaced.iter_mut().find(|(c, _)| *c == holder) {
+                Some((_, roles)) => *roles |= role,
+                None => replaced.push((holder, Roles::from(role))),
+            }
+        }
+        for (to, roles) in replaced {
+            let mut m = message(&next, to, MessageKind::Replaced);
+            m.roles = roles;
+            messages.push(m);
+        }
+
+        let mut transition = Transition {
+            changes: Changes {
+                services: vec![Write {
+                    value: service.clone(),
+                    expected: Some(snapshot.service.version()),
+                }],
+                requests: vec![Write {
+                    value: next,
+                    expected: Some(request.version()),
+                }],
+            },
+            messages,
+        };
+        // R32: other live requests whose requester lost a right they relied on.
+        for other in snapshot.open_requests {
+            if other.id() == request.id() || !other.is_live(now) {
+                continue;
+            }
+            let rights = service.contacts().rights_of(other.requester());
+            if let Some(role) = (other.roles() - rights).first() {
+                let reason = FailureReason::RightRemoved {
+                    role,
+                    by: request.id(),
+                };
+                let mut failed = bumped(other);
+                fail(&mut failed, reason.clone(), now);
+                transition
+                    .messages
+                    .extend(to_confirmers(&failed, &MessageKind::Failed { reason }));
+                transition.changes.requests.push(Write {
+                    value: failed,
+                    expected: Some(other.version()),
+                });
+            }
+        }
+        transition
+    }
+}
+
+/// R30: the checks made again just before applying.
+fn recheck(
+    request: &ChangeRequest,
+    service: &Service,
+    accounts: &(impl Accounts + ?Sized),
+) -> Result<(), FailureReason> {
+    if let Some(role) =
+        (request.roles() - service.contacts().rights_of(request.requester())).first()
+    {
+        return Err(FailureReason::RequesterLostRight { role });
+    }
+    for (role, holder) in request.outgoing_holders() {
+        if service.holder(role) != holder {
+            return Err(FailureReason::OutgoingChanged { role });
+        }
+    }
+    check_accounts(service, request.incoming(), request.roles(), accounts).map_err(|problem| {
+        match problem {
+            AccountProblem::Unknown(_) => FailureReason::IncomingUnknown,
+            AccountProblem::Standing(customer) => FailureReason::NotInGoodStanding { customer },
+        }
+    })
+}
+
+/// What [`check_accounts`] found wrong.
+enum AccountProblem {
+    /// The incoming customer has no account (R13).
+    Unknown(CustomerId),
+    /// This billing contact is not in good standing (R14).
+    Standing(CustomerId),
+}
+
+/// R13, R14: the incoming customer exists; for a billing change both billing
+/// contacts are in good standing.
+fn check_accounts(
+    service: &Service,
+    incoming: CustomerId,
+    roles: Roles,
+    accounts: &(impl Accounts + ?Sized),
+) -> Result<(), AccountProblem> {
+    let incoming_status = accounts.status(incoming);
+    if incoming_status == AccountStatus::Unknown {
+        return Err(AccountProblem::Unknown(incoming));
+    }
+    if roles.contains(Role::Billing) {
+        let outgoing = service.holder(Role::Billing);
+        if accounts.status(outgoing) != AccountStatus::GoodStanding {
+            return Err(AccountProblem::Standing(outgoing));
+        }
+        if incoming_status != AccountStatus::GoodStanding {
+            return Err(AccountProblem::Standing(incoming));
+        }
+    }
+    Ok(())
+}
+
+/// Refuses times before the request's last event.
+fn check_time(request: &ChangeRequest, now: OffsetDateTime) -> Result<(), ActError> {
+    let last = request.last_event_at();
+    if now < last {
+        return Err(ActError::OutOfOrder { last });
+    }
+    Ok(())
+}
+
+/// The request's awaiting data, if it is live at `now`.
+fn check_live(request: &ChangeRequest, now: OffsetDateTime) -> Result<&Awaiting, ActError> {
+    check_time(request, now)?;
+    match request.state() {
+        RequestState::Awaiting(awaiting) if now < request.deadline() => Ok(awaiting),
+        _ => Err(ActError::Closed {
+            state: request.state_name_at(now),
+        }),
+    }
+}
+
+/// A copy of `request` at its next version.
+fn bumped(request: &ChangeRequest) -> ChangeRequest {
+    let mut next = request.clone();
+    next.version = request.version().next();
+    next
+}
+
+fn fail(request: &mut ChangeRequest, reason: FailureReason, now: OffsetDateTime) {
+    request.state = RequestState::Failed {
+        reason: reason.clone(),
+        at: now,
+    };
+    request
+        .history
+        .push(Event::new(now, None, EventKind::Failed { reason }));
+}
+
+/// A transition that updates one request.
+fn single(before: &ChangeRequest, next: ChangeRequest, messages: Vec<Message>) -> Transition {
+    Transition {
+        changes: Changes {
+            services: Vec::new(),
+            requests: vec![Write {
+                value: next,
+                expected: Some(before.version()),
+            }],
+        },
+        messages,
+    }
+}
+
+fn message(request: &ChangeRequest, to: CustomerId, kind: MessageKind) -> Message {
+    Message {
+        to,
+        request: request.id(),
+        service: request.service().clone(),
+        roles: request.roles(),
+        requester: request.requester(),
+        incoming: request.incoming(),
+        kind,
+    }
+}
+
+/// The same news for every confirmer: the parties still involved (R39).
+fn to_confirmers(request: &ChangeRequest, kind: &MessageKind) -> Vec<Message> {
+    request
+        .confirmers()
+        .into_iter()
+        .map(|to| message(request, to, kind.clone()))
+        .collect()
+}
