@@ -27,7 +27,10 @@
 //! - `testing`: a conformance suite for store implementations.
 
 mod customer;
+mod driver;
 mod engine;
+mod host;
+mod memory;
 mod message;
 mod request;
 mod role;
@@ -41,11 +44,17 @@ mod serde_impl;
 #[cfg(any(test, feature = "proptest"))]
 pub mod strategy;
 
+#[cfg(feature = "testing")]
+pub mod testing;
+
 pub use customer::{CustomerId, ParseCustomerIdError};
+pub use driver::{Driver, DriverError, DriverErrorFor, Outcome, Refusal, RequestView, Undelivered};
 pub use engine::{
     AccountStatus, Accounts, ActError, Blocked, Changes, Config, Edit, Engine, Proposable,
     Rejection, Snapshot, SubmitError, Transition, Write,
 };
+pub use host::{CommitError, Directory, Notifier, Store};
+pub use memory::{DeliveryFailed, MemoryDirectory, MemoryNotifier, MemoryStore};
 pub use message::{Message, MessageKind};
 pub use request::{
     Awaiting, ChangeRequest, Confirmer, ConfirmerStatus, Event, EventKind, FailureReason,

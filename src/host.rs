@@ -1,0 +1,180 @@
+//! The host boundary: the three traits a host application implements.
+//!
+//! Each trait is a real boundary, a thing the host owns and the crate must not
+//! assume: the database ([`Store`]), the mail system ([`Notifier`]) and the
+//! customer accounts ([`Directory`]). They are synchronous and small; an
+//! async host drives the pure [`Engine`](crate::Engine) itself instead (see
+//! the crate docs).
+
+use time::OffsetDateTime;
+
+use crate::{ChangeRequest, Changes, CustomerId, Message, RequestId, Roles, Service, ServiceName};
+
+/// Where services and change requests live: a SQL database, a key-value
+/// store, or memory ([`MemoryStore`](crate::MemoryStore)).
+///
+/// # What the crate relies on
+///
+/// Reads may be served from any consistent snapshot, even a slightly stale
+/// one: every decision the crate makes on what it read is checked again by
+/// [`commit`](Store::commit), whose version checks turn a stale read into a
+/// [`CommitError::Conflict`] that the driver retries. The listings must agree
+/// with what was committed: a value written by a successful commit is seen by
+/// every read that starts after the commit returned.
+///
+/// A SQL database implements `commit` as one transaction that checks each
+/// expected version (`UPDATE ... WHERE version = $expected`, counting rows, or
+/// `SERIALIZABLE`); a distributed store as one conditional multi-key write.
+///
+/// Run the conformance suite ([`testing`](crate::testing), feature
+/// `testing`) against an implementation to check these contracts.
+pub trait Store {
+    /// The store's own failures (connection lost, disk full, corrupt row, ...).
+    type Error: std::error::Error + Send + Sync + 'static;
+
+    /// The service named `name`, as last committed; `None` if there is none.
+    fn service(&self, name: &ServiceName) -> Result<Option<Service>, Self::Error>;
+
+    /// The request `id`, as last committed, with its full state and history;
+    /// `None` if there is none.
+    fn request(&self, id: RequestId) -> Result<Option<ChangeRequest>, Self::Error>;
+
+    /// Every request of the service whose recorded state is awaiting
+    /// (including any past its deadline that no one has expired yet), in any
+    /// order.
+    fn open_requests(&self, service: &ServiceName) -> Result<Vec<ChangeRequest>, Self::Error>;
+
+    /// Every service where `customer` holds at least one role, with the roles
+    /// (R6), sorted by service name. Must cost in proportion to the answer,
+    /// not to the number of services (an index on each role's holder).
+    fn contacts_of(&self, customer: CustomerId) -> Result<Vec<(ServiceName, Roles)>, Self::Error>;
+
+    /// Every request in which `customer` is a party (requester, incoming or
+    /// outgoing contact, see [`ChangeRequest::is_party`]), whatever its state
+    /// (R35), most recently opened first. Must cost in proportion to the
+    /// answer (an index on the parties).
+    fn requests_of(&self, customer: CustomerId) -> Result<Vec<ChangeRequest>, Self::Error>;
+
+    /// Every request whose recorded state is awaiting and whose deadline is
+    /// at or before `now` (R29), earliest deadline first. Must cost in
+    /// proportion to the answer (an index on the deadline of open requests).
+    fn due_for_expiry(&self, now: OffsetDateTime) -> Result<Vec<ChangeRequest>, Self::Error>;
+
+    /// Writes every record of `changes`, all or nothing (R31).
+    ///
+    /// Each write names the version it expects to replace
+    /// ([`Write::expected`](crate::Write)): `None` means the record must not
+    /// exist yet; `Some(v)` means the stored record must be at version `v`.
+    /// If any expectation fails, nothing is written and the result is
+    /// [`CommitError::Conflict`]. Of two commits expecting the same version of
+    /// a record, at most one succeeds. After success every read and listing
+    /// reflects all the writes (indexes included).
+    ///
+    /// An implementation that cannot tell whether the commit happened (a
+    /// connection lost mid-way) returns [`CommitError::Store`]; the host then
+    /// reads the state back before acting again.
+    fn commit(&self, changes: Changes) -> Result<(), CommitError<Self::Error>>;
+}
+
+/// Why a [`Store::commit`] wrote nothing.
+#[derive(Debug, thiserror::Error)]
+pub enum CommitError<E> {
+    /// A record was not at the expected version (or existed when it should
+    /// not, or was missing): someone else wrote first. Retryable: reload and
+    /// decide again. Also what a busy or locked database should report.
+    #[error("a record changed since it was read")]
+    Conflict,
+    /// The store failed.
+    #[error("store error: {0}")]
+    Store(#[source] E),
+}
+
+/// Delivers messages to customers: e-mail, a queue, a log in tests
+/// ([`MemoryNotifier`](crate::MemoryNotifier)).
+///
+/// # What the crate relies on
+///
+/// `deliver` is called only after the state the message announces was
+/// committed (R41), once per message. A failure concerns that message alone;
+/// the driver reports it and goes on with the others. Delivering the same
+/// message twice must be harmless to the crate (a host that retries on its
+/// own may do so). A [`MessageKind::ConfirmationRequested`](crate::MessageKind)
+/// message carries its recipient's token: it goes to that recipient and is
+/// not logged (R40).
+pub trait Notifier {
+    /// Why one message could not be delivered.
+    type Error: std::error::Error + Send + Sync + 'static;
+
+    /// Delivers one message to its recipient ([`Message::to`]).
+    fn deliver(&self, message: &Message) -> Result<(), Self::Error>;
+}
+
+/// The host's customer accounts ([`MemoryDirectory`](crate::MemoryDirectory)
+/// in memory).
+///
+/// # What the crate relies on
+///
+/// Answers reflect the accounts at the time of the call; the crate asks again
+/// before applying a change (R30). Unknown customers are not an error:
+/// `exists` answers `false`.
+pub trait Directory {
+    /// The directory's own failures.
+    type Error: std::error::Error + Send + Sync + 'static;
+
+    /// Whether `customer` has an account (R13).
+    fn exists(&self, customer: CustomerId) -> Result<bool, Self::Error>;
+
+    /// Whether `customer` is up to date with payments, so that they may give
+    /// or take a billing role (R14). `false` for an unknown customer.
+    fn in_good_standing(&self, customer: CustomerId) -> Result<bool, Self::Error>;
+}
+
+/// Forwards the three traits through a pointer type (`&T`, `Arc<T>`), so a
+/// driver can share a store with other threads or with the host.
+macro_rules! forward {
+    ($($ptr:ty),*) => {$(
+        impl<T: Store + ?Sized> Store for $ptr {
+            type Error = T::Error;
+            fn service(&self, name: &ServiceName) -> Result<Option<Service>, Self::Error> {
+                (**self).service(name)
+            }
+            fn request(&self, id: RequestId) -> Result<Option<ChangeRequest>, Self::Error> {
+                (**self).request(id)
+            }
+            fn open_requests(&self, service: &ServiceName) -> Result<Vec<ChangeRequest>, Self::Error> {
+                (**self).open_requests(service)
+            }
+            fn contacts_of(&self, customer: CustomerId) -> Result<Vec<(ServiceName, Roles)>, Self::Error> {
+                (**self).contacts_of(customer)
+            }
+            fn requests_of(&self, customer: CustomerId) -> Result<Vec<ChangeRequest>, Self::Error> {
+                (**self).requests_of(customer)
+            }
+            fn due_for_expiry(&self, now: OffsetDateTime) -> Result<Vec<ChangeRequest>, Self::Error> {
+                (**self).due_for_expiry(now)
+            }
+            fn commit(&self, changes: Changes) -> Result<(), CommitError<Self::Error>> {
+                (**self).commit(changes)
+            }
+        }
+
+        impl<T: Notifier + ?Sized> Notifier for $ptr {
+            type Error = T::Error;
+            fn deliver(&self, message: &Message) -> Result<(), Self::Error> {
+                (**self).deliver(message)
+            }
+        }
+
+        impl<T: Directory + ?Sized> Directory for $ptr {
+            type Error = T::Error;
+            fn exists(&self, customer: CustomerId) -> Result<bool, Self::Error> {
+                (**self).exists(customer)
+            }
+            fn in_good_standing(&self, customer: CustomerId) -> Result<bool, Self::Error> {
+                (**self).in_good_standing(customer)
+            }
+        }
+    )*};
+}
+
+forward!(&T, std::sync::Arc<T>);

@@ -1,0 +1,547 @@
+//! In-memory implementations of the host traits, so the crate runs out of the
+//! box: for tests, documentation and examples.
+
+use std::collections::{BTreeSet, HashMap};
+use std::convert::Infallible;
+use std::fmt;
+use std::sync::{Mutex, PoisonError, RwLock};
+
+use time::OffsetDateTime;
+
+use crate::host::{CommitError, Directory, Notifier, Store};
+use crate::{ChangeRequest, Changes, CustomerId, Message, RequestId, Roles, Service, ServiceName};
+
+/// A [`Store`] in memory, safe to share across threads.
+///
+/// One lock guards everything, so a commit is atomic and isolated; reads take
+/// it shared. Indexes on each role's holder, on the parties of requests, on
+/// the open requests of each service and on the deadlines of open requests
+/// make [`contacts_of`](Store::contacts_of), [`requests_of`](Store::requests_of)
+/// and [`due_for_expiry`](Store::due_for_expiry) cost in proportion to their
+/// answer, not to the size of the store.
+///
+/// Services are kept in one vector, indexed by name, so a store of a million
+/// services costs about 200 bytes each (see the README's performance section).
+///
+/// ```
+/// use service_contacts::{Changes, MemoryStore, Roles, Service, Store, Write};
+///
+/// let store = MemoryStore::new();
+/// let owner = "AB1-OVH".parse()?;
+/// let service = Service::order("example.com".parse()?, owner);
+/// store.commit(Changes { services: vec![Write { value: service, expected: None }], requests: vec![] })?;
+/// assert_eq!(store.contacts_of(owner)?, [("example.com".parse()?, Roles::ALL)]);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+#[derive(Default)]
+pub struct MemoryStore {
+    tables: RwLock<Tables>,
+}
+
+#[derive(Default)]
+struct Tables {
+    /// Every service ever stored; `None` once removed.
+    services: Vec<Option<Service>>,
+    by_name: HashMap<ServiceName, u32>,
+    /// For each customer, the slots of the services where they hold a role.
+    by_holder: HashMap<CustomerId, Box<[u32]>>,
+    requests: HashMap<RequestId, ChangeRequest>,
+    /// For each customer, the requests where they are a party.
+    by_party: HashMap<CustomerId, Vec<RequestId>>,
+    /// For each service, its requests in the awaiting state.
+    open_by_service: HashMap<ServiceName, Vec<RequestId>>,
+    /// Deadlines of the requests in the awaiting state.
+    deadlines: BTreeSet<(OffsetDateTime, RequestId)>,
+}
+
+impl MemoryStore {
+    /// An empty store.
+    #[must_use]
+    pub fn new() -> MemoryStore {
+        MemoryStore::default()
+    }
+
+    /// An empty store with room for `services` services.
+    #[must_use]
+    pub fn with_capacity(services: usize) -> MemoryStore {
+        let tables = Tables {
+            services: Vec::with_capacity(services),
+            by_name: HashMap::with_capacity(services),
+            ..Tables::default()
+        };
+        MemoryStore {
+            tables: RwLock::new(tables),
+        }
+    }
+
+    fn read(&self) -> std::sync::RwLockReadGuard<'_, Tables> {
+        // A commit validates everything before it writes and cannot panic
+        // half-way, so the tables are consistent even after a poisoning panic.
+        self.tables.read().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn write(&self) -> std::sync::RwLockWriteGuard<'_, Tables> {
+        self.tables.write().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Removes a service, as a host does when a service is terminated; its
+    /// open requests then fail when they would apply (R30). Returns whether
+    /// it was there.
+    pub fn remove_service(&self, name: &ServiceName) -> bool {
+        let mut tables = self.write();
+        let Some(slot) = tables.by_name.remove(name) else {
+            return false;
+        };
+        if let Some(service) = tables.services[slot as usize].take() {
+            for holder in service.contacts().holders() {
+                tables.unindex_holder(holder, slot);
+            }
+        }
+        true
+    }
+
+    /// Every service, in no particular order.
+    #[must_use]
+    pub fn services(&self) -> Vec<Service> {
+        self.read().services.iter().flatten().cloned().collect()
+    }
+
+    /// Every request, in no particular order.
+    #[must_use]
+    pub fn requests(&self) -> Vec<ChangeRequest> {
+        self.read().requests.values().cloned().collect()
+    }
+
+    /// How many services the store holds.
+    #[must_use]
+    pub fn service_count(&self) -> usize {
+        self.read().by_name.len()
+    }
+
+    /// Checks every index against a full scan of the records, and returns a
+    /// description of the first disagreement. For tests: it costs a scan.
+    ///
+    /// # Errors
+    ///
+    /// A description of what disagrees.
+    pub fn audit(&self) -> Result<(), String> {
+        let tables = self.read();
+        let mut holders: HashMap<CustomerId, BTreeSet<u32>> = HashMap::new();
+        for (slot, service) in tables.services.iter().enumerate() {
+            let Some(service) = service else { continue };
+            let slot = u32::try_from(slot).map_err(|_| "too many services")?;
+            if tables.by_name.get(service.name()) != Some(&slot) {
+                return Err(format!("name index misses {}", service.name()));
+            }
+            for holder in service.contacts().holders() {
+                holders.entry(holder).or_default().insert(slot);
+            }
+        }
+        if tables.by_name.len() != tables.services.iter().flatten().count() {
+            return Err("name index has services that are gone".into());
+        }
+        let indexed: HashMap<CustomerId, BTreeSet<u32>> = tables
+            .by_holder
+            .iter()
+            .map(|(c, slots)| (*c, slots.iter().copied().collect()))
+            .collect();
+        if indexed != holders {
+            return Err("holder index disagrees with the services".into());
+        }
+        let mut parties: HashMap<CustomerId, BTreeSet<RequestId>> = HashMap::new();
+        let mut open: HashMap<ServiceName, BTreeSet<RequestId>> = HashMap::new();
+        let mut deadlines = BTreeSet::new();
+        for request in tables.requests.values() {
+            for party in request.parties() {
+                parties.entry(party).or_default().insert(request.id());
+            }
+            if request.is_open() {
+                open.entry(request.service().clone())
+                    .or_default()
+                    .insert(request.id());
+                deadlines.insert((request.deadline(), request.id()));
+            }
+        }
+        let indexed: HashMap<CustomerId, BTreeSet<RequestId>> = tables
+            .by_party
+            .iter()
+            .map(|(c, ids)| (*c, ids.iter().copied().collect()))
+            .collect();
+        if indexed != parties {
+            return Err("party index disagrees with the requests".into());
+        }
+        let indexed: HashMap<ServiceName, BTreeSet<RequestId>> = tables
+            .open_by_service
+            .iter()
+            .filter(|(_, ids)| !ids.is_empty())
+            .map(|(s, ids)| (s.clone(), ids.iter().copied().collect()))
+            .collect();
+        if indexed != open {
+            return Err("open-request index disagrees with the requests".into());
+        }
+        if tables.deadlines != deadlines {
+            return Err("deadline index disagrees with the requests".into());
+        }
+        Ok(())
+    }
+}
+
+impl Tables {
+    fn service(&self, name: &ServiceName) -> Option<&Service> {
+        let slot = *self.by_name.get(name)?;
+        self.services.get(slot as usize)?.as_ref()
+    }
+
+    fn index_holder(&mut self, holder: CustomerId, slot: u32) {
+        let slots = self.by_holder.entry(holder).or_default();
+        if !slots.contains(&slot) {
+            let mut grown = Vec::with_capacity(slots.len() + 1);
+            grown.extend_from_slice(slots);
+            grown.push(slot);
+            *slots = grown.into_boxed_slice();
+        }
+    }
+
+    fn unindex_holder(&mut self, holder: CustomerId, slot: u32) {
+        if let Some(slots) = self.by_holder.get_mut(&holder) {
+            if slots.len() <= 1 {
+                self.by_holder.remove(&holder);
+            } else {
+                *slots = slots.iter().copied().filter(|s| *s != slot).collect();
+            }
+        }
+    }
+
+    /// Whether every write finds the version it expects.
+    fn check(&self, changes: &Changes) -> bool {
+        let services_ok = changes
+            .services
+            .iter()
+            .all(|write| self.service(write.value.name()).map(Service::version) == write.expected);
+        let requests_ok = changes.requests.iter().all(|write| {
+            self.requests
+                .get(&write.value.id())
+                .map(ChangeRequest::version)
+                == write.expected
+        });
+        services_ok && requests_ok
+    }
+
+    fn put_service(&mut self, service: Service) {
+        if let Some(&slot) = self.by_name.get(service.name()) {
+            let old = self.services[slot as usize].replace(service.clone());
+            let old_holders = old.map(|s| s.contacts().holders()).unwrap_or_default();
+            let new_holders = service.contacts().holders();
+            for holder in &old_holders {
+                if !new_holders.contains(holder) {
+                    self.unindex_holder(*holder, slot);
+                }
+            }
+            for holder in new_holders {
+                self.index_holder(holder, slot);
+            }
+        } else {
+            let slot = u32::try_from(self.services.len()).expect("fewer than 2^32 services");
+            for holder in service.contacts().holders() {
+                self.index_holder(holder, slot);
+            }
+            self.by_name.insert(service.name().clone(), slot);
+            self.services.push(Some(service));
+        }
+    }
+
+    fn put_request(&mut self, request: ChangeRequest) {
+        let id = request.id();
+        match self.requests.get(&id) {
+            Some(old) => {
+                if old.is_open() {
+                    self.deadlines.remove(&(old.deadline(), id));
+                    let emptied = self
+                        .open_by_service
+                        .get_mut(old.service())
+                        .is_some_and(|ids| {
+                            ids.retain(|other| *other != id);
+                            ids.is_empty()
+                        });
+                    if emptied {
+                        self.open_by_service.remove(request.service());
+                    }
+                }
+            }
+            None => {
+                for party in request.parties() {
+                    self.by_party.entry(party).or_default().push(id);
+                }
+            }
+        }
+        if request.is_open() {
+            self.deadlines.insert((request.deadline(), id));
+            self.open_by_service
+                .entry(request.service().clone())
+                .or_default()
+                .push(id);
+        }
+        self.requests.insert(id, request);
+    }
+}
+
+impl Store for MemoryStore {
+    type Error = Infallible;
+
+    fn service(&self, name: &ServiceName) -> Result<Option<Service>, Infallible> {
+        Ok(self.read().service(name).cloned())
+    }
+
+    fn request(&self, id: RequestId) -> Result<Option<ChangeRequest>, Infallible> {
+        Ok(self.read().requests.get(&id).cloned())
+    }
+
+    fn open_requests(&self, service: &ServiceName) -> Result<Vec<ChangeRequest>, Infallible> {
+        let tables = self.read();
+        Ok(tables
+            .open_by_service
+            .get(service)
+            .into_iter()
+            .flatten()
+            .filter_map(|id| tables.requests.get(id).cloned())
+            .collect())
+    }
+
+    fn contacts_of(&self, customer: CustomerId) -> Result<Vec<(ServiceName, Roles)>, Infallible> {
+        let tables = self.read();
+        let mut out: Vec<(ServiceName, Roles)> = tables
+            .by_holder
+            .get(&customer)
+            .into_iter()
+            .flat_map(|slots| slots.iter())
+            .filter_map(|slot| tables.services.get(*slot as usize)?.as_ref())
+            .map(|service| (service.name().clone(), service.roles_of(customer)))
+            .collect();
+        out.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+        Ok(out)
+    }
+
+    fn requests_of(&self, customer: CustomerId) -> Result<Vec<ChangeRequest>, Infallible> {
+        let tables = self.read();
+        let mut out: Vec<ChangeRequest> = tables
+            .by_party
+            .get(&customer)
+            .into_iter()
+            .flatten()
+            .filter_map(|id| tables.requests.get(id).cloned())
+            .collect();
+        out.sort_by(|a, b| b.opened_at().cmp(&a.opened_at()).then(a.id().cmp(&b.id())));
+        Ok(out)
+    }
+
+    fn due_for_expiry(&self, now: OffsetDateTime) -> Result<Vec<ChangeRequest>, Infallible> {
+        let tables = self.read();
+        Ok(tables
+            .deadlines
+            .iter()
+            .take_while(|(deadline, _)| *deadline <= now)
+            .filter_map(|(_, id)| tables.requests.get(id).cloned())
+            .collect())
+    }
+
+    fn commit(&self, changes: Changes) -> Result<(), CommitError<Infallible>> {
+        let mut tables = self.write();
+        // All checks first: once writing starts, nothing can fail.
+        if !tables.check(&changes) {
+            return Err(CommitError::Conflict);
+        }
+        let names: BTreeSet<&ServiceName> =
+            changes.services.iter().map(|w| w.value.name()).collect();
+        let ids: BTreeSet<RequestId> = changes.requests.iter().map(|w| w.value.id()).collect();
+        if names.len() != changes.services.len() || ids.len() != changes.requests.len() {
+            // Two writes of one record in one batch: neither can be right.
+            return Err(CommitError::Conflict);
+        }
+        for write in changes.services {
+            tables.put_service(write.value);
+        }
+        for write in changes.requests {
+            tables.put_request(write.value);
+        }
+        Ok(())
+    }
+}
+
+impl fmt::Debug for MemoryStore {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let tables = self.read();
+        f.debug_struct("MemoryStore")
+            .field("services", &tables.by_name.len())
+            .field("requests", &tables.requests.len())
+            .finish_non_exhaustive()
+    }
+}
+
+/// A [`Notifier`] that keeps what it delivers, and can be told to fail chosen
+/// messages (for tests and examples).
+///
+/// ```
+/// use service_contacts::{MemoryNotifier, MessageKind};
+///
+/// let notifier = MemoryNotifier::new();
+/// notifier.fail_when(|message| matches!(message.kind(), MessageKind::Replaced));
+/// assert!(notifier.delivered().is_empty());
+/// ```
+#[derive(Default)]
+pub struct MemoryNotifier {
+    delivered: Mutex<Vec<Message>>,
+    fail: Mutex<Option<FailRule>>,
+}
+
+type FailRule = Box<dyn Fn(&Message) -> bool + Send + Sync>;
+
+impl MemoryNotifier {
+    /// A notifier that delivers everything.
+    #[must_use]
+    pub fn new() -> MemoryNotifier {
+        MemoryNotifier::default()
+    }
+
+    /// From now on, fails every message for which `rule` is true.
+    pub fn fail_when(&self, rule: impl Fn(&Message) -> bool + Send + Sync + 'static) {
+        *self.fail.lock().unwrap_or_else(PoisonError::into_inner) = Some(Box::new(rule));
+    }
+
+    /// From now on, delivers everything.
+    pub fn deliver_all(&self) {
+        *self.fail.lock().unwrap_or_else(PoisonError::into_inner) = None;
+    }
+
+    /// The messages delivered so far, oldest first.
+    #[must_use]
+    pub fn delivered(&self) -> Vec<Message> {
+        self.delivered
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
+    /// Takes the messages delivered so far, leaving none.
+    #[must_use]
+    pub fn take(&self) -> Vec<Message> {
+        std::mem::take(
+            &mut *self
+                .delivered
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner),
+        )
+    }
+}
+
+impl Notifier for MemoryNotifier {
+    type Error = DeliveryFailed;
+
+    fn deliver(&self, message: &Message) -> Result<(), DeliveryFailed> {
+        let fail = self.fail.lock().unwrap_or_else(PoisonError::into_inner);
+        if fail.as_ref().is_some_and(|rule| rule(message)) {
+            return Err(DeliveryFailed { to: message.to() });
+        }
+        drop(fail);
+        self.delivered
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .push(message.clone());
+        Ok(())
+    }
+}
+
+impl fmt::Debug for MemoryNotifier {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let count = self
+            .delivered
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .len();
+        f.debug_struct("MemoryNotifier")
+            .field("delivered", &count)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The failure [`MemoryNotifier`] reports for a message it was told to fail.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("delivery to {to} failed")]
+pub struct DeliveryFailed {
+    /// The recipient.
+    pub to: CustomerId,
+}
+
+/// A [`Directory`] in memory: known customers and whether each is in good
+/// standing for billing.
+///
+/// ```
+/// use service_contacts::{Directory, MemoryDirectory};
+///
+/// let directory = MemoryDirectory::new();
+/// let customer = "AB1-OVH".parse()?;
+/// directory.add(customer);
+/// assert!(directory.in_good_standing(customer)?);
+/// directory.set_good_standing(customer, false);
+/// assert!(!directory.in_good_standing(customer)?);
+/// assert!(!directory.exists("ZZ9-OVH".parse()?)?);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+#[derive(Debug, Default)]
+pub struct MemoryDirectory {
+    accounts: RwLock<HashMap<CustomerId, bool>>,
+}
+
+impl MemoryDirectory {
+    /// An empty directory.
+    #[must_use]
+    pub fn new() -> MemoryDirectory {
+        MemoryDirectory::default()
+    }
+
+    /// Adds a customer in good standing (or leaves an existing one as is).
+    pub fn add(&self, customer: CustomerId) {
+        self.accounts
+            .write()
+            .unwrap_or_else(PoisonError::into_inner)
+            .entry(customer)
+            .or_insert(true);
+    }
+
+    /// Sets whether a customer is in good standing, adding them if unknown.
+    pub fn set_good_standing(&self, customer: CustomerId, good: bool) {
+        self.accounts
+            .write()
+            .unwrap_or_else(PoisonError::into_inner)
+            .insert(customer, good);
+    }
+
+    /// Removes a customer's account.
+    pub fn remove(&self, customer: CustomerId) {
+        self.accounts
+            .write()
+            .unwrap_or_else(PoisonError::into_inner)
+            .remove(&customer);
+    }
+}
+
+impl Directory for MemoryDirectory {
+    type Error = Infallible;
+
+    fn exists(&self, customer: CustomerId) -> Result<bool, Infallible> {
+        Ok(self
+            .accounts
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .contains_key(&customer))
+    }
+
+    fn in_good_standing(&self, customer: CustomerId) -> Result<bool, Infallible> {
+        Ok(self
+            .accounts
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(&customer)
+            .copied()
+            .unwrap_or(false))
+    }
+}

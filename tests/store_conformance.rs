@@ -1,0 +1,62 @@
+//! The in-memory store passes the conformance suite it ships (R6, R29, R31, R35).
+#![cfg(feature = "testing")]
+
+use service_contacts::MemoryStore;
+use service_contacts::testing::{CASES, run_store_suite};
+
+#[test]
+fn memory_store_conforms() {
+    // R31: versions, all-or-nothing; R6, R35, R29: the indexed listings.
+    let report = run_store_suite(MemoryStore::new);
+    report.assert_passed();
+    assert_eq!(report.passed, CASES);
+}
+
+#[test]
+fn a_broken_store_is_caught() {
+    // The suite can fail: a store that forgets its indexes is reported.
+    use service_contacts::{
+        ChangeRequest, Changes, CommitError, CustomerId, RequestId, Roles, Service, ServiceName,
+        Store,
+    };
+    use std::convert::Infallible;
+
+    struct NoIndexes(MemoryStore);
+    impl Store for NoIndexes {
+        type Error = Infallible;
+        fn service(&self, name: &ServiceName) -> Result<Option<Service>, Infallible> {
+            self.0.service(name)
+        }
+        fn request(&self, id: RequestId) -> Result<Option<ChangeRequest>, Infallible> {
+            self.0.request(id)
+        }
+        fn open_requests(&self, service: &ServiceName) -> Result<Vec<ChangeRequest>, Infallible> {
+            self.0.open_requests(service)
+        }
+        fn contacts_of(&self, _: CustomerId) -> Result<Vec<(ServiceName, Roles)>, Infallible> {
+            Ok(Vec::new())
+        }
+        fn requests_of(&self, customer: CustomerId) -> Result<Vec<ChangeRequest>, Infallible> {
+            self.0.requests_of(customer)
+        }
+        fn due_for_expiry(
+            &self,
+            _: time::OffsetDateTime,
+        ) -> Result<Vec<ChangeRequest>, Infallible> {
+            Ok(Vec::new())
+        }
+        fn commit(&self, changes: Changes) -> Result<(), CommitError<Infallible>> {
+            self.0.commit(changes)
+        }
+    }
+    let report = run_store_suite(|| NoIndexes(MemoryStore::new()));
+    let failed: Vec<&str> = report.failed.iter().map(|(name, _)| *name).collect();
+    assert_eq!(
+        failed,
+        [
+            "commit_is_all_or_nothing",
+            "contacts_index_follows_changes",
+            "due_for_expiry_query"
+        ]
+    );
+}
