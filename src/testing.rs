@@ -16,7 +16,7 @@
 //! ```
 //!
 //! For a database, the builder creates a new schema or a new file per call
-//! (see the SQLite example in the repository).
+//! (see the `SQLite` example in the repository).
 
 use std::convert::Infallible;
 use std::fmt::Display;
@@ -82,7 +82,7 @@ where
     S: Store + Sync,
     F: FnMut() -> S,
 {
-    let cases: [(&'static str, fn(&S) -> Outcome); 11] = [
+    let cases: [Case<S>; 11] = [
         ("service_round_trip", service_round_trip),
         ("create_existing_conflicts", create_existing_conflicts),
         ("stale_version_conflicts", stale_version_conflicts),
@@ -121,6 +121,9 @@ where
 }
 
 type Outcome = Result<(), String>;
+
+/// One named case of the suite.
+type Case<S> = (&'static str, fn(&S) -> Outcome);
 
 macro_rules! ensure {
     ($cond:expr, $($why:tt)+) => {
@@ -468,7 +471,6 @@ fn contacts_index_follows_changes<S: Store>(store: &S) -> Outcome {
         "contacts of the old holder: {listed:?}"
     );
     // Giving the admin role away too drops z.example from the old holder.
-    let mut contacts = contacts;
     contacts.set(Role::Admin, new);
     let z3 = Service::new(z.name().clone(), contacts, z.version().next().next());
     let changes = Changes {
@@ -581,12 +583,12 @@ fn racing_commits_one_wins<S: Store + Sync>(store: &S) -> Outcome {
     for round in 0..20u32 {
         let current = host(store.service(service.name()))?.ok_or("service vanished")?;
         let results: Vec<bool> = std::thread::scope(|scope| {
-            let handles: Vec<_> = (0..4u32)
+            let handles: Vec<_> = (0..4u8)
                 .map(|i| {
                     let current = &current;
                     scope.spawn(move || {
                         let mut contacts = *current.contacts();
-                        let holder = format!("R{}{round}{i}-OVH", char::from(b'A' + (i as u8)));
+                        let holder = format!("R{}{round}{i}-OVH", char::from(b'A' + i));
                         contacts.set(Role::Tech, id(&holder));
                         let next = Service::new(
                             current.name().clone(),
