@@ -576,6 +576,13 @@ impl Engine {
         for (incoming, roles) in groups {
             self.open(&mut transition, service, actor, incoming, roles, now, rng)?;
         }
+        // R27, R31: the service's set of open requests is part of its state.
+        // Writing the service at its next version makes two edits racing on
+        // the same service conflict in the store, so at most one opens.
+        transition.changes.services.push(Write {
+            value: service.next_version(),
+            expected: Some(service.version()),
+        });
         Ok(transition)
     }
 

@@ -314,6 +314,14 @@ impl Service {
         self.contacts.roles_of(customer)
     }
 
+    /// The same service, unchanged, at the next version.
+    #[must_use]
+    pub(crate) fn next_version(&self) -> Service {
+        let mut next = self.clone();
+        next.version = self.version.next();
+        next
+    }
+
     /// The same service with `roles` given to `customer`, at the next version.
     #[must_use]
     pub(crate) fn with_holder(&self, roles: Roles, customer: CustomerId) -> Service {

@@ -216,6 +216,9 @@ fn open_request<S: Store>(
     now: OffsetDateTime,
     seed: u64,
 ) -> Result<ChangeRequest, String> {
+    // Opening a request writes the service at its next version: use the
+    // stored one.
+    let service = &host(store.service(service.name()))?.ok_or("fixture service missing")?;
     let requester = service.holder(Role::Admin);
     let mut edit = Edit::new(service.name().clone());
     for role in roles {
