@@ -92,11 +92,21 @@ fn racing_actions_take_effect_once() {
         directory.add(id(n));
     }
     let driver: TestDriver<'_> = Driver::new(&store, &notifier, &directory).with_retries(64);
-    let admin = id(1);
 
     for round in 0..ROUNDS {
         let seed = u64::from(round) * 1000;
+        conflicting_edits(&driver, &store, round, seed);
+        both_confirmers_at_once(&driver, &store, &notifier, round, seed);
+        accept_against_cancel(&driver, &store, &notifier, round, seed);
+        accept_against_expiry(&driver, &store, &notifier, round, seed);
+    }
 
+    check_consistency(&store);
+}
+
+fn conflicting_edits(driver: &TestDriver<'_>, store: &MemoryStore, round: u32, seed: u64) {
+    let admin = id(1);
+    {
         // R27: eight edits of the same role of one service; one opens.
         let edits: ServiceName = format!("edits-{round}.example").parse().unwrap();
         driver.order_service(edits.clone(), admin).unwrap();
@@ -126,15 +136,25 @@ fn racing_actions_take_effect_once() {
             }
         }
         assert_eq!(store.open_requests(&edits).unwrap().len(), 1);
+    }
+}
 
+fn both_confirmers_at_once(
+    driver: &TestDriver<'_>,
+    store: &MemoryStore,
+    notifier: &MemoryNotifier,
+    round: u32,
+    seed: u64,
+) {
+    let (admin, incoming) = (id(1), id(20));
+    {
         // R16, R20: both confirmers accept at once, each on four threads.
         let both: ServiceName = format!("both-{round}.example").parse().unwrap();
         driver.order_service(both.clone(), admin).unwrap();
-        let incoming = id(20);
-        let request = open(&driver, &both, incoming, seed + 100);
+        let request = open(driver, &both, incoming, seed + 100);
         let tokens = [
-            token(&notifier, admin, request),
-            token(&notifier, incoming, request),
+            token(notifier, admin, request),
+            token(notifier, incoming, request),
         ];
         let results = race(|t| {
             let who = if t % 2 == 0 { admin } else { incoming };
@@ -156,19 +176,30 @@ fn racing_actions_take_effect_once() {
                 "round {round}: unexpected error {result}"
             );
         }
-        assert_eq!(state(&store, request), StateName::Done);
+        assert_eq!(state(store, request), StateName::Done);
         assert_eq!(
             store.service(&both).unwrap().unwrap().holder(Role::Tech),
             incoming
         );
+    }
+}
 
+fn accept_against_cancel(
+    driver: &TestDriver<'_>,
+    store: &MemoryStore,
+    notifier: &MemoryNotifier,
+    round: u32,
+    seed: u64,
+) {
+    let (admin, incoming) = (id(1), id(20));
+    {
         // R28 against R20: the last confirmation races a cancel.
         let cancel: ServiceName = format!("cancel-{round}.example").parse().unwrap();
         driver.order_service(cancel.clone(), admin).unwrap();
-        let request = open(&driver, &cancel, incoming, seed + 200);
-        let admin_token = token(&notifier, admin, request);
-        let incoming_token = token(&notifier, incoming, request);
-        driver
+        let request = open(driver, &cancel, incoming, seed + 200);
+        let admin_token = token(notifier, admin, request);
+        let incoming_token = token(notifier, incoming, request);
+        let _ = driver
             .accept(request, incoming, &incoming_token, t0())
             .unwrap();
         let results = race(|t| {
@@ -186,26 +217,34 @@ fn racing_actions_take_effect_once() {
             .collect();
         assert_eq!(winners.len(), 1, "round {round}: winners {winners:?}");
         let holder = store.service(&cancel).unwrap().unwrap().holder(Role::Tech);
-        match winners[0] {
-            "accept" => {
-                assert_eq!(state(&store, request), StateName::Done);
-                assert_eq!(holder, incoming);
-            }
-            _ => {
-                assert_eq!(state(&store, request), StateName::Aborted);
-                assert_eq!(holder, admin);
-            }
+        if winners[0] == "accept" {
+            assert_eq!(state(store, request), StateName::Done);
+            assert_eq!(holder, incoming);
+        } else {
+            assert_eq!(state(store, request), StateName::Aborted);
+            assert_eq!(holder, admin);
         }
+    }
+}
 
+fn accept_against_expiry(
+    driver: &TestDriver<'_>,
+    store: &MemoryStore,
+    notifier: &MemoryNotifier,
+    round: u32,
+    seed: u64,
+) {
+    let (admin, incoming) = (id(1), id(20));
+    {
         // R29 against R20: the last confirmation, a second before the
         // deadline, races the expiry sweep at the deadline.
         let expiry: ServiceName = format!("expiry-{round}.example").parse().unwrap();
         driver.order_service(expiry.clone(), admin).unwrap();
-        let request = open(&driver, &expiry, incoming, seed + 300);
+        let request = open(driver, &expiry, incoming, seed + 300);
         let deadline = store.request(request).unwrap().unwrap().deadline();
-        let admin_token = token(&notifier, admin, request);
-        let incoming_token = token(&notifier, incoming, request);
-        driver
+        let admin_token = token(notifier, admin, request);
+        let incoming_token = token(notifier, incoming, request);
+        let _ = driver
             .accept(request, incoming, &incoming_token, t0())
             .unwrap();
         let results = race(|t| {
@@ -232,14 +271,12 @@ fn racing_actions_take_effect_once() {
             "round {round}: {effects} of accept/expire took effect"
         );
         let holder = store.service(&expiry).unwrap().unwrap().holder(Role::Tech);
-        match state(&store, request) {
+        match state(store, request) {
             StateName::Done => assert_eq!(holder, incoming),
             StateName::Expired => assert_eq!(holder, admin),
             other => panic!("round {round}: request ended {other}"),
         }
     }
-
-    check_consistency(&store);
 }
 
 /// Every request is consistent with its service, no update was lost, and the
