@@ -398,6 +398,16 @@ pub enum ActError {
         /// The deadline.
         deadline: OffsetDateTime,
     },
+    /// The snapshot given to [`Engine::accept`] is of another service than
+    /// the request's: a mistake of the host, refused before anything is
+    /// decided.
+    #[error("the snapshot is of service {given}, the request is on {expected}")]
+    WrongSnapshot {
+        /// The request's service.
+        expected: ServiceName,
+        /// The snapshot's service.
+        given: ServiceName,
+    },
     /// The caller's generator failed.
     #[error(transparent)]
     Randomness(#[from] RandomnessError),
@@ -603,6 +613,15 @@ impl Engine {
         snapshot: Option<Snapshot<'_>>,
         accounts: &(impl Accounts + ?Sized),
     ) -> Result<Transition, Rejection> {
+        if let Some(snapshot) = snapshot
+            && snapshot.service.name() != request.service()
+        {
+            return Err(ActError::WrongSnapshot {
+                expected: request.service().clone(),
+                given: snapshot.service.name().clone(),
+            }
+            .into());
+        }
         let mut next = self.take_token(request, actor, token, now)?;
         next.history
             .push(Event::new(now, Some(actor), EventKind::Confirmed));
@@ -942,7 +961,10 @@ impl Engine {
         };
         // R32: other live requests whose requester lost a right they relied on.
         for other in snapshot.open_requests {
-            if other.id() == request.id() || !other.is_live(now) {
+            if other.id() == request.id()
+                || other.service() != request.service()
+                || !other.is_live(now)
+            {
                 continue;
             }
             let rights = service.contacts().rights_of(other.requester());
@@ -952,7 +974,9 @@ impl Engine {
                     by: request.id(),
                 };
                 let mut failed = bumped(other);
-                fail(&mut failed, reason.clone(), now);
+                // Never before the other request's own last event, so its
+                // history stays in order even if hosts' clocks disagree.
+                fail(&mut failed, reason.clone(), now.max(other.last_event_at()));
                 transition
                     .messages
                     .extend(to_confirmers(&failed, &MessageKind::Failed { reason }));

@@ -1,30 +1,154 @@
 //! Service contacts: who administers, runs and pays for a hosted service, and
-//! how that changes.
+//! how that changes, safely.
 //!
 //! Every service a hosting customer orders (a domain, a hosting plan, a
 //! server) has three contacts, **admin**, **tech** and **billing**, each a
-//! [`CustomerId`] such as `AB12345-OVH`. This crate models those identifiers,
-//! services and roles.
+//! [`CustomerId`] such as `AB12345-OVH`. Contacts change through a **change
+//! request**: the right person asks, the requester and the incoming contact
+//! each confirm with their own one-time token sent by e-mail, either may
+//! refuse, and once all confirmations are in the change applies and everyone
+//! involved is told.
 //!
 //! ```
-//! use service_contacts::{CustomerId, Role, Roles, Service, ServiceName};
+//! use service_contacts::{Driver, Edit, MemoryDirectory, MemoryNotifier, MemoryStore, Role, StateName};
+//! use time::macros::datetime;
+//! # use rand_chacha::{ChaCha20Rng, rand_core::SeedableRng};
+//! # let mut rng = ChaCha20Rng::seed_from_u64(1); // a host passes `&mut OsRng` or its own generator
 //!
-//! let owner: CustomerId = "ab12345-ovh".parse()?;
-//! let name: ServiceName = "example.com".parse()?;
-//! let service = Service::order(name, owner);
+//! // The host's accounts, database and mail, here in memory.
+//! let (alice, bob) = ("AL1-OVH".parse()?, "BO2-OVH".parse()?);
+//! let directory = MemoryDirectory::new();
+//! directory.add(alice);
+//! directory.add(bob);
+//! let driver = Driver::new(MemoryStore::new(), MemoryNotifier::new(), directory);
+//! let now = datetime!(2026-11-21 10:00 UTC); // time always comes from the caller
 //!
-//! assert_eq!(owner.to_string(), "AB12345-OVH");
-//! assert_eq!(service.roles_of(owner), Roles::ALL);
-//! assert_eq!(service.holder(Role::Tech), owner);
+//! // Alice orders a service: she holds all three roles (R5).
+//! let site = "example.com".parse()?;
+//! driver.order_service(site, alice)?;
+//!
+//! // As admin she proposes Bob as tech contact; both receive a token (R8, R16, R36).
+//! let edit = Edit::new("example.com".parse()?).with(Role::Tech, bob);
+//! let request = driver.submit(&edit, alice, now, &mut rng)?.value[0];
+//! let mail = driver.notifier().take();
+//! let token_for = |who| mail.iter().find(|m| m.to() == who).and_then(|m| m.token()).map(|t| t.reveal());
+//!
+//! // A wrong token is refused (R25); the right ones apply the change (R20).
+//! assert!(driver.accept(request, bob, "not-my-token", now).is_err());
+//! let _ = driver.accept(request, bob, &token_for(bob).unwrap(), now)?;
+//! let done = driver.accept(request, alice, &token_for(alice).unwrap(), now)?;
+//! assert_eq!(done.value.state().name(), StateName::Done);
+//! assert_eq!(driver.my_contacts(bob)?, [("example.com".parse()?, Role::Tech.into())]);
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+//!
+//! `cargo run --example walkthrough` tells the whole story, step by step.
+//!
+//! # What is here
+//!
+//! - **Values that cannot be wrong**: [`CustomerId`] (R1–R4), [`ServiceName`]
+//!   (R7), [`Role`] and [`Roles`], [`Service`] and its [`Contacts`], the
+//!   secret [`Token`] and its [`TokenDigest`], [`RequestId`].
+//! - **The pure core**, [`Engine`]: who may propose what ([`Engine::proposable`],
+//!   R8–R15), opening the requests of an [`Edit`] (R33), accepting, refusing,
+//!   resending, cancelling and expiring a [`ChangeRequest`], and applying it
+//!   with every check made again (R30–R32). It reads no clock and no OS
+//!   randomness and does no I/O: each operation takes `now`, the facts it
+//!   needs and the caller's generator, and returns a [`Transition`] (the
+//!   writes, then the [`Message`]s) or a typed error.
+//! - **The host boundary**: [`Store`], [`Notifier`] and [`Directory`], and
+//!   the [`Driver`] that turns each user action into one call: load, decide,
+//!   commit atomically, then deliver (R41).
+//! - **In-memory implementations** of the three traits ([`MemoryStore`],
+//!   [`MemoryNotifier`], [`MemoryDirectory`]), so everything runs out of the box.
+//!
+//! What is not here: sending e-mail, a database, a web server, the clock. The
+//! host owns those.
+//!
+//! # For hosts: implementing the traits
+//!
+//! A host implements [`Store`] on its database, [`Notifier`] on its mail
+//! system and [`Directory`] on its customer accounts, then builds a
+//! [`Driver`] over them. Each trait method carries the contract the crate
+//! relies on. The one that matters most is [`Store::commit`]: every write
+//! names the version it expects to replace, and the whole batch is written or
+//! none of it. On a SQL database that is one transaction with a
+//! `WHERE version = $expected` check per row; a conflict is reported as
+//! [`CommitError::Conflict`] and the driver decides again.
+//!
+//! The conformance suite (feature `testing`) checks a store against every
+//! contract point. In the host's tests:
+//!
+//! ```ignore
+//! #[test]
+//! fn my_store_conforms() {
+//!     // A fresh, empty store per case (a new schema, a new file, ...).
+//!     service_contacts::testing::run_store_suite(|| MyStore::connect_fresh()).assert_passed();
+//! }
+//! ```
+//!
+//! # For async hosts: driving the pure core
+//!
+//! The traits are synchronous. An async host skips them and the driver, and
+//! calls the [`Engine`] itself, which never blocks:
+//!
+//! 1. load the state with its own async client: the request, the service, the
+//!    service's open requests, and the accounts named by
+//!    [`ChangeRequest::accounts_to_check`] or [`Edit::accounts_to_check`];
+//! 2. call the engine with `now` and a generator: it returns a [`Transition`];
+//! 3. commit [`Transition::changes`] in one transaction with the version
+//!    checks of [`Write::expected`]; on a conflict, go back to 1;
+//! 4. only then deliver [`Transition::messages`] (R41).
+//!
+//! A refused accept or refuse ([`Rejection`]) may carry a failed attempt to
+//! record (R26): commit it, then report the error.
+//!
+//! ```
+//! use std::collections::HashMap;
+//! use service_contacts::{AccountStatus, Edit, Engine, Role, Service, Snapshot};
+//! use time::macros::datetime;
+//! # use rand_chacha::{ChaCha20Rng, rand_core::SeedableRng};
+//! # let mut rng = ChaCha20Rng::seed_from_u64(1);
+//!
+//! let engine = Engine::default();
+//! let (alice, bob) = ("AL1-OVH".parse()?, "BO2-OVH".parse()?);
+//! let service = Service::order("example.com".parse()?, alice); // loaded by the host
+//! let edit = Edit::new(service.name().clone()).with(Role::Billing, bob);
+//! // The host looks up exactly these accounts (here: both in good standing).
+//! let accounts: HashMap<_, _> = edit
+//!     .accounts_to_check(&service)
+//!     .into_iter()
+//!     .map(|c| (c, AccountStatus::GoodStanding))
+//!     .collect();
+//! let snapshot = Snapshot { service: &service, open_requests: &[] };
+//! let transition = engine.submit(&edit, alice, snapshot, &accounts, datetime!(2026-11-21 10:00 UTC), &mut rng)?;
+//! // One new request, and the service written at its next version (R31).
+//! assert_eq!(transition.changes.requests.len(), 1);
+//! assert_eq!(transition.changes.services[0].expected, Some(service.version()));
+//! assert_eq!(transition.messages.len(), 2); // one token for each confirmer
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 //!
 //! # Features
 //!
-//! - `getrandom` (default): an OS-backed generator for callers without one.
-//! - `serde`: serialization; every deserialized value is validated.
+//! - `getrandom` (default): [`OsRng`], the operating system's generator, for
+//!   callers that have none. The core never uses it by itself.
+//! - `serde`: `Serialize`/`Deserialize` for identifiers, roles, services,
+//!   requests (with state and history), and `Serialize` for messages. Every
+//!   deserialized value is validated; plain tokens never serialize.
 //! - `proptest`: [`strategy`], proptest strategies for downstream tests.
-//! - `testing`: a conformance suite for store implementations.
+//! - `testing`: `testing`, the conformance suite for [`Store`]
+//!   implementations.
+//!
+//! # Security
+//!
+//! Tokens carry 256 bits from the caller's cryptographic generator, each
+//! party's drawn on its own. Requests keep only their SHA-256 digests,
+//! compared in constant time. A token is bound to its request and its owner,
+//! and works once; every way a token can fail gives the same error (R24,
+//! R25). No `Debug` output, error or history entry contains a token (R40).
+//! The crate has no `unsafe` code.
+#![forbid(unsafe_code)]
 
 mod customer;
 mod driver;
