@@ -29,8 +29,7 @@ const DEFAULT_RETRIES: u32 = 16;
 /// threads behind `&` if the parts are `Sync` (the in-memory ones are).
 ///
 /// ```
-/// use service_contacts::{Driver, MemoryDirectory, MemoryNotifier, MemoryStore, OsRng};
-/// use time::macros::datetime;
+/// use service_contacts::{Driver, MemoryDirectory, MemoryNotifier, MemoryStore};
 ///
 /// let directory = MemoryDirectory::new();
 /// let owner = "AB12345-OVH".parse()?;

@@ -79,12 +79,14 @@
 //! The conformance suite (feature `testing`) checks a store against every
 //! contract point. In the host's tests:
 //!
-//! ```ignore
-//! #[test]
-//! fn my_store_conforms() {
-//!     // A fresh, empty store per case (a new schema, a new file, ...).
-//!     service_contacts::testing::run_store_suite(|| MyStore::connect_fresh()).assert_passed();
-//! }
+//! ```
+//! # #[cfg(feature = "testing")] {
+//! use service_contacts::{MemoryStore, testing::run_store_suite};
+//!
+//! // A fresh, empty store per case: the host's would open a new schema or file.
+//! let fresh_store = || MemoryStore::new();
+//! run_store_suite(fresh_store).assert_passed();
+//! # }
 //! ```
 //!
 //! # For async hosts: driving the pure core
