@@ -1,0 +1,100 @@
+//! Allocation counts of the hot paths, and the memory of the in-memory store,
+//! measured with a counting global allocator (`stats_alloc`). Prints a table;
+//! run with `cargo bench --bench allocations`.
+//!
+//! Kept apart from `hot_paths`, whose timings must not pay for the counting.
+#![expect(
+    clippy::cast_precision_loss,
+    reason = "counts far below 2^52 shown as averages"
+)]
+
+use std::alloc::System;
+use std::hint::black_box;
+
+use rand_chacha::ChaCha20Rng;
+use rand_chacha::rand_core::SeedableRng;
+use service_contacts::{CustomerId, OsRng, Token};
+use stats_alloc::{INSTRUMENTED_SYSTEM, Region, Stats, StatsAlloc};
+
+#[expect(dead_code, reason = "the fixtures are shared with the timing bench")]
+mod common;
+
+#[global_allocator]
+static GLOBAL: &StatsAlloc<System> = &INSTRUMENTED_SYSTEM;
+
+/// Runs `work` `times` times and returns the allocator's counts for it.
+fn count(times: u32, mut work: impl FnMut()) -> Stats {
+    let region = Region::new(GLOBAL);
+    for _ in 0..times {
+        work();
+    }
+    region.change()
+}
+
+/// Bytes still allocated: allocated minus freed, reallocations included.
+fn live_bytes(stats: &Stats) -> i128 {
+    stats.bytes_allocated as i128 - stats.bytes_deallocated as i128
+        + stats.bytes_reallocated as i128
+}
+
+fn per_op(label: &str, times: u32, stats: &Stats) {
+    let allocs = (stats.allocations + stats.reallocations) as f64 / f64::from(times);
+    let bytes = stats.bytes_allocated as f64 / f64::from(times);
+    println!("{label:<40} {allocs:>10.1} allocations {bytes:>10.0} bytes allocated");
+}
+
+fn main() {
+    println!("== allocations per operation");
+    let times = 10_000;
+    let stats = count(times, || {
+        black_box(CustomerId::parse(black_box("AB12345-OVH")).ok());
+    });
+    per_op("parse a valid CustomerId", times, &stats);
+    let stats = count(times, || {
+        black_box(CustomerId::parse(black_box("AB12345-OVX")).ok());
+    });
+    per_op("parse an invalid CustomerId", times, &stats);
+
+    let token = Token::from_bytes([42; 32]);
+    let digest = token.digest();
+    let text = token.reveal();
+    let stats = count(times, || {
+        black_box(digest.verify(black_box(&text)));
+    });
+    per_op("verify a token", times, &stats);
+
+    let lives = 1_000;
+    let mut seeded = ChaCha20Rng::seed_from_u64(1);
+    let worlds: Vec<common::LifeWorld> = (0..lives).map(|_| common::LifeWorld::new()).collect();
+    let mut worlds = worlds.into_iter();
+    let mut done = Vec::with_capacity(lives as usize);
+    let stats = count(lives, || {
+        let world = worlds.next().expect("one world per life");
+        done.push(world.one_life(&mut seeded));
+    });
+    per_op("one request life (seeded generator)", lives, &stats);
+    drop(done);
+    let worlds: Vec<common::LifeWorld> = (0..lives).map(|_| common::LifeWorld::new()).collect();
+    let mut worlds = worlds.into_iter();
+    let mut done = Vec::with_capacity(lives as usize);
+    let stats = count(lives, || {
+        let world = worlds.next().expect("one world per life");
+        done.push(world.one_life(&mut OsRng));
+    });
+    per_op("one request life (OS generator)", lives, &stats);
+    drop(done);
+
+    println!("\n== memory of MemoryStore (3 contacts per service, 3 services per customer)");
+    for size in [10_000u32, 100_000, 1_000_000] {
+        let region = Region::new(GLOBAL);
+        let store = common::fill_services(size);
+        let stats = region.change();
+        let per_service = live_bytes(&stats) as f64 / f64::from(size);
+        println!(
+            "{size:>9} services: {:>12} bytes live, {per_service:>6.1} bytes per service",
+            live_bytes(&stats)
+        );
+        assert_eq!(store.service_count(), size as usize);
+        drop(store);
+    }
+}

@@ -1,0 +1,125 @@
+//! Timings of the hot paths, against the budget in the README's performance
+//! section. Run all with `cargo bench --bench hot_paths`, one group with
+//! `cargo bench --bench hot_paths -- <group>` (`parse`, `format`, `token`,
+//! `lifecycle`, `my_contacts`, `my_requests`).
+
+use std::hint::black_box;
+
+use criterion::{BatchSize, BenchmarkId, Criterion, criterion_group, criterion_main};
+use rand_chacha::ChaCha20Rng;
+use rand_chacha::rand_core::SeedableRng;
+use regex::Regex;
+use service_contacts::{CustomerId, OsRng, Token};
+use time::macros::datetime;
+
+mod common;
+use common as fixtures;
+
+fn parse(c: &mut Criterion) {
+    let mut group = c.benchmark_group("parse");
+    group.bench_function("valid", |b| {
+        b.iter(|| CustomerId::parse(black_box("AB12345-OVH")));
+    });
+    // The same validation with a compiled regex, for comparison.
+    let regex = Regex::new(r"^[A-Za-z]{2}[0-9]{1,9}-[Oo][Vv][Hh]$").expect("valid regex");
+    group.bench_function("regex_valid", |b| {
+        b.iter(|| regex.is_match(black_box("AB12345-OVH")));
+    });
+    group.bench_function("invalid", |b| {
+        b.iter(|| CustomerId::parse(black_box("AB12345-OVX")));
+    });
+    group.finish();
+}
+
+fn format(c: &mut Criterion) {
+    let mut group = c.benchmark_group("format");
+    let a = CustomerId::parse("AB12345-OVH").expect("valid");
+    let b_id = CustomerId::parse("AB12346-OVH").expect("valid");
+    let mut out = String::with_capacity(32);
+    group.bench_function("display", |b| {
+        b.iter(|| {
+            use std::fmt::Write as _;
+            out.clear();
+            write!(out, "{}", black_box(&a)).expect("write to a String");
+            out.len()
+        });
+    });
+    group.bench_function("as_str", |b| b.iter(|| black_box(&a).as_str().len()));
+    group.bench_function("eq", |b| b.iter(|| black_box(&a) == black_box(&b_id)));
+    group.bench_function("cmp", |b| b.iter(|| black_box(&a).cmp(black_box(&b_id))));
+    group.finish();
+}
+
+fn token(c: &mut Criterion) {
+    let mut group = c.benchmark_group("token");
+    let token = Token::from_bytes([42; 32]);
+    let digest = token.digest();
+    let text = token.reveal();
+    let wrong = Token::from_bytes([43; 32]).reveal();
+    group.bench_function("verify", |b| b.iter(|| digest.verify(black_box(&text))));
+    group.bench_function("verify_wrong", |b| {
+        b.iter(|| digest.verify(black_box(&wrong)))
+    });
+    group.finish();
+}
+
+fn lifecycle(c: &mut Criterion) {
+    let mut group = c.benchmark_group("lifecycle");
+    // Each life runs on a fresh world (made outside the timing), so the store
+    // does not grow with the number of iterations.
+    let mut seeded = ChaCha20Rng::seed_from_u64(1);
+    group.bench_function("seeded", |b| {
+        b.iter_batched(
+            fixtures::LifeWorld::new,
+            |world| world.one_life(&mut seeded),
+            BatchSize::SmallInput,
+        );
+    });
+    group.bench_function("os_rng", |b| {
+        b.iter_batched(
+            fixtures::LifeWorld::new,
+            |world| world.one_life(&mut OsRng),
+            BatchSize::SmallInput,
+        );
+    });
+    group.finish();
+}
+
+fn my_contacts(c: &mut Criterion) {
+    let mut group = c.benchmark_group("my_contacts");
+    for size in [10_000, 100_000, 1_000_000] {
+        let (driver, customer) = fixtures::contacts_world(size);
+        group.bench_with_input(BenchmarkId::from_parameter(size), &size, |b, _| {
+            b.iter(|| driver.my_contacts(black_box(customer)).expect("listed"));
+        });
+    }
+    group.finish();
+}
+
+fn my_requests(c: &mut Criterion) {
+    let mut group = c.benchmark_group("my_requests");
+    group.sample_size(50);
+    for open in [1_000, 10_000, 100_000] {
+        let (driver, customer) = fixtures::requests_world(open);
+        let now = datetime!(2026-11-21 12:00 UTC);
+        group.bench_with_input(BenchmarkId::from_parameter(open), &open, |b, _| {
+            b.iter(|| {
+                driver
+                    .my_requests(black_box(customer), now)
+                    .expect("listed")
+            });
+        });
+    }
+    group.finish();
+}
+
+criterion_group!(
+    benches,
+    parse,
+    format,
+    token,
+    lifecycle,
+    my_contacts,
+    my_requests
+);
+criterion_main!(benches);
