@@ -58,7 +58,7 @@ fn token(c: &mut Criterion) {
     let wrong = Token::from_bytes([43; 32]).reveal();
     group.bench_function("verify", |b| b.iter(|| digest.verify(black_box(&text))));
     group.bench_function("verify_wrong", |b| {
-        b.iter(|| digest.verify(black_box(&wrong)))
+        b.iter(|| digest.verify(black_box(&wrong)));
     });
     group.finish();
 }

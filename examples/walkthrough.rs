@@ -115,7 +115,7 @@ fn main() -> Result<(), Error> {
 
     step("1. Alice orders example.com: she holds all three roles (R5)");
     let site: ServiceName = "example.com".parse()?;
-    host.driver.order_service(site.clone(), alice)?;
+    host.driver.order_service(&site, alice)?;
     println!("    contacts: {}", host.contacts(&site)?);
 
     step("2. As admin, Alice designates Bob as tech contact (R8a, R16, R36)");
@@ -258,7 +258,7 @@ fn main() -> Result<(), Error> {
     step("10. \"My contacts\" (R6)");
     host.now += Duration::hours(1);
     let blog: ServiceName = "blog.example.net".parse()?;
-    host.driver.order_service(blog, bob)?;
+    host.driver.order_service(&blog, bob)?;
     for customer in [alice, bob, carol, dave] {
         for (service, roles) in host.driver.my_contacts(customer)? {
             println!("    {customer:<12} {service:<18} {roles}");

@@ -36,7 +36,7 @@ const DEFAULT_RETRIES: u32 = 16;
 /// directory.add(owner);
 /// let driver = Driver::new(MemoryStore::new(), MemoryNotifier::new(), directory);
 ///
-/// driver.order_service("example.com".parse()?, owner)?;
+/// driver.order_service(&"example.com".parse()?, owner)?;
 /// let mine = driver.my_contacts(owner)?;
 /// assert_eq!(mine[0].0.as_str(), "example.com");
 /// # Ok::<(), Box<dyn std::error::Error>>(())
@@ -214,31 +214,36 @@ impl<S: Store, N: Notifier, D: Directory> Driver<S, N, D> {
     /// failure.
     pub fn order_service(
         &self,
-        name: ServiceName,
+        name: &ServiceName,
         customer: CustomerId,
     ) -> Result<Service, DriverErrorFor<S, D>> {
-        if !self
-            .directory
-            .exists(customer)
-            .map_err(DriverError::Directory)?
-        {
-            return Err(Refusal::UnknownCustomer(customer).into());
-        }
-        let service = Service::order(name, customer);
-        let changes = Changes {
-            services: vec![Write {
-                value: service.clone(),
-                expected: None,
-            }],
-            requests: Vec::new(),
-        };
-        match self.store.commit(changes) {
-            Ok(()) => Ok(service),
-            Err(CommitError::Conflict) => {
-                Err(Refusal::ServiceExists(service.name().clone()).into())
+        self.known(customer)?;
+        // A conflict means the name is taken, or the store was busy: read
+        // back to tell which, and try again in the second case.
+        let ordered = self.run(|| {
+            if self
+                .store
+                .service(name)
+                .map_err(DriverError::Store)?
+                .is_some()
+            {
+                return Err(Refusal::ServiceExists(name.clone()).into());
             }
-            Err(CommitError::Store(err)) => Err(DriverError::Store(err)),
-        }
+            let service = Service::order(name.clone(), customer);
+            let changes = Changes {
+                services: vec![Write {
+                    value: service.clone(),
+                    expected: None,
+                }],
+                requests: Vec::new(),
+            };
+            let transition = Transition {
+                changes,
+                messages: Vec::new(),
+            };
+            Ok(Step::Commit(transition, service))
+        });
+        ordered.map(|outcome| outcome.value)
     }
 
     /// Submits an edit of a service's contacts by `actor` (R8–R16, R27, R33,

@@ -536,6 +536,7 @@ impl Engine {
         now: OffsetDateTime,
         rng: &mut R,
     ) -> Result<Transition, SubmitError> {
+        let now = utc(now);
         let service = snapshot.service;
         if edit.service() != service.name() {
             return Err(SubmitError::ServiceMismatch {
@@ -613,6 +614,7 @@ impl Engine {
         snapshot: Option<Snapshot<'_>>,
         accounts: &(impl Accounts + ?Sized),
     ) -> Result<Transition, Rejection> {
+        let now = utc(now);
         if let Some(snapshot) = snapshot
             && snapshot.service.name() != request.service()
         {
@@ -647,6 +649,7 @@ impl Engine {
         token: &str,
         now: OffsetDateTime,
     ) -> Result<Transition, Rejection> {
+        let now = utc(now);
         let mut next = self.take_token(request, actor, token, now)?;
         next.state = RequestState::Refused { by: actor, at: now };
         next.history
@@ -671,6 +674,7 @@ impl Engine {
         now: OffsetDateTime,
         rng: &mut R,
     ) -> Result<Transition, ActError> {
+        let now = utc(now);
         let awaiting = check_live(request, now)?;
         if !request.confirmers().contains(&actor) {
             return Err(ActError::NotAConfirmer);
@@ -733,6 +737,7 @@ impl Engine {
         actor: CustomerId,
         now: OffsetDateTime,
     ) -> Result<Transition, ActError> {
+        let now = utc(now);
         check_live(request, now)?;
         if actor != request.requester() {
             return Err(ActError::NotRequester);
@@ -756,6 +761,7 @@ impl Engine {
         request: &ChangeRequest,
         now: OffsetDateTime,
     ) -> Result<Transition, ActError> {
+        let now = utc(now);
         check_time(request, now)?;
         if request.state().is_terminal() {
             return Err(ActError::Closed {
@@ -1044,6 +1050,12 @@ fn check_accounts(
         }
     }
     Ok(())
+}
+
+/// `now` in UTC: what the engine records, whatever offset the host used, so
+/// that every stored time has the same form.
+fn utc(now: OffsetDateTime) -> OffsetDateTime {
+    now.to_offset(time::UtcOffset::UTC)
 }
 
 /// Refuses times before the request's last event.

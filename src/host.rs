@@ -26,6 +26,17 @@ use crate::{ChangeRequest, Changes, CustomerId, Message, RequestId, Roles, Servi
 /// expected version (`UPDATE ... WHERE version = $expected`, counting rows, or
 /// `SERIALIZABLE`); a distributed store as one conditional multi-key write.
 ///
+/// Facts about what the crate writes, which an implementation may rely on:
+///
+/// - a request's service and parties ([`ChangeRequest::parties`]) never
+///   change after it is created, so party indexes are written once;
+/// - every commit touches at most one service, and only requests of that
+///   service, so partitioning by service name keeps each commit in one
+///   partition;
+/// - a batch never writes the same record twice (a store may treat it as a
+///   conflict);
+/// - times are in UTC.
+///
 /// Run the conformance suite ([`testing`](crate::testing), feature
 /// `testing`) against an implementation to check these contracts.
 pub trait Store {
@@ -51,8 +62,8 @@ pub trait Store {
 
     /// Every request in which `customer` is a party (requester, incoming or
     /// outgoing contact, see [`ChangeRequest::is_party`]), whatever its state
-    /// (R35), most recently opened first. Must cost in proportion to the
-    /// answer (an index on the parties).
+    /// (R35), most recently opened first (ties by request id). Must cost in
+    /// proportion to the answer (an index on the parties).
     fn requests_of(&self, customer: CustomerId) -> Result<Vec<ChangeRequest>, Self::Error>;
 
     /// Every request whose recorded state is awaiting and whose deadline is
@@ -69,6 +80,10 @@ pub trait Store {
     /// [`CommitError::Conflict`]. Of two commits expecting the same version of
     /// a record, at most one succeeds. After success every read and listing
     /// reflects all the writes (indexes included).
+    ///
+    /// A database that is busy (locked by another writer) should wait a
+    /// moment (a busy timeout) before it reports [`CommitError::Conflict`]:
+    /// the driver decides again at once, a bounded number of times.
     ///
     /// An implementation that cannot tell whether the commit happened (a
     /// connection lost mid-way) returns [`CommitError::Store`]; the host then

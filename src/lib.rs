@@ -25,7 +25,7 @@
 //!
 //! // Alice orders a service: she holds all three roles (R5).
 //! let site = "example.com".parse()?;
-//! driver.order_service(site, alice)?;
+//! driver.order_service(&site, alice)?;
 //!
 //! // As admin she proposes Bob as tech contact; both receive a token (R8, R16, R36).
 //! let edit = Edit::new("example.com".parse()?).with(Role::Tech, bob);

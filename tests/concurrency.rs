@@ -109,7 +109,7 @@ fn conflicting_edits(driver: &TestDriver<'_>, store: &MemoryStore, round: u32, s
     {
         // R27: eight edits of the same role of one service; one opens.
         let edits: ServiceName = format!("edits-{round}.example").parse().unwrap();
-        driver.order_service(edits.clone(), admin).unwrap();
+        driver.order_service(&edits, admin).unwrap();
         let results = race(|t| {
             let edit =
                 Edit::new(edits.clone()).with(Role::Tech, id(10 + u32::try_from(t).unwrap()));
@@ -150,7 +150,7 @@ fn both_confirmers_at_once(
     {
         // R16, R20: both confirmers accept at once, each on four threads.
         let both: ServiceName = format!("both-{round}.example").parse().unwrap();
-        driver.order_service(both.clone(), admin).unwrap();
+        driver.order_service(&both, admin).unwrap();
         let request = open(driver, &both, incoming, seed + 100);
         let tokens = [
             token(notifier, admin, request),
@@ -195,7 +195,7 @@ fn accept_against_cancel(
     {
         // R28 against R20: the last confirmation races a cancel.
         let cancel: ServiceName = format!("cancel-{round}.example").parse().unwrap();
-        driver.order_service(cancel.clone(), admin).unwrap();
+        driver.order_service(&cancel, admin).unwrap();
         let request = open(driver, &cancel, incoming, seed + 200);
         let admin_token = token(notifier, admin, request);
         let incoming_token = token(notifier, incoming, request);
@@ -239,7 +239,7 @@ fn accept_against_expiry(
         // R29 against R20: the last confirmation, a second before the
         // deadline, races the expiry sweep at the deadline.
         let expiry: ServiceName = format!("expiry-{round}.example").parse().unwrap();
-        driver.order_service(expiry.clone(), admin).unwrap();
+        driver.order_service(&expiry, admin).unwrap();
         let request = open(driver, &expiry, incoming, seed + 300);
         let deadline = store.request(request).unwrap().unwrap().deadline();
         let admin_token = token(notifier, admin, request);

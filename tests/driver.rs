@@ -98,7 +98,7 @@ fn world() -> World {
     }
     let driver = Driver::new(FaultyStore::default(), MemoryNotifier::new(), directory);
     let site: ServiceName = "example.com".parse().unwrap();
-    driver.order_service(site.clone(), admin).unwrap();
+    driver.order_service(&site, admin).unwrap();
     World {
         driver,
         admin,
@@ -298,13 +298,13 @@ fn unknown_things_get_specific_errors_and_change_nothing() {
     assert_eq!(
         refusal(
             w.driver
-                .order_service("new.example".parse().unwrap(), ghost)
+                .order_service(&"new.example".parse().unwrap(), ghost)
                 .unwrap_err()
         ),
         Refusal::UnknownCustomer(ghost)
     );
     assert_eq!(
-        refusal(w.driver.order_service(w.site.clone(), w.admin).unwrap_err()),
+        refusal(w.driver.order_service(&w.site, w.admin).unwrap_err()),
         Refusal::ServiceExists(w.site.clone())
     );
     assert_eq!(

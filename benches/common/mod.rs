@@ -41,7 +41,7 @@ impl LifeWorld {
         directory.add(tech);
         let driver = Driver::new(MemoryStore::new(), MemoryNotifier::new(), directory);
         let site = service_name(1);
-        driver.order_service(site.clone(), admin).expect("ordered");
+        driver.order_service(&site, admin).expect("ordered");
         LifeWorld {
             driver,
             site,
@@ -136,7 +136,7 @@ pub(crate) fn requests_world(open: u32) -> (MemoryDriver, CustomerId) {
     for n in 0..open {
         let site = service_name(n);
         let owner = customer(n);
-        driver.order_service(site.clone(), owner).expect("ordered");
+        driver.order_service(&site, owner).expect("ordered");
         let incoming = if n < 3 {
             queried
         } else {

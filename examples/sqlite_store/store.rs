@@ -1,0 +1,917 @@
+//! `SqliteStore`: the crate's [`Store`] on a `SQLite` file, through `rusqlite`.
+//!
+//! This module is shared: `examples/sqlite_store/main.rs` runs the story on
+//! it and `tests/sqlite_store.rs` includes the same file (`#[path]`), so the
+//! tests check exactly the code the example shows. The library itself has no
+//! database and no `rusqlite` dependency (it is a dev-dependency).
+//!
+//! # Schema (version 1)
+//!
+//! - `services`: one row per service: `name`, `admin`, `tech`, `billing`
+//!   (canonical customer identifiers), `version`. One index per role holder
+//!   serves "my contacts" (R6).
+//! - `requests`: one row per change request: the whole request as one JSON
+//!   document (`doc`, with its state and history, R34), plus the columns the
+//!   queries need: `service`, `open`, `opened_s`/`opened_ns`,
+//!   `deadline_s`/`deadline_ns` (unix seconds and nanoseconds) and `version`.
+//!   Two partial indexes cover the open requests only: by service (the
+//!   driver's snapshot) and by deadline ("due for expiry", R29).
+//! - `request_parties`: `(customer, request_id)`, the index behind "my
+//!   requests" (R35).
+//!
+//! The file is marked with `PRAGMA application_id` and `PRAGMA user_version`;
+//! [`SqliteStore::open`] creates the schema in an empty file and refuses, without
+//! writing anything, a file that holds anything else.
+//!
+//! # Commit
+//!
+//! One `BEGIN IMMEDIATE` transaction (R31): every write is conditional on the
+//! version it expects (`INSERT ... ON CONFLICT DO NOTHING` for a new record,
+//! `UPDATE ... WHERE version = ?` for an existing one) and must touch exactly
+//! one row; the first that does not rolls everything back and the commit
+//! reports [`CommitError::Conflict`]. `SQLITE_BUSY` and `SQLITE_LOCKED`
+//! (another connection held the lock past the busy timeout) are a conflict
+//! too: nothing was written and the driver decides again.
+
+#![allow(
+    dead_code,
+    reason = "shared by the example and the tests, each of which uses a part"
+)]
+
+use std::collections::BTreeSet;
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::sync::{Mutex, MutexGuard, PoisonError};
+use std::time::Duration;
+
+use rusqlite::types::{FromSql, ValueRef};
+use rusqlite::{
+    Connection, ErrorCode, OpenFlags, OptionalExtension, Row, TransactionBehavior, params,
+};
+use service_contacts::{
+    ChangeRequest, Changes, CommitError, Contacts, CustomerId, RequestId, Role, Roles, Service,
+    ServiceName, Store, Version, Write,
+};
+use time::OffsetDateTime;
+
+/// `PRAGMA application_id` of a service-contacts database: `SCon`.
+pub(crate) const APPLICATION_ID: i32 = 0x5343_6f6e;
+
+/// `PRAGMA user_version`: the version of the schema below.
+pub(crate) const SCHEMA_VERSION: i32 = 1;
+
+/// The schema, created in one transaction in an empty file.
+const SCHEMA: &str = "
+CREATE TABLE services (
+    name    TEXT NOT NULL PRIMARY KEY,
+    admin   TEXT NOT NULL,
+    tech    TEXT NOT NULL,
+    billing TEXT NOT NULL,
+    version INTEGER NOT NULL CHECK (version >= 1)
+) STRICT, WITHOUT ROWID;
+CREATE INDEX services_admin ON services (admin);
+CREATE INDEX services_tech ON services (tech);
+CREATE INDEX services_billing ON services (billing);
+
+CREATE TABLE requests (
+    id          TEXT NOT NULL PRIMARY KEY,
+    service     TEXT NOT NULL,
+    open        INTEGER NOT NULL CHECK (open IN (0, 1)),
+    opened_s    INTEGER NOT NULL,
+    opened_ns   INTEGER NOT NULL,
+    deadline_s  INTEGER NOT NULL,
+    deadline_ns INTEGER NOT NULL,
+    version     INTEGER NOT NULL CHECK (version >= 1),
+    doc         TEXT NOT NULL
+) STRICT;
+CREATE INDEX requests_open ON requests (service) WHERE open = 1;
+CREATE INDEX requests_due ON requests (deadline_s, deadline_ns, id) WHERE open = 1;
+
+CREATE TABLE request_parties (
+    customer   TEXT NOT NULL,
+    request_id TEXT NOT NULL REFERENCES requests (id),
+    PRIMARY KEY (customer, request_id)
+) STRICT, WITHOUT ROWID;
+";
+
+/// Each table of the schema with its columns, in order: what `open` checks.
+const TABLES: [(&str, &[&str]); 3] = [
+    ("services", &["name", "admin", "tech", "billing", "version"]),
+    (
+        "requests",
+        &[
+            "id",
+            "service",
+            "open",
+            "opened_s",
+            "opened_ns",
+            "deadline_s",
+            "deadline_ns",
+            "version",
+            "doc",
+        ],
+    ),
+    ("request_parties", &["customer", "request_id"]),
+];
+
+/// The indexes of the schema: what `open` checks besides the tables.
+const INDEXES: [&str; 5] = [
+    "services_admin",
+    "services_tech",
+    "services_billing",
+    "requests_open",
+    "requests_due",
+];
+
+/// The columns a service is read from, in the order `read_service` expects.
+macro_rules! service_columns {
+    () => {
+        "name, admin, tech, billing, version"
+    };
+}
+
+/// The columns a request is read from, in the order `read_request` expects.
+macro_rules! request_columns {
+    () => {
+        "id, service, open, opened_s, opened_ns, deadline_s, deadline_ns, version, doc"
+    };
+}
+
+const SERVICE: &str = concat!(
+    "SELECT ",
+    service_columns!(),
+    " FROM services WHERE name = ?1"
+);
+const REQUEST: &str = concat!(
+    "SELECT ",
+    request_columns!(),
+    " FROM requests WHERE id = ?1"
+);
+/// The `open = 1` literal lets `SQLite` use the partial index `requests_open`.
+const OPEN_REQUESTS: &str = concat!(
+    "SELECT ",
+    request_columns!(),
+    " FROM requests WHERE service = ?1 AND open = 1"
+);
+/// One index per role, combined (`MULTI-INDEX OR`).
+const CONTACTS_OF: &str = concat!(
+    "SELECT ",
+    service_columns!(),
+    " FROM services WHERE admin = ?1 OR tech = ?1 OR billing = ?1 ORDER BY name"
+);
+/// `CROSS JOIN` fixes the join order: parties first, through their key.
+const REQUESTS_OF: &str = "SELECT r.id, r.service, r.open, r.opened_s, r.opened_ns, \
+                           r.deadline_s, r.deadline_ns, r.version, r.doc \
+                           FROM request_parties AS p CROSS JOIN requests AS r \
+                           ON r.id = p.request_id WHERE p.customer = ?1 \
+                           ORDER BY r.opened_s DESC, r.opened_ns DESC, r.id";
+/// Selects by whole seconds through `requests_due`; the few requests due
+/// later within the same second are dropped after reading.
+const DUE_FOR_EXPIRY: &str = concat!(
+    "SELECT ",
+    request_columns!(),
+    " FROM requests WHERE open = 1 AND deadline_s <= ?1 ORDER BY deadline_s, deadline_ns, id"
+);
+const ALL_SERVICES: &str = concat!(
+    "SELECT ",
+    service_columns!(),
+    " FROM services ORDER BY name"
+);
+const ALL_REQUESTS: &str = concat!("SELECT ", request_columns!(), " FROM requests ORDER BY id");
+
+const INSERT_SERVICE: &str = "INSERT INTO services (name, admin, tech, billing, version) \
+                              VALUES (?1, ?2, ?3, ?4, ?5) ON CONFLICT (name) DO NOTHING";
+const UPDATE_SERVICE: &str = "UPDATE services SET admin = ?2, tech = ?3, billing = ?4, \
+                              version = ?5 WHERE name = ?1 AND version = ?6";
+const INSERT_REQUEST: &str = "INSERT INTO requests (id, service, open, opened_s, opened_ns, \
+                              deadline_s, deadline_ns, version, doc) \
+                              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9) \
+                              ON CONFLICT (id) DO NOTHING";
+const UPDATE_REQUEST: &str = "UPDATE requests SET service = ?2, open = ?3, opened_s = ?4, \
+                              opened_ns = ?5, deadline_s = ?6, deadline_ns = ?7, \
+                              version = ?8, doc = ?9 WHERE id = ?1 AND version = ?10";
+const INSERT_PARTY: &str = "INSERT INTO request_parties (customer, request_id) VALUES (?1, ?2) \
+                            ON CONFLICT DO NOTHING";
+
+/// The queries behind each method, by name: what [`SqliteStore::query_plans`]
+/// explains.
+pub(crate) const QUERIES: [(&str, &str); 8] = [
+    ("service", SERVICE),
+    ("request", REQUEST),
+    ("open_requests", OPEN_REQUESTS),
+    ("contacts_of", CONTACTS_OF),
+    ("requests_of", REQUESTS_OF),
+    ("due_for_expiry", DUE_FOR_EXPIRY),
+    ("commit: update a service", UPDATE_SERVICE),
+    ("commit: update a request", UPDATE_REQUEST),
+];
+
+/// What can go wrong in a [`SqliteStore`].
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum SqliteStoreError {
+    /// `SQLite` failed (I/O, a lock held past the busy timeout on a read, ...).
+    #[error("sqlite: {0}")]
+    Sqlite(#[from] rusqlite::Error),
+    /// A stored row does not parse back into a valid record. Nothing was
+    /// written or repaired.
+    #[error("corrupt row in {table} ({key}): {detail}")]
+    Corrupt {
+        /// The table.
+        table: &'static str,
+        /// The row's key (service name, request id, customer), as stored.
+        key: String,
+        /// What is wrong.
+        detail: String,
+    },
+    /// The file is not a service-contacts database of the schema this store
+    /// knows. Nothing was written.
+    #[error("{path}: not a service-contacts database of schema version {SCHEMA_VERSION}: {detail}")]
+    Schema {
+        /// The file.
+        path: PathBuf,
+        /// What was found instead.
+        detail: String,
+    },
+    /// A record cannot be stored (its JSON form or a number does not fit).
+    /// Nothing was written.
+    #[error("cannot store {what}: {detail}")]
+    Unstorable {
+        /// The record.
+        what: String,
+        /// Why.
+        detail: String,
+    },
+}
+
+/// How a [`SqliteStore`] uses its connection.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Options {
+    /// How long a statement waits for another connection's lock before
+    /// `SQLite` reports `SQLITE_BUSY` (a commit then reports a conflict).
+    pub(crate) busy_timeout: Duration,
+}
+
+impl Default for Options {
+    fn default() -> Options {
+        Options {
+            busy_timeout: Duration::from_secs(2),
+        }
+    }
+}
+
+/// A [`Store`] on one `SQLite` connection to a database file.
+///
+/// The connection sits behind a mutex, so one store may be shared by threads
+/// (the conformance suite does); for parallel work, open one store per
+/// thread on the same file: `SQLite`'s own locking (WAL mode: readers never
+/// wait for the writer) and the version checks of [`Store::commit`] keep them
+/// consistent.
+pub(crate) struct SqliteStore {
+    conn: Mutex<Connection>,
+    path: PathBuf,
+}
+
+impl SqliteStore {
+    /// Opens the database at `path`, creating the file and the schema if
+    /// there is nothing there yet.
+    pub(crate) fn open(path: impl AsRef<Path>) -> Result<SqliteStore, SqliteStoreError> {
+        SqliteStore::open_with(path, Options::default())
+    }
+
+    /// [`SqliteStore::open`] with `options`.
+    ///
+    /// A file that holds anything but this schema (another application's
+    /// database, a newer schema, a file that is not `SQLite`) gives
+    /// [`SqliteStoreError::Schema`], and nothing is written to it.
+    pub(crate) fn open_with(
+        path: impl AsRef<Path>,
+        options: Options,
+    ) -> Result<SqliteStore, SqliteStoreError> {
+        let path = path.as_ref().to_path_buf();
+        // No URI parsing: the path is taken as it is. The store's own mutex
+        // serializes the use of the connection.
+        let flags = OpenFlags::SQLITE_OPEN_READ_WRITE
+            | OpenFlags::SQLITE_OPEN_CREATE
+            | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+        let mut conn = Connection::open_with_flags(&path, flags)?;
+        conn.busy_timeout(options.busy_timeout)?;
+        // Look before writing anything: even the journal mode is a write.
+        match inspect(&conn, &path)? {
+            Found::Ours => {}
+            Found::Empty => create(&mut conn, &path)?,
+            Found::Foreign(detail) => return Err(SqliteStoreError::Schema { path, detail }),
+        }
+        // WAL lets readers go on while one connection writes; `FULL` syncs
+        // every commit, so a commit that returned survives a power cut.
+        conn.pragma_update_and_check(None, "journal_mode", "wal", |_| Ok(()))?;
+        conn.pragma_update(None, "synchronous", "FULL")?;
+        conn.pragma_update(None, "foreign_keys", true)?;
+        Ok(SqliteStore {
+            conn: Mutex::new(conn),
+            path,
+        })
+    }
+
+    /// The database file.
+    pub(crate) fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Closes the connection, reporting what `SQLite` reports (a store that is
+    /// simply dropped closes too, silently).
+    pub(crate) fn close(self) -> Result<(), SqliteStoreError> {
+        let conn = self
+            .conn
+            .into_inner()
+            .unwrap_or_else(PoisonError::into_inner);
+        conn.close()
+            .map_err(|(_, err)| SqliteStoreError::Sqlite(err))
+    }
+
+    /// The journal mode in force (`wal` unless the file system refused it).
+    pub(crate) fn journal_mode(&self) -> Result<String, SqliteStoreError> {
+        Ok(self
+            .lock()
+            .pragma_query_value(None, "journal_mode", |row| row.get(0))?)
+    }
+
+    /// Every service, by name (a full scan: for tests and audits).
+    pub(crate) fn services(&self) -> Result<Vec<Service>, SqliteStoreError> {
+        all_services(&self.lock())
+    }
+
+    /// Every request, by id (a full scan: for tests and audits).
+    pub(crate) fn requests(&self) -> Result<Vec<ChangeRequest>, SqliteStoreError> {
+        all_requests(&self.lock())
+    }
+
+    /// Checks the whole database against itself: `SQLite`'s integrity check
+    /// (every index matches its table), every row parses, every request's
+    /// columns match its document, and `request_parties` holds exactly the
+    /// parties of each request. A full scan, in one read transaction (one
+    /// snapshot, whatever other connections write meanwhile).
+    pub(crate) fn audit(&self) -> Result<(), SqliteStoreError> {
+        let conn = self.lock();
+        let snapshot = conn.unchecked_transaction()?;
+        all_services(&snapshot)?;
+        let requests = all_requests(&snapshot)?;
+        let integrity: Vec<String> = snapshot
+            .prepare("PRAGMA integrity_check")?
+            .query_map([], |row| row.get(0))?
+            .collect::<Result<_, _>>()?;
+        if integrity != ["ok"] {
+            return Err(SqliteStoreError::Corrupt {
+                table: "sqlite_schema",
+                key: self.path.display().to_string(),
+                detail: integrity.join("; "),
+            });
+        }
+        let expected: BTreeSet<(String, String)> = requests
+            .iter()
+            .flat_map(|request| {
+                request
+                    .parties()
+                    .into_iter()
+                    .map(|party| (party.as_str().to_owned(), request.id().to_string()))
+            })
+            .collect();
+        let stored: BTreeSet<(String, String)> = snapshot
+            .prepare("SELECT customer, request_id FROM request_parties")?
+            .query_map([], |row| Ok((row.get(0)?, row.get(1)?)))?
+            .collect::<Result<_, _>>()?;
+        if let Some((customer, id)) = stored.symmetric_difference(&expected).next() {
+            let detail = if stored.contains(&(customer.clone(), id.clone())) {
+                format!("{customer} is listed as a party of {id} but is not one")
+            } else {
+                format!("{customer} is a party of {id} but is not listed")
+            };
+            return Err(SqliteStoreError::Corrupt {
+                table: "request_parties",
+                key: customer.clone(),
+                detail,
+            });
+        }
+        snapshot.finish()?;
+        Ok(())
+    }
+
+    /// The plan `SQLite` chooses for each query of the store (`EXPLAIN QUERY
+    /// PLAN`), by name ([`QUERIES`]), one line per step, indented by depth.
+    pub(crate) fn query_plans(&self) -> Result<Vec<(&'static str, Vec<String>)>, SqliteStoreError> {
+        let conn = self.lock();
+        let mut plans = Vec::with_capacity(QUERIES.len());
+        for (name, sql) in QUERIES {
+            let mut stmt = conn.prepare(&format!("EXPLAIN QUERY PLAN {sql}"))?;
+            // Unbound parameters are NULL; the plan does not depend on them.
+            let nulls = vec![rusqlite::types::Null; stmt.parameter_count()];
+            let steps: Vec<(i64, i64, String)> = stmt
+                .query_map(rusqlite::params_from_iter(nulls), |row| {
+                    Ok((row.get(0)?, row.get(1)?, row.get(3)?))
+                })?
+                .collect::<Result<_, _>>()?;
+            let mut depth_of = std::collections::HashMap::new();
+            let lines = steps
+                .into_iter()
+                .map(|(id, parent, detail)| {
+                    let depth = depth_of.get(&parent).map_or(0, |d| d + 1);
+                    depth_of.insert(id, depth);
+                    format!("{}{detail}", "  ".repeat(depth))
+                })
+                .collect();
+            plans.push((name, lines));
+        }
+        Ok(plans)
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Connection> {
+        // A panic while the lock was held rolled its transaction back (the
+        // transaction's drop), so the connection is fine to use.
+        self.conn.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+impl fmt::Debug for SqliteStore {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SqliteStore")
+            .field("path", &self.path)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Store for SqliteStore {
+    type Error = SqliteStoreError;
+
+    fn service(&self, name: &ServiceName) -> Result<Option<Service>, SqliteStoreError> {
+        let conn = self.lock();
+        let mut stmt = conn.prepare_cached(SERVICE)?;
+        let mut rows = stmt.query([name.as_str()])?;
+        rows.next()?.map(read_service).transpose()
+    }
+
+    fn request(&self, id: RequestId) -> Result<Option<ChangeRequest>, SqliteStoreError> {
+        let conn = self.lock();
+        let mut stmt = conn.prepare_cached(REQUEST)?;
+        let mut rows = stmt.query([id.to_string()])?;
+        rows.next()?.map(read_request).transpose()
+    }
+
+    fn open_requests(&self, service: &ServiceName) -> Result<Vec<ChangeRequest>, SqliteStoreError> {
+        let conn = self.lock();
+        let mut stmt = conn.prepare_cached(OPEN_REQUESTS)?;
+        collect(stmt.query([service.as_str()])?, read_request)
+    }
+
+    fn contacts_of(
+        &self,
+        customer: CustomerId,
+    ) -> Result<Vec<(ServiceName, Roles)>, SqliteStoreError> {
+        let conn = self.lock();
+        let mut stmt = conn.prepare_cached(CONTACTS_OF)?;
+        collect(stmt.query([customer.as_str()])?, |row| {
+            let service = read_service(row)?;
+            let roles = service.roles_of(customer);
+            Ok((service.name().clone(), roles))
+        })
+    }
+
+    fn requests_of(&self, customer: CustomerId) -> Result<Vec<ChangeRequest>, SqliteStoreError> {
+        let conn = self.lock();
+        let mut stmt = conn.prepare_cached(REQUESTS_OF)?;
+        collect(stmt.query([customer.as_str()])?, read_request)
+    }
+
+    fn due_for_expiry(&self, now: OffsetDateTime) -> Result<Vec<ChangeRequest>, SqliteStoreError> {
+        let conn = self.lock();
+        let mut stmt = conn.prepare_cached(DUE_FOR_EXPIRY)?;
+        let mut due = collect(stmt.query([now.unix_timestamp()])?, read_request)?;
+        // The query selects whole seconds; drop those due later within `now`'s second.
+        due.retain(|request| request.deadline() <= now);
+        Ok(due)
+    }
+
+    fn commit(&self, changes: Changes) -> Result<(), CommitError<SqliteStoreError>> {
+        if changes.is_empty() {
+            return Ok(());
+        }
+        // Encode everything before taking the write lock: a record that
+        // cannot be stored fails the commit before anything is written.
+        let services: Vec<ServiceWrite> = changes
+            .services
+            .iter()
+            .map(ServiceWrite::encode)
+            .collect::<Result<_, _>>()
+            .map_err(CommitError::Store)?;
+        let requests: Vec<RequestWrite> = changes
+            .requests
+            .iter()
+            .map(RequestWrite::encode)
+            .collect::<Result<_, _>>()
+            .map_err(CommitError::Store)?;
+        // Two writes of one record in one batch: neither can be right.
+        let names: BTreeSet<&str> = services.iter().map(|w| w.name.as_str()).collect();
+        let ids: BTreeSet<&str> = requests.iter().map(|w| w.row.id.as_str()).collect();
+        if names.len() != services.len() || ids.len() != requests.len() {
+            return Err(CommitError::Conflict);
+        }
+        let mut conn = self.lock();
+        match write_all(&mut conn, &services, &requests) {
+            Ok(true) => Ok(()),
+            Ok(false) => Err(CommitError::Conflict),
+            Err(err) if is_busy(&err) => Err(CommitError::Conflict),
+            Err(err) => Err(CommitError::Store(err.into())),
+        }
+    }
+}
+
+/// Whether `SQLite` gave up waiting for another connection's lock.
+fn is_busy(err: &rusqlite::Error) -> bool {
+    matches!(
+        err.sqlite_error_code(),
+        Some(ErrorCode::DatabaseBusy | ErrorCode::DatabaseLocked)
+    )
+}
+
+/// Writes every record in one transaction; `Ok(false)` when a record was not
+/// at its expected version (everything is rolled back, R31).
+fn write_all(
+    conn: &mut Connection,
+    services: &[ServiceWrite],
+    requests: &[RequestWrite],
+) -> rusqlite::Result<bool> {
+    // IMMEDIATE takes the write lock now (waiting up to the busy timeout),
+    // so the transaction never has to upgrade a read lock later.
+    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    for write in services {
+        let changed = match write.expected {
+            None => tx.prepare_cached(INSERT_SERVICE)?.execute(params![
+                write.name,
+                write.admin,
+                write.tech,
+                write.billing,
+                write.version
+            ])?,
+            Some(expected) => tx.prepare_cached(UPDATE_SERVICE)?.execute(params![
+                write.name,
+                write.admin,
+                write.tech,
+                write.billing,
+                write.version,
+                expected
+            ])?,
+        };
+        if changed != 1 {
+            return Ok(false); // dropping `tx` rolls back
+        }
+    }
+    for write in requests {
+        let row = &write.row;
+        let values = params![
+            row.id,
+            row.service,
+            row.open,
+            row.opened.0,
+            row.opened.1,
+            row.deadline.0,
+            row.deadline.1,
+            row.version,
+            write.doc,
+        ];
+        let changed = match write.expected {
+            None => tx.prepare_cached(INSERT_REQUEST)?.execute(values)?,
+            Some(expected) => {
+                let mut with_expected = values.to_vec();
+                with_expected.push(&expected);
+                tx.prepare_cached(UPDATE_REQUEST)?
+                    .execute(with_expected.as_slice())?
+            }
+        };
+        if changed != 1 {
+            return Ok(false);
+        }
+        // A request's parties are fixed when it opens; index them once.
+        if write.expected.is_none() {
+            let mut insert = tx.prepare_cached(INSERT_PARTY)?;
+            for party in &write.parties {
+                insert.execute(params![party, row.id])?;
+            }
+        }
+    }
+    tx.commit()?;
+    Ok(true)
+}
+
+/// A service write, as SQL values.
+struct ServiceWrite {
+    name: String,
+    admin: String,
+    tech: String,
+    billing: String,
+    version: i64,
+    expected: Option<i64>,
+}
+
+impl ServiceWrite {
+    fn encode(write: &Write<Service>) -> Result<ServiceWrite, SqliteStoreError> {
+        let service = &write.value;
+        let unstorable = |detail: String| SqliteStoreError::Unstorable {
+            what: format!("service {}", service.name()),
+            detail,
+        };
+        let holder = |role| service.holder(role).as_str().to_owned();
+        Ok(ServiceWrite {
+            name: service.name().as_str().to_owned(),
+            admin: holder(Role::Admin),
+            tech: holder(Role::Tech),
+            billing: holder(Role::Billing),
+            version: sql_version(service.version()).map_err(unstorable)?,
+            expected: write
+                .expected
+                .map(sql_version)
+                .transpose()
+                .map_err(unstorable)?,
+        })
+    }
+}
+
+/// A request write: its columns, its JSON document and its parties.
+struct RequestWrite {
+    row: RequestColumns,
+    doc: String,
+    parties: Vec<String>,
+    expected: Option<i64>,
+}
+
+impl RequestWrite {
+    fn encode(write: &Write<ChangeRequest>) -> Result<RequestWrite, SqliteStoreError> {
+        let request = &write.value;
+        let unstorable = |detail: String| SqliteStoreError::Unstorable {
+            what: format!("request {}", request.id()),
+            detail,
+        };
+        Ok(RequestWrite {
+            row: RequestColumns::of(request).map_err(unstorable)?,
+            doc: serde_json::to_string(request).map_err(|err| unstorable(err.to_string()))?,
+            parties: request
+                .parties()
+                .iter()
+                .map(|c| c.as_str().to_owned())
+                .collect(),
+            expected: write
+                .expected
+                .map(sql_version)
+                .transpose()
+                .map_err(unstorable)?,
+        })
+    }
+}
+
+/// The indexed columns of a request row: derived from the request, and
+/// checked against its document when it is read back.
+#[derive(Debug, PartialEq, Eq)]
+struct RequestColumns {
+    id: String,
+    service: String,
+    open: bool,
+    opened: (i64, i64),
+    deadline: (i64, i64),
+    version: i64,
+}
+
+impl RequestColumns {
+    fn of(request: &ChangeRequest) -> Result<RequestColumns, String> {
+        Ok(RequestColumns {
+            id: request.id().to_string(),
+            service: request.service().as_str().to_owned(),
+            open: request.is_open(),
+            opened: unix(request.opened_at()),
+            deadline: unix(request.deadline()),
+            version: sql_version(request.version())?,
+        })
+    }
+}
+
+/// Unix seconds and nanoseconds of `at`: ordered as the instants are.
+fn unix(at: OffsetDateTime) -> (i64, i64) {
+    (at.unix_timestamp(), i64::from(at.nanosecond()))
+}
+
+fn sql_version(version: Version) -> Result<i64, String> {
+    i64::try_from(version.get()).map_err(|_| format!("version {version} exceeds SQLite integers"))
+}
+
+/// Every service, by name.
+fn all_services(conn: &Connection) -> Result<Vec<Service>, SqliteStoreError> {
+    let mut stmt = conn.prepare(ALL_SERVICES)?;
+    collect(stmt.query([])?, read_service)
+}
+
+/// Every request, by id.
+fn all_requests(conn: &Connection) -> Result<Vec<ChangeRequest>, SqliteStoreError> {
+    let mut stmt = conn.prepare(ALL_REQUESTS)?;
+    collect(stmt.query([])?, read_request)
+}
+
+/// Reads every row with `read`.
+fn collect<T>(
+    mut rows: rusqlite::Rows<'_>,
+    mut read: impl FnMut(&Row<'_>) -> Result<T, SqliteStoreError>,
+) -> Result<Vec<T>, SqliteStoreError> {
+    let mut out = Vec::new();
+    while let Some(row) = rows.next()? {
+        out.push(read(row)?);
+    }
+    Ok(out)
+}
+
+/// The cells of one row of `table`, whose first column is its key: every
+/// value that does not parse is reported as [`SqliteStoreError::Corrupt`].
+struct Cells<'a, 'r> {
+    row: &'a Row<'r>,
+    table: &'static str,
+    key: String,
+}
+
+impl<'a, 'r> Cells<'a, 'r> {
+    fn new(row: &'a Row<'r>, table: &'static str) -> Self {
+        let key = match row.get_ref(0) {
+            Ok(ValueRef::Text(bytes)) => String::from_utf8_lossy(bytes).into_owned(),
+            Ok(other) => format!("{other:?}"),
+            Err(_) => "?".to_owned(),
+        };
+        Cells { row, table, key }
+    }
+
+    fn corrupt(&self, detail: String) -> SqliteStoreError {
+        SqliteStoreError::Corrupt {
+            table: self.table,
+            key: self.key.clone(),
+            detail,
+        }
+    }
+
+    fn get<T: FromSql>(&self, index: usize, column: &str) -> Result<T, SqliteStoreError> {
+        T::column_result(self.row.get_ref(index)?)
+            .map_err(|err| self.corrupt(format!("column {column}: {err}")))
+    }
+
+    /// A customer identifier, which must be stored in its canonical text
+    /// (the indexes are searched with it).
+    fn customer(&self, index: usize, column: &str) -> Result<CustomerId, SqliteStoreError> {
+        let text: String = self.get(index, column)?;
+        let customer = CustomerId::parse(&text)
+            .map_err(|err| self.corrupt(format!("column {column}: {text:?}: {err}")))?;
+        if customer.as_str() == text {
+            Ok(customer)
+        } else {
+            Err(self.corrupt(format!(
+                "column {column}: {text:?} is not in canonical form ({customer})"
+            )))
+        }
+    }
+
+    fn version(&self, index: usize) -> Result<Version, SqliteStoreError> {
+        let number: i64 = self.get(index, "version")?;
+        match u64::try_from(number) {
+            Ok(n) if n >= 1 => Ok(Version::new(n)),
+            _ => Err(self.corrupt(format!("column version: {number} is not a version"))),
+        }
+    }
+}
+
+/// A `services` row (`service_columns!`) as a service.
+fn read_service(row: &Row<'_>) -> Result<Service, SqliteStoreError> {
+    let cells = Cells::new(row, "services");
+    let text: String = cells.get(0, "name")?;
+    let name =
+        ServiceName::parse(&text).map_err(|err| cells.corrupt(format!("column name: {err}")))?;
+    let contacts = Contacts::new(
+        cells.customer(1, "admin")?,
+        cells.customer(2, "tech")?,
+        cells.customer(3, "billing")?,
+    );
+    Ok(Service::new(name, contacts, cells.version(4)?))
+}
+
+/// A `requests` row (`request_columns!`) as a request: the document, checked
+/// against the row's key and indexed columns.
+fn read_request(row: &Row<'_>) -> Result<ChangeRequest, SqliteStoreError> {
+    let cells = Cells::new(row, "requests");
+    let id: String = cells.get(0, "id")?;
+    let key: RequestId = id
+        .parse()
+        .map_err(|err| cells.corrupt(format!("column id: {err}")))?;
+    let doc: String = cells.get(8, "doc")?;
+    let request: ChangeRequest =
+        serde_json::from_str(&doc).map_err(|err| cells.corrupt(format!("column doc: {err}")))?;
+    if request.id() != key || key.to_string() != id {
+        return Err(cells.corrupt(format!("the document is request {}", request.id())));
+    }
+    let stored = RequestColumns {
+        id,
+        service: cells.get(1, "service")?,
+        open: cells.get(2, "open")?,
+        opened: (cells.get(3, "opened_s")?, cells.get(4, "opened_ns")?),
+        deadline: (cells.get(5, "deadline_s")?, cells.get(6, "deadline_ns")?),
+        version: cells.get(7, "version")?,
+    };
+    let expected = RequestColumns::of(&request)
+        .map_err(|detail| cells.corrupt(format!("column doc: {detail}")))?;
+    if stored != expected {
+        return Err(cells.corrupt(format!(
+            "the columns disagree with the document: stored {stored:?}, document {expected:?}"
+        )));
+    }
+    Ok(request)
+}
+
+/// What [`inspect`] found in a file.
+enum Found {
+    /// Nothing: a new or empty file.
+    Empty,
+    /// This schema.
+    Ours,
+    /// Something else, described.
+    Foreign(String),
+}
+
+/// Looks at a file without writing to it.
+fn inspect(conn: &Connection, path: &Path) -> Result<Found, SqliteStoreError> {
+    let header = || -> rusqlite::Result<(i32, i32, i64)> {
+        let application: i32 = conn.pragma_query_value(None, "application_id", |r| r.get(0))?;
+        let version: i32 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
+        let objects: i64 =
+            conn.query_row("SELECT count(*) FROM sqlite_schema", [], |r| r.get(0))?;
+        Ok((application, version, objects))
+    };
+    let (application, version, objects) = match header() {
+        Ok(found) => found,
+        Err(err) if err.sqlite_error_code() == Some(ErrorCode::NotADatabase) => {
+            return Err(SqliteStoreError::Schema {
+                path: path.to_path_buf(),
+                detail: "the file is not a SQLite database".into(),
+            });
+        }
+        Err(err) => return Err(err.into()),
+    };
+    if application == 0 && version == 0 && objects == 0 {
+        return Ok(Found::Empty);
+    }
+    if application != APPLICATION_ID {
+        return Ok(Found::Foreign(format!(
+            "application id {application:#x} (expected {APPLICATION_ID:#x}), \
+             {objects} tables and indexes of another application"
+        )));
+    }
+    if version != SCHEMA_VERSION {
+        return Ok(Found::Foreign(format!("it has schema version {version}")));
+    }
+    for (table, expected) in TABLES {
+        let columns: Vec<String> = conn
+            .prepare("SELECT name FROM pragma_table_info(?1)")?
+            .query_map([table], |row| row.get(0))?
+            .collect::<Result<_, _>>()?;
+        if columns.is_empty() {
+            return Ok(Found::Foreign(format!("table {table} is missing")));
+        }
+        if columns != expected {
+            return Ok(Found::Foreign(format!(
+                "table {table} has columns ({}), expected ({})",
+                columns.join(", "),
+                expected.join(", ")
+            )));
+        }
+    }
+    for index in INDEXES {
+        let found: Option<String> = conn
+            .query_row(
+                "SELECT name FROM sqlite_schema WHERE type = 'index' AND name = ?1",
+                [index],
+                |row| row.get(0),
+            )
+            .optional()?;
+        if found.is_none() {
+            return Ok(Found::Foreign(format!("index {index} is missing")));
+        }
+    }
+    Ok(Found::Ours)
+}
+
+/// Creates the schema in an empty file, in one transaction. Another
+/// connection may have created it meanwhile: then it is checked instead.
+fn create(conn: &mut Connection, path: &Path) -> Result<(), SqliteStoreError> {
+    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    match inspect(&tx, path)? {
+        Found::Ours => Ok(()),
+        Found::Empty => {
+            tx.execute_batch(SCHEMA)?;
+            tx.pragma_update(None, "application_id", APPLICATION_ID)?;
+            tx.pragma_update(None, "user_version", SCHEMA_VERSION)?;
+            tx.commit()?;
+            Ok(())
+        }
+        Found::Foreign(detail) => Err(SqliteStoreError::Schema {
+            path: path.to_path_buf(),
+            detail,
+        }),
+    }
+}

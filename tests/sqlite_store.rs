@@ -1,0 +1,1282 @@
+//! The `SQLite` store of `examples/sqlite_store/` (the same file, included
+//! below) against the crate's `Store` contract: the conformance suite, the
+//! query plans of the listings, requests surviving a reopen, four connections
+//! racing on one file, busy locks, interrupted commits, and bad files and
+//! rows (R6, R26, R27, R29, R31, R34, R35).
+#![cfg(all(feature = "serde", feature = "testing"))]
+
+#[path = "../examples/sqlite_store/store.rs"]
+mod store;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::slice;
+use std::sync::Barrier;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::Duration as StdDuration;
+
+use rand_chacha::ChaCha20Rng;
+use rand_chacha::rand_core::SeedableRng;
+use rusqlite::Connection;
+use service_contacts::testing::{CASES, run_store_suite};
+use service_contacts::{
+    ActError, ChangeRequest, Changes, CommitError, Contacts, CustomerId, Driver, DriverError, Edit,
+    Event, EventKind, MemoryDirectory, MemoryNotifier, Refusal, RequestId, RequestState, Role,
+    Roles, Service, ServiceName, StateName, Store, SubmitError, Version, Write,
+};
+use store::{APPLICATION_ID, Options, SqliteStore, SqliteStoreError};
+use time::{Duration, OffsetDateTime, macros::datetime};
+
+type TestDriver<'a> = Driver<&'a SqliteStore, &'a MemoryNotifier, &'a MemoryDirectory>;
+
+// ----- fixtures -----
+
+/// A fresh directory under the system's temporary directory, removed on drop.
+struct TempDir(PathBuf);
+
+impl TempDir {
+    fn new(name: &str) -> TempDir {
+        static NEXT: AtomicU32 = AtomicU32::new(0);
+        let dir = std::env::temp_dir().join(format!(
+            "service-contacts-sqlite-{}-{name}-{}",
+            std::process::id(),
+            NEXT.fetch_add(1, Ordering::Relaxed)
+        ));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        TempDir(dir)
+    }
+
+    fn file(&self, name: &str) -> PathBuf {
+        self.0.join(name)
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+fn id(n: u32) -> CustomerId {
+    format!("CU{n}-OVH").parse().unwrap()
+}
+
+fn name(text: &str) -> ServiceName {
+    text.parse().unwrap()
+}
+
+fn t0() -> OffsetDateTime {
+    datetime!(2026-11-21 10:00 UTC)
+}
+
+fn rng(seed: u64) -> ChaCha20Rng {
+    ChaCha20Rng::seed_from_u64(seed)
+}
+
+/// A directory where customers 0..100 exist in good standing.
+fn directory() -> MemoryDirectory {
+    let directory = MemoryDirectory::new();
+    for n in 0..100 {
+        directory.add(id(n));
+    }
+    directory
+}
+
+/// The token `to` last received for `request`.
+fn token(notifier: &MemoryNotifier, to: CustomerId, request: RequestId) -> String {
+    notifier
+        .delivered()
+        .iter()
+        .rev()
+        .find(|m| m.to() == to && m.request() == request && m.token().is_some())
+        .and_then(|m| m.token().map(service_contacts::Token::reveal))
+        .expect("a confirmation request was delivered")
+}
+
+/// Opens a tech change of `service` from its admin to `incoming`.
+fn open_tech(
+    driver: &TestDriver<'_>,
+    service: &ServiceName,
+    incoming: CustomerId,
+    now: OffsetDateTime,
+    seed: u64,
+) -> RequestId {
+    let admin = driver
+        .store()
+        .service(service)
+        .unwrap()
+        .unwrap()
+        .holder(Role::Admin);
+    let edit = Edit::new(service.clone()).with(Role::Tech, incoming);
+    driver
+        .submit(&edit, admin, now, &mut rng(seed))
+        .unwrap()
+        .value[0]
+}
+
+fn file_bytes(path: &Path) -> Vec<u8> {
+    std::fs::read(path).unwrap()
+}
+
+/// The names in a directory, sorted.
+fn listing(dir: &Path) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|entry| entry.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    names
+}
+
+// ----- the contract -----
+
+#[test]
+fn conforms_to_the_store_suite() {
+    // R31 (versions, all or nothing, racing commits), R6, R35, R29 (the
+    // indexed listings): every case on a fresh file.
+    let dir = TempDir::new("suite");
+    let mut n = 0;
+    let report = run_store_suite(|| {
+        n += 1;
+        SqliteStore::open(dir.file(&format!("case-{n}.db"))).unwrap()
+    });
+    report.assert_passed();
+    assert_eq!(report.passed, CASES);
+}
+
+#[test]
+fn listings_are_served_by_indexes() {
+    // R6, R35, R29: "my contacts", "my requests", "due for expiry" and the
+    // open requests of a service cost in proportion to their answer: the
+    // plans search an index and never scan a table.
+    let dir = TempDir::new("plans");
+    let store = SqliteStore::open(dir.file("plans.db")).unwrap();
+    let (notifier, directory) = (MemoryNotifier::new(), directory());
+    let driver: TestDriver<'_> = Driver::new(&store, &notifier, &directory);
+    // 2000 services in one commit, 40 holders; then 100 requests.
+    let services: Vec<Write<Service>> = (0..2000u32)
+        .map(|n| {
+            let contacts = Contacts::new(id(n % 40), id((n + 1) % 40), id((n + 2) % 40));
+            Write {
+                value: Service::new(name(&format!("s{n}.example")), contacts, Version::FIRST),
+                expected: None,
+            }
+        })
+        .collect();
+    store
+        .commit(Changes {
+            services,
+            requests: Vec::new(),
+        })
+        .unwrap();
+    for n in 0..100u32 {
+        let service = name(&format!("s{n}.example"));
+        let _ = open_tech(&driver, &service, id(50 + n % 40), t0(), u64::from(n));
+    }
+    let before = store.query_plans().unwrap();
+    // With the statistics a long-running database gathers, too.
+    Connection::open(store.path())
+        .unwrap()
+        .execute_batch("ANALYZE")
+        .unwrap();
+    let reopened = SqliteStore::open(store.path()).unwrap();
+    let after = reopened.query_plans().unwrap();
+    for plans in [before, after] {
+        let plan: BTreeMap<&str, Vec<String>> = plans.into_iter().collect();
+        for (query, lines) in &plan {
+            println!("{query}:\n  {}", lines.join("\n  "));
+            for line in lines {
+                let step = line.trim_start();
+                assert!(!step.starts_with("SCAN"), "{query} scans: {lines:?}");
+                if step.starts_with("SEARCH") {
+                    assert!(
+                        step.contains("USING INDEX")
+                            || step.contains("USING COVERING INDEX")
+                            || step.contains("USING PRIMARY KEY"),
+                        "{query}: {step}"
+                    );
+                }
+            }
+        }
+        let uses = |query: &str, what: &str| {
+            assert!(
+                plan[query].iter().any(|line| line.contains(what)),
+                "{query} does not use {what}: {:?}",
+                plan[query]
+            );
+        };
+        uses("service", "SEARCH services USING PRIMARY KEY (name=?)");
+        uses(
+            "request",
+            "SEARCH requests USING INDEX sqlite_autoindex_requests_1 (id=?)",
+        );
+        uses(
+            "open_requests",
+            "SEARCH requests USING INDEX requests_open (service=?)",
+        );
+        for index in [
+            "services_admin (admin=?)",
+            "services_tech (tech=?)",
+            "services_billing (billing=?)",
+        ] {
+            uses("contacts_of", index);
+        }
+        uses("requests_of", "SEARCH p USING PRIMARY KEY (customer=?)");
+        uses(
+            "requests_of",
+            "SEARCH r USING INDEX sqlite_autoindex_requests_1 (id=?)",
+        );
+        uses(
+            "due_for_expiry",
+            "SEARCH requests USING INDEX requests_due (deadline_s<?)",
+        );
+        uses(
+            "commit: update a service",
+            "SEARCH services USING PRIMARY KEY (name=?)",
+        );
+        uses(
+            "commit: update a request",
+            "SEARCH requests USING INDEX sqlite_autoindex_requests_1 (id=?)",
+        );
+    }
+}
+
+#[test]
+fn requests_survive_a_reopen() {
+    // R34: a request's full state and history (failed attempts R26, a resend
+    // with new tokens R23, a confirmation) are read back whole from the file,
+    // and the tokens mailed before the reopen still work after it.
+    let dir = TempDir::new("reopen");
+    let file = dir.file("contacts.db");
+    let (notifier, directory) = (MemoryNotifier::new(), directory());
+    let (admin, incoming) = (id(1), id(2));
+    let site = name("example.com");
+    let store = SqliteStore::open(&file).unwrap();
+    let driver: TestDriver<'_> = Driver::new(&store, &notifier, &directory);
+    driver.order_service(&site, admin).unwrap();
+    let edit = Edit::new(site.clone())
+        .with(Role::Tech, incoming)
+        .with(Role::Billing, incoming);
+    let request = driver
+        .submit(&edit, admin, t0(), &mut rng(1))
+        .unwrap()
+        .value[0];
+    let wrong = "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA";
+    assert!(driver.accept(request, incoming, wrong, t0()).is_err());
+    let later = t0() + Duration::minutes(10);
+    let _ = driver.resend(request, admin, later, &mut rng(2)).unwrap();
+    let _ = driver
+        .accept(
+            request,
+            incoming,
+            &token(&notifier, incoming, request),
+            later,
+        )
+        .unwrap();
+    let before = store.request(request).unwrap().unwrap();
+    let kinds: Vec<&EventKind> = before.history().iter().map(Event::kind).collect();
+    assert!(kinds.contains(&&EventKind::FailedAttempt));
+    assert!(kinds.contains(&&EventKind::TokenReissued { to: incoming }));
+    assert!(kinds.contains(&&EventKind::Confirmed));
+    store.close().unwrap();
+
+    let store = SqliteStore::open(&file).unwrap();
+    assert_eq!(store.request(request).unwrap(), Some(before.clone()));
+    assert_eq!(
+        store.open_requests(&site).unwrap(),
+        slice::from_ref(&before)
+    );
+    assert_eq!(
+        store.requests_of(incoming).unwrap(),
+        slice::from_ref(&before)
+    );
+    assert_eq!(
+        store.due_for_expiry(before.deadline()).unwrap(),
+        slice::from_ref(&before)
+    );
+    match before.state() {
+        RequestState::Awaiting(awaiting) => {
+            assert_eq!(awaiting.missing().collect::<Vec<_>>(), [admin]);
+        }
+        other => panic!("request is {other:?}"),
+    }
+    // The admin's token, mailed before the reopen, applies the change (R20).
+    let driver: TestDriver<'_> = Driver::new(&store, &notifier, &directory);
+    let done = driver
+        .accept(request, admin, &token(&notifier, admin, request), later)
+        .unwrap();
+    assert_eq!(done.value.state().name(), StateName::Done);
+    store.close().unwrap();
+
+    let store = SqliteStore::open(&file).unwrap();
+    let after = store.request(request).unwrap().unwrap();
+    assert_eq!(after, done.value);
+    assert_eq!(after.history()[..before.history().len()], *before.history());
+    assert_eq!(
+        store.contacts_of(incoming).unwrap(),
+        [(site.clone(), Role::Tech | Role::Billing)]
+    );
+    assert!(store.open_requests(&site).unwrap().is_empty());
+    store.audit().unwrap();
+    store.close().unwrap();
+    // Section 8: only digests of tokens are stored; no token's text is in the file.
+    let bytes = file_bytes(&file);
+    for message in notifier.delivered() {
+        if let Some(token) = message.token() {
+            let text = token.reveal();
+            assert!(
+                !bytes.windows(text.len()).any(|w| w == text.as_bytes()),
+                "a token's text is in the database file"
+            );
+        }
+    }
+}
+
+// ----- concurrency across connections -----
+
+const THREADS: usize = 4;
+const ROUNDS: u32 = 40;
+
+/// Runs `work(thread)` on `THREADS` threads released together.
+fn race<T: Send>(work: impl Fn(usize) -> T + Sync) -> Vec<T> {
+    let barrier = Barrier::new(THREADS);
+    std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..THREADS)
+            .map(|thread| {
+                let (barrier, work) = (&barrier, &work);
+                scope.spawn(move || {
+                    barrier.wait();
+                    work(thread)
+                })
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    })
+}
+
+#[test]
+fn racing_connections_take_effect_once() {
+    // R27, R31, R16, R20, R28: four threads, each with its own connection to
+    // one WAL database file, race on conflicting edits, on both confirmers
+    // accepting at once and on an accept against a cancel.
+    let dir = TempDir::new("race");
+    let file = dir.file("race.db");
+    let (notifier, directory) = (MemoryNotifier::new(), directory());
+    let stores: Vec<SqliteStore> = (0..THREADS)
+        .map(|_| SqliteStore::open(&file).unwrap())
+        .collect();
+    for store in &stores {
+        assert_eq!(store.journal_mode().unwrap(), "wal");
+    }
+    let racers = Racers {
+        drivers: stores
+            .iter()
+            .map(|store| Driver::new(store, &notifier, &directory).with_retries(64))
+            .collect(),
+        notifier: &notifier,
+    };
+    for round in 0..ROUNDS {
+        racers.conflicting_edits(round);
+        racers.both_confirmers_at_once(round);
+        racers.accept_against_cancel(round);
+    }
+    for store in stores {
+        store.close().unwrap();
+    }
+    // Read everything back through a fresh connection: three services and
+    // three requests a round.
+    let check = SqliteStore::open(&file).unwrap();
+    check_consistency(&check, ROUNDS as usize * 3);
+    check.close().unwrap();
+}
+
+/// One driver per thread, each on its own connection.
+struct Racers<'a> {
+    drivers: Vec<TestDriver<'a>>,
+    notifier: &'a MemoryNotifier,
+}
+
+impl Racers<'_> {
+    fn now(round: u32) -> OffsetDateTime {
+        t0() + Duration::minutes(i64::from(round))
+    }
+
+    /// R27: four edits of the same role of one service; one opens.
+    fn conflicting_edits(&self, round: u32) {
+        let (admin, now) = (id(1), Racers::now(round));
+        let service = name(&format!("edits-{round}.example"));
+        self.drivers[0].order_service(&service, admin).unwrap();
+        let results = race(|t| {
+            let thread = u32::try_from(t).unwrap();
+            let edit = Edit::new(service.clone()).with(Role::Tech, id(10 + thread));
+            let seed = u64::from(round * 1000 + thread);
+            self.drivers[t].submit(&edit, admin, now, &mut rng(seed))
+        });
+        let winners = results.iter().filter(|r| r.is_ok()).count();
+        assert_eq!(
+            winners, 1,
+            "round {round}: {winners} conflicting edits opened"
+        );
+        for err in results.iter().filter_map(|r| r.as_ref().err()) {
+            assert!(
+                matches!(
+                    err,
+                    DriverError::Refused(Refusal::Submit(SubmitError::Conflict {
+                        role: Role::Tech,
+                        ..
+                    }))
+                ),
+                "round {round}: {err}"
+            );
+        }
+        assert_eq!(
+            self.drivers[3]
+                .store()
+                .open_requests(&service)
+                .unwrap()
+                .len(),
+            1
+        );
+    }
+
+    /// R16, R20: both confirmers accept at once, each on two threads.
+    fn both_confirmers_at_once(&self, round: u32) {
+        let (admin, incoming, now) = (id(1), id(20), Racers::now(round));
+        let service = name(&format!("both-{round}.example"));
+        self.drivers[0].order_service(&service, admin).unwrap();
+        let seed = u64::from(round * 1000 + 100);
+        let request = open_tech(&self.drivers[0], &service, incoming, now, seed);
+        let tokens = [
+            token(self.notifier, admin, request),
+            token(self.notifier, incoming, request),
+        ];
+        let results = race(|t| {
+            let who = if t % 2 == 0 { admin } else { incoming };
+            self.drivers[t].accept(request, who, &tokens[t % 2], now)
+        });
+        let accepted = results.iter().filter(|r| r.is_ok()).count();
+        assert_eq!(accepted, 2, "round {round}: {accepted} accepts succeeded");
+        for err in results.iter().filter_map(|r| r.as_ref().err()) {
+            assert!(
+                matches!(
+                    err,
+                    DriverError::Refused(Refusal::Act(
+                        ActError::InvalidToken | ActError::Closed { .. }
+                    ))
+                ),
+                "round {round}: {err}"
+            );
+        }
+        let reader = self.drivers[1].store();
+        let ended = reader.request(request).unwrap().unwrap();
+        assert_eq!(ended.state().name(), StateName::Done);
+        let holder = reader
+            .service(&service)
+            .unwrap()
+            .unwrap()
+            .holder(Role::Tech);
+        assert_eq!(holder, incoming);
+    }
+
+    /// R28 against R20: the last confirmation races a cancel.
+    fn accept_against_cancel(&self, round: u32) {
+        let (admin, incoming, now) = (id(1), id(20), Racers::now(round));
+        let service = name(&format!("cancel-{round}.example"));
+        self.drivers[0].order_service(&service, admin).unwrap();
+        let seed = u64::from(round * 1000 + 200);
+        let request = open_tech(&self.drivers[0], &service, incoming, now, seed);
+        let incoming_token = token(self.notifier, incoming, request);
+        let _ = self.drivers[0]
+            .accept(request, incoming, &incoming_token, now)
+            .unwrap();
+        let admin_token = token(self.notifier, admin, request);
+        let results = race(|t| {
+            if t % 2 == 0 {
+                self.drivers[t]
+                    .accept(request, admin, &admin_token, now)
+                    .map(|_| StateName::Done)
+            } else {
+                self.drivers[t]
+                    .cancel(request, admin, now)
+                    .map(|_| StateName::Aborted)
+            }
+        });
+        let winners: Vec<StateName> = results
+            .iter()
+            .filter_map(|r| r.as_ref().ok().copied())
+            .collect();
+        assert_eq!(winners.len(), 1, "round {round}: winners {winners:?}");
+        let reader = self.drivers[2].store();
+        let ended = reader.request(request).unwrap().unwrap();
+        assert_eq!(ended.state().name(), winners[0]);
+        let holder = reader
+            .service(&service)
+            .unwrap()
+            .unwrap()
+            .holder(Role::Tech);
+        let expected = if winners[0] == StateName::Done {
+            incoming
+        } else {
+            admin
+        };
+        assert_eq!(holder, expected, "round {round}");
+    }
+}
+
+/// The database agrees with itself after the races: nothing lost, one
+/// holder per role, every applied request shown by its service, and every
+/// index in agreement with a full scan.
+fn check_consistency(store: &SqliteStore, opened: usize) {
+    // Every row parses, columns match documents, parties match requests,
+    // SQLite's integrity check passes.
+    store.audit().unwrap();
+    let services = store.services().unwrap();
+    let requests = store.requests().unwrap();
+    // R31: no opened request was lost.
+    assert_eq!(requests.len(), opened);
+    for service in &services {
+        let of_service: Vec<&ChangeRequest> = requests
+            .iter()
+            .filter(|r| r.service() == service.name())
+            .collect();
+        let applied: Vec<&&ChangeRequest> = of_service
+            .iter()
+            .filter(|r| matches!(r.state(), RequestState::Applied { .. }))
+            .collect();
+        // R31: the version counts the creation, every opened request and
+        // every applied change: no update was lost.
+        assert_eq!(
+            service.version().get(),
+            (1 + of_service.len() + applied.len()) as u64,
+            "{}: version {} after {} requests, {} applied",
+            service.name(),
+            service.version(),
+            of_service.len(),
+            applied.len()
+        );
+        // R27: no two open requests share a role.
+        let open: Vec<_> = of_service.iter().filter(|r| r.is_open()).collect();
+        for (i, a) in open.iter().enumerate() {
+            for b in &open[i + 1..] {
+                assert!((a.roles() & b.roles()).is_empty(), "{}", service.name());
+            }
+        }
+        // R20: at most one change applied per service here, and the service
+        // shows it.
+        assert!(applied.len() <= 1, "{}", service.name());
+        for request in applied {
+            for role in request.roles() {
+                assert_eq!(
+                    service.holder(role),
+                    request.incoming(),
+                    "{}",
+                    service.name()
+                );
+            }
+        }
+    }
+    // One holder per role: "my contacts", served by the holder indexes, agrees
+    // with the rows for every customer, and across all customers lists each
+    // role of each service exactly once (R6).
+    let mut holders: BTreeMap<CustomerId, Vec<(ServiceName, Roles)>> = BTreeMap::new();
+    for service in &services {
+        for holder in service.contacts().holders() {
+            holders
+                .entry(holder)
+                .or_default()
+                .push((service.name().clone(), service.roles_of(holder)));
+        }
+    }
+    let mut listed_roles: BTreeMap<(ServiceName, Role), usize> = BTreeMap::new();
+    for customer in (0..100).map(id) {
+        let listed = store.contacts_of(customer).unwrap();
+        assert_eq!(
+            listed,
+            holders.remove(&customer).unwrap_or_default(),
+            "{customer}"
+        );
+        for (service, roles) in listed {
+            for role in roles {
+                *listed_roles.entry((service.clone(), role)).or_default() += 1;
+            }
+        }
+    }
+    assert!(
+        holders.is_empty(),
+        "holders outside the directory: {holders:?}"
+    );
+    assert_eq!(listed_roles.len(), services.len() * 3);
+    assert!(listed_roles.values().all(|count| *count == 1));
+    // "My requests" from the party index agrees with the documents.
+    let customers: BTreeSet<CustomerId> =
+        requests.iter().flat_map(ChangeRequest::parties).collect();
+    for customer in customers {
+        let listed: BTreeSet<RequestId> = store
+            .requests_of(customer)
+            .unwrap()
+            .iter()
+            .map(ChangeRequest::id)
+            .collect();
+        let expected: BTreeSet<RequestId> = requests
+            .iter()
+            .filter(|r| r.is_party(customer))
+            .map(ChangeRequest::id)
+            .collect();
+        assert_eq!(listed, expected, "{customer}");
+    }
+}
+
+#[test]
+fn a_busy_database_is_a_conflict() {
+    // R31: a commit that cannot take the write lock writes nothing and
+    // reports the store's retryable conflict, not an error or a panic.
+    let dir = TempDir::new("busy");
+    let file = dir.file("busy.db");
+    let options = Options {
+        busy_timeout: StdDuration::ZERO,
+    };
+    let store = SqliteStore::open_with(&file, options).unwrap();
+    let site = Service::order(name("busy.example"), id(1));
+    let create = Changes {
+        services: vec![Write {
+            value: site.clone(),
+            expected: None,
+        }],
+        requests: Vec::new(),
+    };
+    store.commit(create).unwrap();
+    let mut contacts = *site.contacts();
+    contacts.set(Role::Tech, id(2));
+    let update = || Changes {
+        services: vec![Write {
+            value: Service::new(site.name().clone(), contacts, site.version().next()),
+            expected: Some(site.version()),
+        }],
+        requests: Vec::new(),
+    };
+
+    // Another connection holds the write lock.
+    let blocker = Connection::open(&file).unwrap();
+    blocker.execute_batch("BEGIN IMMEDIATE").unwrap();
+    assert!(matches!(store.commit(update()), Err(CommitError::Conflict)));
+    // WAL: readers do not wait for the writer.
+    assert_eq!(store.service(site.name()).unwrap(), Some(site.clone()));
+    // Through the driver, a lock that stays busy ends in contention.
+    let (notifier, directory) = (MemoryNotifier::new(), directory());
+    let driver: TestDriver<'_> = Driver::new(&store, &notifier, &directory).with_retries(3);
+    let edit = Edit::new(site.name().clone()).with(Role::Tech, id(2));
+    let err = driver.submit(&edit, id(1), t0(), &mut rng(1)).unwrap_err();
+    assert!(
+        matches!(err, DriverError::Contention { attempts: 4 }),
+        "{err}"
+    );
+
+    blocker.execute_batch("ROLLBACK").unwrap();
+    store.commit(update()).unwrap();
+    assert_eq!(
+        store
+            .service(site.name())
+            .unwrap()
+            .unwrap()
+            .holder(Role::Tech),
+        id(2)
+    );
+}
+
+#[test]
+fn ordering_on_a_busy_database_is_not_a_duplicate() {
+    // R5 and the `CommitError::Conflict` contract ("also what a busy or
+    // locked database should report"): ordering a new service while another
+    // connection holds the lock must not claim the service exists.
+    let dir = TempDir::new("busy-order");
+    let file = dir.file("busy.db");
+    let options = Options {
+        busy_timeout: StdDuration::ZERO,
+    };
+    let store = SqliteStore::open_with(&file, options).unwrap();
+    let (notifier, directory) = (MemoryNotifier::new(), directory());
+    let driver: TestDriver<'_> = Driver::new(&store, &notifier, &directory);
+    let blocker = Connection::open(&file).unwrap();
+    blocker.execute_batch("BEGIN IMMEDIATE").unwrap();
+    let result = driver.order_service(&name("new.example"), id(1));
+    assert!(store.service(&name("new.example")).unwrap().is_none());
+    assert!(
+        !matches!(result, Err(DriverError::Refused(Refusal::ServiceExists(_)))),
+        "a busy database was reported as an existing service"
+    );
+}
+
+// ----- durability -----
+
+/// The state committed before each interruption.
+fn committed_state(store: &SqliteStore) -> (Vec<Service>, Vec<ChangeRequest>) {
+    (store.services().unwrap(), store.requests().unwrap())
+}
+
+#[test]
+fn an_interrupted_commit_leaves_nothing_half_written() {
+    // R31: a commit that fails after some of its writes went in leaves none
+    // of them; reopening the file shows the last committed state.
+    let dir = TempDir::new("interrupted");
+    let file = dir.file("contacts.db");
+    let (notifier, directory) = (MemoryNotifier::new(), directory());
+    let site = name("example.com");
+    let store = SqliteStore::open(&file).unwrap();
+    let driver: TestDriver<'_> = Driver::new(&store, &notifier, &directory);
+    driver.order_service(&site, id(1)).unwrap();
+    let first = open_tech(&driver, &site, id(2), t0(), 1);
+    let last = committed_state(&store);
+
+    // 1. The store's own commit fails half-way: a trigger (a stand-in for a
+    // full disk or an I/O error) aborts the last statement of the
+    // transaction, after the service and the request rows were written.
+    Connection::open(&file)
+        .unwrap()
+        .execute_batch(
+            "CREATE TRIGGER fail_on_party BEFORE INSERT ON request_parties \
+             WHEN NEW.customer = 'CU66-OVH' BEGIN SELECT RAISE(ABORT, 'disk on fire'); END;",
+        )
+        .unwrap();
+    let edit = Edit::new(site.clone()).with(Role::Billing, id(66));
+    let err = driver.submit(&edit, id(1), t0(), &mut rng(2)).unwrap_err();
+    assert!(
+        matches!(&err, DriverError::Store(SqliteStoreError::Sqlite(_)))
+            && err.to_string().contains("disk on fire"),
+        "{err}"
+    );
+    assert_eq!(committed_state(&store), last);
+    store.close().unwrap();
+    let store = SqliteStore::open(&file).unwrap();
+    assert_eq!(committed_state(&store), last);
+    store.audit().unwrap();
+    store.close().unwrap();
+
+    // 2. A transaction dropped before its commit.
+    let mut raw = Connection::open(&file).unwrap();
+    let tx = raw.transaction().unwrap();
+    tx.execute("UPDATE services SET tech = 'CU77-OVH', version = 9", [])
+        .unwrap();
+    tx.execute("DELETE FROM request_parties", []).unwrap();
+    drop(tx);
+    // 3. A connection closed in the middle of a transaction.
+    raw.execute_batch(
+        "BEGIN IMMEDIATE; UPDATE services SET admin = 'CU88-OVH', version = 10; \
+         UPDATE requests SET open = 0, version = 5;",
+    )
+    .unwrap();
+    drop(raw);
+    let store = SqliteStore::open(&file).unwrap();
+    assert_eq!(committed_state(&store), last);
+    store.audit().unwrap();
+    assert_eq!(
+        store.request(first).unwrap().unwrap().state().name(),
+        StateName::ValidatingByCustomers
+    );
+    store.close().unwrap();
+}
+
+/// Set for the child process of [`a_crash_mid_transaction_loses_only_that_transaction`].
+const CRASH_DB: &str = "SERVICE_CONTACTS_SQLITE_CRASH_DB";
+
+#[test]
+fn crash_helper() {
+    // Only in the child process: writes more than the page cache holds in
+    // one transaction, so uncommitted pages reach the WAL file, then dies
+    // without committing or closing.
+    let Some(path) = std::env::var_os(CRASH_DB) else {
+        return;
+    };
+    let conn = Connection::open(path).unwrap();
+    conn.execute_batch("PRAGMA cache_size = 16; BEGIN IMMEDIATE; UPDATE services SET tech = 'CU99-OVH', version = version + 1;")
+        .unwrap();
+    let filler = "x".repeat(2000);
+    for n in 0..2000 {
+        conn.execute(
+            "INSERT INTO requests (id, service, open, opened_s, opened_ns, deadline_s, \
+             deadline_ns, version, doc) VALUES (?1, 'example.com', 1, 0, 0, 0, 0, 1, ?2)",
+            rusqlite::params![format!("{n:032x}"), filler],
+        )
+        .unwrap();
+    }
+    std::process::abort();
+}
+
+#[test]
+fn a_crash_mid_transaction_loses_only_that_transaction() {
+    // R31: a process that dies in the middle of a transaction, with part of
+    // it already in the WAL file, leaves the last committed state.
+    let dir = TempDir::new("crash");
+    let file = dir.file("contacts.db");
+    let (notifier, directory) = (MemoryNotifier::new(), directory());
+    let store = SqliteStore::open(&file).unwrap();
+    let driver: TestDriver<'_> = Driver::new(&store, &notifier, &directory);
+    driver.order_service(&name("example.com"), id(1)).unwrap();
+    let _ = open_tech(&driver, &name("example.com"), id(2), t0(), 1);
+    let last = committed_state(&store);
+    store.close().unwrap();
+    let wal = dir.file("contacts.db-wal");
+    assert!(
+        !wal.exists(),
+        "closing the last connection checkpoints the WAL"
+    );
+
+    let output = Command::new(std::env::current_exe().unwrap())
+        .args([
+            "--exact",
+            "crash_helper",
+            "--nocapture",
+            "--test-threads",
+            "1",
+        ])
+        .env(CRASH_DB, &file)
+        .output()
+        .unwrap();
+    assert!(!output.status.success(), "the child did not crash");
+    let wal_len = std::fs::metadata(&wal).map_or(0, |m| m.len());
+    assert!(
+        wal_len > 100_000,
+        "uncommitted pages reached the WAL: {wal_len} bytes"
+    );
+
+    let store = SqliteStore::open(&file).unwrap();
+    assert_eq!(committed_state(&store), last);
+    store.audit().unwrap();
+    store.close().unwrap();
+}
+
+// ----- bad input -----
+
+#[test]
+fn a_file_of_another_schema_is_refused_and_left_alone() {
+    // Bad input: each file gives a schema error that says what was found,
+    // and neither the file nor its directory changes.
+    let dir = TempDir::new("schema");
+    let garbage = dir.file("garbage.db");
+    std::fs::write(&garbage, "this is not a database\n".repeat(400)).unwrap();
+    let other = dir.file("other.db");
+    Connection::open(&other)
+        .unwrap()
+        .execute_batch(
+            "PRAGMA journal_mode = WAL;
+             CREATE TABLE customers (id INTEGER PRIMARY KEY, name TEXT);
+             INSERT INTO customers (name) VALUES ('Alice');",
+        )
+        .unwrap();
+    let newer = dir.file("newer.db");
+    Connection::open(&newer)
+        .unwrap()
+        .execute_batch(&format!(
+            "CREATE TABLE services (name TEXT PRIMARY KEY);
+             PRAGMA application_id = {APPLICATION_ID}; PRAGMA user_version = 2;"
+        ))
+        .unwrap();
+    let tampered = dir.file("tampered.db");
+    SqliteStore::open(&tampered).unwrap().close().unwrap();
+    Connection::open(&tampered)
+        .unwrap()
+        .execute_batch(
+            "PRAGMA journal_mode = DELETE; DROP INDEX services_billing; \
+             ALTER TABLE services DROP COLUMN billing;",
+        )
+        .unwrap();
+    let unindexed = dir.file("unindexed.db");
+    SqliteStore::open(&unindexed).unwrap().close().unwrap();
+    Connection::open(&unindexed)
+        .unwrap()
+        .execute_batch("PRAGMA journal_mode = DELETE; DROP INDEX requests_due;")
+        .unwrap();
+
+    let cases = [
+        (&garbage, "the file is not a SQLite database"),
+        (
+            &other,
+            "application id 0x0 (expected 0x53436f6e), 1 tables and indexes of another application",
+        ),
+        (&newer, "it has schema version 2"),
+        (
+            &tampered,
+            "table services has columns (name, admin, tech, version), expected (name, admin, tech, billing, version)",
+        ),
+        (&unindexed, "index requests_due is missing"),
+    ];
+    let files = listing(&dir.0);
+    for (path, detail) in cases {
+        let before = file_bytes(path);
+        let err = SqliteStore::open(path).unwrap_err();
+        match &err {
+            SqliteStoreError::Schema { path: p, detail: d } => {
+                assert_eq!(p, path);
+                assert_eq!(d, detail);
+            }
+            other => panic!("{}: {other}", path.display()),
+        }
+        assert_eq!(
+            err.to_string(),
+            format!(
+                "{}: not a service-contacts database of schema version 1: {detail}",
+                path.display()
+            )
+        );
+        assert!(file_bytes(path) == before, "{} was written", path.display());
+    }
+    assert_eq!(listing(&dir.0), files, "a journal or WAL file was created");
+}
+
+/// A store with two services and an open request, and a raw connection to
+/// corrupt its rows.
+struct Corruptible {
+    _dir: TempDir,
+    store: SqliteStore,
+    raw: Connection,
+    notifier: MemoryNotifier,
+    directory: MemoryDirectory,
+    request: RequestId,
+}
+
+fn corruptible() -> Corruptible {
+    let dir = TempDir::new("corrupt");
+    let file = dir.file("contacts.db");
+    let store = SqliteStore::open(&file).unwrap();
+    let (notifier, directory) = (MemoryNotifier::new(), directory());
+    let driver: TestDriver<'_> = Driver::new(&store, &notifier, &directory);
+    driver.order_service(&name("a.example"), id(1)).unwrap();
+    driver.order_service(&name("b.example"), id(1)).unwrap();
+    let request = open_tech(&driver, &name("a.example"), id(2), t0(), 1);
+    let raw = Connection::open(&file).unwrap();
+    Corruptible {
+        _dir: dir,
+        store,
+        raw,
+        notifier,
+        directory,
+        request,
+    }
+}
+
+impl Corruptible {
+    fn driver(&self) -> TestDriver<'_> {
+        Driver::new(&self.store, &self.notifier, &self.directory)
+    }
+
+    /// The query of the whole row of the request.
+    fn select_request(&self) -> String {
+        format!("SELECT * FROM requests WHERE id = '{}'", self.request)
+    }
+
+    /// The request's stored document.
+    fn doc(&self) -> String {
+        self.raw
+            .query_row(
+                "SELECT doc FROM requests WHERE id = ?1",
+                [self.request.to_string()],
+                |row| row.get(0),
+            )
+            .unwrap()
+    }
+
+    /// Replaces the request's stored document.
+    fn set_doc(&self, doc: &str) {
+        self.raw
+            .execute(
+                "UPDATE requests SET doc = ?1 WHERE id = ?2",
+                [doc.to_owned(), self.request.to_string()],
+            )
+            .unwrap();
+    }
+
+    fn row(&self, sql: &str) -> Vec<String> {
+        let mut stmt = self.raw.prepare(sql).unwrap();
+        let columns = stmt.column_count();
+        stmt.query_row([], |row| {
+            (0..columns)
+                .map(|i| {
+                    row.get::<_, rusqlite::types::Value>(i)
+                        .map(|v| format!("{v:?}"))
+                })
+                .collect()
+        })
+        .unwrap()
+    }
+}
+
+/// Asserts `result` is a corrupt-row error of `table` and `key` whose detail
+/// contains `detail`.
+fn assert_corrupt<T: std::fmt::Debug>(
+    result: Result<T, SqliteStoreError>,
+    table: &str,
+    key: &str,
+    detail: &str,
+) {
+    match result {
+        Err(SqliteStoreError::Corrupt {
+            table: t,
+            key: k,
+            detail: d,
+        }) => {
+            assert_eq!((t, k.as_str()), (table, key));
+            assert!(d.contains(detail), "{d:?} does not say {detail:?}");
+        }
+        other => panic!("expected a corrupt row in {table} ({key}), got {other:?}"),
+    }
+}
+
+#[test]
+fn a_service_row_that_does_not_parse_is_reported_not_trusted() {
+    // Bad input, R4, R7: a stored identifier or service name is parsed as
+    // strictly as any other input; a row that fails gives a clear error
+    // naming the table and the key, no panic, and nothing overwritten by
+    // the actions that met it.
+    let c = corruptible();
+    c.raw
+        .execute(
+            "UPDATE services SET tech = 'not-an-id' WHERE name = 'a.example'",
+            [],
+        )
+        .unwrap();
+    let before = c.row("SELECT * FROM services WHERE name = 'a.example'");
+    assert_corrupt(
+        c.store.service(&name("a.example")),
+        "services",
+        "a.example",
+        "column tech: \"not-an-id\"",
+    );
+    // The listings meet the row through the admin index.
+    assert_corrupt(
+        c.store.contacts_of(id(1)),
+        "services",
+        "a.example",
+        "column tech",
+    );
+    let err = c
+        .driver()
+        .submit(
+            &Edit::new(name("a.example")).with(Role::Billing, id(3)),
+            id(1),
+            t0(),
+            &mut rng(2),
+        )
+        .unwrap_err();
+    assert!(
+        matches!(err, DriverError::Store(SqliteStoreError::Corrupt { .. })),
+        "{err}"
+    );
+    let why = "not-an-id".parse::<CustomerId>().unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        format!(
+            "store error: corrupt row in services (a.example): column tech: \"not-an-id\": {why}"
+        )
+    );
+    assert_eq!(
+        c.row("SELECT * FROM services WHERE name = 'a.example'"),
+        before
+    );
+    assert_corrupt(c.store.audit(), "services", "a.example", "column tech");
+
+    // A valid identifier not in canonical form would hide from the indexes.
+    c.raw
+        .execute(
+            "UPDATE services SET admin = 'cu1-ovh' WHERE name = 'b.example'",
+            [],
+        )
+        .unwrap();
+    assert_corrupt(
+        c.store.service(&name("b.example")),
+        "services",
+        "b.example",
+        "column admin: \"cu1-ovh\" is not in canonical form (CU1-OVH)",
+    );
+    // A name that is not a service name.
+    c.raw
+        .execute(
+            "UPDATE services SET name = 'b example' WHERE name = 'b.example'",
+            [],
+        )
+        .unwrap();
+    c.raw
+        .execute(
+            "UPDATE services SET tech = 'CU1-OVH' WHERE name = 'a.example'",
+            [],
+        )
+        .unwrap();
+    assert_corrupt(
+        c.store.contacts_of(id(1)),
+        "services",
+        "b example",
+        "column name",
+    );
+}
+
+#[test]
+fn a_request_document_that_does_not_parse_is_reported_not_trusted() {
+    // Bad input, R4, R34: a request document is validated on the way in
+    // like any serialized request; one that is not a valid request gives a
+    // clear error naming the table and the key, from every read, no panic,
+    // and the actions that meet it write nothing.
+    let c = corruptible();
+    let key = c.request.to_string();
+    let good = c.doc();
+
+    // Not JSON at all.
+    c.set_doc(&good[..good.len() / 2]);
+    let expected = "column doc: EOF while parsing";
+    assert_corrupt(c.store.request(c.request), "requests", &key, expected);
+    let service = name("a.example");
+    assert_corrupt(c.store.open_requests(&service), "requests", &key, expected);
+    assert_corrupt(c.store.requests_of(id(2)), "requests", &key, expected);
+    let later = t0() + Duration::days(30);
+    assert_corrupt(c.store.due_for_expiry(later), "requests", &key, expected);
+    assert_corrupt(c.store.audit(), "requests", &key, expected);
+    let before = c.row(&c.select_request());
+    let admin_token = token(&c.notifier, id(1), c.request);
+    let err = c
+        .driver()
+        .accept(c.request, id(1), &admin_token, t0())
+        .unwrap_err();
+    assert!(
+        matches!(err, DriverError::Store(SqliteStoreError::Corrupt { .. })),
+        "{err}"
+    );
+    let err = c.driver().cancel(c.request, id(1), t0()).unwrap_err();
+    assert!(
+        matches!(err, DriverError::Store(SqliteStoreError::Corrupt { .. })),
+        "{err}"
+    );
+    let err = c.driver().expire_due(later).unwrap_err();
+    assert!(
+        matches!(err, DriverError::Store(SqliteStoreError::Corrupt { .. })),
+        "{err}"
+    );
+    assert_eq!(
+        c.row(&c.select_request()),
+        before,
+        "a failed action wrote the row"
+    );
+
+    // JSON that is not a valid request: the crate's own checks refuse it.
+    let mut doc: serde_json::Value = serde_json::from_str(&good).unwrap();
+    doc["history"] = serde_json::json!([]);
+    c.set_doc(&doc.to_string());
+    assert_corrupt(
+        c.store.request(c.request),
+        "requests",
+        &key,
+        "column doc: a request's history starts with its opening",
+    );
+    let mut doc: serde_json::Value = serde_json::from_str(&good).unwrap();
+    doc["requester"] = serde_json::json!("AB12-XYZ");
+    c.set_doc(&doc.to_string());
+    assert_corrupt(
+        c.store.request(c.request),
+        "requests",
+        &key,
+        "column doc: expected the suffix `-OVH`",
+    );
+}
+
+#[test]
+fn request_columns_that_disagree_are_reported_not_trusted() {
+    // Bad input: a row whose key or indexed columns disagree with its
+    // document (they would mislead the indexes) gives a clear error, and
+    // nothing is overwritten.
+    let c = corruptible();
+    let key = c.request.to_string();
+    let good = c.doc();
+
+    // A party missing from the index (R35): "my requests" cannot see it;
+    // the audit names it.
+    c.raw
+        .execute("DELETE FROM request_parties WHERE customer = 'CU2-OVH'", [])
+        .unwrap();
+    assert!(c.store.requests_of(id(2)).unwrap().is_empty());
+    assert_corrupt(
+        c.store.audit(),
+        "request_parties",
+        "CU2-OVH",
+        &format!("CU2-OVH is a party of {key} but is not listed"),
+    );
+    c.raw
+        .execute(
+            "INSERT INTO request_parties (customer, request_id) VALUES ('CU2-OVH', ?1)",
+            [key.as_str()],
+        )
+        .unwrap();
+    c.store.audit().unwrap();
+
+    // A document that is another request.
+    let mut doc: serde_json::Value = serde_json::from_str(&good).unwrap();
+    doc["id"] = serde_json::json!("0123456789abcdef0123456789abcdef");
+    c.set_doc(&doc.to_string());
+    assert_corrupt(
+        c.store.request(c.request),
+        "requests",
+        &key,
+        "the document is request 0123456789abcdef0123456789abcdef",
+    );
+    c.set_doc(&good);
+    c.store.request(c.request).unwrap().unwrap();
+
+    // A version column that is not the document's.
+    c.raw
+        .execute(
+            "UPDATE requests SET version = 7 WHERE id = ?1",
+            [key.as_str()],
+        )
+        .unwrap();
+    assert_corrupt(
+        c.store.request(c.request),
+        "requests",
+        &key,
+        "the columns disagree with the document",
+    );
+    let before = c.row(&c.select_request());
+    let admin_token = token(&c.notifier, id(1), c.request);
+    let err = c
+        .driver()
+        .accept(c.request, id(1), &admin_token, t0())
+        .unwrap_err();
+    assert!(
+        matches!(err, DriverError::Store(SqliteStoreError::Corrupt { .. })),
+        "{err}"
+    );
+    assert_eq!(c.row(&c.select_request()), before);
+
+    // A key that is not a request id (the parties' foreign key would stop
+    // this edit: someone editing by hand may have turned it off).
+    c.raw.execute_batch("PRAGMA foreign_keys = OFF").unwrap();
+    c.raw
+        .execute(
+            "UPDATE requests SET version = 1, id = 'zz' WHERE id = ?1",
+            [key.as_str()],
+        )
+        .unwrap();
+    assert_corrupt(
+        c.store.open_requests(&name("a.example")),
+        "requests",
+        "zz",
+        "column id: expected a request id of 32 hex digits",
+    );
+    assert_eq!(c.store.request(c.request).unwrap(), None);
+    assert!(c.store.audit().is_err());
+}
+
+#[test]
+fn times_with_any_offset_are_stored_in_utc() {
+    // R34, R29: the engine records times in UTC whatever offset the host
+    // passes, so even an offset with seconds (which RFC 3339 cannot write)
+    // is stored, and reads back as the same instant.
+    let dir = TempDir::new("offsets");
+    let store = SqliteStore::open(dir.file("contacts.db")).unwrap();
+    let (notifier, directory) = (MemoryNotifier::new(), directory());
+    let driver: TestDriver<'_> = Driver::new(&store, &notifier, &directory);
+    let site = driver.order_service(&name("example.com"), id(1)).unwrap();
+    let odd = datetime!(2026-11-21 10:00 +01:00:30);
+    let edit = Edit::new(site.name().clone()).with(Role::Tech, id(2));
+    let opened = driver.submit(&edit, id(1), odd, &mut rng(1)).unwrap();
+    let request = store.request(opened.value[0]).unwrap().unwrap();
+    assert_eq!(request.opened_at(), odd);
+    assert_eq!(request.opened_at().offset(), time::UtcOffset::UTC);
+    assert_eq!(request.deadline(), odd + time::Duration::days(7));
+}
