@@ -1,0 +1,356 @@
+//! The contact-change story, told against any `Store`: the walkthrough tells
+//! it in memory, the `SQLite` example on a file it closes and reopens half-way.
+//!
+//! It follows the hosting provider's guide "Managing the contacts of your
+//! services". Mail and accounts stay in memory (`MemoryNotifier`, whose
+//! deliveries are the customers' inboxes, and `MemoryDirectory`). Tokens come
+//! from the operating system's generator and are masked in the output, as a
+//! real host must mask them in its logs.
+
+use std::cell::RefCell;
+
+use service_contacts::{
+    CustomerId, Driver, Edit, MemoryDirectory, MemoryNotifier, Message, MessageKind, OsRng,
+    RequestId, Role, ServiceName, Store,
+};
+use time::{Duration, OffsetDateTime, macros::datetime};
+
+/// What every step may fail with.
+pub(crate) type Error = Box<dyn std::error::Error>;
+
+/// The driver of one step: the given store, the story's mail and accounts.
+pub(crate) type StoryDriver<'a, S> = Driver<&'a S, &'a MemoryNotifier, &'a MemoryDirectory>;
+
+/// The people of the story.
+#[derive(Clone, Copy)]
+pub(crate) struct Cast {
+    pub(crate) alice: CustomerId,
+    pub(crate) bob: CustomerId,
+    pub(crate) carol: CustomerId,
+    pub(crate) dave: CustomerId,
+    /// Behind with payments (R14).
+    pub(crate) erin: CustomerId,
+}
+
+/// The host around the store: mail, accounts, a clock moved by hand, and the
+/// codes the customers received.
+pub(crate) struct Story {
+    pub(crate) cast: Cast,
+    pub(crate) site: ServiceName,
+    pub(crate) now: OffsetDateTime,
+    notifier: MemoryNotifier,
+    directory: MemoryDirectory,
+    inbox: RefCell<Vec<(CustomerId, RequestId, String)>>,
+}
+
+impl Story {
+    /// The cast, their accounts, and the clock at the start.
+    pub(crate) fn new() -> Result<Story, Error> {
+        let cast = Cast {
+            alice: "AL10001-OVH".parse()?,
+            bob: "BO20002-OVH".parse()?,
+            carol: "CA30003-OVH".parse()?,
+            dave: "DA40004-OVH".parse()?,
+            erin: "ER50005-OVH".parse()?,
+        };
+        let directory = MemoryDirectory::new();
+        for customer in [cast.alice, cast.bob, cast.carol, cast.dave] {
+            directory.add(customer);
+        }
+        directory.set_good_standing(cast.erin, false);
+        Ok(Story {
+            cast,
+            site: "example.com".parse()?,
+            now: datetime!(2026-11-21 09:00 UTC),
+            notifier: MemoryNotifier::new(),
+            directory,
+            inbox: RefCell::new(Vec::new()),
+        })
+    }
+
+    /// A driver over `store` and the story's mail and accounts.
+    pub(crate) fn driver<'a, S: Store>(&'a self, store: &'a S) -> StoryDriver<'a, S> {
+        Driver::new(store, &self.notifier, &self.directory)
+    }
+
+    /// Prints and clears the messages delivered since the last call, keeping
+    /// the codes in the inbox.
+    pub(crate) fn show_mail(&self) {
+        for message in self.notifier.take() {
+            println!("    mail to {}: {}", message.to(), describe(&message));
+            if let Some(token) = message.token() {
+                self.inbox
+                    .borrow_mut()
+                    .push((message.to(), message.request(), token.reveal()));
+            }
+        }
+    }
+
+    /// The latest code `customer` received for `request`.
+    pub(crate) fn token(&self, customer: CustomerId, request: RequestId) -> Result<String, Error> {
+        self.inbox
+            .borrow()
+            .iter()
+            .rev()
+            .find(|(to, id, _)| *to == customer && *id == request)
+            .map(|(_, _, token)| token.clone())
+            .ok_or_else(|| format!("{customer} has no token for {request}").into())
+    }
+
+    /// Starts a step: its title, and an hour later on the clock.
+    pub(crate) fn step(&mut self, title: &str) {
+        println!("\n== {title}");
+        self.now += Duration::hours(1);
+    }
+
+    /// Steps 1 to 4. Returns the billing request left open at the end, for
+    /// the second half to finish.
+    pub(crate) fn first_half<S: Store>(&mut self, store: &S) -> Result<RequestId, Error> {
+        let Cast {
+            alice,
+            bob,
+            carol,
+            dave,
+            ..
+        } = self.cast;
+        let site = self.site.clone();
+        let rng = &mut OsRng;
+
+        self.step("1. Alice orders example.com: she holds all three roles (R5)");
+        self.driver(store).order_service(&site, alice)?;
+        println!("    contacts: {}", contacts(store, &site)?);
+
+        self.step("2. As admin, Alice designates Bob as tech contact (R8a, R16, R36)");
+        let edit = Edit::new(site.clone()).with(Role::Tech, bob);
+        let request = self
+            .driver(store)
+            .submit(&edit, alice, self.now, rng)?
+            .value[0];
+        println!("    request {request} opened");
+        self.show_mail();
+        self.now += Duration::minutes(10);
+        let accepted =
+            self.driver(store)
+                .accept(request, bob, &self.token(bob, request)?, self.now)?;
+        let missing: Vec<String> = accepted
+            .value
+            .missing_at(self.now)
+            .iter()
+            .map(ToString::to_string)
+            .collect();
+        println!(
+            "    Bob confirms; still waiting for: {} (R19)",
+            missing.join(", ")
+        );
+        let done =
+            self.driver(store)
+                .accept(request, alice, &self.token(alice, request)?, self.now)?;
+        println!(
+            "    Alice confirms; request is {} (R20)",
+            done.value.state().name()
+        );
+        self.show_mail();
+        println!("    contacts: {}", contacts(store, &site)?);
+
+        self.step("3. Alice replaces Bob by Carol; Bob, the old tech contact, is told (R17, R38)");
+        let edit = Edit::new(site.clone()).with(Role::Tech, carol);
+        let request = self
+            .driver(store)
+            .submit(&edit, alice, self.now, rng)?
+            .value[0];
+        self.show_mail();
+        for who in [carol, alice] {
+            let _ =
+                self.driver(store)
+                    .accept(request, who, &self.token(who, request)?, self.now)?;
+        }
+        self.show_mail();
+        println!("    contacts: {}", contacts(store, &site)?);
+
+        self.step("4. A wrong token is rejected, with one error for every case (R24, R25)");
+        let edit = Edit::new(site.clone()).with(Role::Billing, dave);
+        let billing = self
+            .driver(store)
+            .submit(&edit, alice, self.now, rng)?
+            .value[0];
+        self.show_mail();
+        let wrong = "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA";
+        match self.driver(store).accept(billing, dave, wrong, self.now) {
+            Err(err) => println!("    Dave types a wrong code: {err}"),
+            Ok(_) => return Err("a wrong token was accepted".into()),
+        }
+        let alices = self.token(alice, billing)?;
+        match self.driver(store).accept(billing, dave, &alices, self.now) {
+            Err(err) => println!("    Dave tries Alice's code: {err}"),
+            Ok(_) => return Err("another party's token was accepted".into()),
+        }
+        Ok(billing)
+    }
+
+    /// Steps 5 to 11, finishing the billing request left open by the first
+    /// half.
+    pub(crate) fn second_half<S: Store>(
+        &mut self,
+        store: &S,
+        billing: RequestId,
+    ) -> Result<(), Error> {
+        let Cast {
+            alice, dave, erin, ..
+        } = self.cast;
+        let site = self.site.clone();
+        let rng = &mut OsRng;
+
+        self.step("5. The billing contact hands billing over to Dave (R10, R14)");
+        for who in [dave, alice] {
+            let _ =
+                self.driver(store)
+                    .accept(billing, who, &self.token(who, billing)?, self.now)?;
+        }
+        self.show_mail();
+        println!("    contacts: {}", contacts(store, &site)?);
+
+        self.step(
+            "6. Dave, now billing, tries to hand billing to Erin, who has unpaid bills (R14)",
+        );
+        let edit = Edit::new(site.clone()).with(Role::Billing, erin);
+        match self.driver(store).submit(&edit, dave, self.now, rng) {
+            Err(err) => println!("    refused: {err}"),
+            Ok(_) => {
+                return Err("a billing change to a customer behind with payments opened".into());
+            }
+        }
+        let edit = Edit::new(site.clone()).with(Role::Admin, dave);
+        match self.driver(store).submit(&edit, dave, self.now, rng) {
+            Err(err) => println!("    and Dave may not touch the admin contact: {err} (R11)"),
+            Ok(_) => return Err("the billing contact changed the admin".into()),
+        }
+        let may = self.driver(store).proposable(&site, dave, self.now)?;
+        println!("    what Dave may propose (R15): {}", may.allowed());
+
+        self.step(
+            "7. The admin takes the tech role herself: one confirmation is enough (R8b, R16)",
+        );
+        let edit = Edit::new(site.clone()).with(Role::Tech, alice);
+        let request = self
+            .driver(store)
+            .submit(&edit, alice, self.now, rng)?
+            .value[0];
+        self.show_mail();
+        let done =
+            self.driver(store)
+                .accept(request, alice, &self.token(alice, request)?, self.now)?;
+        println!("    request is {}", done.value.state().name());
+        self.show_mail();
+        println!("    contacts: {}", contacts(store, &site)?);
+
+        self.last_steps(store)
+    }
+
+    /// Steps 8 to 11: an expiry, then the listings.
+    fn last_steps<S: Store>(&mut self, store: &S) -> Result<(), Error> {
+        let Cast {
+            alice,
+            bob,
+            carol,
+            dave,
+            ..
+        } = self.cast;
+        let site = self.site.clone();
+        let rng = &mut OsRng;
+
+        self.step(
+            "8. Alice proposes Bob as admin; Bob never answers and the request expires (R29)",
+        );
+        let edit = Edit::new(site.clone()).with(Role::Admin, bob);
+        let request = self
+            .driver(store)
+            .submit(&edit, alice, self.now, rng)?
+            .value[0];
+        self.show_mail();
+        let deadline = store
+            .request(request)?
+            .map(|r| r.deadline())
+            .ok_or("request not stored")?;
+        println!(
+            "    deadline: {}-{:02}-{:02} {:02}:{:02} UTC (7 days)",
+            deadline.year(),
+            u8::from(deadline.month()),
+            deadline.day(),
+            deadline.hour(),
+            deadline.minute()
+        );
+        self.now += Duration::minutes(30);
+        println!("    Bob says he got no mail; Alice fixes his address and resends (R22, R23)");
+        let _ = self.driver(store).resend(request, alice, self.now, rng)?;
+        self.show_mail();
+        self.now += Duration::days(8);
+        let expired = self.driver(store).expire_due(self.now)?;
+        println!(
+            "    eight days later, {} request(s) expired",
+            expired.value.len()
+        );
+        self.show_mail();
+
+        self.step("9. Dave hands billing to Carol; both still have to confirm");
+        let edit = Edit::new(site.clone()).with(Role::Billing, carol);
+        let _ = self.driver(store).submit(&edit, dave, self.now, rng)?;
+        self.show_mail();
+
+        self.step("10. \"My contacts\" (R6)");
+        let blog: ServiceName = "blog.example.net".parse()?;
+        self.driver(store).order_service(&blog, bob)?;
+        for customer in [alice, bob, carol, dave] {
+            for (service, roles) in self.driver(store).my_contacts(customer)? {
+                println!("    {customer:<12} {service:<18} {roles}");
+            }
+        }
+
+        self.step("11. \"My requests\" (R35)");
+        println!(
+            "    {:<12} {:<22} {:<16} {:<8} waits for me",
+            "customer", "state", "service", "roles"
+        );
+        for customer in [alice, bob, carol] {
+            for view in self.driver(store).my_requests(customer, self.now)? {
+                println!(
+                    "    {customer:<12} {:<22} {:<16} {:<8} {}",
+                    view.state.as_str(),
+                    view.request.service().as_str(),
+                    view.request.roles().to_string(),
+                    if view.waits_for_me { "yes" } else { "no" },
+                );
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The contacts of `service` as stored, on one line.
+pub(crate) fn contacts<S: Store>(store: &S, service: &ServiceName) -> Result<String, Error> {
+    let loaded = store.service(service)?.ok_or("service not found")?;
+    Ok(loaded
+        .contacts()
+        .iter()
+        .map(|(role, holder)| format!("{role}={holder}"))
+        .collect::<Vec<_>>()
+        .join(", "))
+}
+
+/// One line for a message, with its token masked.
+pub(crate) fn describe(message: &Message) -> String {
+    let what = format!("{} of {}", message.roles(), message.service());
+    match message.kind() {
+        MessageKind::ConfirmationRequested { resent, .. } => format!(
+            "{}please confirm: {what} to {} (asked by {}), token ••••••••",
+            if *resent { "[new token] " } else { "" },
+            message.incoming(),
+            message.requester(),
+        ),
+        MessageKind::Applied => format!("done: {what} now held by {}", message.incoming()),
+        MessageKind::Replaced => format!("you were replaced as {what} by {}", message.incoming()),
+        MessageKind::Refused { by } => format!("refused by {by}: {what}"),
+        MessageKind::Cancelled => format!("cancelled by {}: {what}", message.requester()),
+        MessageKind::Expired => format!("expired unconfirmed: {what}"),
+        MessageKind::Failed { reason } => format!("failed: {what}: {reason}"),
+    }
+}
