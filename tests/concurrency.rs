@@ -7,7 +7,8 @@
 //! changes), every request is consistent and the indexes agree with a full
 //! scan.
 
-use std::sync::Barrier;
+mod common;
+use common::{last_token, race};
 
 use rand_chacha::ChaCha20Rng;
 use rand_chacha::rand_core::SeedableRng;
@@ -29,34 +30,6 @@ fn id(n: u32) -> CustomerId {
 
 fn t0() -> OffsetDateTime {
     datetime!(2026-11-21 10:00 UTC)
-}
-
-/// The token `to` last received for `request`.
-fn token(notifier: &MemoryNotifier, to: CustomerId, request: RequestId) -> String {
-    notifier
-        .delivered()
-        .iter()
-        .rev()
-        .find(|m| m.to() == to && m.request() == request && m.token().is_some())
-        .and_then(|m| m.token().map(service_contacts::Token::reveal))
-        .expect("a confirmation request was delivered")
-}
-
-/// Runs `work(thread)` on `THREADS` threads released together.
-fn race<T: Send>(work: impl Fn(usize) -> T + Sync) -> Vec<T> {
-    let barrier = Barrier::new(THREADS);
-    std::thread::scope(|scope| {
-        let handles: Vec<_> = (0..THREADS)
-            .map(|thread| {
-                let (barrier, work) = (&barrier, &work);
-                scope.spawn(move || {
-                    barrier.wait();
-                    work(thread)
-                })
-            })
-            .collect();
-        handles.into_iter().map(|h| h.join().unwrap()).collect()
-    })
 }
 
 /// Opens a tech change of `service` from its admin to `incoming`.
@@ -110,7 +83,7 @@ fn conflicting_edits(driver: &TestDriver<'_>, store: &MemoryStore, round: u32, s
         // R27: eight edits of the same role of one service; one opens.
         let edits: ServiceName = format!("edits-{round}.example").parse().unwrap();
         driver.order_service(&edits, admin).unwrap();
-        let results = race(|t| {
+        let results = race(THREADS, |t| {
             let edit =
                 Edit::new(edits.clone()).with(Role::Tech, id(10 + u32::try_from(t).unwrap()));
             let mut rng = ChaCha20Rng::seed_from_u64(seed + t as u64);
@@ -153,10 +126,10 @@ fn both_confirmers_at_once(
         driver.order_service(&both, admin).unwrap();
         let request = open(driver, &both, incoming, seed + 100);
         let tokens = [
-            token(notifier, admin, request),
-            token(notifier, incoming, request),
+            last_token(notifier, admin, request),
+            last_token(notifier, incoming, request),
         ];
-        let results = race(|t| {
+        let results = race(THREADS, |t| {
             let who = if t % 2 == 0 { admin } else { incoming };
             driver.accept(request, who, &tokens[t % 2], t0() + Duration::minutes(1))
         });
@@ -197,12 +170,12 @@ fn accept_against_cancel(
         let cancel: ServiceName = format!("cancel-{round}.example").parse().unwrap();
         driver.order_service(&cancel, admin).unwrap();
         let request = open(driver, &cancel, incoming, seed + 200);
-        let admin_token = token(notifier, admin, request);
-        let incoming_token = token(notifier, incoming, request);
+        let admin_token = last_token(notifier, admin, request);
+        let incoming_token = last_token(notifier, incoming, request);
         let _ = driver
             .accept(request, incoming, &incoming_token, t0())
             .unwrap();
-        let results = race(|t| {
+        let results = race(THREADS, |t| {
             if t % 2 == 0 {
                 driver
                     .accept(request, admin, &admin_token, t0())
@@ -242,12 +215,12 @@ fn accept_against_expiry(
         driver.order_service(&expiry, admin).unwrap();
         let request = open(driver, &expiry, incoming, seed + 300);
         let deadline = store.request(request).unwrap().unwrap().deadline();
-        let admin_token = token(notifier, admin, request);
-        let incoming_token = token(notifier, incoming, request);
+        let admin_token = last_token(notifier, admin, request);
+        let incoming_token = last_token(notifier, incoming, request);
         let _ = driver
             .accept(request, incoming, &incoming_token, t0())
             .unwrap();
-        let results = race(|t| {
+        let results = race(THREADS, |t| {
             if t % 2 == 0 {
                 driver
                     .accept(

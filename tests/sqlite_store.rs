@@ -8,11 +8,13 @@
 #[path = "../examples/sqlite_store/store.rs"]
 mod store;
 
+mod common;
+use common::{last_token, race};
+
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::slice;
-use std::sync::Barrier;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration as StdDuration;
 
@@ -82,17 +84,6 @@ fn directory() -> MemoryDirectory {
         directory.add(id(n));
     }
     directory
-}
-
-/// The token `to` last received for `request`.
-fn token(notifier: &MemoryNotifier, to: CustomerId, request: RequestId) -> String {
-    notifier
-        .delivered()
-        .iter()
-        .rev()
-        .find(|m| m.to() == to && m.request() == request && m.token().is_some())
-        .and_then(|m| m.token().map(service_contacts::Token::reveal))
-        .expect("a confirmation request was delivered")
 }
 
 /// Opens a tech change of `service` from its admin to `incoming`.
@@ -271,7 +262,7 @@ fn requests_survive_a_reopen() {
         .accept(
             request,
             incoming,
-            &token(&notifier, incoming, request),
+            &last_token(&notifier, incoming, request),
             later,
         )
         .unwrap();
@@ -305,7 +296,12 @@ fn requests_survive_a_reopen() {
     // The admin's token, mailed before the reopen, applies the change (R20).
     let driver: TestDriver<'_> = Driver::new(&store, &notifier, &directory);
     let done = driver
-        .accept(request, admin, &token(&notifier, admin, request), later)
+        .accept(
+            request,
+            admin,
+            &last_token(&notifier, admin, request),
+            later,
+        )
         .unwrap();
     assert_eq!(done.value.state().name(), StateName::Done);
     store.close().unwrap();
@@ -338,23 +334,6 @@ fn requests_survive_a_reopen() {
 
 const THREADS: usize = 4;
 const ROUNDS: u32 = 40;
-
-/// Runs `work(thread)` on `THREADS` threads released together.
-fn race<T: Send>(work: impl Fn(usize) -> T + Sync) -> Vec<T> {
-    let barrier = Barrier::new(THREADS);
-    std::thread::scope(|scope| {
-        let handles: Vec<_> = (0..THREADS)
-            .map(|thread| {
-                let (barrier, work) = (&barrier, &work);
-                scope.spawn(move || {
-                    barrier.wait();
-                    work(thread)
-                })
-            })
-            .collect();
-        handles.into_iter().map(|h| h.join().unwrap()).collect()
-    })
-}
 
 #[test]
 fn racing_connections_take_effect_once() {
@@ -408,7 +387,7 @@ impl Racers<'_> {
         let (admin, now) = (id(1), Racers::now(round));
         let service = name(&format!("edits-{round}.example"));
         self.drivers[0].order_service(&service, admin).unwrap();
-        let results = race(|t| {
+        let results = race(THREADS, |t| {
             let thread = u32::try_from(t).unwrap();
             let edit = Edit::new(service.clone()).with(Role::Tech, id(10 + thread));
             let seed = u64::from(round * 1000 + thread);
@@ -449,10 +428,10 @@ impl Racers<'_> {
         let seed = u64::from(round * 1000 + 100);
         let request = open_tech(&self.drivers[0], &service, incoming, now, seed);
         let tokens = [
-            token(self.notifier, admin, request),
-            token(self.notifier, incoming, request),
+            last_token(self.notifier, admin, request),
+            last_token(self.notifier, incoming, request),
         ];
-        let results = race(|t| {
+        let results = race(THREADS, |t| {
             let who = if t % 2 == 0 { admin } else { incoming };
             self.drivers[t].accept(request, who, &tokens[t % 2], now)
         });
@@ -487,12 +466,12 @@ impl Racers<'_> {
         self.drivers[0].order_service(&service, admin).unwrap();
         let seed = u64::from(round * 1000 + 200);
         let request = open_tech(&self.drivers[0], &service, incoming, now, seed);
-        let incoming_token = token(self.notifier, incoming, request);
+        let incoming_token = last_token(self.notifier, incoming, request);
         let _ = self.drivers[0]
             .accept(request, incoming, &incoming_token, now)
             .unwrap();
-        let admin_token = token(self.notifier, admin, request);
-        let results = race(|t| {
+        let admin_token = last_token(self.notifier, admin, request);
+        let results = race(THREADS, |t| {
             if t % 2 == 0 {
                 self.drivers[t]
                     .accept(request, admin, &admin_token, now)
@@ -1130,7 +1109,7 @@ fn a_request_document_that_does_not_parse_is_reported_not_trusted() {
     assert_corrupt(c.store.due_for_expiry(later), "requests", &key, expected);
     assert_corrupt(c.store.audit(), "requests", &key, expected);
     let before = c.row(&c.select_request());
-    let admin_token = token(&c.notifier, id(1), c.request);
+    let admin_token = last_token(&c.notifier, id(1), c.request);
     let err = c
         .driver()
         .accept(c.request, id(1), &admin_token, t0())
@@ -1232,7 +1211,7 @@ fn request_columns_that_disagree_are_reported_not_trusted() {
         "the columns disagree with the document",
     );
     let before = c.row(&c.select_request());
-    let admin_token = token(&c.notifier, id(1), c.request);
+    let admin_token = last_token(&c.notifier, id(1), c.request);
     let err = c
         .driver()
         .accept(c.request, id(1), &admin_token, t0())
