@@ -1,8 +1,6 @@
 //! Customer identifiers (`AB12345-OVH`), rules R1–R4.
 
-use core::cmp::Ordering;
 use core::fmt;
-use core::hash::{Hash, Hasher};
 use core::str::FromStr;
 
 /// The fixed suffix of every identifier, in canonical (upper) case.
@@ -13,6 +11,10 @@ const LETTERS: usize = 2;
 const MAX_DIGITS: usize = 9;
 /// The longest canonical text: 2 letters, 9 digits and the suffix.
 const MAX_LEN: usize = LETTERS + MAX_DIGITS + SUFFIX.len();
+/// Where the length is kept in the buffer.
+const LEN_AT: usize = 15;
+/// The shortest canonical text: 2 letters, 1 digit and the suffix.
+const MIN_LEN: usize = LETTERS + 1 + SUFFIX.len();
 
 /// A customer identifier (a "NIC handle"), such as `AB12345-OVH`.
 ///
@@ -39,12 +41,14 @@ const MAX_LEN: usize = LETTERS + MAX_DIGITS + SUFFIX.len();
 /// assert_eq!(err.to_string(), "expected the suffix `-OVH` at position 7, found 'X' at position 10");
 /// # Ok::<(), service_contacts::ParseCustomerIdError>(())
 /// ```
-#[derive(Clone, Copy)]
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[repr(align(8))]
 pub struct CustomerId {
-    /// Canonical text, ASCII only, zero-padded after `len`.
-    bytes: [u8; MAX_LEN],
-    /// Length of the canonical text, 7 to 15.
-    len: u8,
+    /// The canonical text (ASCII), zero-padded, and its length in the last
+    /// byte. All 16 bytes are ASCII, so the whole buffer is valid UTF-8 and
+    /// checks as such in one aligned step; comparing buffers compares texts,
+    /// because no identifier is a prefix of another.
+    buf: [u8; 16],
 }
 
 impl CustomerId {
@@ -80,8 +84,13 @@ impl CustomerId {
     )]
     pub fn as_str(&self) -> &str {
         // The bytes were checked to be ASCII when the value was made.
-        core::str::from_utf8(&self.bytes[..usize::from(self.len)])
-            .expect("a customer identifier holds ASCII only")
+        let all = core::str::from_utf8(&self.buf).expect("a customer identifier holds ASCII only");
+        &all[..self.len()]
+    }
+
+    /// Length of the canonical text (7 to 15).
+    fn len(&self) -> usize {
+        usize::from(self.buf[LEN_AT])
     }
 
     /// The two letters, in upper case (`AB` for `AB12345-OVH`).
@@ -93,44 +102,17 @@ impl CustomerId {
     /// The digits as written, leading zeros kept (`00001` for `AB00001-OVH`).
     #[must_use]
     pub fn digits(&self) -> &str {
-        &self.as_str()[LETTERS..usize::from(self.len) - SUFFIX.len()]
-    }
-
-    fn text(&self) -> &[u8] {
-        &self.bytes[..usize::from(self.len)]
-    }
-}
-
-impl PartialEq for CustomerId {
-    fn eq(&self, other: &Self) -> bool {
-        self.text() == other.text()
-    }
-}
-
-impl Eq for CustomerId {}
-
-impl Hash for CustomerId {
-    fn hash<H: Hasher>(&self, state: &mut H) {
-        self.text().hash(state);
-    }
-}
-
-impl PartialOrd for CustomerId {
-    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
-        Some(self.cmp(other))
-    }
-}
-
-impl Ord for CustomerId {
-    /// Orders by canonical text.
-    fn cmp(&self, other: &Self) -> Ordering {
-        self.text().cmp(other.text())
+        &self.as_str()[LETTERS..self.len() - SUFFIX.len()]
     }
 }
 
 impl fmt::Display for CustomerId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.pad(self.as_str())
+        if f.width().is_none() && f.precision().is_none() {
+            f.write_str(self.as_str())
+        } else {
+            f.pad(self.as_str())
+        }
     }
 }
 
@@ -301,15 +283,60 @@ fn char_at(text: &str, at: usize) -> (char, usize) {
 }
 
 fn parse(text: &str) -> Result<CustomerId, ErrorKind> {
+    match accept(text.as_bytes()) {
+        Some(id) => Ok(id),
+        None => Err(diagnose(text)),
+    }
+}
+
+/// The identifier for a valid `b`, in one pass; `None` for anything else.
+///
+/// This is the hot path: it only says yes or no. [`diagnose`] finds out what
+/// is wrong, on the error path only.
+#[inline]
+fn accept(b: &[u8]) -> Option<CustomerId> {
+    let n = b.len();
+    if !(MIN_LEN..=MAX_LEN).contains(&n) {
+        return None;
+    }
+    let mut buf = [0u8; 16];
+    buf[..n].copy_from_slice(b);
+    // Letters: ASCII letters fold to upper case by clearing bit 5.
+    let (l0, l1) = (buf[0] & !0x20, buf[1] & !0x20);
+    if !(l0.is_ascii_uppercase() && l1.is_ascii_uppercase()) {
+        return None;
+    }
+    buf[0] = l0;
+    buf[1] = l1;
+    // Digits: everything between the letters and the suffix.
+    if !buf[LETTERS..n - SUFFIX.len()]
+        .iter()
+        .all(u8::is_ascii_digit)
+    {
+        return None;
+    }
+    // Suffix: `-` then `OVH` in any case. Setting bit 5 of the three letters
+    // lowers them, and only `O`/`o`, `V`/`v`, `H`/`h` become `o`, `v`, `h`.
+    let tail = u32::from_be_bytes([buf[n - 4], buf[n - 3], buf[n - 2], buf[n - 1]]);
+    if tail | 0x0020_2020 != u32::from_be_bytes(*b"-ovh") {
+        return None;
+    }
+    buf[n - 3..n].copy_from_slice(b"OVH");
+    buf[LEN_AT] = u8::try_from(n).ok()?;
+    Some(CustomerId { buf })
+}
+
+/// What is wrong with `text`, which [`accept`] refused.
+fn diagnose(text: &str) -> ErrorKind {
     let b = text.as_bytes();
     if b.is_empty() {
-        return Err(ErrorKind::Empty);
+        return ErrorKind::Empty;
     }
     // Letters. Every byte scanned so far is ASCII, so byte offsets are
     // character positions until the first non-ASCII byte.
     let letters = b.iter().take_while(|c| c.is_ascii_alphabetic()).count();
     if letters < LETTERS {
-        return Err(match b.get(letters) {
+        return match b.get(letters) {
             None => ErrorKind::TooFewLetters {
                 found: letters,
                 pos: letters,
@@ -322,13 +349,13 @@ fn parse(text: &str) -> Result<CustomerId, ErrorKind> {
                 let (ch, pos) = char_at(text, letters);
                 ErrorKind::UnexpectedChar { ch, pos }
             }
-        });
+        };
     }
     if letters > LETTERS {
-        return Err(ErrorKind::TooManyLetters {
+        return ErrorKind::TooManyLetters {
             found: letters,
             pos: LETTERS,
-        });
+        };
     }
     // Digits.
     let digits = b[LETTERS..]
@@ -337,47 +364,37 @@ fn parse(text: &str) -> Result<CustomerId, ErrorKind> {
         .count();
     let end = LETTERS + digits;
     if digits == 0 {
-        return Err(match b.get(end) {
+        return match b.get(end) {
             None | Some(b'-') => ErrorKind::NoDigits { pos: end },
             Some(_) => {
                 let (ch, pos) = char_at(text, end);
                 ErrorKind::UnexpectedChar { ch, pos }
             }
-        });
+        };
     }
     if digits > MAX_DIGITS {
-        return Err(ErrorKind::TooManyDigits {
+        return ErrorKind::TooManyDigits {
             pos: LETTERS + MAX_DIGITS,
-        });
+        };
     }
     // Suffix.
     let rest = &b[end..];
     if rest.is_empty() {
-        return Err(ErrorKind::MissingSuffix { pos: end });
+        return ErrorKind::MissingSuffix { pos: end };
     }
     for (i, want) in SUFFIX.iter().enumerate() {
         match rest.get(i) {
             Some(got) if got.eq_ignore_ascii_case(want) => {}
             Some(_) => {
                 let (ch, at) = char_at(text, end + i);
-                return Err(ErrorKind::WrongSuffix { pos: end, ch, at });
+                return ErrorKind::WrongSuffix { pos: end, ch, at };
             }
-            None => return Err(ErrorKind::MissingSuffix { pos: end }),
+            None => return ErrorKind::MissingSuffix { pos: end },
         }
     }
-    if rest.len() > SUFFIX.len() {
-        let (ch, pos) = char_at(text, end + SUFFIX.len());
-        return Err(ErrorKind::TrailingChar { ch, pos });
-    }
-    let mut bytes = [0u8; MAX_LEN];
-    for (dst, src) in bytes.iter_mut().zip(b) {
-        *dst = src.to_ascii_uppercase();
-    }
-    Ok(CustomerId {
-        bytes,
-        // At most 15, checked above.
-        len: u8::try_from(b.len()).expect("at most 15 bytes"),
-    })
+    // `accept` refused it, so something follows the suffix.
+    let (ch, pos) = char_at(text, end + SUFFIX.len());
+    ErrorKind::TrailingChar { ch, pos }
 }
 
 #[cfg(test)]
@@ -454,8 +471,36 @@ mod properties {
         }
     }
 
+    /// R2, plainly: what the fast path must accept, and nothing else.
+    fn oracle(text: &str) -> bool {
+        let b = text.as_bytes();
+        b.len() >= 7
+            && b[..2].iter().all(u8::is_ascii_alphabetic)
+            && (1..=9).contains(&(b.len() - 6))
+            && b[2..b.len() - 4].iter().all(u8::is_ascii_digit)
+            && b[b.len() - 4..].eq_ignore_ascii_case(b"-OVH")
+    }
+
     proptest! {
         #![proptest_config(ProptestConfig::with_cases(10_000))]
+
+        /// R2: the one-pass check accepts exactly the identifiers, and the
+        /// error path finds a fault in everything else.
+        #[test]
+        fn fast_path_agrees_with_the_rule(
+            text in prop_oneof![
+                crate::strategy::customer_id_text(),
+                crate::strategy::near_miss_customer_id(),
+                "[a-zA-Z0-9 é_-]{0,16}(-[oOvV][vVhH][hH!])?",
+                any::<String>(),
+            ]
+        ) {
+            let accepted = CustomerId::parse(&text);
+            prop_assert_eq!(accepted.is_ok(), oracle(&text), "{:?}", text);
+            if let Ok(id) = accepted {
+                prop_assert_eq!(id.as_str(), text.to_ascii_uppercase());
+            }
+        }
 
         /// R3: every near miss is rejected, with the kind of error its edit calls for.
         #[test]

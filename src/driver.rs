@@ -1,7 +1,5 @@
 //! The driver: one call per user action, wiring the pure engine to the host.
 
-use std::collections::HashMap;
-
 use rand_core::TryCryptoRng;
 use time::OffsetDateTime;
 
@@ -555,8 +553,8 @@ impl<S: Store, N: Notifier, D: Directory> Driver<S, N, D> {
     fn accounts(
         &self,
         customers: &[CustomerId],
-    ) -> Result<HashMap<CustomerId, AccountStatus>, DriverErrorFor<S, D>> {
-        let mut out = HashMap::with_capacity(customers.len());
+    ) -> Result<Vec<(CustomerId, AccountStatus)>, DriverErrorFor<S, D>> {
+        let mut out = Vec::with_capacity(customers.len());
         for &customer in customers {
             let exists = self
                 .directory
@@ -567,7 +565,7 @@ impl<S: Store, N: Notifier, D: Directory> Driver<S, N, D> {
                     .directory
                     .in_good_standing(customer)
                     .map_err(DriverError::Directory)?;
-            out.insert(customer, AccountStatus::from_answers(exists, good));
+            out.push((customer, AccountStatus::from_answers(exists, good)));
         }
         Ok(out)
     }

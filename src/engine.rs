@@ -1,13 +1,13 @@
 //! The pure core: permissions, edits and the request state machine
 //! (R8–R41). No clock, no OS randomness, no I/O.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::hash::BuildHasher;
 
 use rand_core::TryCryptoRng;
 use time::{Duration, OffsetDateTime};
 
-use crate::request::{Awaiting, Confirmer, ConfirmerStatus, Event, EventKind};
+use crate::request::{Awaiting, Confirmer, ConfirmerStatus, Event, EventKind, Outgoing};
 use crate::{
     ChangeRequest, CustomerId, FailureReason, Message, MessageKind, RandomnessError, RequestId,
     RequestState, Role, Roles, Service, ServiceName, StateName, Token, Version,
@@ -95,6 +95,22 @@ pub trait Accounts {
 impl<F: Fn(CustomerId) -> AccountStatus> Accounts for F {
     fn status(&self, customer: CustomerId) -> AccountStatus {
         self(customer)
+    }
+}
+
+/// A list of customers and their status, such as a host looks up for one
+/// action; anyone not listed is [`AccountStatus::Unknown`].
+impl Accounts for [(CustomerId, AccountStatus)] {
+    fn status(&self, customer: CustomerId) -> AccountStatus {
+        self.iter()
+            .find(|(c, _)| *c == customer)
+            .map_or(AccountStatus::Unknown, |(_, status)| *status)
+    }
+}
+
+impl Accounts for Vec<(CustomerId, AccountStatus)> {
+    fn status(&self, customer: CustomerId) -> AccountStatus {
+        self.as_slice().status(customer)
     }
 }
 
@@ -802,7 +818,9 @@ impl Engine {
         };
         let mut confirmers = Vec::with_capacity(confirmer_ids.len());
         let mut tokens = Vec::with_capacity(confirmer_ids.len());
-        let mut history = vec![Event::new(now, Some(requester), EventKind::Opened)];
+        // Room for the opening, the tokens, confirmations and the end.
+        let mut history = Vec::with_capacity(8);
+        history.push(Event::new(now, Some(requester), EventKind::Opened));
         for customer in confirmer_ids {
             // Each party's token is drawn independently (section 8).
             let token = Token::generate(rng)?;
@@ -823,7 +841,7 @@ impl Engine {
             outgoing: roles
                 .iter()
                 .map(|r| (r, service.holder(r)))
-                .collect::<BTreeMap<_, _>>(),
+                .collect::<Outgoing>(),
             opened_at: now,
             deadline: now + self.config.request_lifetime,
             version: Version::FIRST,

@@ -269,6 +269,7 @@ impl Tables {
                 }
             }
             None => {
+                // Parties never change after creation: index them once.
                 for party in request.parties() {
                     self.by_party.entry(party).or_default().push(id);
                 }

@@ -2,7 +2,6 @@
 
 use core::fmt;
 use core::str::FromStr;
-use std::collections::BTreeMap;
 
 use rand_core::TryCryptoRng;
 use time::OffsetDateTime;
@@ -425,6 +424,69 @@ pub enum EventKind {
     },
 }
 
+/// Who held each role of a request when it was opened: one optional holder
+/// per role, inline (no allocation). Serialized as a map from role to
+/// customer, such as `{"tech": "AB1-OVH"}`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+#[cfg_attr(feature = "serde", serde(deny_unknown_fields))]
+pub(crate) struct Outgoing {
+    #[cfg_attr(
+        feature = "serde",
+        serde(default, skip_serializing_if = "Option::is_none")
+    )]
+    admin: Option<CustomerId>,
+    #[cfg_attr(
+        feature = "serde",
+        serde(default, skip_serializing_if = "Option::is_none")
+    )]
+    tech: Option<CustomerId>,
+    #[cfg_attr(
+        feature = "serde",
+        serde(default, skip_serializing_if = "Option::is_none")
+    )]
+    billing: Option<CustomerId>,
+}
+
+impl Outgoing {
+    fn slot(&mut self, role: Role) -> &mut Option<CustomerId> {
+        match role {
+            Role::Admin => &mut self.admin,
+            Role::Tech => &mut self.tech,
+            Role::Billing => &mut self.billing,
+        }
+    }
+
+    pub(crate) fn get(&self, role: Role) -> Option<CustomerId> {
+        match role {
+            Role::Admin => self.admin,
+            Role::Tech => self.tech,
+            Role::Billing => self.billing,
+        }
+    }
+
+    /// Each role with a holder and the holder, in role order.
+    pub(crate) fn iter(&self) -> impl Iterator<Item = (Role, CustomerId)> + '_ {
+        Role::ALL
+            .into_iter()
+            .filter_map(|role| self.get(role).map(|c| (role, c)))
+    }
+
+    fn roles(&self) -> Roles {
+        self.iter().map(|(role, _)| role).collect()
+    }
+}
+
+impl FromIterator<(Role, CustomerId)> for Outgoing {
+    fn from_iter<I: IntoIterator<Item = (Role, CustomerId)>>(iter: I) -> Self {
+        let mut out = Outgoing::default();
+        for (role, customer) in iter {
+            *out.slot(role) = Some(customer);
+        }
+        out
+    }
+}
+
 /// A change request: a proposal to give one or more roles of one service to
 /// another customer, which takes effect once its confirmers accept.
 ///
@@ -440,7 +502,7 @@ pub struct ChangeRequest {
     pub(crate) requester: CustomerId,
     pub(crate) incoming: CustomerId,
     pub(crate) roles: Roles,
-    pub(crate) outgoing: BTreeMap<Role, CustomerId>,
+    pub(crate) outgoing: Outgoing,
     #[cfg_attr(feature = "serde", serde(with = "time::serde::rfc3339"))]
     pub(crate) opened_at: OffsetDateTime,
     #[cfg_attr(feature = "serde", serde(with = "time::serde::rfc3339"))]
@@ -484,12 +546,12 @@ impl ChangeRequest {
     /// Who held `role` when the request was opened, if the request covers it.
     #[must_use]
     pub fn outgoing(&self, role: Role) -> Option<CustomerId> {
-        self.outgoing.get(&role).copied()
+        self.outgoing.get(role)
     }
 
     /// Each role of the request with its outgoing holder, in role order.
     pub fn outgoing_holders(&self) -> impl Iterator<Item = (Role, CustomerId)> + '_ {
-        self.outgoing.iter().map(|(role, holder)| (*role, *holder))
+        self.outgoing.iter()
     }
 
     /// The customers whose confirmation is required: the requester, and the
@@ -521,7 +583,7 @@ impl ChangeRequest {
     pub fn is_party(&self, customer: CustomerId) -> bool {
         self.requester == customer
             || self.incoming == customer
-            || self.outgoing.values().any(|c| *c == customer)
+            || self.outgoing.iter().any(|(_, c)| c == customer)
     }
 
     /// When it was opened.
@@ -626,12 +688,10 @@ impl ChangeRequest {
         if self.roles.is_empty() {
             return Err("a request changes at least one role");
         }
-        if self.outgoing.keys().copied().collect::<Roles>() != self.roles
-            || self.outgoing.len() != self.roles.len()
-        {
+        if self.outgoing.roles() != self.roles {
             return Err("the outgoing contacts must cover exactly the request's roles");
         }
-        if self.outgoing.values().any(|c| *c == self.incoming) {
+        if self.outgoing.iter().any(|(_, c)| c == self.incoming) {
             return Err("the incoming customer cannot be an outgoing contact");
         }
         if self.deadline < self.opened_at {
@@ -658,8 +718,8 @@ impl ChangeRequest {
 #[cfg(feature = "serde")]
 mod unchecked {
     use super::{
-        BTreeMap, CustomerId, Event, OffsetDateTime, RequestId, RequestState, Role, Roles,
-        ServiceName, Version,
+        CustomerId, Event, OffsetDateTime, Outgoing, RequestId, RequestState, Roles, ServiceName,
+        Version,
     };
 
     #[derive(serde::Deserialize)]
@@ -669,7 +729,7 @@ mod unchecked {
         requester: CustomerId,
         incoming: CustomerId,
         roles: Roles,
-        outgoing: BTreeMap<Role, CustomerId>,
+        outgoing: Outgoing,
         #[serde(with = "time::serde::rfc3339")]
         opened_at: OffsetDateTime,
         #[serde(with = "time::serde::rfc3339")]
