@@ -72,8 +72,14 @@ impl CustomerId {
     /// | `"AB1234-OVX"`, `"AB1234_OVH"` | wrong suffix |
     /// | `"AB1234-OVH "`, `" AB1234-OVH"` | whitespace, a character out of place |
     /// | `"ÁB1234-OVH"` | a non-ASCII letter |
+    #[inline]
     pub fn parse(text: &str) -> Result<Self, ParseCustomerIdError> {
-        parse(text).map_err(|kind| ParseCustomerIdError { kind })
+        match accept(text.as_bytes()) {
+            Some(id) => Ok(id),
+            None => Err(ParseCustomerIdError {
+                kind: diagnose(text),
+            }),
+        }
     }
 
     /// The canonical, upper-case text, such as `AB12345-OVH`.
@@ -175,7 +181,7 @@ impl ParseCustomerIdError {
             | ErrorKind::TooManyDigits { pos }
             | ErrorKind::MissingSuffix { pos }
             | ErrorKind::WrongSuffix { pos, .. }
-            | ErrorKind::TrailingChar { pos, .. } => Some(pos),
+            | ErrorKind::TrailingChar { pos, .. } => usize::try_from(pos).ok(),
         }
     }
 
@@ -194,42 +200,42 @@ pub(crate) enum ErrorKind {
     /// non-ASCII) where a letter or digit was expected.
     UnexpectedChar {
         ch: char,
-        pos: usize,
+        pos: u32,
     },
     /// Fewer than two letters before the digits (`pos` is where the first digit
     /// or the end of input was found).
     TooFewLetters {
-        found: usize,
-        pos: usize,
+        found: u32,
+        pos: u32,
     },
     /// More than two letters at the start (`pos` is the third letter).
     TooManyLetters {
-        found: usize,
-        pos: usize,
+        found: u32,
+        pos: u32,
     },
     /// No digit after the two letters.
     NoDigits {
-        pos: usize,
+        pos: u32,
     },
     /// A tenth digit (`pos` is where it stands).
     TooManyDigits {
-        pos: usize,
+        pos: u32,
     },
     /// The input ends after the digits.
     MissingSuffix {
-        pos: usize,
+        pos: u32,
     },
     /// The text after the digits is not `-OVH`; `pos` is where the suffix
     /// starts, `ch`/`at` the first character that differs.
     WrongSuffix {
-        pos: usize,
+        pos: u32,
         ch: char,
-        at: usize,
+        at: u32,
     },
     /// Something after a complete `-OVH`.
     TrailingChar {
         ch: char,
-        pos: usize,
+        pos: u32,
     },
 }
 
@@ -277,56 +283,77 @@ impl std::error::Error for ParseCustomerIdError {}
 /// The character at byte offset `at` of `text`, and its position in characters.
 ///
 /// Only called on error paths, so counting characters costs nothing on success.
-fn char_at(text: &str, at: usize) -> (char, usize) {
+fn char_at(text: &str, at: usize) -> (char, u32) {
     let ch = text[at..].chars().next().unwrap_or('\u{0}');
-    (ch, text[..at].chars().count())
+    (ch, count(text[..at].chars().count()))
 }
 
-fn parse(text: &str) -> Result<CustomerId, ErrorKind> {
-    match accept(text.as_bytes()) {
-        Some(id) => Ok(id),
-        None => Err(diagnose(text)),
-    }
+/// A count or position as kept in an error (saturating: the input may be
+/// longer than `u32::MAX`).
+fn count(n: usize) -> u32 {
+    u32::try_from(n).unwrap_or(u32::MAX)
 }
 
 /// The identifier for a valid `b`, in one pass; `None` for anything else.
 ///
-/// This is the hot path: it only says yes or no. [`diagnose`] finds out what
-/// is wrong, on the error path only.
+/// This is the hot path: it only says yes or no, without a branch or a copy
+/// per byte. The text is read into one `u128`, one byte a lane, zero beyond
+/// its end (two overlapping 8-byte reads), and every lane is checked and
+/// folded to upper case at once. [`diagnose`] finds out what is wrong, on the
+/// error path only.
 #[inline]
+#[expect(
+    clippy::cast_possible_truncation,
+    reason = "taking the low lanes of a u128 is the point; the length is at most 15"
+)]
 fn accept(b: &[u8]) -> Option<CustomerId> {
+    /// A `u128` with `byte` in every lane.
+    const fn lanes(byte: u8) -> u128 {
+        u128::from_le_bytes([byte; 16])
+    }
     let n = b.len();
     if !(MIN_LEN..=MAX_LEN).contains(&n) {
         return None;
     }
-    let mut buf = [0u8; 16];
-    buf[..n].copy_from_slice(b);
+    // Lanes 0..8 from the head, lanes n-8..n from the tail: where they
+    // overlap they hold the same bytes, so OR-ing them is exact.
+    let x = if n >= 8 {
+        let head = u64::from_le_bytes(b[..8].try_into().ok()?);
+        let tail = u64::from_le_bytes(b[n - 8..].try_into().ok()?);
+        u128::from(head) | (u128::from(tail) << (8 * (n - 8)))
+    } else {
+        let mut head = [0u8; 8];
+        head[..MIN_LEN].copy_from_slice(&b[..MIN_LEN]);
+        u128::from(u64::from_le_bytes(head))
+    };
+    // The digit lanes: from the third byte up to the suffix.
+    let digit_lanes = ((1u128 << (8 * (n - SUFFIX.len()))) - 1) & !0xFFFF;
+    // A digit has 3 in its high nibble and at most 9 in its low one (adding
+    // 6 to the low nibble then stays below 16: bit 4 stays clear).
+    let high_ok = x & lanes(0xF0) & digit_lanes == lanes(0x30) & digit_lanes;
+    let low_ok = ((x & lanes(0x0F)) + lanes(0x06)) & lanes(0x10) & digit_lanes == 0;
     // Letters: ASCII letters fold to upper case by clearing bit 5.
-    let (l0, l1) = (buf[0] & !0x20, buf[1] & !0x20);
-    if !(l0.is_ascii_uppercase() && l1.is_ascii_uppercase()) {
-        return None;
-    }
-    buf[0] = l0;
-    buf[1] = l1;
-    // Digits: everything between the letters and the suffix.
-    if !buf[LETTERS..n - SUFFIX.len()]
-        .iter()
-        .all(u8::is_ascii_digit)
-    {
-        return None;
-    }
+    let folded = x & !0x2020;
+    let letters_ok =
+        (folded as u8).is_ascii_uppercase() && ((folded >> 8) as u8).is_ascii_uppercase();
     // Suffix: `-` then `OVH` in any case. Setting bit 5 of the three letters
     // lowers them, and only `O`/`o`, `V`/`v`, `H`/`h` become `o`, `v`, `h`.
-    let tail = u32::from_be_bytes([buf[n - 4], buf[n - 3], buf[n - 2], buf[n - 1]]);
-    if tail | 0x0020_2020 != u32::from_be_bytes(*b"-ovh") {
+    let suffix_at = 8 * (n - SUFFIX.len());
+    let tail = (x >> suffix_at) as u32;
+    let suffix_ok = tail | 0x2020_2000 == u32::from_le_bytes(*b"-ovh");
+    if !(high_ok && low_ok && letters_ok && suffix_ok) {
         return None;
     }
-    buf[n - 3..n].copy_from_slice(b"OVH");
-    buf[LEN_AT] = u8::try_from(n).ok()?;
-    Some(CustomerId { buf })
+    // Upper-case the suffix letters, and keep the length in the last lane.
+    let canonical = (folded & !(0x2020_2000 << suffix_at)) | (u128::from(n as u8) << (8 * LEN_AT));
+    Some(CustomerId {
+        buf: canonical.to_le_bytes(),
+    })
 }
 
 /// What is wrong with `text`, which [`accept`] refused.
+#[cold]
+#[inline(never)]
 fn diagnose(text: &str) -> ErrorKind {
     let b = text.as_bytes();
     if b.is_empty() {
@@ -338,12 +365,12 @@ fn diagnose(text: &str) -> ErrorKind {
     if letters < LETTERS {
         return match b.get(letters) {
             None => ErrorKind::TooFewLetters {
-                found: letters,
-                pos: letters,
+                found: count(letters),
+                pos: count(letters),
             },
             Some(c) if c.is_ascii_digit() => ErrorKind::TooFewLetters {
-                found: letters,
-                pos: letters,
+                found: count(letters),
+                pos: count(letters),
             },
             Some(_) => {
                 let (ch, pos) = char_at(text, letters);
@@ -353,8 +380,8 @@ fn diagnose(text: &str) -> ErrorKind {
     }
     if letters > LETTERS {
         return ErrorKind::TooManyLetters {
-            found: letters,
-            pos: LETTERS,
+            found: count(letters),
+            pos: count(LETTERS),
         };
     }
     // Digits.
@@ -365,7 +392,7 @@ fn diagnose(text: &str) -> ErrorKind {
     let end = LETTERS + digits;
     if digits == 0 {
         return match b.get(end) {
-            None | Some(b'-') => ErrorKind::NoDigits { pos: end },
+            None | Some(b'-') => ErrorKind::NoDigits { pos: count(end) },
             Some(_) => {
                 let (ch, pos) = char_at(text, end);
                 ErrorKind::UnexpectedChar { ch, pos }
@@ -374,22 +401,26 @@ fn diagnose(text: &str) -> ErrorKind {
     }
     if digits > MAX_DIGITS {
         return ErrorKind::TooManyDigits {
-            pos: LETTERS + MAX_DIGITS,
+            pos: count(LETTERS + MAX_DIGITS),
         };
     }
     // Suffix.
     let rest = &b[end..];
     if rest.is_empty() {
-        return ErrorKind::MissingSuffix { pos: end };
+        return ErrorKind::MissingSuffix { pos: count(end) };
     }
     for (i, want) in SUFFIX.iter().enumerate() {
         match rest.get(i) {
             Some(got) if got.eq_ignore_ascii_case(want) => {}
             Some(_) => {
                 let (ch, at) = char_at(text, end + i);
-                return ErrorKind::WrongSuffix { pos: end, ch, at };
+                return ErrorKind::WrongSuffix {
+                    pos: count(end),
+                    ch,
+                    at,
+                };
             }
-            None => return ErrorKind::MissingSuffix { pos: end },
+            None => return ErrorKind::MissingSuffix { pos: count(end) },
         }
     }
     // `accept` refused it, so something follows the suffix.
