@@ -294,61 +294,88 @@ fn count(n: usize) -> u32 {
     u32::try_from(n).unwrap_or(u32::MAX)
 }
 
-/// The identifier for a valid `b`, in one pass; `None` for anything else.
+/// A `u128` with `byte` in every lane (one lane a byte, little-endian).
+const fn lanes(byte: u8) -> u128 {
+    u128::from_le_bytes([byte; 16])
+}
+
+/// A `u128` with `byte` in lanes `from..to` and zero elsewhere.
+const fn lanes_in(byte: u8, from: usize, to: usize) -> u128 {
+    let mut bytes = [0u8; 16];
+    let mut i = from;
+    while i < to {
+        bytes[i] = byte;
+        i += 1;
+    }
+    u128::from_le_bytes(bytes)
+}
+
+/// For each length `n`: the digit lanes (from the third byte up to the suffix).
+const DIGIT_LANES: [u128; 16] = {
+    let mut table = [0u128; 16];
+    let mut n = MIN_LEN;
+    while n <= MAX_LEN {
+        table[n] = lanes_in(0xFF, LETTERS, n - SUFFIX.len());
+        n += 1;
+    }
+    table
+};
+
+/// For each length `n`: bit 5 of the letters to clear for upper case (the
+/// first two lanes and the suffix's `OVH`).
+const CASE_BITS: [u128; 16] = {
+    let mut table = [0u128; 16];
+    let mut n = MIN_LEN;
+    while n <= MAX_LEN {
+        table[n] = lanes_in(0x20, 0, LETTERS) | lanes_in(0x20, n - 3, n);
+        n += 1;
+    }
+    table
+};
+
+/// The identifier for a valid `b`; `None` for anything else.
 ///
 /// This is the hot path: it only says yes or no, without a branch or a copy
-/// per byte. The text is read into one `u128`, one byte a lane, zero beyond
-/// its end (two overlapping 8-byte reads), and every lane is checked and
-/// folded to upper case at once. [`diagnose`] finds out what is wrong, on the
-/// error path only.
+/// per byte. The text is read into one `u128`, one byte a lane and zero
+/// beyond its end (two 8-byte reads), and every lane is checked and folded to
+/// upper case at once, with masks looked up by length. [`diagnose`] finds out
+/// what is wrong, on the error path only.
 #[inline]
-#[expect(
-    clippy::cast_possible_truncation,
-    reason = "taking the low lanes of a u128 is the point; the length is at most 15"
-)]
 fn accept(b: &[u8]) -> Option<CustomerId> {
-    /// A `u128` with `byte` in every lane.
-    const fn lanes(byte: u8) -> u128 {
-        u128::from_le_bytes([byte; 16])
-    }
     let n = b.len();
     if !(MIN_LEN..=MAX_LEN).contains(&n) {
         return None;
     }
-    // Lanes 0..8 from the head, lanes n-8..n from the tail: where they
-    // overlap they hold the same bytes, so OR-ing them is exact.
-    let x = if n >= 8 {
+    // Lanes 0..8 from the head; lanes 8..n from the top of the last 8 bytes.
+    let (head, high) = if n >= 8 {
         let head = u64::from_le_bytes(b[..8].try_into().ok()?);
         let tail = u64::from_le_bytes(b[n - 8..].try_into().ok()?);
-        u128::from(head) | (u128::from(tail) << (8 * (n - 8)))
+        let shift = u32::try_from(8 * (16 - n)).ok()?;
+        (head, tail.checked_shr(shift).unwrap_or(0))
     } else {
         let mut head = [0u8; 8];
         head[..MIN_LEN].copy_from_slice(&b[..MIN_LEN]);
-        u128::from(u64::from_le_bytes(head))
+        (u64::from_le_bytes(head), 0)
     };
-    // The digit lanes: from the third byte up to the suffix.
-    let digit_lanes = ((1u128 << (8 * (n - SUFFIX.len()))) - 1) & !0xFFFF;
+    let x = u128::from(head) | (u128::from(high) << 64);
     // A digit has 3 in its high nibble and at most 9 in its low one (adding
     // 6 to the low nibble then stays below 16: bit 4 stays clear).
-    let high_ok = x & lanes(0xF0) & digit_lanes == lanes(0x30) & digit_lanes;
-    let low_ok = ((x & lanes(0x0F)) + lanes(0x06)) & lanes(0x10) & digit_lanes == 0;
-    // Letters: ASCII letters fold to upper case by clearing bit 5.
-    let folded = x & !0x2020;
-    let letters_ok =
-        (folded as u8).is_ascii_uppercase() && ((folded >> 8) as u8).is_ascii_uppercase();
+    let digits = DIGIT_LANES[n];
+    let high_ok = x & lanes(0xF0) & digits == lanes(0x30) & digits;
+    let low_ok = ((x & lanes(0x0F)) + lanes(0x06)) & lanes(0x10) & digits == 0;
+    // Letters: an ASCII letter with bit 5 cleared is an upper-case letter.
+    let [l0, l1, ..] = (head & !0x2020).to_le_bytes();
+    let letters_ok = l0.is_ascii_uppercase() && l1.is_ascii_uppercase();
     // Suffix: `-` then `OVH` in any case. Setting bit 5 of the three letters
     // lowers them, and only `O`/`o`, `V`/`v`, `H`/`h` become `o`, `v`, `h`.
-    let suffix_at = 8 * (n - SUFFIX.len());
-    let tail = (x >> suffix_at) as u32;
-    let suffix_ok = tail | 0x2020_2000 == u32::from_le_bytes(*b"-ovh");
+    let suffix = u32::from_le_bytes(b[n - 4..].try_into().ok()?);
+    let suffix_ok = suffix | 0x2020_2000 == u32::from_le_bytes(*b"-ovh");
     if !(high_ok && low_ok && letters_ok && suffix_ok) {
         return None;
     }
-    // Upper-case the suffix letters, and keep the length in the last lane.
-    let canonical = (folded & !(0x2020_2000 << suffix_at)) | (u128::from(n as u8) << (8 * LEN_AT));
-    Some(CustomerId {
-        buf: canonical.to_le_bytes(),
-    })
+    let mut buf = (x & !CASE_BITS[n]).to_le_bytes();
+    buf[LEN_AT] = u8::try_from(n).ok()?;
+    Some(CustomerId { buf })
 }
 
 /// What is wrong with `text`, which [`accept`] refused.
