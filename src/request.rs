@@ -472,6 +472,7 @@ impl Outgoing {
             .filter_map(|role| self.get(role).map(|c| (role, c)))
     }
 
+    #[cfg(feature = "serde")]
     fn roles(&self) -> Roles {
         self.iter().map(|(role, _)| role).collect()
     }
