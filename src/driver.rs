@@ -51,6 +51,9 @@ pub struct Driver<S, N, D> {
 /// The driver's error type for a store `S` and a directory `D`.
 pub type DriverErrorFor<S, D> = DriverError<<S as Store>::Error, <D as Directory>::Error>;
 
+/// The result of an expiry sweep for a store `S` and a directory `D`.
+pub type SweepFor<S, D> = Sweep<<S as Store>::Error, <D as Directory>::Error>;
+
 /// What a driver action returns on success: its value, and the messages that
 /// could not be delivered.
 ///
@@ -135,6 +138,24 @@ impl<SE, DE> DriverError<SE, DE> {
             DriverError::Refused(refusal) => Some(refusal),
             _ => None,
         }
+    }
+}
+
+/// What one [`Driver::expire_due`] sweep did.
+#[derive(Debug)]
+pub struct Sweep<SE, DE> {
+    /// The requests this sweep expired, earliest deadline first.
+    pub expired: Vec<RequestId>,
+    /// The requests it could not expire, with why. They stay due; the next
+    /// sweep tries them again.
+    pub failed: Vec<(RequestId, DriverError<SE, DE>)>,
+}
+
+impl<SE, DE> Sweep<SE, DE> {
+    /// Whether every request due was expired.
+    #[must_use]
+    pub fn is_complete(&self) -> bool {
+        self.failed.is_empty()
     }
 }
 
@@ -384,18 +405,32 @@ impl<S: Store, N: Notifier, D: Directory> Driver<S, N, D> {
     }
 
     /// Records the expiry of every request past its deadline at `now` and
-    /// tells their parties (R29, R39). Returns the ids expired by this call.
+    /// tells their parties (R29, R39).
+    ///
+    /// Each request is expired in a commit of its own, earliest deadline
+    /// first. A request that cannot be expired (a store error, endless
+    /// conflicts) does not stop the sweep: it is listed in
+    /// [`Sweep::failed`], stays due, and the next sweep tries it again; the
+    /// others are expired and their messages delivered or reported in
+    /// [`Outcome::undelivered`] (R41).
     ///
     /// # Errors
     ///
-    /// A host failure; requests expired before it stay expired.
+    /// A host failure while listing the requests due; nothing was expired.
+    #[expect(
+        clippy::type_complexity,
+        reason = "the sweep's result names the error types of all three host parts"
+    )]
     pub fn expire_due(
         &self,
         now: OffsetDateTime,
-    ) -> Result<Outcome<Vec<RequestId>, N::Error>, DriverErrorFor<S, D>> {
+    ) -> Result<Outcome<SweepFor<S, D>, N::Error>, DriverErrorFor<S, D>> {
         let due = self.store.due_for_expiry(now).map_err(DriverError::Store)?;
         let mut total = Outcome {
-            value: Vec::new(),
+            value: Sweep {
+                expired: Vec::new(),
+                failed: Vec::new(),
+            },
             undelivered: Vec::new(),
         };
         for request in due {
@@ -407,12 +442,14 @@ impl<S: Store, N: Notifier, D: Directory> Driver<S, N, D> {
             });
             match result {
                 Ok(outcome) => {
-                    total.value.push(id);
+                    total.value.expired.push(id);
                     total.undelivered.extend(outcome.undelivered);
                 }
-                // Someone else closed it in the meantime: nothing to do.
-                Err(DriverError::Refused(Refusal::Act(ActError::Closed { .. }))) => {}
-                Err(err) => return Err(err),
+                // Closed by someone else in the meantime: nothing to do.
+                Err(DriverError::Refused(Refusal::Act(
+                    ActError::Closed { .. } | ActError::OutOfOrder { .. },
+                ))) => {}
+                Err(err) => total.value.failed.push((id, err)),
             }
         }
         Ok(total)

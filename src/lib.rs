@@ -174,7 +174,10 @@ pub mod strategy;
 pub mod testing;
 
 pub use customer::{CustomerId, ParseCustomerIdError};
-pub use driver::{Driver, DriverError, DriverErrorFor, Outcome, Refusal, RequestView, Undelivered};
+pub use driver::{
+    Driver, DriverError, DriverErrorFor, Outcome, Refusal, RequestView, Sweep, SweepFor,
+    Undelivered,
+};
 pub use engine::{
     AccountStatus, Accounts, ActError, Blocked, Changes, Config, Edit, Engine, Proposable,
     Rejection, Snapshot, SubmitError, Transition, Write,

@@ -231,11 +231,9 @@ fn accept_against_expiry(
                     )
                     .is_ok()
             } else {
-                driver
-                    .expire_due(deadline)
-                    .unwrap()
-                    .value
-                    .contains(&request)
+                let sweep = driver.expire_due(deadline).unwrap().value;
+                assert!(sweep.is_complete(), "round {round}: {:?}", sweep.failed);
+                sweep.expired.contains(&request)
             }
         });
         let effects = results.iter().filter(|ok| **ok).count();

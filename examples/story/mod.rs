@@ -287,7 +287,7 @@ impl Story {
         let expired = self.driver(store).expire_due(self.now)?;
         println!(
             "    eight days later, {} request(s) expired",
-            expired.value.len()
+            expired.value.expired.len()
         );
         self.show_mail();
 

@@ -1,0 +1,1156 @@
+//! The reference model shared by the model-based tests of the engine
+//! (`engine_model.rs`) and of the driver (`driver_model.rs`).
+//!
+//! - the operations of a random sequence and their generators;
+//! - a naive model of RULES.md: per request its roles, requester, incoming
+//!   customer, confirmers, who confirmed with which token and whether it
+//!   ended; the service's holders; which token is valid for whom;
+//! - the checks that compare what the crate stored and sent with the model
+//!   (R5–R40), whatever stored and sent it: the engine with a map as its
+//!   store, or the driver with the in-memory host.
+#![allow(dead_code, reason = "each model test uses a part of the model")]
+
+use std::collections::{HashMap, HashSet};
+use std::fmt;
+
+use proptest::prelude::*;
+use proptest::sample::Index;
+use service_contacts::{
+    AccountStatus, Blocked, ChangeRequest, Config, ConfirmerStatus, Contacts, CustomerId, Edit,
+    Event, EventKind, FailureReason, Message, MessageKind, Proposable, RequestId, RequestState,
+    Role, Roles, Service, StateName, SubmitError, Token, TokenDigest,
+};
+use time::OffsetDateTime;
+use time::macros::datetime;
+
+/// How many customers take part (`AA1-OVH` .. `AA4-OVH`); all have accounts.
+pub(crate) const POOL: usize = 4;
+/// The fixed start of time; it only moves forward through [`Op::Advance`].
+pub(crate) const START: OffsetDateTime = datetime!(2026-11-21 10:00 UTC);
+/// Length of a token's text (RULES.md section 8: 256 bits in base64url).
+pub(crate) const TOKEN_LEN: usize = 43;
+
+// ----- operations -----
+
+/// A customer chosen for an operation.
+#[derive(Clone, Debug)]
+pub(crate) enum Who {
+    /// One of the customers involved: a holder of the service for an edit, a
+    /// confirmer still missing to accept or refuse, a confirmer otherwise.
+    Involved(Index),
+    /// Any customer of the pool.
+    Anyone(usize),
+}
+
+/// The roles an edit proposes.
+#[derive(Clone, Debug)]
+pub(crate) enum RolePick {
+    /// One role the actor may change and no live request covers (else any one role).
+    Free(Index),
+    /// The roles of the mask: bit 0 admin, 1 tech, 2 billing.
+    Mask(u8),
+}
+
+pub(crate) fn role_pick() -> impl Strategy<Value = RolePick> {
+    prop_oneof![
+        3 => any::<Index>().prop_map(RolePick::Free),
+        2 => (1u8..=7).prop_map(RolePick::Mask),
+    ]
+}
+
+/// The customer an edit proposes.
+#[derive(Clone, Debug)]
+pub(crate) enum Incoming {
+    /// A customer other than the actor.
+    Other(Index),
+    /// The actor themself (R8b).
+    Actor,
+    /// Any customer of the pool.
+    Pool(usize),
+    /// A customer with no account (R13).
+    Unknown,
+}
+
+pub(crate) fn incoming() -> impl Strategy<Value = Incoming> {
+    prop_oneof![
+        12 => any::<Index>().prop_map(Incoming::Other),
+        2 => Just(Incoming::Actor),
+        2 => (0..POOL).prop_map(Incoming::Pool),
+        1 => Just(Incoming::Unknown),
+    ]
+}
+
+/// A request chosen for an operation.
+#[derive(Clone, Debug)]
+pub(crate) enum Target {
+    /// One still live, else one recorded as awaiting, else any request.
+    Open(Index),
+    /// Any request ever opened.
+    Any(Index),
+}
+
+/// The token presented to accept or refuse.
+#[derive(Clone, Debug)]
+pub(crate) enum TokenPick {
+    /// (i) The actor's own current token for the request.
+    Own,
+    /// (ii) A well-formed random token nobody was given.
+    Wrong(u64),
+    /// (ii) The actor's own token with one character changed.
+    NearMiss(Index),
+    /// (iii) A token of another party.
+    OtherParty(Index),
+    /// (iv) An old token of the actor, rotated by a resend or invalidated.
+    Rotated(Index),
+    /// (v) A token that was already used.
+    Used(Index),
+    /// A token of the actor for another request (R24: bound to its request).
+    OtherRequest(Index),
+}
+
+#[derive(Clone, Debug)]
+pub(crate) enum Op {
+    /// R8–R14, R27, R33: an edit naming `incoming` for some roles, and maybe
+    /// a second customer (by pool index) for one role.
+    Submit {
+        actor: Who,
+        roles: RolePick,
+        incoming: Incoming,
+        second: Option<(usize, usize)>,
+    },
+    /// R16, R20, R24–R26, R30–R32.
+    Accept {
+        target: Target,
+        actor: Who,
+        token: TokenPick,
+    },
+    /// R19, R20: each confirmer still missing accepts with their own token,
+    /// one after the other (a shortcut to longer histories).
+    AcceptAll { target: Target },
+    /// R21, R24–R26.
+    Refuse {
+        target: Target,
+        actor: Who,
+        token: TokenPick,
+    },
+    /// R22, R23, R37.
+    Resend { target: Target, actor: Who },
+    /// R28.
+    Cancel { target: Target, actor: Who },
+    /// R29.
+    Expire { target: Target },
+    /// Time moves forward by this many minutes (R29).
+    Advance { minutes: i64 },
+    /// Time moves forward to a minute before, exactly at or a minute after
+    /// a request's deadline (R29), if that is not in the past.
+    AdvanceToDeadline { target: Target, offset: i64 },
+    /// A customer falls behind with payments or catches up (R14, R30).
+    ToggleStanding { customer: usize },
+}
+
+pub(crate) fn who() -> impl Strategy<Value = Who> {
+    prop_oneof![
+        4 => any::<Index>().prop_map(Who::Involved),
+        1 => (0..POOL).prop_map(Who::Anyone),
+    ]
+}
+
+pub(crate) fn target() -> impl Strategy<Value = Target> {
+    prop_oneof![
+        4 => any::<Index>().prop_map(Target::Open),
+        1 => any::<Index>().prop_map(Target::Any),
+    ]
+}
+
+pub(crate) fn token_pick() -> impl Strategy<Value = TokenPick> {
+    prop_oneof![
+        12 => Just(TokenPick::Own),
+        1 => any::<u64>().prop_map(TokenPick::Wrong),
+        1 => any::<Index>().prop_map(TokenPick::NearMiss),
+        1 => any::<Index>().prop_map(TokenPick::OtherParty),
+        1 => any::<Index>().prop_map(TokenPick::Rotated),
+        1 => any::<Index>().prop_map(TokenPick::Used),
+        1 => any::<Index>().prop_map(TokenPick::OtherRequest),
+    ]
+}
+
+pub(crate) fn op() -> impl Strategy<Value = Op> {
+    prop_oneof![
+        6 => (
+            who(),
+            role_pick(),
+            incoming(),
+            proptest::option::weighted(0.2, (0..3usize, 0..POOL)),
+        )
+            .prop_map(|(actor, roles, incoming, second)| Op::Submit { actor, roles, incoming, second }),
+        8 => (target(), who(), token_pick())
+            .prop_map(|(target, actor, token)| Op::Accept { target, actor, token }),
+        2 => target().prop_map(|target| Op::AcceptAll { target }),
+        1 => (target(), who(), token_pick())
+            .prop_map(|(target, actor, token)| Op::Refuse { target, actor, token }),
+        2 => (target(), who()).prop_map(|(target, actor)| Op::Resend { target, actor }),
+        1 => (target(), who()).prop_map(|(target, actor)| Op::Cancel { target, actor }),
+        2 => target().prop_map(|target| Op::Expire { target }),
+        // Mostly minutes (around the 5-minute resend interval), sometimes
+        // hours, sometimes days past the 7-day deadline.
+        3 => prop_oneof![
+            6 => 0..=90i64,
+            2 => 91..=1440i64,
+            1 => 6 * 1440..=9 * 1440i64,
+        ]
+        .prop_map(|minutes| Op::Advance { minutes }),
+        1 => (target(), -1..=1i64).prop_map(|(target, offset)| Op::AdvanceToDeadline { target, offset }),
+        1 => (0..POOL).prop_map(|customer| Op::ToggleStanding { customer }),
+    ]
+}
+
+// ----- the reference model -----
+
+/// What became of a token the engine issued.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum TokenStatus {
+    /// The one token that works for its owner now.
+    Current,
+    /// Replaced by a resend (R23).
+    Rotated,
+    /// Accepted or refused with (single use, R18).
+    Used,
+    /// Too many failed attempts (R26).
+    Invalidated,
+    /// Its request ended.
+    Dead,
+}
+
+/// Every token ever issued, kept to be replayed.
+#[derive(Clone, Debug)]
+pub(crate) struct Issued {
+    pub(crate) text: String,
+    pub(crate) owner: CustomerId,
+    pub(crate) request: RequestId,
+    pub(crate) status: TokenStatus,
+}
+
+#[derive(Clone, Debug)]
+pub(crate) struct MConfirmer {
+    pub(crate) customer: CustomerId,
+    /// The token that works for them now (`None` once used or invalidated).
+    pub(crate) current: Option<String>,
+    /// The token they confirmed with.
+    pub(crate) confirmed_with: Option<String>,
+    /// Failed attempts since their token was issued (R26).
+    pub(crate) failed: u32,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) enum MState {
+    Awaiting,
+    Applied,
+    Refused(CustomerId),
+    Cancelled(CustomerId),
+    Expired,
+    /// Failed, for one of these reasons.
+    Failed(Vec<FailureReason>),
+}
+
+impl MState {
+    pub(crate) fn name(&self) -> StateName {
+        match self {
+            MState::Awaiting => StateName::ValidatingByCustomers,
+            MState::Applied => StateName::Done,
+            MState::Refused(_) => StateName::Refused,
+            MState::Cancelled(_) => StateName::Aborted,
+            MState::Expired => StateName::Expired,
+            MState::Failed(_) => StateName::Error,
+        }
+    }
+}
+
+#[derive(Clone, Debug)]
+pub(crate) struct MRequest {
+    pub(crate) id: RequestId,
+    pub(crate) requester: CustomerId,
+    pub(crate) incoming: CustomerId,
+    pub(crate) roles: Roles,
+    pub(crate) outgoing: Vec<(Role, CustomerId)>,
+    pub(crate) confirmers: Vec<MConfirmer>,
+    pub(crate) deadline: OffsetDateTime,
+    pub(crate) last_sent: OffsetDateTime,
+    pub(crate) state: MState,
+}
+
+impl MRequest {
+    /// R29: awaiting and before its deadline.
+    pub(crate) fn live(&self, now: OffsetDateTime) -> bool {
+        self.state == MState::Awaiting && now < self.deadline
+    }
+
+    /// R29: past its deadline an awaiting request behaves as expired.
+    pub(crate) fn state_at(&self, now: OffsetDateTime) -> StateName {
+        if self.state == MState::Awaiting && now >= self.deadline {
+            StateName::Expired
+        } else {
+            self.state.name()
+        }
+    }
+
+    /// R19: the confirmers still missing.
+    pub(crate) fn missing(&self) -> Vec<CustomerId> {
+        self.confirmers
+            .iter()
+            .filter(|c| c.confirmed_with.is_none())
+            .map(|c| c.customer)
+            .collect()
+    }
+
+    pub(crate) fn confirmer(&self, customer: CustomerId) -> Option<&MConfirmer> {
+        self.confirmers.iter().find(|c| c.customer == customer)
+    }
+
+    pub(crate) fn confirmer_mut(&mut self, customer: CustomerId) -> Option<&mut MConfirmer> {
+        self.confirmers.iter_mut().find(|c| c.customer == customer)
+    }
+
+    /// The same news for every confirmer (R20, R39).
+    pub(crate) fn to_confirmers(&self, tag: &Tag) -> Vec<Expected> {
+        self.confirmers
+            .iter()
+            .map(|c| (self.id, c.customer, tag.clone()))
+            .collect()
+    }
+}
+
+/// What the model says a token presented to accept or refuse does.
+#[derive(Clone, Debug)]
+pub(crate) enum TokenCheck {
+    /// R25, R29: the request's own state is reported.
+    Closed(StateName),
+    /// R24, R25: the one error for every bad token.
+    Invalid(Counted),
+    /// The actor's own current token.
+    Valid,
+}
+
+/// Whether a refused token attempt must be recorded (R26).
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum Counted {
+    /// A confirmer with a live token guessed wrong: counted, and past the
+    /// limit their token is invalidated.
+    Yes { invalidates: bool },
+    /// Not a confirmer, already confirmed, or token already invalidated: the
+    /// rules do not say whether such an attempt is recorded.
+    Either,
+}
+
+/// The holder of each role (admin, tech, billing): one per role by construction.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Holders(pub(crate) [CustomerId; 3]);
+
+impl Holders {
+    pub(crate) fn slot(role: Role) -> usize {
+        match role {
+            Role::Admin => 0,
+            Role::Tech => 1,
+            Role::Billing => 2,
+        }
+    }
+
+    pub(crate) fn holder(&self, role: Role) -> CustomerId {
+        self.0[Self::slot(role)]
+    }
+
+    pub(crate) fn set(&mut self, role: Role, customer: CustomerId) {
+        self.0[Self::slot(role)] = customer;
+    }
+
+    /// R8–R10: the admin may change every role; anyone else only the roles
+    /// they hold, each in their own place.
+    pub(crate) fn rights_of(&self, customer: CustomerId) -> Roles {
+        if self.holder(Role::Admin) == customer {
+            return Roles::ALL;
+        }
+        Role::ALL
+            .into_iter()
+            .filter(|role| self.holder(*role) == customer)
+            .collect()
+    }
+
+    pub(crate) fn matches(&self, contacts: &Contacts) -> bool {
+        Role::ALL
+            .into_iter()
+            .all(|role| contacts.holder(role) == self.holder(role))
+    }
+}
+
+pub(crate) struct Model {
+    pub(crate) now: OffsetDateTime,
+    pub(crate) contacts: Holders,
+    pub(crate) standing: HashMap<CustomerId, AccountStatus>,
+    /// In opening order.
+    pub(crate) requests: Vec<MRequest>,
+    pub(crate) tokens: Vec<Issued>,
+    pub(crate) config: Config,
+}
+
+impl Model {
+    pub(crate) fn live_with(&self, role: Role) -> Option<RequestId> {
+        self.requests
+            .iter()
+            .find(|r| r.live(self.now) && r.roles.contains(role))
+            .map(|r| r.id)
+    }
+
+    pub(crate) fn good(&self, customer: CustomerId) -> bool {
+        self.standing.get(&customer) == Some(&AccountStatus::GoodStanding)
+    }
+
+    pub(crate) fn pick(&self, target: &Target) -> Option<usize> {
+        let live: Vec<usize> = (0..self.requests.len())
+            .filter(|&i| self.requests[i].live(self.now))
+            .collect();
+        let open: Vec<usize> = (0..self.requests.len())
+            .filter(|&i| self.requests[i].state == MState::Awaiting)
+            .collect();
+        match target {
+            Target::Open(i) if !live.is_empty() => Some(*i.get(&live)),
+            Target::Open(i) if !open.is_empty() => Some(*i.get(&open)),
+            Target::Open(i) | Target::Any(i) if !self.requests.is_empty() => {
+                Some(i.index(self.requests.len()))
+            }
+            _ => None,
+        }
+    }
+
+    /// The outcome of an edit by the rules: the requests to open, one per
+    /// distinct incoming customer (R33), or every error that applies.
+    pub(crate) fn predict_submit(
+        &self,
+        edit: &Edit,
+        actor: CustomerId,
+    ) -> Result<Vec<(CustomerId, Roles)>, Vec<SubmitError>> {
+        // R12: a role named with its current holder changes nothing.
+        let changes: Vec<(Role, CustomerId)> = edit
+            .iter()
+            .filter(|(role, customer)| self.contacts.holder(*role) != *customer)
+            .collect();
+        if changes.is_empty() {
+            return Err(vec![SubmitError::NoChange]);
+        }
+        let mut errors = Vec::new();
+        let rights = self.contacts.rights_of(actor);
+        for (role, _) in &changes {
+            // R8–R11: the refusal says to ask the admin contact.
+            if !rights.contains(*role) {
+                errors.push(SubmitError::NotPermitted {
+                    role: *role,
+                    ask: Role::Admin,
+                });
+            }
+            // R27: at most one open request per role.
+            if let Some(open) = self.live_with(*role) {
+                errors.push(SubmitError::Conflict { role: *role, open });
+            }
+        }
+        // R33: one request per distinct incoming customer.
+        let mut groups: Vec<(CustomerId, Roles)> = Vec::new();
+        for (role, customer) in changes {
+            match groups.iter_mut().find(|(c, _)| *c == customer) {
+                Some((_, roles)) => *roles |= role,
+                None => groups.push((customer, Roles::from(role))),
+            }
+        }
+        for (incoming, roles) in &groups {
+            // R13: the incoming customer has an account.
+            let known = self.standing.contains_key(incoming);
+            if !known {
+                errors.push(SubmitError::UnknownCustomer {
+                    customer: *incoming,
+                });
+            }
+            // R14: both billing contacts in good standing.
+            if roles.contains(Role::Billing) {
+                let billing = self.contacts.holder(Role::Billing);
+                if !self.good(billing) {
+                    errors.push(SubmitError::NotInGoodStanding { customer: billing });
+                }
+                if known && !self.good(*incoming) {
+                    errors.push(SubmitError::NotInGoodStanding {
+                        customer: *incoming,
+                    });
+                }
+            }
+        }
+        if errors.is_empty() {
+            Ok(groups)
+        } else {
+            Err(errors)
+        }
+    }
+
+    /// R24–R26, R29: what `text` presented by `actor` does.
+    pub(crate) fn check_token(&self, idx: usize, actor: CustomerId, text: &str) -> TokenCheck {
+        let r = &self.requests[idx];
+        if !r.live(self.now) {
+            return TokenCheck::Closed(r.state_at(self.now));
+        }
+        match r.confirmer(actor) {
+            Some(MConfirmer {
+                current: Some(current),
+                failed,
+                ..
+            }) => {
+                if current == text {
+                    TokenCheck::Valid
+                } else {
+                    TokenCheck::Invalid(Counted::Yes {
+                        invalidates: failed + 1 >= self.config.max_failed_attempts,
+                    })
+                }
+            }
+            _ => TokenCheck::Invalid(Counted::Either),
+        }
+    }
+
+    /// R30: the reasons the request would fail if applied now (empty: it applies).
+    pub(crate) fn recheck(&self, idx: usize) -> Vec<FailureReason> {
+        let r = &self.requests[idx];
+        let mut reasons = Vec::new();
+        let rights = self.contacts.rights_of(r.requester);
+        for role in r.roles {
+            if !rights.contains(role) {
+                reasons.push(FailureReason::RequesterLostRight { role });
+            }
+        }
+        for (role, holder) in &r.outgoing {
+            if self.contacts.holder(*role) != *holder {
+                reasons.push(FailureReason::OutgoingChanged { role: *role });
+            }
+        }
+        if r.roles.contains(Role::Billing) {
+            for customer in [self.contacts.holder(Role::Billing), r.incoming] {
+                if !self.good(customer) {
+                    reasons.push(FailureReason::NotInGoodStanding { customer });
+                }
+            }
+        }
+        reasons
+    }
+
+    /// A token to present, chosen by `pick` among the issued ones.
+    pub(crate) fn pick_token(&self, pick: &TokenPick, idx: usize, actor: CustomerId) -> String {
+        let r = &self.requests[idx];
+        let own = || {
+            r.confirmer(actor)
+                .and_then(|c| c.current.clone())
+                .or_else(|| {
+                    self.tokens
+                        .iter()
+                        .rev()
+                        .find(|t| t.owner == actor && t.request == r.id)
+                        .map(|t| t.text.clone())
+                })
+        };
+        let choose =
+            |i: &Index, filters: &[&dyn Fn(&Issued) -> bool]| choose(&self.tokens, *i, filters);
+        let old = |t: &Issued| matches!(t.status, TokenStatus::Rotated | TokenStatus::Invalidated);
+        let text = match pick {
+            TokenPick::Own => own(),
+            TokenPick::Wrong(seed) => Some(wrong_token(*seed)),
+            TokenPick::NearMiss(i) => own().map(|text| near_miss(text, *i)),
+            TokenPick::OtherParty(i) => choose(
+                i,
+                &[
+                    &|t: &Issued| t.owner != actor && t.request == r.id,
+                    &|t: &Issued| t.owner != actor,
+                ],
+            ),
+            TokenPick::Rotated(i) => choose(
+                i,
+                &[
+                    &|t: &Issued| t.owner == actor && t.request == r.id && old(t),
+                    &|t: &Issued| t.owner == actor && old(t),
+                ],
+            ),
+            TokenPick::Used(i) => choose(
+                i,
+                &[
+                    &|t: &Issued| t.owner == actor && t.status == TokenStatus::Used,
+                    &|t: &Issued| t.status == TokenStatus::Used,
+                ],
+            ),
+            TokenPick::OtherRequest(i) => {
+                choose(i, &[&|t: &Issued| t.owner == actor && t.request != r.id])
+            }
+        };
+        text.unwrap_or_else(|| wrong_token(u64::MAX))
+    }
+
+    pub(crate) fn issue(&mut self, text: String, owner: CustomerId, request: RequestId) {
+        self.tokens.push(Issued {
+            text,
+            owner,
+            request,
+            status: TokenStatus::Current,
+        });
+    }
+
+    pub(crate) fn set_status(&mut self, text: &str, status: TokenStatus) {
+        if let Some(t) = self.tokens.iter_mut().find(|t| t.text == text) {
+            t.status = status;
+        }
+    }
+
+    /// The request ended: its tokens stop working.
+    pub(crate) fn end(&mut self, idx: usize, state: MState) {
+        let r = &mut self.requests[idx];
+        r.state = state;
+        let id = r.id;
+        for c in &mut r.confirmers {
+            c.current = None;
+        }
+        for t in &mut self.tokens {
+            if t.request == id && t.status == TokenStatus::Current {
+                t.status = TokenStatus::Dead;
+            }
+        }
+    }
+
+    pub(crate) fn owner_of(&self, text: &str) -> String {
+        self.tokens.iter().find(|t| t.text == text).map_or_else(
+            || "an unknown token".to_owned(),
+            |t| format!("a {:?} token of {} for {}", t.status, t.owner, t.request),
+        )
+    }
+}
+
+/// The token `i` picks among those the first filter that keeps any keeps.
+pub(crate) fn choose(
+    tokens: &[Issued],
+    i: Index,
+    filters: &[&dyn Fn(&Issued) -> bool],
+) -> Option<String> {
+    filters.iter().find_map(|keep| {
+        let list: Vec<&Issued> = tokens.iter().filter(|t| keep(t)).collect();
+        (!list.is_empty()).then(|| i.get(&list).text.clone())
+    })
+}
+
+/// A well-formed token nobody was given.
+pub(crate) fn wrong_token(seed: u64) -> String {
+    let mut bytes = [0u8; 32];
+    let mut x = seed;
+    for chunk in bytes.chunks_mut(8) {
+        x = x
+            .wrapping_mul(6_364_136_223_846_793_005)
+            .wrapping_add(1_442_695_040_888_963_407);
+        chunk.copy_from_slice(&x.to_le_bytes());
+    }
+    Token::from_bytes(bytes).reveal()
+}
+
+/// `text` with one character changed.
+pub(crate) fn near_miss(text: String, at: Index) -> String {
+    let mut bytes = text.into_bytes();
+    let at = at.index(bytes.len());
+    bytes[at] = if bytes[at] == b'A' { b'B' } else { b'A' };
+    String::from_utf8(bytes).expect("ASCII")
+}
+
+// ----- messages -----
+
+/// The kind of a message, for comparing sets of messages.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub(crate) enum Tag {
+    Confirm { resent: bool },
+    Applied,
+    Replaced(Roles),
+    Refused(CustomerId),
+    Cancelled,
+    Expired,
+    Failed,
+}
+
+pub(crate) type Expected = (RequestId, CustomerId, Tag);
+
+pub(crate) fn tag(m: &Message) -> Tag {
+    match m.kind() {
+        MessageKind::ConfirmationRequested { resent, .. } => Tag::Confirm { resent: *resent },
+        MessageKind::Applied => Tag::Applied,
+        MessageKind::Replaced => Tag::Replaced(m.roles()),
+        MessageKind::Refused { by } => Tag::Refused(*by),
+        MessageKind::Cancelled => Tag::Cancelled,
+        MessageKind::Expired => Tag::Expired,
+        MessageKind::Failed { .. } => Tag::Failed,
+    }
+}
+
+/// R40: where an issued token's text occurs in `text`, if anywhere. Tokens
+/// are 43 base64url characters, so only runs of such characters can hold one;
+/// every 43-character window of those runs is looked up.
+pub(crate) fn find_token<'a>(secrets: &'a HashSet<String>, text: &str) -> Option<&'a String> {
+    let bytes = text.as_bytes();
+    let b64 = |b: u8| b.is_ascii_alphanumeric() || b == b'-' || b == b'_';
+    let mut start = 0;
+    for end in 0..=bytes.len() {
+        if end < bytes.len() && b64(bytes[end]) {
+            continue;
+        }
+        if end - start >= TOKEN_LEN {
+            for from in start..=end - TOKEN_LEN {
+                if let Some(found) = secrets.get(&text[from..from + TOKEN_LEN]) {
+                    return Some(found);
+                }
+            }
+        }
+        start = end + 1;
+    }
+    None
+}
+
+pub(crate) fn fail(message: impl fmt::Display) -> TestCaseError {
+    TestCaseError::fail(message.to_string())
+}
+
+impl Model {
+    /// The model at the start: `pool[0]` has ordered the service and holds
+    /// every role (R5); every customer of the pool has an account in good
+    /// standing.
+    pub(crate) fn new(pool: &[CustomerId; POOL], config: Config) -> Model {
+        Model {
+            now: START,
+            // R5: the customer who orders the service holds all three roles.
+            contacts: Holders([pool[0]; 3]),
+            standing: pool
+                .iter()
+                .map(|c| (*c, AccountStatus::GoodStanding))
+                .collect(),
+            requests: Vec::new(),
+            tokens: Vec::new(),
+            config,
+        }
+    }
+}
+
+/// The customers taking part: `AA1-OVH` .. `AA4-OVH`.
+pub(crate) fn pool() -> [CustomerId; POOL] {
+    [1, 2, 3, 4].map(|i| {
+        format!("AA{i}-OVH")
+            .parse::<CustomerId>()
+            .expect("pool identifier")
+    })
+}
+
+// ----- choosing the operands of an operation -----
+
+/// The edit an [`Op::Submit`] makes on `service`, and who submits it.
+pub(crate) fn make_edit(
+    model: &Model,
+    pool: &[CustomerId; POOL],
+    service: &Service,
+    actor: &Who,
+    roles: &RolePick,
+    incoming: &Incoming,
+    second: Option<(usize, usize)>,
+) -> (CustomerId, Edit) {
+    let actor = match actor {
+        Who::Involved(i) => *i.get(&service.contacts().holders()),
+        Who::Anyone(n) => pool[*n],
+    };
+    let incoming = match incoming {
+        Incoming::Other(i) => {
+            let others: Vec<CustomerId> = pool.iter().copied().filter(|c| *c != actor).collect();
+            *i.get(&others)
+        }
+        Incoming::Actor => actor,
+        Incoming::Pool(n) => pool[*n],
+        Incoming::Unknown => "ZZ9-OVH".parse().expect("valid identifier"),
+    };
+    let roles: Roles = match roles {
+        RolePick::Free(i) => {
+            let rights = model.contacts.rights_of(actor);
+            let free: Vec<Role> = Role::ALL
+                .into_iter()
+                .filter(|r| rights.contains(*r) && model.live_with(*r).is_none())
+                .collect();
+            Roles::from(if free.is_empty() {
+                *i.get(&Role::ALL)
+            } else {
+                *i.get(&free)
+            })
+        }
+        RolePick::Mask(mask) => Role::ALL
+            .into_iter()
+            .enumerate()
+            .filter(|(bit, _)| mask & (1 << bit) != 0)
+            .map(|(_, role)| role)
+            .collect(),
+    };
+    let mut edit = Edit::new(service.name().clone());
+    for role in roles {
+        edit.set(role, incoming);
+    }
+    if let Some((role, customer)) = second {
+        edit.set(Role::ALL[role], pool[customer]);
+    }
+    (actor, edit)
+}
+
+/// A customer for an operation on request `idx`: with `missing_first`
+/// a confirmer still missing if there is one.
+pub(crate) fn pick_actor(
+    model: &Model,
+    pool: &[CustomerId; POOL],
+    who: &Who,
+    idx: usize,
+    missing_first: bool,
+) -> CustomerId {
+    let r = &model.requests[idx];
+    match who {
+        Who::Involved(i) => {
+            let missing = r.missing();
+            if missing_first && r.state == MState::Awaiting && !missing.is_empty() {
+                *i.get(&missing)
+            } else {
+                let confirmers: Vec<CustomerId> = r.confirmers.iter().map(|c| c.customer).collect();
+                *i.get(&confirmers)
+            }
+        }
+        Who::Anyone(n) => pool[*n],
+    }
+}
+
+/// R34: the events the last commit added to request `id`'s history (in
+/// `added`), in any order, each with the customer who acted (`None`: not
+/// checked).
+pub(crate) fn expect_events(
+    added: &HashMap<RequestId, Vec<Event>>,
+    id: RequestId,
+    expected: &[(EventKind, Option<CustomerId>)],
+) -> Result<(), TestCaseError> {
+    let mut added: Vec<&Event> = added.get(&id).into_iter().flatten().collect();
+    for (kind, actor) in expected {
+        let found = added
+            .iter()
+            .position(|e| e.kind() == kind && actor.is_none_or(|a| e.actor() == Some(a)));
+        let Some(at) = found else {
+            return Err(fail(format!(
+                "R34: no {kind:?} event by {actor:?} among {added:?}"
+            )));
+        };
+        added.remove(at);
+    }
+    prop_assert!(added.is_empty(), "R34: unexpected events {:?}", added);
+    Ok(())
+}
+
+/// The reason a request failed for, as the store has it.
+pub(crate) fn failed_event(stored: &ChangeRequest) -> (EventKind, Option<CustomerId>) {
+    match stored.state() {
+        RequestState::Failed { reason, .. } => (
+            EventKind::Failed {
+                reason: reason.clone(),
+            },
+            None,
+        ),
+        _ => (EventKind::Applied, None),
+    }
+}
+
+/// The model's request `idx` against the store's `s`, field by field.
+pub(crate) fn compare_request(
+    model: &Model,
+    idx: usize,
+    s: &ChangeRequest,
+) -> Result<(), TestCaseError> {
+    let m = &model.requests[idx];
+    prop_assert_eq!(s.id(), m.id);
+    prop_assert_eq!(s.requester(), m.requester);
+    prop_assert_eq!(s.incoming(), m.incoming);
+    prop_assert_eq!(s.roles(), m.roles);
+    prop_assert_eq!(s.deadline(), m.deadline);
+    prop_assert_eq!(s.outgoing_holders().collect::<Vec<_>>(), m.outgoing.clone());
+    let confirmers: Vec<CustomerId> = m.confirmers.iter().map(|c| c.customer).collect();
+    prop_assert_eq!(s.confirmers(), confirmers, "R16");
+    match (&m.state, s.state()) {
+        (MState::Awaiting, RequestState::Awaiting(a)) => {
+            prop_assert_eq!(a.last_sent(), m.last_sent, "R23");
+            prop_assert_eq!(a.confirmers().len(), m.confirmers.len());
+            let mut digests: Vec<TokenDigest> = Vec::new();
+            for (mc, sc) in m.confirmers.iter().zip(a.confirmers()) {
+                prop_assert_eq!(sc.customer(), mc.customer);
+                match (sc.status(), &mc.confirmed_with, &mc.current) {
+                    (ConfirmerStatus::Confirmed { .. }, Some(_), None)
+                    | (ConfirmerStatus::Pending { digest: None, .. }, None, None) => {}
+                    (
+                        ConfirmerStatus::Pending {
+                            digest: Some(digest),
+                            failed_attempts,
+                        },
+                        None,
+                        Some(text),
+                    ) => {
+                        // R18: their current token, and no other, works.
+                        prop_assert!(digest.verify(text));
+                        prop_assert_eq!(*failed_attempts, mc.failed, "R26");
+                        digests.push(*digest);
+                    }
+                    (status, confirmed, current) => {
+                        return Err(fail(format!(
+                            "{} of {}: engine {status:?}, model confirmed: {}, token: {}",
+                            mc.customer,
+                            m.id,
+                            confirmed.is_some(),
+                            current.is_some()
+                        )));
+                    }
+                }
+            }
+            // R23, R26: rotated, used and invalidated tokens no longer verify.
+            for t in &model.tokens {
+                if t.request == m.id && t.status != TokenStatus::Current {
+                    prop_assert!(digests.iter().all(|d| !d.verify(&t.text)));
+                }
+            }
+        }
+        (MState::Applied, RequestState::Applied { .. })
+        | (MState::Expired, RequestState::Expired { .. }) => {}
+        (MState::Refused(by), RequestState::Refused { by: b, .. })
+        | (MState::Cancelled(by), RequestState::Cancelled { by: b, .. }) => {
+            prop_assert_eq!(by, b);
+        }
+        (MState::Failed(reasons), RequestState::Failed { reason, .. }) => {
+            prop_assert!(
+                reasons.contains(reason),
+                "failed for {:?}, expected one of {:?}",
+                reason,
+                reasons
+            );
+        }
+        (model, engine) => {
+            return Err(fail(format!(
+                "request {}: model {model:?}, engine {:?}",
+                m.id,
+                engine.name()
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// R20, R24: contacts change only when a request's last confirmation
+/// arrives, every confirmer having accepted with their own token.
+pub(crate) fn check_contacts(
+    model: &Model,
+    before: Contacts,
+    after: Contacts,
+    applied: Option<usize>,
+) -> Result<(), TestCaseError> {
+    match applied {
+        None => prop_assert_eq!(after, before, "contacts changed without an applied request"),
+        Some(idx) => {
+            let r = &model.requests[idx];
+            prop_assert_eq!(&r.state, &MState::Applied);
+            for c in &r.confirmers {
+                let Some(text) = &c.confirmed_with else {
+                    return Err(fail(format!("{} never confirmed", c.customer)));
+                };
+                let issued = model.tokens.iter().find(|t| &t.text == text);
+                prop_assert!(issued.is_some_and(|t| t.owner == c.customer
+                    && t.request == r.id
+                    && t.status == TokenStatus::Used));
+            }
+            for role in Role::ALL {
+                let holder = if r.roles.contains(role) {
+                    r.incoming
+                } else {
+                    before.holder(role)
+                };
+                prop_assert_eq!(after.holder(role), holder);
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Checked after every step: the stored `service` and requests (`store`)
+/// against the model, terminal requests against their `frozen` copies, and
+/// what each customer may propose (`proposable`, R15).
+pub(crate) fn check_state(
+    model: &Model,
+    pool: &[CustomerId; POOL],
+    service: &Service,
+    store: &HashMap<RequestId, ChangeRequest>,
+    frozen: &HashMap<RequestId, ChangeRequest>,
+    proposable: impl Fn(CustomerId) -> Result<Proposable, TestCaseError>,
+) -> Result<(), TestCaseError> {
+    let now = model.now;
+    // R5, R20: one holder per role, the one the model says.
+    let contacts = service.contacts();
+    prop_assert!(
+        model.contacts.matches(contacts),
+        "contacts {:?}, model {:?}",
+        contacts,
+        model.contacts
+    );
+    for (_, holder) in contacts.iter() {
+        prop_assert!(pool.contains(&holder));
+    }
+    for customer in *pool {
+        // R6: the roles each customer holds ("my contacts").
+        let held: Roles = Role::ALL
+            .into_iter()
+            .filter(|role| model.contacts.holder(*role) == customer)
+            .collect();
+        prop_assert_eq!(service.roles_of(customer), held);
+        // R8–R10: the engine's rights are the rules'.
+        prop_assert_eq!(
+            contacts.rights_of(customer),
+            model.contacts.rights_of(customer)
+        );
+    }
+    // A terminal request never changes again.
+    for (id, frozen) in frozen {
+        prop_assert_eq!(&store[id], frozen, "a terminal request changed");
+    }
+    prop_assert_eq!(store.len(), model.requests.len());
+    let mut locked = Roles::EMPTY;
+    for r in &model.requests {
+        let s = &store[&r.id];
+        prop_assert_eq!(s.state().name(), r.state.name());
+        // R29: past its deadline an awaiting request is expired.
+        prop_assert_eq!(s.state_name_at(now), r.state_at(now));
+        prop_assert_eq!(s.is_live(now), r.live(now));
+        // R29: the requests due to be recorded as expired.
+        prop_assert_eq!(
+            s.is_due(now),
+            r.state == MState::Awaiting && now >= r.deadline
+        );
+        // R35: the parties, who see the request in "my requests".
+        for c in *pool {
+            let party = c == r.requester
+                || c == r.incoming
+                || r.outgoing.iter().any(|(_, holder)| *holder == c);
+            prop_assert_eq!(s.is_party(c), party);
+        }
+        // R19, R35: whom it waits for.
+        let missing = if r.live(now) { r.missing() } else { Vec::new() };
+        prop_assert_eq!(s.missing_at(now), missing.clone());
+        for c in *pool {
+            prop_assert_eq!(s.waits_for(c, now), missing.contains(&c));
+        }
+        if r.live(now) {
+            // R27: at most one live request per role.
+            prop_assert!(
+                (locked & r.roles).is_empty(),
+                "R27: two live requests on a role"
+            );
+            locked |= r.roles;
+        }
+    }
+    // R15: what each customer may propose matches the rules.
+    for customer in *pool {
+        let proposable = proposable(customer)?;
+        let rights = model.contacts.rights_of(customer);
+        for role in Role::ALL {
+            let expected = if !rights.contains(role) {
+                Err(Blocked::NotPermitted { ask: Role::Admin })
+            } else if let Some(open) = model.live_with(role) {
+                Err(Blocked::Locked { open })
+            } else {
+                Ok(())
+            };
+            prop_assert_eq!(proposable.check(role), expected, "R15");
+        }
+    }
+    Ok(())
+}
+
+/// R18, R36–R40: each message against the request it is about, as
+/// `request` finds it (written by the transition, or committed), then
+/// exactly the expected set.
+pub(crate) fn check_messages<'a>(
+    messages: &[Message],
+    request: impl Fn(RequestId) -> Option<&'a ChangeRequest>,
+    mut expected: Vec<Expected>,
+) -> Result<(), TestCaseError> {
+    let mut texts = HashSet::new();
+    for m in messages {
+        let Some(r) = request(m.request()) else {
+            return Err(fail("a message about a request not written"));
+        };
+        prop_assert_eq!(m.service(), r.service());
+        prop_assert_eq!(m.requester(), r.requester());
+        prop_assert_eq!(m.incoming(), r.incoming());
+        prop_assert!(r.is_party(m.to()), "R39: a message to a non-party");
+        if matches!(m.kind(), MessageKind::Replaced) {
+            // R38: the roles the recipient lost.
+            for role in m.roles() {
+                prop_assert_eq!(r.outgoing(role), Some(m.to()));
+            }
+        } else {
+            prop_assert_eq!(m.roles(), r.roles());
+        }
+        // R40: messages to non-confirmers never carry a token.
+        if !r.confirmers().contains(&m.to()) {
+            prop_assert!(m.token().is_none(), "R40: a token to a non-confirmer");
+        }
+        match m.kind() {
+            MessageKind::ConfirmationRequested {
+                token, deadline, ..
+            } => {
+                // R18: the token is its recipient's, and no one else's.
+                let RequestState::Awaiting(a) = r.state() else {
+                    return Err(fail("a token for a request not awaiting"));
+                };
+                let text = token.reveal();
+                // Section 8: 256 bits as URL-safe text.
+                prop_assert!(
+                    text.len() == TOKEN_LEN
+                        && text
+                            .bytes()
+                            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_'),
+                    "a token is 43 URL-safe characters"
+                );
+                prop_assert!(texts.insert(text.clone()), "R18: one token for two parties");
+                // R36: the other party, seen from the recipient.
+                let other = if r.requester() == r.incoming() {
+                    None
+                } else if m.to() == r.requester() {
+                    Some(r.incoming())
+                } else {
+                    Some(r.requester())
+                };
+                prop_assert_eq!(m.other_party(), other, "R36");
+                prop_assert_eq!(*deadline, r.deadline());
+                for c in a.confirmers() {
+                    let verifies = match c.status() {
+                        ConfirmerStatus::Pending {
+                            digest: Some(d), ..
+                        } => d.verify(&text),
+                        _ => false,
+                    };
+                    prop_assert_eq!(
+                        verifies,
+                        c.customer() == m.to(),
+                        "R18, R40: the token of {} sent to {}",
+                        c.customer(),
+                        m.to()
+                    );
+                }
+            }
+            MessageKind::Failed { reason } => {
+                let same =
+                    matches!(r.state(), RequestState::Failed { reason: why, .. } if why == reason);
+                prop_assert!(same, "R39: the reason told is the request's");
+            }
+            _ => {}
+        }
+    }
+    let mut actual: Vec<Expected> = messages
+        .iter()
+        .map(|m| (m.request(), m.to(), tag(m)))
+        .collect();
+    actual.sort();
+    expected.sort();
+    prop_assert_eq!(actual, expected, "messages");
+    Ok(())
+}
