@@ -294,25 +294,34 @@ fn count(n: usize) -> u32 {
     u32::try_from(n).unwrap_or(u32::MAX)
 }
 
-/// A `u128` with `byte` in every lane (one lane a byte, little-endian).
-const fn lanes(byte: u8) -> u128 {
-    u128::from_le_bytes([byte; 16])
+/// A `u64` with `byte` in every lane (one lane a byte, little-endian).
+const fn lanes(byte: u8) -> u64 {
+    u64::from_le_bytes([byte; 8])
 }
 
-/// A `u128` with `byte` in lanes `from..to` and zero elsewhere.
-const fn lanes_in(byte: u8, from: usize, to: usize) -> u128 {
+/// The 16 lanes of a `[u64; 2]` (lanes 0..8, lanes 8..16) with `byte` in
+/// lanes `from..to` and zero elsewhere.
+const fn lanes_in(byte: u8, from: usize, to: usize) -> [u64; 2] {
     let mut bytes = [0u8; 16];
     let mut i = from;
     while i < to {
         bytes[i] = byte;
         i += 1;
     }
-    u128::from_le_bytes(bytes)
+    let mut low = [0u8; 8];
+    let mut high = [0u8; 8];
+    let mut k = 0;
+    while k < 8 {
+        low[k] = bytes[k];
+        high[k] = bytes[k + 8];
+        k += 1;
+    }
+    [u64::from_le_bytes(low), u64::from_le_bytes(high)]
 }
 
 /// For each length `n`: the digit lanes (from the third byte up to the suffix).
-const DIGIT_LANES: [u128; 16] = {
-    let mut table = [0u128; 16];
+const DIGIT_LANES: [[u64; 2]; 16] = {
+    let mut table = [[0u64; 2]; 16];
     let mut n = MIN_LEN;
     while n <= MAX_LEN {
         table[n] = lanes_in(0xFF, LETTERS, n - SUFFIX.len());
@@ -323,23 +332,34 @@ const DIGIT_LANES: [u128; 16] = {
 
 /// For each length `n`: bit 5 of the letters to clear for upper case (the
 /// first two lanes and the suffix's `OVH`).
-const CASE_BITS: [u128; 16] = {
-    let mut table = [0u128; 16];
+const CASE_BITS: [[u64; 2]; 16] = {
+    let mut table = [[0u64; 2]; 16];
     let mut n = MIN_LEN;
     while n <= MAX_LEN {
-        table[n] = lanes_in(0x20, 0, LETTERS) | lanes_in(0x20, n - 3, n);
+        let letters = lanes_in(0x20, 0, LETTERS);
+        let suffix = lanes_in(0x20, n - 3, n);
+        table[n] = [letters[0] | suffix[0], letters[1] | suffix[1]];
         n += 1;
     }
     table
 };
 
+/// Whether every lane of `x` selected by `mask` holds an ASCII digit: 3 in
+/// the high nibble, at most 9 in the low one (adding 6 to the low nibble then
+/// stays below 16, so bit 4 stays clear; no lane carries into the next).
+#[inline]
+const fn digits_in(x: u64, mask: u64) -> bool {
+    x & lanes(0xF0) & mask == lanes(0x30) & mask
+        && ((x & lanes(0x0F)) + lanes(0x06)) & lanes(0x10) & mask == 0
+}
+
 /// The identifier for a valid `b`; `None` for anything else.
 ///
 /// This is the hot path: it only says yes or no, without a branch or a copy
-/// per byte. The text is read into one `u128`, one byte a lane and zero
-/// beyond its end (two 8-byte reads), and every lane is checked and folded to
-/// upper case at once, with masks looked up by length. [`diagnose`] finds out
-/// what is wrong, on the error path only.
+/// per byte. The text is read into two `u64`s, one byte a lane and zero
+/// beyond its end, and every lane is checked and folded to upper case at
+/// once, with masks looked up by length. [`diagnose`] finds out what is
+/// wrong, on the error path only.
 #[inline]
 fn accept(b: &[u8]) -> Option<CustomerId> {
     let n = b.len();
@@ -347,7 +367,7 @@ fn accept(b: &[u8]) -> Option<CustomerId> {
         return None;
     }
     // Lanes 0..8 from the head; lanes 8..n from the top of the last 8 bytes.
-    let (head, high) = if n >= 8 {
+    let (low, high) = if n >= 8 {
         let head = u64::from_le_bytes(b[..8].try_into().ok()?);
         let tail = u64::from_le_bytes(b[n - 8..].try_into().ok()?);
         let shift = u32::try_from(8 * (16 - n)).ok()?;
@@ -357,23 +377,22 @@ fn accept(b: &[u8]) -> Option<CustomerId> {
         head[..MIN_LEN].copy_from_slice(&b[..MIN_LEN]);
         (u64::from_le_bytes(head), 0)
     };
-    let x = u128::from(head) | (u128::from(high) << 64);
-    // A digit has 3 in its high nibble and at most 9 in its low one (adding
-    // 6 to the low nibble then stays below 16: bit 4 stays clear).
-    let digits = DIGIT_LANES[n];
-    let high_ok = x & lanes(0xF0) & digits == lanes(0x30) & digits;
-    let low_ok = ((x & lanes(0x0F)) + lanes(0x06)) & lanes(0x10) & digits == 0;
+    let [digits_low, digits_high] = DIGIT_LANES[n];
+    let digits_ok = digits_in(low, digits_low) && digits_in(high, digits_high);
     // Letters: an ASCII letter with bit 5 cleared is an upper-case letter.
-    let [l0, l1, ..] = (head & !0x2020).to_le_bytes();
+    let [l0, l1, ..] = (low & !0x2020).to_le_bytes();
     let letters_ok = l0.is_ascii_uppercase() && l1.is_ascii_uppercase();
     // Suffix: `-` then `OVH` in any case. Setting bit 5 of the three letters
     // lowers them, and only `O`/`o`, `V`/`v`, `H`/`h` become `o`, `v`, `h`.
     let suffix = u32::from_le_bytes(b[n - 4..].try_into().ok()?);
     let suffix_ok = suffix | 0x2020_2000 == u32::from_le_bytes(*b"-ovh");
-    if !(high_ok && low_ok && letters_ok && suffix_ok) {
+    if !(digits_ok && letters_ok && suffix_ok) {
         return None;
     }
-    let mut buf = (x & !CASE_BITS[n]).to_le_bytes();
+    let [case_low, case_high] = CASE_BITS[n];
+    let mut buf = [0u8; 16];
+    buf[..8].copy_from_slice(&(low & !case_low).to_le_bytes());
+    buf[8..].copy_from_slice(&(high & !case_high).to_le_bytes());
     buf[LEN_AT] = u8::try_from(n).ok()?;
     Some(CustomerId { buf })
 }
