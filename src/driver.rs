@@ -6,7 +6,7 @@ use time::OffsetDateTime;
 use crate::host::{CommitError, Directory, Notifier, Store};
 use crate::{
     AccountStatus, ActError, ChangeRequest, Changes, Config, CustomerId, Edit, Engine, Message,
-    Proposable, Rejection, RequestId, Roles, Service, ServiceName, Snapshot, StateName,
+    Proposable, Rejection, RequestId, Role, Roles, Service, ServiceName, Snapshot, StateName,
     SubmitError, Transition, Write,
 };
 
@@ -88,6 +88,7 @@ pub struct Undelivered<E> {
 /// A domain refusal: the action is not possible as asked, and nothing changed
 /// (except a counted failed token attempt, R26).
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum Refusal {
     /// No service by that name.
     #[error("no service named {0}")]
@@ -112,6 +113,7 @@ pub enum Refusal {
 /// Why a driver action failed: a [`Refusal`] (the user's request cannot be
 /// granted) or a host failure.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum DriverError<SE, DE> {
     /// The action was refused; nothing changed.
     #[error(transparent)]
@@ -378,7 +380,7 @@ impl<S: Store, N: Notifier, D: Directory> Driver<S, N, D> {
                 .engine
                 .resend(&request, actor, now, rng)
                 .map_err(Refusal::Act)?;
-            Ok(commit_step(transition, id))
+            commit_step(transition, id)
         })
     }
 
@@ -400,7 +402,7 @@ impl<S: Store, N: Notifier, D: Directory> Driver<S, N, D> {
                 .engine
                 .cancel(&request, actor, now)
                 .map_err(Refusal::Act)?;
-            Ok(commit_step(transition, id))
+            commit_step(transition, id)
         })
     }
 
@@ -438,7 +440,7 @@ impl<S: Store, N: Notifier, D: Directory> Driver<S, N, D> {
             let result = self.run(|| {
                 let request = self.load_request(id)?;
                 let transition = self.engine.expire(&request, now).map_err(Refusal::Act)?;
-                Ok(commit_step(transition, id))
+                commit_step(transition, id)
             });
             match result {
                 Ok(outcome) => {
@@ -518,7 +520,8 @@ impl<S: Store, N: Notifier, D: Directory> Driver<S, N, D> {
             service: &loaded,
             open_requests: &open,
         };
-        Ok(self.engine.proposable(snapshot, actor, now))
+        let accounts = self.accounts(&[loaded.holder(Role::Billing)])?;
+        Ok(self.engine.proposable(snapshot, actor, &accounts, now))
     }
 
     // ----- internals -----
@@ -571,6 +574,8 @@ impl<S: Store, N: Notifier, D: Directory> Driver<S, N, D> {
         self.store
             .request(id)
             .map_err(DriverError::Store)?
+            // A store that answers with another record has no request `id`.
+            .filter(|request| request.id() == id)
             .ok_or_else(|| Refusal::UnknownRequest(id).into())
     }
 
@@ -609,12 +614,16 @@ impl<S: Store, N: Notifier, D: Directory> Driver<S, N, D> {
 }
 
 /// The step for a transition that updates request `id`.
-fn commit_step(transition: Transition, id: RequestId) -> Step<ChangeRequest> {
-    let request = transition
-        .request(id)
-        .cloned()
-        .expect("the engine writes the request it acted on");
-    Step::Commit(transition, request)
+fn commit_step<SE, DE>(
+    transition: Transition,
+    id: RequestId,
+) -> Result<Step<ChangeRequest>, DriverError<SE, DE>> {
+    // The engine writes the request it acted on; `load_request` made sure
+    // that is request `id`.
+    match transition.request(id).cloned() {
+        Some(request) => Ok(Step::Commit(transition, request)),
+        None => Err(Refusal::UnknownRequest(id).into()),
+    }
 }
 
 /// The step for an accept or refuse: commit, or record a failed attempt and
@@ -624,7 +633,7 @@ fn settle<SE, DE>(
     id: RequestId,
 ) -> Result<Step<ChangeRequest>, DriverError<SE, DE>> {
     match decided {
-        Ok(transition) => Ok(commit_step(transition, id)),
+        Ok(transition) => commit_step(transition, id),
         Err(Rejection {
             error,
             record: Some(changes),

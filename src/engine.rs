@@ -214,6 +214,7 @@ fn slot(role: Role) -> usize {
 
 /// Why one role cannot be proposed right now (R11, R27).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum Blocked {
     /// The customer has no right over the role; `ask` says which contact does.
     #[error("not permitted: ask the {ask} contact")]
@@ -226,6 +227,13 @@ pub enum Blocked {
     Locked {
         /// The open request.
         open: RequestId,
+    },
+    /// The current billing contact is behind with payments, so the billing
+    /// role cannot change hands (R14).
+    #[error("{customer} is behind with payments and cannot give the billing role")]
+    NotInGoodStanding {
+        /// The current billing contact.
+        customer: CustomerId,
     },
 }
 
@@ -318,6 +326,7 @@ impl Transition {
 
 /// Why an edit was refused (R11–R14, R27, R33). Nothing was opened.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum SubmitError {
     /// The edit is for another service than the one given.
     #[error("the edit is for service {edit}, not {given}")]
@@ -361,6 +370,10 @@ pub enum SubmitError {
         /// Who.
         customer: CustomerId,
     },
+    /// The configured request lifetime gives no deadline after `now` (it is
+    /// not positive, or the deadline would be past the year 9999).
+    #[error("the configured request lifetime gives no valid deadline")]
+    InvalidLifetime,
     /// The caller's generator failed.
     #[error(transparent)]
     Randomness(#[from] RandomnessError),
@@ -371,12 +384,14 @@ impl From<(Role, Blocked)> for SubmitError {
         match blocked {
             Blocked::NotPermitted { ask } => SubmitError::NotPermitted { role, ask },
             Blocked::Locked { open } => SubmitError::Conflict { role, open },
+            Blocked::NotInGoodStanding { customer } => SubmitError::NotInGoodStanding { customer },
         }
     }
 }
 
 /// Why an operation on an existing request was refused.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum ActError {
     /// The token was not accepted (R24, R25). One error for every case: a
     /// wrong, used, rotated or invalidated token, another party's token, or an
@@ -457,8 +472,11 @@ impl From<ActError> for Rejection {
 /// Each operation takes the current state, the facts it needs, `now` and
 /// (where it draws tokens) the caller's cryptographic generator, and returns a
 /// [`Transition`] (writes to commit, then messages to deliver) or an error
-/// that changes nothing. It reads no clock, no OS randomness, and does no
-/// I/O, so a sync driver or an async host can drive it.
+/// that changes nothing, with one exception: a wrong token presented by a
+/// confirmer comes back as a [`Rejection`] whose `record` the host must
+/// commit, or the limit on failed attempts (R26) never takes effect. It reads
+/// no clock, no OS randomness, and does no I/O, so a sync driver or an async
+/// host can drive it.
 ///
 /// ```
 /// use service_contacts::{AccountStatus, Edit, Engine, Role, Service, Snapshot, StateName};
@@ -510,12 +528,17 @@ impl Engine {
     // ----- getters -----
 
     /// What `actor` may propose on the service right now (R15): each role is
-    /// allowed, not permitted (R8–R11), or locked by an open request (R27).
+    /// allowed, not permitted (R8–R11), locked by an open request (R27), or,
+    /// for billing, blocked because the current billing contact is behind
+    /// with payments (R14). `accounts` is consulted for the current billing
+    /// contact only; what depends on the customer proposed (R13, R14) is
+    /// decided by [`Engine::submit`] once that customer is named.
     #[must_use]
     pub fn proposable(
         &self,
         snapshot: Snapshot<'_>,
         actor: CustomerId,
+        accounts: &(impl Accounts + ?Sized),
         now: OffsetDateTime,
     ) -> Proposable {
         let rights = snapshot.service.contacts().rights_of(actor);
@@ -523,12 +546,16 @@ impl Engine {
             if !rights.contains(role) {
                 return Err(Blocked::NotPermitted { ask: Role::Admin });
             }
-            match snapshot.open_requests.iter().find(|r| {
+            if let Some(open) = snapshot.open_requests.iter().find(|r| {
                 r.service() == snapshot.service.name() && r.is_live(now) && r.roles().contains(role)
             }) {
-                Some(open) => Err(Blocked::Locked { open: open.id() }),
-                None => Ok(()),
+                return Err(Blocked::Locked { open: open.id() });
             }
+            let billing = snapshot.service.holder(Role::Billing);
+            if role == Role::Billing && accounts.status(billing) != AccountStatus::GoodStanding {
+                return Err(Blocked::NotInGoodStanding { customer: billing });
+            }
+            Ok(())
         };
         Proposable {
             roles: Role::ALL.map(check),
@@ -571,8 +598,8 @@ impl Engine {
         if changes.is_empty() {
             return Err(SubmitError::NoChange);
         }
-        // R8–R11, R15, R27: the same decision as `proposable`.
-        let proposable = self.proposable(snapshot, actor, now);
+        // R8–R11, R14, R15, R27: the same decision as `proposable`.
+        let proposable = self.proposable(snapshot, actor, accounts, now);
         for (role, _) in &changes {
             proposable
                 .check(*role)
@@ -597,11 +624,26 @@ impl Engine {
                 },
             )?;
         }
+        // R29: the deadline, which must lie after `now` and within the
+        // range of dates.
+        let deadline = now
+            .checked_add(self.config.request_lifetime)
+            .filter(|deadline| *deadline > now)
+            .ok_or(SubmitError::InvalidLifetime)?;
         // Everything is decided; only the generator can fail from here, and
         // then nothing is returned.
         let mut transition = Transition::default();
         for (incoming, roles) in groups {
-            self.open(&mut transition, service, actor, incoming, roles, now, rng)?;
+            self.open(
+                &mut transition,
+                service,
+                actor,
+                incoming,
+                roles,
+                now,
+                deadline,
+                rng,
+            )?;
         }
         // R27, R31: the service's set of open requests is part of its state.
         // Writing the service at its next version makes two edits racing on
@@ -695,7 +737,11 @@ impl Engine {
         if !request.confirmers().contains(&actor) {
             return Err(ActError::NotAConfirmer);
         }
-        let retry_at = awaiting.last_sent() + self.config.resend_interval;
+        // An interval too long to add means never again before the deadline.
+        let retry_at = awaiting
+            .last_sent()
+            .checked_add(self.config.resend_interval)
+            .unwrap_or(request.deadline());
         if now < retry_at {
             return Err(ActError::TooSoon { retry_at });
         }
@@ -808,6 +854,7 @@ impl Engine {
         incoming: CustomerId,
         roles: Roles,
         now: OffsetDateTime,
+        deadline: OffsetDateTime,
         rng: &mut R,
     ) -> Result<(), RandomnessError> {
         let id = RequestId::generate(rng)?;
@@ -843,7 +890,7 @@ impl Engine {
                 .map(|r| (r, service.holder(r)))
                 .collect::<Outgoing>(),
             opened_at: now,
-            deadline: now + self.config.request_lifetime,
+            deadline,
             version: Version::FIRST,
             state: RequestState::Awaiting(Awaiting::new(confirmers, now)),
             history,
@@ -1073,7 +1120,8 @@ fn check_accounts(
 /// `now` in UTC: what the engine records, whatever offset the host used, so
 /// that every stored time has the same form.
 fn utc(now: OffsetDateTime) -> OffsetDateTime {
-    now.to_offset(time::UtcOffset::UTC)
+    // A time at the very edge of the range has no UTC form: keep it as given.
+    now.checked_to_offset(time::UtcOffset::UTC).unwrap_or(now)
 }
 
 /// Refuses times before the request's last event.

@@ -15,12 +15,16 @@ use crate::{ChangeRequest, Changes, CustomerId, Message, RequestId, Roles, Servi
 ///
 /// # What the crate relies on
 ///
-/// Reads may be served from any consistent snapshot, even a slightly stale
-/// one: every decision the crate makes on what it read is checked again by
-/// [`commit`](Store::commit), whose version checks turn a stale read into a
-/// [`CommitError::Conflict`] that the driver retries. The listings must agree
-/// with what was committed: a value written by a successful commit is seen by
-/// every read that starts after the commit returned.
+/// Reads must be current: a value written by a successful commit is seen by
+/// every read and listing that starts after the commit returned (strongly
+/// consistent reads on a distributed store). The driver reads a service and
+/// then its open requests in two calls, and some of its decisions (a request
+/// that fails its last checks, R30) rest on reads that the commit does not
+/// check again; reads that could go back in time would let those decisions
+/// rest on stale data. Races between writers are settled by
+/// [`commit`](Store::commit), whose version checks turn a decision made on
+/// data that changed meanwhile into a [`CommitError::Conflict`] that the
+/// driver retries.
 ///
 /// A SQL database implements `commit` as one transaction that checks each
 /// expected version (`UPDATE ... WHERE version = $expected`, counting rows, or
@@ -75,7 +79,9 @@ pub trait Store {
     ///
     /// Each write names the version it expects to replace
     /// ([`Write::expected`](crate::Write)): `None` means the record must not
-    /// exist yet; `Some(v)` means the stored record must be at version `v`.
+    /// exist yet; `Some(v)` means the stored record must be at version `v`
+    /// (and the new record's version is greater than `v`: a store may refuse
+    /// one that is not, as [`MemoryStore`](crate::MemoryStore) does).
     /// If any expectation fails, nothing is written and the result is
     /// [`CommitError::Conflict`]. Of two commits expecting the same version of
     /// a record, at most one succeeds. After success every read and listing

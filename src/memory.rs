@@ -9,7 +9,9 @@ use std::sync::{Mutex, PoisonError, RwLock};
 use time::OffsetDateTime;
 
 use crate::host::{CommitError, Directory, Notifier, Store};
-use crate::{ChangeRequest, Changes, CustomerId, Message, RequestId, Roles, Service, ServiceName};
+use crate::{
+    ChangeRequest, Changes, CustomerId, Message, RequestId, Roles, Service, ServiceName, Version,
+};
 
 /// A [`Store`] in memory, safe to share across threads.
 ///
@@ -87,6 +89,10 @@ impl MemoryStore {
     /// Removes a service, as a host does when a service is terminated; its
     /// open requests then fail when they would apply (R30). Returns whether
     /// it was there.
+    ///
+    /// Ordering the same name again later makes a new service at version 1,
+    /// which the crate cannot tell from the old one: cancel or expire the
+    /// old service's open requests first.
     pub fn remove_service(&self, name: &ServiceName) -> bool {
         let mut tables = self.write();
         let Some(slot) = tables.by_name.remove(name) else {
@@ -212,19 +218,23 @@ impl Tables {
         }
     }
 
-    /// Whether every write finds the version it expects.
+    /// Whether every write finds the version it expects and moves past it,
+    /// and whether the new services fit the slot numbering.
     fn check(&self, changes: &Changes) -> bool {
-        let services_ok = changes
-            .services
-            .iter()
-            .all(|write| self.service(write.value.name()).map(Service::version) == write.expected);
+        let newer = |value: Version, expected: Option<Version>| expected.is_none_or(|e| value > e);
+        let services_ok = changes.services.iter().all(|write| {
+            self.service(write.value.name()).map(Service::version) == write.expected
+                && newer(write.value.version(), write.expected)
+        });
         let requests_ok = changes.requests.iter().all(|write| {
             self.requests
                 .get(&write.value.id())
                 .map(ChangeRequest::version)
                 == write.expected
+                && newer(write.value.version(), write.expected)
         });
-        services_ok && requests_ok
+        let room = u32::try_from(self.services.len() + changes.services.len()).is_ok();
+        services_ok && requests_ok && room
     }
 
     fn put_service(&mut self, service: Service) {

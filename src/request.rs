@@ -307,6 +307,7 @@ pub enum ConfirmerStatus {
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 #[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 #[cfg_attr(feature = "serde", serde(tag = "reason", rename_all = "camelCase"))]
+#[non_exhaustive]
 pub enum FailureReason {
     /// The service no longer exists.
     #[error("the service no longer exists")]
@@ -698,8 +699,14 @@ impl ChangeRequest {
         if self.deadline < self.opened_at {
             return Err("the deadline comes before the opening");
         }
-        if self.history.is_empty() {
+        if !matches!(
+            self.history.first().map(Event::kind),
+            Some(EventKind::Opened)
+        ) {
             return Err("a request's history starts with its opening");
+        }
+        if self.history.windows(2).any(|w| w[1].at < w[0].at) {
+            return Err("a request's history is in time order");
         }
         if let RequestState::Awaiting(awaiting) = &self.state {
             let customers: Vec<CustomerId> = awaiting
@@ -709,6 +716,12 @@ impl ChangeRequest {
                 .collect();
             if customers != self.confirmers() {
                 return Err("the confirmers must be the requester and the incoming customer");
+            }
+            if awaiting.missing().next().is_none() {
+                return Err("an awaiting request waits for at least one confirmer");
+            }
+            if awaiting.last_sent < self.opened_at || awaiting.last_sent > self.deadline {
+                return Err("tokens are sent between the opening and the deadline");
             }
         }
         Ok(())

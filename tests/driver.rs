@@ -445,3 +445,87 @@ fn my_contacts_and_my_requests() {
     assert_eq!(mine[0].state, StateName::Expired);
     assert!(!mine[0].waits_for_me);
 }
+
+#[test]
+fn a_store_that_answers_with_another_record_has_no_such_request() {
+    // A host store that returns the wrong row for an id (a corrupt index)
+    // gets a refusal, not a panic, and nothing is written.
+    struct Mixup(MemoryStore, RequestId);
+    impl Store for Mixup {
+        type Error = Infallible;
+        fn service(&self, name: &ServiceName) -> Result<Option<Service>, Infallible> {
+            self.0.service(name)
+        }
+        fn request(&self, _: RequestId) -> Result<Option<ChangeRequest>, Infallible> {
+            self.0.request(self.1)
+        }
+        fn open_requests(&self, service: &ServiceName) -> Result<Vec<ChangeRequest>, Infallible> {
+            self.0.open_requests(service)
+        }
+        fn contacts_of(&self, c: CustomerId) -> Result<Vec<(ServiceName, Roles)>, Infallible> {
+            self.0.contacts_of(c)
+        }
+        fn requests_of(&self, c: CustomerId) -> Result<Vec<ChangeRequest>, Infallible> {
+            self.0.requests_of(c)
+        }
+        fn due_for_expiry(&self, now: OffsetDateTime) -> Result<Vec<ChangeRequest>, Infallible> {
+            self.0.due_for_expiry(now)
+        }
+        fn commit(&self, changes: Changes) -> Result<(), CommitError<Infallible>> {
+            self.0.commit(changes)
+        }
+    }
+    let mut w = world();
+    let request = w.open_tech();
+    let other: RequestId = "0123456789abcdef0123456789abcdef".parse().unwrap();
+    let store = Mixup(MemoryStore::new(), request);
+    let inner = w.driver.store().inner.request(request).unwrap().unwrap();
+    let site = w.driver.store().inner.service(&w.site).unwrap().unwrap();
+    store
+        .0
+        .commit(Changes {
+            services: vec![service_contacts::Write {
+                value: site,
+                expected: None,
+            }],
+            requests: vec![service_contacts::Write {
+                value: inner,
+                expected: None,
+            }],
+        })
+        .unwrap();
+    let directory = MemoryDirectory::new();
+    directory.add(w.admin);
+    let driver = Driver::new(&store, MemoryNotifier::new(), &directory);
+    let err = driver.cancel(other, w.admin, t0()).unwrap_err();
+    assert_eq!(err.refusal(), Some(&Refusal::UnknownRequest(other)));
+    let err = driver
+        .resend(other, w.admin, t0() + Duration::hours(1), &mut w.rng)
+        .unwrap_err();
+    assert_eq!(err.refusal(), Some(&Refusal::UnknownRequest(other)));
+    assert!(store.0.request(request).unwrap().unwrap().is_open());
+}
+
+#[test]
+fn the_memory_store_refuses_a_write_that_does_not_move_the_version_on() {
+    // R31: a record written at the version it replaces would let two
+    // writers of that version both succeed.
+    let store = MemoryStore::new();
+    let service = Service::order("example.com".parse().unwrap(), "AD1-OVH".parse().unwrap());
+    let create = Changes {
+        services: vec![service_contacts::Write {
+            value: service.clone(),
+            expected: None,
+        }],
+        requests: Vec::new(),
+    };
+    store.commit(create).unwrap();
+    let same = Changes {
+        services: vec![service_contacts::Write {
+            value: service.clone(),
+            expected: Some(service.version()),
+        }],
+        requests: Vec::new(),
+    };
+    assert!(matches!(store.commit(same), Err(CommitError::Conflict)));
+}

@@ -971,7 +971,11 @@ impl Harness {
             &self.service,
             &self.store,
             &self.frozen,
-            |customer| Ok(self.engine.proposable(snapshot, customer, self.model.now)),
+            |customer| {
+                Ok(self
+                    .engine
+                    .proposable(snapshot, customer, &self.model.standing, self.model.now))
+            },
         )
     }
 

@@ -359,7 +359,7 @@ fn admin_may_propose_tech_and_billing_for_another() {
     let mut fx = Fixture::new();
     assert_eq!(
         fx.engine
-            .proposable(fx.snapshot(&[]), admin(), T0)
+            .proposable(fx.snapshot(&[]), admin(), &directory, T0)
             .allowed(),
         Roles::ALL
     );
@@ -428,7 +428,9 @@ fn admin_may_propose_another_admin() {
 fn tech_may_only_pass_on_tech() {
     // R9, R11
     let mut fx = Fixture::new();
-    let proposable = fx.engine.proposable(fx.snapshot(&[]), tech(), T0);
+    let proposable = fx
+        .engine
+        .proposable(fx.snapshot(&[]), tech(), &directory, T0);
     assert_eq!(proposable.allowed(), Roles::from(Role::Tech));
 
     for (role, incoming) in [
@@ -456,7 +458,9 @@ fn tech_may_only_pass_on_tech() {
 fn billing_may_only_pass_on_billing() {
     // R10, R11
     let mut fx = Fixture::new();
-    let proposable = fx.engine.proposable(fx.snapshot(&[]), billing(), T0);
+    let proposable = fx
+        .engine
+        .proposable(fx.snapshot(&[]), billing(), &directory, T0);
     assert_eq!(proposable.allowed(), Roles::from(Role::Billing));
     for (role, incoming) in [
         (Role::Admin, newcomer()),
@@ -484,7 +488,9 @@ fn several_roles_give_the_union_of_their_rights() {
         Config::default(),
         service_with(Contacts::new(admin(), tech(), tech())),
     );
-    let proposable = fx.engine.proposable(fx.snapshot(&[]), tech(), T0);
+    let proposable = fx
+        .engine
+        .proposable(fx.snapshot(&[]), tech(), &directory, T0);
     assert_eq!(proposable.allowed(), Role::Tech | Role::Billing);
     let opened = fx.open(
         tech(),
@@ -505,7 +511,9 @@ fn several_roles_give_the_union_of_their_rights() {
 fn a_non_contact_is_refused_and_told_to_ask_the_admin() {
     // R11
     let mut fx = Fixture::new();
-    let proposable = fx.engine.proposable(fx.snapshot(&[]), stranger(), T0);
+    let proposable = fx
+        .engine
+        .proposable(fx.snapshot(&[]), stranger(), &directory, T0);
     assert_eq!(proposable.allowed(), Roles::EMPTY);
     for role in Role::ALL {
         assert_eq!(
@@ -632,17 +640,15 @@ fn proposable_agrees_with_submit() {
     let tech_request = fx.open(admin(), &[(Role::Tech, newcomer())]).request;
     for open in [Vec::new(), vec![tech_request.clone()]] {
         for actor in [admin(), tech(), billing(), stranger(), newcomer()] {
-            let proposable = fx.engine.proposable(fx.snapshot(&open), actor, at(1));
+            let proposable = fx
+                .engine
+                .proposable(fx.snapshot(&open), actor, &directory, at(1));
             for role in Role::ALL {
                 let submitted = fx.submit(actor, &[(role, second())], &open, at(1));
                 match proposable.check(role) {
                     Ok(()) => assert!(submitted.is_ok(), "{actor} {role}: {submitted:?}"),
-                    Err(Blocked::NotPermitted { ask }) => assert_eq!(
-                        submitted.unwrap_err(),
-                        SubmitError::NotPermitted { role, ask }
-                    ),
-                    Err(Blocked::Locked { open }) => {
-                        assert_eq!(submitted.unwrap_err(), SubmitError::Conflict { role, open });
+                    Err(blocked) => {
+                        assert_eq!(submitted.unwrap_err(), SubmitError::from((role, blocked)));
                     }
                 }
             }
@@ -650,7 +656,9 @@ fn proposable_agrees_with_submit() {
     }
     // The answers themselves.
     let open = [tech_request.clone()];
-    let by_admin = fx.engine.proposable(fx.snapshot(&open), admin(), at(1));
+    let by_admin = fx
+        .engine
+        .proposable(fx.snapshot(&open), admin(), &directory, at(1));
     assert_eq!(
         by_admin.check(Role::Tech),
         Err(Blocked::Locked {
@@ -658,7 +666,9 @@ fn proposable_agrees_with_submit() {
         })
     );
     assert_eq!(by_admin.allowed(), Role::Admin | Role::Billing);
-    let by_tech = fx.engine.proposable(fx.snapshot(&open), tech(), at(1));
+    let by_tech = fx
+        .engine
+        .proposable(fx.snapshot(&open), tech(), &directory, at(1));
     assert_eq!(
         by_tech.check(Role::Tech),
         Err(Blocked::Locked {
@@ -668,6 +678,34 @@ fn proposable_agrees_with_submit() {
     assert_eq!(
         by_tech.check(Role::Admin),
         Err(Blocked::NotPermitted { ask: Role::Admin })
+    );
+}
+
+#[test]
+fn proposable_greys_out_billing_when_the_billing_contact_is_behind() {
+    // R15, R14: the billing role cannot change hands while its holder is
+    // behind with payments, and `proposable` says so before anyone is named.
+    let fx = Fixture::with(
+        Config::default(),
+        Service::new(
+            name("example.com"),
+            Contacts::new(admin(), tech(), debtor()),
+            Version::new(3),
+        ),
+    );
+    let proposable = fx
+        .engine
+        .proposable(fx.snapshot(&[]), admin(), &directory, T0);
+    assert_eq!(
+        proposable.check(Role::Billing),
+        Err(Blocked::NotInGoodStanding { customer: debtor() })
+    );
+    assert_eq!(proposable.allowed(), Role::Admin | Role::Tech);
+    let mut fx = fx;
+    let submitted = fx.submit(admin(), &[(Role::Billing, second())], &[], T0);
+    assert_eq!(
+        submitted.unwrap_err(),
+        SubmitError::NotInGoodStanding { customer: debtor() }
     );
 }
 
@@ -1355,7 +1393,9 @@ fn a_request_past_its_deadline_does_not_block() {
     let mut fx = Fixture::new();
     let open = [fx.open(admin(), &[(Role::Tech, newcomer())]).request];
     let deadline = open[0].deadline();
-    let proposable = fx.engine.proposable(fx.snapshot(&open), admin(), deadline);
+    let proposable = fx
+        .engine
+        .proposable(fx.snapshot(&open), admin(), &directory, deadline);
     assert_eq!(proposable.check(Role::Tech), Ok(()));
     let opened = fx.open_at(admin(), &[(Role::Tech, second())], &open, deadline);
     assert_eq!(opened.request.incoming(), second());
@@ -2363,7 +2403,7 @@ fn applying_leaves_requests_of_other_services_alone() {
     let open = [foreign.clone()];
     assert_eq!(
         fx.engine
-            .proposable(fx.snapshot(&open), admin(), T0)
+            .proposable(fx.snapshot(&open), admin(), &directory, T0)
             .allowed(),
         Roles::ALL
     );
@@ -2395,4 +2435,61 @@ fn applying_leaves_requests_of_other_services_alone() {
     assert_eq!(updated(&done, request.id()).state().name(), StateName::Done);
     assert_ne!(foreign.id(), request.id());
     assert!(done.request(foreign.id()).is_none(), "{done:#?}");
+}
+
+// ----- configuration at its edges -----
+
+#[test]
+fn a_lifetime_that_gives_no_deadline_opens_nothing() {
+    // R29: a lifetime that is not positive, or that runs past the last
+    // representable date, is refused before anything is drawn or opened.
+    for lifetime in [Duration::ZERO, Duration::days(-1), Duration::MAX] {
+        let config = Config {
+            request_lifetime: lifetime,
+            ..Config::default()
+        };
+        let mut fx = Fixture::with(config, example());
+        let result = fx.submit(admin(), &[(Role::Tech, newcomer())], &[], T0);
+        assert_eq!(
+            result.unwrap_err(),
+            SubmitError::InvalidLifetime,
+            "{lifetime}"
+        );
+    }
+}
+
+#[test]
+fn an_endless_resend_interval_means_no_resend_before_the_deadline() {
+    // R23: an interval too long to add to a date does not overflow: the
+    // next resend would be after the deadline, that is never.
+    let config = Config {
+        resend_interval: Duration::MAX,
+        ..Config::default()
+    };
+    let mut fx = Fixture::with(config, example());
+    let opened = fx.open(admin(), &[(Role::Tech, newcomer())]);
+    let err = fx.resend(&opened.request, admin(), at(60)).unwrap_err();
+    assert_eq!(
+        err,
+        ActError::TooSoon {
+            retry_at: opened.request.deadline()
+        }
+    );
+}
+
+#[test]
+fn times_are_recorded_in_utc() {
+    // R34: whatever offset the host passes, the engine records UTC.
+    let mut fx = Fixture::new();
+    let paris = datetime!(2026-11-21 11:00 +01:00);
+    let opened = fx.open_at(admin(), &[(Role::Tech, newcomer())], &[], paris);
+    assert_eq!(opened.request.opened_at(), paris);
+    assert_eq!(opened.request.opened_at().offset(), time::UtcOffset::UTC);
+    assert!(
+        opened
+            .request
+            .history()
+            .iter()
+            .all(|e| e.at().offset() == time::UtcOffset::UTC)
+    );
 }

@@ -1055,6 +1055,12 @@ pub(crate) fn check_state(
                 Err(Blocked::NotPermitted { ask: Role::Admin })
             } else if let Some(open) = model.live_with(role) {
                 Err(Blocked::Locked { open })
+            } else if role == Role::Billing && !model.good(model.contacts.holder(Role::Billing)) {
+                // R14: a billing contact behind with payments cannot give
+                // the role.
+                Err(Blocked::NotInGoodStanding {
+                    customer: model.contacts.holder(Role::Billing),
+                })
             } else {
                 Ok(())
             };
