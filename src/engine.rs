@@ -634,7 +634,7 @@ impl Engine {
         // then nothing is returned.
         let mut transition = Transition::default();
         for (incoming, roles) in groups {
-            self.open(
+            Self::open(
                 &mut transition,
                 service,
                 actor,
@@ -847,7 +847,6 @@ impl Engine {
     /// Builds one new request and its confirmation messages (R16, R18, R36).
     #[expect(clippy::too_many_arguments, reason = "private step of `submit`")]
     fn open<R: TryCryptoRng + ?Sized>(
-        &self,
         transition: &mut Transition,
         service: &Service,
         requester: CustomerId,
