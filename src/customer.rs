@@ -389,12 +389,15 @@ fn accept(b: &[u8]) -> Option<CustomerId> {
     if !(digits_ok && letters_ok && suffix_ok) {
         return None;
     }
+    // The canonical text with its length in the last lane, made in registers
+    // and stored whole: writing the length byte on its own after the text
+    // makes the next read of the value wait for the store to settle.
     let [case_low, case_high] = CASE_BITS[n];
-    let mut buf = [0u8; 16];
-    buf[..8].copy_from_slice(&(low & !case_low).to_le_bytes());
-    buf[8..].copy_from_slice(&(high & !case_high).to_le_bytes());
-    buf[LEN_AT] = u8::try_from(n).ok()?;
-    Some(CustomerId { buf })
+    let len = u64::from(u8::try_from(n).ok()?) << (8 * (LEN_AT - 8));
+    let canonical = u128::from(low & !case_low) | (u128::from((high & !case_high) | len) << 64);
+    Some(CustomerId {
+        buf: canonical.to_le_bytes(),
+    })
 }
 
 /// What is wrong with `text`, which [`accept`] refused.
