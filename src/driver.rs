@@ -319,6 +319,17 @@ impl<S: Store, N: Notifier, D: Directory> Driver<S, N, D> {
     ) -> Result<Outcome<ChangeRequest, N::Error>, DriverErrorFor<S, D>> {
         self.run(|| {
             let request = self.load_request(id)?;
+            // Only the last confirmation applies the change (R30–R32), and
+            // only then does the engine consult the service, its open
+            // requests and the accounts: skip loading them otherwise.
+            let last = request.waits_for(actor, now) && request.missing_at(now).len() == 1;
+            if !last {
+                let nobody: &[(CustomerId, AccountStatus)] = &[];
+                let decided = self
+                    .engine
+                    .accept(&request, actor, token, now, None, nobody);
+                return settle(decided, id);
+            }
             let service = self
                 .store
                 .service(request.service())
