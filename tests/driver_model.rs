@@ -63,7 +63,7 @@
 //!
 //! Run: `cargo test --all-features --test driver_model` (3,000 sequences).
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{HashMap, HashSet};
 use std::convert::Infallible;
 use std::fmt;
 use std::sync::{Mutex, MutexGuard, PoisonError};
@@ -73,21 +73,21 @@ use proptest::sample::Index;
 use rand_chacha::ChaCha20Rng;
 use rand_chacha::rand_core::SeedableRng;
 use service_contacts::{
-    AccountStatus, ActError, ChangeRequest, Changes, CommitError, Config, ConfirmerStatus,
-    CustomerId, DeliveryFailed, Driver, DriverError, Edit, Event, EventKind, FailureReason,
-    MemoryDirectory, MemoryNotifier, MemoryStore, Message, MessageKind, Outcome, Refusal,
-    RequestId, RequestState, Roles, Service, ServiceName, StateName, Store, SubmitError, Version,
+    ActError, ChangeRequest, Changes, CommitError, ConfirmerStatus, CustomerId, DeliveryFailed,
+    Driver, DriverError, Edit, Event, EventKind, MemoryDirectory, MemoryNotifier, MemoryStore,
+    Message, MessageKind, Outcome, Refusal, RequestId, RequestState, Roles, Service, ServiceName,
+    StateName, Store, SubmitError, Version,
 };
-use time::{Duration, OffsetDateTime};
+use time::OffsetDateTime;
 
 #[path = "common/model.rs"]
 mod model;
 
 use model::{
-    Counted, Expected, Incoming, MConfirmer, MRequest, MState, Model, Op, POOL, RolePick, Tag,
-    Target, TokenCheck, TokenPick, TokenStatus, Who, check_contacts, check_messages, check_state,
-    compare_request, expect_events, fail, failed_event, find_token, make_edit, op, pick_actor,
-    pool,
+    Counted, Expected, Incoming, MState, Model, Op, Outcomes, POOL, RolePick, Secrets, Subject,
+    Tag, Target, TokenCheck, TokenPick, Who, check_contacts, check_first_write, check_messages,
+    check_rewrite, check_state, compare_request, config, expect_events, fail, failed_event, op,
+    pool, reach_every_outcome, with_trace,
 };
 
 // ----- the host, with faults -----
@@ -311,7 +311,7 @@ struct Harness {
     /// Terminal requests as they were when they ended.
     frozen: HashMap<RequestId, ChangeRequest>,
     /// Every token text ever issued (R40).
-    secrets: HashSet<String>,
+    secrets: Secrets,
     /// Tokens whose message the notifier failed: the host has them from
     /// `Outcome::undelivered`.
     undelivered_tokens: HashSet<String>,
@@ -321,18 +321,341 @@ struct Harness {
     /// What happened, step by step, for the failure report.
     trace: Vec<String>,
     /// How often each kind of outcome happened.
-    outcomes: BTreeMap<&'static str, usize>,
+    outcomes: Outcomes,
     /// The history events the last call added, per request (R34).
     added: HashMap<RequestId, Vec<Event>>,
+}
+
+impl Subject for Harness {
+    fn model(&self) -> &Model {
+        &self.model
+    }
+
+    fn model_mut(&mut self) -> &mut Model {
+        &mut self.model
+    }
+
+    fn pool(&self) -> [CustomerId; POOL] {
+        self.pool
+    }
+
+    /// The service as stored.
+    fn service(&self) -> Service {
+        infallible(self.driver.store().inner.service(&self.name)).expect("the service exists")
+    }
+
+    fn trace(&mut self, line: String) {
+        self.trace.push(line);
+    }
+
+    fn note(&mut self, outcome: &'static str) {
+        *self.outcomes.entry(outcome).or_default() += 1;
+    }
+
+    fn added(&self) -> &HashMap<RequestId, Vec<Event>> {
+        &self.added
+    }
+
+    /// The directory follows the model.
+    fn standing_changed(&mut self, customer: CustomerId, good: bool) {
+        self.driver.directory().set_good_standing(customer, good);
+    }
+
+    /// Checked after every action (and between the calls of one).
+    fn check_all(&mut self) -> Result<(), TestCaseError> {
+        let now = self.model.now;
+        // New invariant 1: the indexes agree with a full scan.
+        if let Err(e) = self.driver.store().inner.audit() {
+            return Err(fail(format!(
+                "the store's indexes disagree with a scan: {e}"
+            )));
+        }
+        let dump = self.dump();
+        let service = dump.service(&self.name).expect("the service exists");
+        prop_assert_eq!(
+            service.version(),
+            self.version,
+            "R27, R31: the service's version (one step per opening and per change)"
+        );
+        // The engine model's checks, on what the store holds; R15 through
+        // the driver.
+        check_state(
+            &self.model,
+            &self.pool,
+            service,
+            &dump.requests,
+            &self.frozen,
+            |customer| {
+                self.driver
+                    .proposable(&self.name, customer, now)
+                    .map_err(|e| fail(format!("proposable: {e:?}")))
+            },
+        )?;
+        for customer in self.pool {
+            // R6: "my contacts" is a scan of every service, sorted by name.
+            let mine = self
+                .driver
+                .my_contacts(customer)
+                .map_err(|e| fail(format!("my_contacts: {e:?}")))?;
+            let scan: Vec<(ServiceName, Roles)> = dump
+                .services
+                .iter()
+                .map(|s| (s.name().clone(), s.roles_of(customer)))
+                .filter(|(_, roles)| !roles.is_empty())
+                .collect();
+            prop_assert_eq!(mine, scan, "R6: my contacts of {} against a scan", customer);
+            // R35: "my requests" is a scan of every request where the
+            // customer is a party, most recently opened first.
+            let views = self
+                .driver
+                .my_requests(customer, now)
+                .map_err(|e| fail(format!("my_requests: {e:?}")))?;
+            let mut scan: Vec<&ChangeRequest> = dump
+                .requests
+                .values()
+                .filter(|r| r.is_party(customer))
+                .collect();
+            scan.sort_by(|a, b| b.opened_at().cmp(&a.opened_at()).then(a.id().cmp(&b.id())));
+            prop_assert_eq!(
+                views.iter().map(|v| v.request.id()).collect::<Vec<_>>(),
+                scan.iter().map(|r| r.id()).collect::<Vec<_>>(),
+                "R35: my requests of {} against a scan, most recently opened first",
+                customer
+            );
+            for (view, r) in views.iter().zip(scan) {
+                prop_assert!(
+                    &view.request == r,
+                    "R35: my requests of {} shows {} otherwise than stored",
+                    customer,
+                    r.id()
+                );
+                // R29: past its deadline it shows as expired.
+                prop_assert_eq!(
+                    view.state,
+                    r.state_name_at(now),
+                    "R29, R35: the state of {} in my requests of {}",
+                    r.id(),
+                    customer
+                );
+                prop_assert_eq!(
+                    view.waits_for_me,
+                    r.waits_for(customer, now),
+                    "R19, R35: whether {} waits for {}",
+                    r.id(),
+                    customer
+                );
+            }
+            self.leak("my requests' Debug", &format!("{views:?}"))?;
+        }
+        // R13: no account, no listing.
+        let ghost: CustomerId = "ZZ9-OVH".parse().expect("valid identifier");
+        prop_assert!(matches!(
+            self.driver.my_contacts(ghost),
+            Err(DriverError::Refused(Refusal::UnknownCustomer(c))) if c == ghost
+        ));
+        prop_assert!(matches!(
+            self.driver.my_requests(ghost, now),
+            Err(DriverError::Refused(Refusal::UnknownCustomer(c))) if c == ghost
+        ));
+        self.leak("the driver's Debug", &format!("{:?}", self.driver))?;
+        Ok(())
+    }
+
+    // ----- actions -----
+
+    /// R8–R14, R16, R27, R33, R36.
+    fn submit(&mut self, edit: &Edit, actor: CustomerId) -> Result<(), TestCaseError> {
+        let proposed: Vec<String> = edit.iter().map(|(r, c)| format!("{r}→{c}")).collect();
+        let expected = self.model.predict_submit(edit, actor);
+        let now = self.model.now;
+        let (result, seen) = self.call(
+            &format!("submit by {actor}: {}", proposed.join(", ")),
+            true,
+            |d, rng| d.submit(edit, actor, now, rng),
+        )?;
+        match (result, expected) {
+            (Ok(ids), Ok(groups)) => {
+                self.note(if ids.len() > 1 {
+                    "submit: two requests (R33)"
+                } else {
+                    "submit: opened"
+                });
+                self.opened(&ids, &seen, actor, &groups)
+            }
+            (Err(DriverError::Store(_)), Ok(_)) => {
+                // `call` saw that nothing changed and nothing was sent.
+                self.note("submit: commit failed, nothing opened (R41)");
+                Ok(())
+            }
+            (Err(DriverError::Refused(Refusal::Submit(e))), Err(allowed)) => {
+                self.note(match e {
+                    SubmitError::NoChange => "submit: no change (R12)",
+                    SubmitError::NotPermitted { .. } => "submit: not permitted (R11)",
+                    SubmitError::Conflict { .. } => "submit: conflict (R27)",
+                    SubmitError::NotInGoodStanding { .. } => "submit: behind with payments (R14)",
+                    SubmitError::UnknownCustomer { .. } => "submit: unknown customer (R13)",
+                    _ => "submit: refused",
+                });
+                prop_assert!(
+                    allowed.contains(&e),
+                    "expected one of {:?}, got {:?}",
+                    allowed,
+                    e
+                );
+                unchanged(&seen, "a refused edit")
+            }
+            (result, expected) => Err(fail(format!(
+                "the rules say {expected:?}, the driver answered {:?}",
+                result.map(|_| "ok")
+            ))),
+        }
+    }
+
+    /// Accept or refuse request `idx` as `actor` with the token `pick`
+    /// chooses from the inboxes.
+    fn confirm_at(
+        &mut self,
+        idx: usize,
+        actor: CustomerId,
+        pick: &TokenPick,
+        accept: bool,
+    ) -> Result<Option<usize>, TestCaseError> {
+        let id = self.model.requests[idx].id;
+        let now = self.model.now;
+        let text = self.model.pick_token(pick, idx, actor);
+        let check = self.model.check_token(idx, actor, &text);
+        let what = format!(
+            "{} {id} as {actor} with {} ({pick:?})",
+            if accept { "accept" } else { "refuse" },
+            self.model.owner_of(&text),
+        );
+        let (result, seen) = self.call(&what, true, |d, _| {
+            if accept {
+                d.accept(id, actor, &text, now)
+            } else {
+                d.refuse(id, actor, &text, now)
+            }
+        })?;
+        if now == self.model.requests[idx].deadline {
+            self.note("token: exactly at the deadline");
+        }
+        if matches!(check, TokenCheck::Valid) && self.undelivered_tokens.contains(&text) {
+            self.note("token: from a message reported undelivered (R41)");
+        }
+        match (check, result) {
+            (TokenCheck::Closed(state), Err(DriverError::Refused(Refusal::Act(e)))) => {
+                self.note(if state == StateName::Expired {
+                    "token: request past its deadline"
+                } else {
+                    "token: request ended"
+                });
+                // R25, R29: the request's state is reported plainly.
+                prop_assert_eq!(e, ActError::Closed { state });
+                unchanged(&seen, "a token for a closed request")?;
+                Ok(None)
+            }
+            (TokenCheck::Invalid(counted), Err(DriverError::Refused(Refusal::Act(e)))) => {
+                self.note("bad token (R24, R25)");
+                // R25: one error for every bad token.
+                prop_assert_eq!(e, ActError::InvalidToken, "R25");
+                self.failed_attempt(idx, actor, counted, &seen)?;
+                Ok(None)
+            }
+            (TokenCheck::Invalid(_) | TokenCheck::Valid, Err(DriverError::Store(_))) => {
+                // Nothing was written or sent (`call`); the model keeps the
+                // token current and the attempt uncounted, and later steps
+                // check that it still is.
+                self.note("accept or refuse: commit failed, nothing changed (R41)");
+                Ok(None)
+            }
+            (TokenCheck::Valid, Ok(request)) => {
+                prop_assert_eq!(&request, seen.request(id), "the request as it now stands");
+                self.confirmed(idx, actor, &text, accept, &seen)
+            }
+            (check, result) => Err(fail(format!(
+                "the rules say {check:?}, the driver answered {:?}",
+                result.map(|_| "ok")
+            ))),
+        }
+    }
+
+    /// R22, R23, R37.
+    fn resend(&mut self, idx: usize, actor: CustomerId) -> Result<(), TestCaseError> {
+        let now = self.model.now;
+        let id = self.model.requests[idx].id;
+        let errors = self.model.resend_errors(idx, actor);
+        let (result, seen) = self.call(&format!("resend {id} as {actor}"), true, |d, rng| {
+            d.resend(id, actor, now, rng)
+        })?;
+        match result {
+            Ok(request) if errors.is_empty() => {
+                self.note("resend: sent (R23)");
+                prop_assert_eq!(&request, seen.request(id));
+                self.resent(idx, actor, &seen)
+            }
+            Err(DriverError::Store(_)) if errors.is_empty() => {
+                self.note("resend: commit failed, old tokens still work (R41)");
+                Ok(())
+            }
+            Err(DriverError::Refused(Refusal::Act(e))) if errors.contains(&e) => {
+                self.note(match e {
+                    ActError::TooSoon { .. } => "resend: too soon (R23)",
+                    ActError::NotAConfirmer => "resend: not a confirmer (R22)",
+                    _ => "resend: closed",
+                });
+                unchanged(&seen, "a refused resend")
+            }
+            result => Err(fail(format!(
+                "the rules say {errors:?}, the driver answered {:?}",
+                result.map(|_| "ok")
+            ))),
+        }
+    }
+
+    /// R28, R39.
+    fn cancel(&mut self, idx: usize, actor: CustomerId) -> Result<(), TestCaseError> {
+        let now = self.model.now;
+        let id = self.model.requests[idx].id;
+        let errors = self.model.cancel_errors(idx, actor);
+        let (result, seen) = self.call(&format!("cancel {id} as {actor}"), true, |d, _| {
+            d.cancel(id, actor, now)
+        })?;
+        match result {
+            Ok(request) if errors.is_empty() => {
+                self.note("cancel: cancelled (R28)");
+                prop_assert_eq!(&request, seen.request(id));
+                self.model.end(idx, MState::Cancelled(actor));
+                self.single(idx, &seen, &Tag::Cancelled)?;
+                expect_events(&self.added, id, &[(EventKind::Cancelled, Some(actor))])
+            }
+            Err(DriverError::Store(_)) if errors.is_empty() => {
+                self.note("cancel: commit failed, still open (R41)");
+                Ok(())
+            }
+            Err(DriverError::Refused(Refusal::Act(e))) if errors.contains(&e) => {
+                self.note(match e {
+                    ActError::NotRequester => "cancel: not the requester (R28)",
+                    _ => "cancel: closed",
+                });
+                unchanged(&seen, "a refused cancel")
+            }
+            result => Err(fail(format!(
+                "the rules say {errors:?}, the driver answered {:?}",
+                result.map(|_| "ok")
+            ))),
+        }
+    }
+
+    /// R29: the host asks for every request due and records it.
+    fn expire(&mut self, _: &Target) -> Result<(), TestCaseError> {
+        self.expire_due()
+    }
 }
 
 impl Harness {
     fn new(seed: u64, max_failed_attempts: u32) -> Harness {
         let pool = pool();
-        let config = Config {
-            max_failed_attempts,
-            ..Config::default()
-        };
+        let config = config(max_failed_attempts);
         let directory = MemoryDirectory::new();
         for customer in pool {
             directory.add(customer);
@@ -358,18 +681,14 @@ impl Harness {
             model: Model::new(&pool, config),
             version: service.version(),
             frozen: HashMap::new(),
-            secrets: HashSet::new(),
+            secrets: Secrets::default(),
             undelivered_tokens: HashSet::new(),
             fault: Fault::None,
             mail: Mail::Delivered,
             trace: Vec::new(),
-            outcomes: BTreeMap::new(),
+            outcomes: Outcomes::new(),
             added: HashMap::new(),
         }
-    }
-
-    fn note(&mut self, outcome: &'static str) {
-        *self.outcomes.entry(outcome).or_default() += 1;
     }
 
     fn dump(&self) -> Dump {
@@ -378,11 +697,6 @@ impl Harness {
         services.sort_by(|a, b| a.name().cmp(b.name()));
         let requests = store.requests().into_iter().map(|r| (r.id(), r)).collect();
         Dump { services, requests }
-    }
-
-    /// The service as stored.
-    fn service(&self) -> Service {
-        infallible(self.driver.store().inner.service(&self.name)).expect("the service exists")
     }
 
     fn run(&mut self, actions: &[Action]) -> Result<(), TestCaseError> {
@@ -401,10 +715,7 @@ impl Harness {
             *self.driver.store().plan() = Plan::default();
             self.driver.notifier().deliver_all();
             if let Err(err) = outcome {
-                return Err(fail(format!(
-                    "{err}\nsteps (the last one failed):\n  {}",
-                    self.trace.join("\n  ")
-                )));
+                return Err(with_trace(&err, &self.trace));
             }
         }
         Ok(())
@@ -428,93 +739,7 @@ impl Harness {
                 action.fault, action.mail
             ));
         }
-        match &action.op {
-            Op::Submit {
-                actor,
-                roles,
-                incoming,
-                second,
-            } => {
-                let (actor, edit) = self.edit(actor, roles, incoming, *second);
-                self.submit(&edit, actor).map(|()| None)
-            }
-            Op::Accept {
-                target,
-                actor,
-                token,
-            } => self.confirm(target, actor, token, true),
-            Op::AcceptAll { target } => {
-                let Some(idx) = self.model.pick(target) else {
-                    return Ok(None);
-                };
-                for actor in self.model.requests[idx].missing() {
-                    let applied = self.confirm_at(idx, actor, &TokenPick::Own, true)?;
-                    if applied.is_some() {
-                        return Ok(applied);
-                    }
-                    self.check_all()?;
-                }
-                Ok(None)
-            }
-            Op::Refuse {
-                target,
-                actor,
-                token,
-            } => self.confirm(target, actor, token, false),
-            Op::Resend { target, actor } => self.resend(target, actor).map(|()| None),
-            Op::Cancel { target, actor } => self.cancel(target, actor).map(|()| None),
-            // R29: the host asks for every request due and records it.
-            Op::Expire { .. } => self.expire_due().map(|()| None),
-            Op::Advance { minutes } => {
-                // Time only moves forward (R29).
-                self.model.now += Duration::minutes(*minutes);
-                self.trace
-                    .push(format!("advance {minutes} min to {}", self.model.now));
-                Ok(None)
-            }
-            Op::AdvanceToDeadline { target, offset } => {
-                let Some(idx) = self.model.pick(target) else {
-                    return Ok(None);
-                };
-                let to = self.model.requests[idx].deadline + Duration::minutes(*offset);
-                if to > self.model.now {
-                    self.model.now = to;
-                    self.trace.push(format!("advance to {to}"));
-                }
-                Ok(None)
-            }
-            Op::ToggleStanding { customer } => {
-                let customer = self.pool[*customer];
-                let status = self.model.standing.get_mut(&customer).expect("pool");
-                *status = match status {
-                    AccountStatus::GoodStanding => AccountStatus::BehindWithPayments,
-                    _ => AccountStatus::GoodStanding,
-                };
-                let good = *status == AccountStatus::GoodStanding;
-                self.driver.directory().set_good_standing(customer, good);
-                self.trace.push(format!("{customer} is now {status:?}"));
-                Ok(None)
-            }
-        }
-    }
-
-    /// The edit an [`Op::Submit`] makes, and who submits it.
-    fn edit(
-        &self,
-        actor: &Who,
-        roles: &RolePick,
-        incoming: &Incoming,
-        second: Option<(usize, usize)>,
-    ) -> (CustomerId, Edit) {
-        make_edit(
-            &self.model,
-            &self.pool,
-            &self.service(),
-            actor,
-            roles,
-            incoming,
-            second,
-        )
+        self.perform(&action.op)
     }
 
     /// Makes one driver call and checks what every call must satisfy,
@@ -601,7 +826,7 @@ impl Harness {
                 m.request()
             );
             check_committed(m, &after)?;
-            self.scan_message(m)?;
+            self.secrets.scan_message(&self.model, m)?;
         }
         self.added.clear();
         for id in &written {
@@ -611,7 +836,7 @@ impl Harness {
             if r.state().is_terminal() {
                 self.frozen.entry(*id).or_insert_with(|| r.clone());
             }
-            self.scan_request(r)?;
+            self.secrets.scan_request(&self.model, r)?;
         }
         let seen = Seen {
             before,
@@ -657,9 +882,7 @@ impl Harness {
             }
         }
         for m in &messages {
-            if let Some(token) = m.token() {
-                self.secrets.insert(token.reveal());
-            }
+            self.secrets.learn(m);
         }
         let (result, shown) = match answer {
             Ok(outcome) => {
@@ -715,30 +938,11 @@ impl Harness {
         for (id, r) in &after.requests {
             match before.requests.get(id) {
                 None => {
-                    prop_assert_eq!(r.version(), Version::FIRST);
-                    prop_assert!(r.history().iter().all(|e| e.at() == now));
-                    prop_assert_eq!(r.history()[0].kind(), &EventKind::Opened);
+                    check_first_write(r, now)?;
                     prop_assert_eq!(r.service(), &self.name);
                 }
                 Some(old) if old == r => continue,
-                Some(old) => {
-                    prop_assert_eq!(r.version(), old.version().next(), "R31");
-                    prop_assert!(
-                        !old.state().is_terminal(),
-                        "a terminal request is written again"
-                    );
-                    prop_assert_eq!(r.requester(), old.requester());
-                    prop_assert_eq!(r.incoming(), old.incoming());
-                    prop_assert_eq!(r.roles(), old.roles());
-                    prop_assert_eq!(r.opened_at(), old.opened_at());
-                    prop_assert_eq!(r.deadline(), old.deadline());
-                    prop_assert!(r.outgoing_holders().eq(old.outgoing_holders()));
-                    // R34: the history only grows, with what happened now.
-                    let old_len = old.history().len();
-                    prop_assert!(r.history().len() > old_len);
-                    prop_assert!(r.history().starts_with(old.history()));
-                    prop_assert!(r.history()[old_len..].iter().all(|e| e.at() == now));
-                }
+                Some(old) => check_rewrite(old, r, now)?,
             }
             written.push(*id);
         }
@@ -764,55 +968,7 @@ impl Harness {
         Ok((written, service_written))
     }
 
-    // ----- actions -----
-
-    /// R8–R14, R16, R27, R33, R36.
-    fn submit(&mut self, edit: &Edit, actor: CustomerId) -> Result<(), TestCaseError> {
-        let proposed: Vec<String> = edit.iter().map(|(r, c)| format!("{r}→{c}")).collect();
-        let expected = self.model.predict_submit(edit, actor);
-        let now = self.model.now;
-        let (result, seen) = self.call(
-            &format!("submit by {actor}: {}", proposed.join(", ")),
-            true,
-            |d, rng| d.submit(edit, actor, now, rng),
-        )?;
-        match (result, expected) {
-            (Ok(ids), Ok(groups)) => {
-                self.note(if ids.len() > 1 {
-                    "submit: two requests (R33)"
-                } else {
-                    "submit: opened"
-                });
-                self.opened(&ids, &seen, actor, &groups)
-            }
-            (Err(DriverError::Store(_)), Ok(_)) => {
-                // `call` saw that nothing changed and nothing was sent.
-                self.note("submit: commit failed, nothing opened (R41)");
-                Ok(())
-            }
-            (Err(DriverError::Refused(Refusal::Submit(e))), Err(allowed)) => {
-                self.note(match e {
-                    SubmitError::NoChange => "submit: no change (R12)",
-                    SubmitError::NotPermitted { .. } => "submit: not permitted (R11)",
-                    SubmitError::Conflict { .. } => "submit: conflict (R27)",
-                    SubmitError::NotInGoodStanding { .. } => "submit: behind with payments (R14)",
-                    SubmitError::UnknownCustomer { .. } => "submit: unknown customer (R13)",
-                    _ => "submit: refused",
-                });
-                prop_assert!(
-                    allowed.contains(&e),
-                    "expected one of {:?}, got {:?}",
-                    allowed,
-                    e
-                );
-                unchanged(&seen, "a refused edit")
-            }
-            (result, expected) => Err(fail(format!(
-                "the rules say {expected:?}, the driver answered {:?}",
-                result.map(|_| "ok")
-            ))),
-        }
-    }
+    // ----- what the actions did -----
 
     /// Checks the requests an edit opened and adds them to the model.
     fn opened(
@@ -822,7 +978,6 @@ impl Harness {
         actor: CustomerId,
         groups: &[(CustomerId, Roles)],
     ) -> Result<(), TestCaseError> {
-        let now = self.model.now;
         // R27, R31: opening writes the service at its next version with the
         // same contacts, so racing edits of one service conflict.
         prop_assert!(
@@ -845,44 +1000,7 @@ impl Harness {
         let mut new = Vec::new();
         for id in ids {
             prop_assert!(!seen.before.requests.contains_key(id));
-            let r = seen.request(*id);
-            let Some((incoming, roles)) = groups.iter().find(|(c, _)| *c == r.incoming()) else {
-                return Err(fail(format!("unexpected request for {}", r.incoming())));
-            };
-            prop_assert_eq!(r.requester(), actor);
-            prop_assert_eq!(r.roles(), *roles);
-            prop_assert_eq!(r.opened_at(), now);
-            // R29: the default lifetime of 7 days.
-            prop_assert_eq!(r.deadline(), now + Duration::days(7));
-            // R16: the requester and the incoming customer confirm; only
-            // the requester when they take the roles themselves (R8b).
-            let confirmers = if *incoming == actor {
-                vec![actor]
-            } else {
-                vec![actor, *incoming]
-            };
-            let m = MRequest {
-                id: *id,
-                requester: actor,
-                incoming: *incoming,
-                roles: *roles,
-                outgoing: roles
-                    .iter()
-                    .map(|role| (role, self.model.contacts.holder(role)))
-                    .collect(),
-                confirmers: confirmers
-                    .iter()
-                    .map(|c| MConfirmer {
-                        customer: *c,
-                        current: None,
-                        confirmed_with: None,
-                        failed: 0,
-                    })
-                    .collect(),
-                deadline: now + Duration::days(7),
-                last_sent: now,
-                state: MState::Awaiting,
-            };
+            let m = self.model.opening(seen.request(*id), actor, groups)?;
             if m.requester == m.incoming {
                 self.note("submit: taking a role oneself (R8b)");
             }
@@ -891,109 +1009,13 @@ impl Harness {
             new.push(m);
         }
         check_messages(&seen.messages, |id| seen.after.requests.get(&id), expected)?;
-        for mut m in new {
+        for m in new {
             let id = m.id;
-            let mut events = vec![(EventKind::Opened, Some(actor))];
-            events.extend(
-                m.confirmers
-                    .iter()
-                    .map(|c| (EventKind::TokenIssued { to: c.customer }, Some(actor))),
-            );
-            expect_events(&self.added, id, &events)?;
             // The inbox: the host has each token, delivered or to retry.
-            for msg in seen.messages.iter().filter(|msg| msg.request() == id) {
-                let text = msg.token().expect("checked").reveal();
-                let c = m.confirmer_mut(msg.to()).expect("checked");
-                c.current = Some(text.clone());
-                self.model.issue(text, msg.to(), id);
-            }
-            self.model.requests.push(m);
-            compare_request(&self.model, self.model.requests.len() - 1, seen.request(id))?;
+            let idx = self.model.opened(&self.added, actor, m, &seen.messages)?;
+            compare_request(&self.model, idx, seen.request(id))?;
         }
         Ok(())
-    }
-
-    /// Accept or refuse (R16, R20, R21, R24–R26, R30–R32, R38, R39).
-    fn confirm(
-        &mut self,
-        target: &Target,
-        who: &Who,
-        pick: &TokenPick,
-        accept: bool,
-    ) -> Result<Option<usize>, TestCaseError> {
-        let Some(idx) = self.model.pick(target) else {
-            return Ok(None);
-        };
-        let actor = pick_actor(&self.model, &self.pool, who, idx, true);
-        self.confirm_at(idx, actor, pick, accept)
-    }
-
-    /// Accept or refuse request `idx` as `actor` with the token `pick`
-    /// chooses from the inboxes.
-    fn confirm_at(
-        &mut self,
-        idx: usize,
-        actor: CustomerId,
-        pick: &TokenPick,
-        accept: bool,
-    ) -> Result<Option<usize>, TestCaseError> {
-        let id = self.model.requests[idx].id;
-        let now = self.model.now;
-        let text = self.model.pick_token(pick, idx, actor);
-        let check = self.model.check_token(idx, actor, &text);
-        let what = format!(
-            "{} {id} as {actor} with {} ({pick:?})",
-            if accept { "accept" } else { "refuse" },
-            self.model.owner_of(&text),
-        );
-        let (result, seen) = self.call(&what, true, |d, _| {
-            if accept {
-                d.accept(id, actor, &text, now)
-            } else {
-                d.refuse(id, actor, &text, now)
-            }
-        })?;
-        if now == self.model.requests[idx].deadline {
-            self.note("token: exactly at the deadline");
-        }
-        if matches!(check, TokenCheck::Valid) && self.undelivered_tokens.contains(&text) {
-            self.note("token: from a message reported undelivered (R41)");
-        }
-        match (check, result) {
-            (TokenCheck::Closed(state), Err(DriverError::Refused(Refusal::Act(e)))) => {
-                self.note(if state == StateName::Expired {
-                    "token: request past its deadline"
-                } else {
-                    "token: request ended"
-                });
-                // R25, R29: the request's state is reported plainly.
-                prop_assert_eq!(e, ActError::Closed { state });
-                unchanged(&seen, "a token for a closed request")?;
-                Ok(None)
-            }
-            (TokenCheck::Invalid(counted), Err(DriverError::Refused(Refusal::Act(e)))) => {
-                self.note("bad token (R24, R25)");
-                // R25: one error for every bad token.
-                prop_assert_eq!(e, ActError::InvalidToken, "R25");
-                self.failed_attempt(idx, actor, counted, &seen)?;
-                Ok(None)
-            }
-            (TokenCheck::Invalid(_) | TokenCheck::Valid, Err(DriverError::Store(_))) => {
-                // Nothing was written or sent (`call`); the model keeps the
-                // token current and the attempt uncounted, and later steps
-                // check that it still is.
-                self.note("accept or refuse: commit failed, nothing changed (R41)");
-                Ok(None)
-            }
-            (TokenCheck::Valid, Ok(request)) => {
-                prop_assert_eq!(&request, seen.request(id), "the request as it now stands");
-                self.confirmed(idx, actor, &text, accept, &seen)
-            }
-            (check, result) => Err(fail(format!(
-                "the rules say {check:?}, the driver answered {:?}",
-                result.map(|_| "ok")
-            ))),
-        }
     }
 
     /// R26, R34: a wrong token presented by a confirmer is counted; nothing
@@ -1016,26 +1038,7 @@ impl Harness {
             return Ok(());
         }
         prop_assert_eq!(&seen.written, &vec![id]);
-        if let Counted::Yes { invalidates } = counted {
-            let mut events = vec![(EventKind::FailedAttempt, Some(actor))];
-            if invalidates {
-                events.push((EventKind::TokenInvalidated { of: actor }, None));
-            }
-            expect_events(&self.added, id, &events)?;
-            self.note(if invalidates {
-                "failed attempt: token invalidated (R26)"
-            } else {
-                "failed attempt: counted (R26)"
-            });
-            let c = self.model.requests[idx]
-                .confirmer_mut(actor)
-                .expect("a confirmer");
-            c.failed += 1;
-            if invalidates {
-                let old = c.current.take().expect("a live token");
-                self.model.set_status(&old, TokenStatus::Invalidated);
-            }
-        }
+        self.failed_attempt_recorded(idx, actor, counted)?;
         compare_request(&self.model, idx, seen.request(id))
     }
 
@@ -1049,20 +1052,7 @@ impl Harness {
         seen: &Seen,
     ) -> Result<Option<usize>, TestCaseError> {
         let id = self.model.requests[idx].id;
-        // R18, R24: a token that works is the actor's own current one for this
-        // request; it works once.
-        let Some(issued) = self.model.tokens.iter().find(|i| i.text == text) else {
-            return Err(fail("an accepted token was never issued"));
-        };
-        prop_assert_eq!(issued.owner, actor);
-        prop_assert_eq!(issued.request, id);
-        prop_assert_eq!(issued.status, TokenStatus::Current);
-        self.model.set_status(text, TokenStatus::Used);
-        let c = self.model.requests[idx]
-            .confirmer_mut(actor)
-            .expect("a confirmer");
-        c.current = None;
-        c.confirmed_with = Some(text.to_owned());
+        self.model.use_token(idx, actor, text)?;
         if !accept {
             // R21: refused, nothing changes; R39: the confirmers are told.
             self.note("refused (R21)");
@@ -1114,70 +1104,33 @@ impl Harness {
 
     /// R20, R31, R32, R38: the last confirmation applied the change.
     fn apply(&mut self, idx: usize, seen: &Seen) -> Result<(), TestCaseError> {
-        let now = self.model.now;
-        let r = self.model.requests[idx].clone();
-        let mut contacts = self.model.contacts;
-        for role in r.roles {
-            contacts.set(role, r.incoming);
-        }
+        let application = self.model.application(idx);
         // R31: the service and the request change together.
         prop_assert!(seen.service_written, "R31: applied without the service");
         self.version = self.version.next();
         let service = seen.after.service(&self.name).expect("the service");
-        prop_assert!(contacts.matches(service.contacts()));
-        // R20: the confirmers are told; R38: each outgoing contact who is not
-        // a confirmer learns which roles they lost.
-        let mut expected = r.to_confirmers(&Tag::Applied);
-        let confirmers: Vec<CustomerId> = r.confirmers.iter().map(|c| c.customer).collect();
-        let mut replaced: Vec<(CustomerId, Roles)> = Vec::new();
-        for (role, holder) in &r.outgoing {
-            if confirmers.contains(holder) {
-                continue;
-            }
-            match replaced.iter_mut().find(|(c, _)| c == holder) {
-                Some((_, roles)) => *roles |= *role,
-                None => replaced.push((*holder, Roles::from(*role))),
-            }
-        }
-        if !replaced.is_empty() {
+        prop_assert!(application.contacts.matches(service.contacts()));
+        if application.replaced {
             self.note("outgoing contact told (R38)");
         }
-        expected.extend(
-            replaced
-                .into_iter()
-                .map(|(to, roles)| (r.id, to, Tag::Replaced(roles))),
+        prop_assert_eq!(
+            &seen.written,
+            &application.written,
+            "R32: the requests written on apply"
         );
-        // R32: other live requests whose requester lost a right they relied on fail.
-        let mut victims = Vec::new();
-        for (j, other) in self.model.requests.iter().enumerate() {
-            if j == idx || !other.live(now) {
-                continue;
-            }
-            let lost = other.roles - contacts.rights_of(other.requester);
-            if !lost.is_empty() {
-                let reasons = lost
-                    .iter()
-                    .map(|role| FailureReason::RightRemoved { role, by: r.id })
-                    .collect();
-                expected.extend(other.to_confirmers(&Tag::Failed));
-                victims.push((j, reasons));
-            }
-        }
-        let mut ids: Vec<RequestId> = victims
-            .iter()
-            .map(|(j, _)| self.model.requests[*j].id)
-            .chain([r.id])
-            .collect();
-        ids.sort();
-        prop_assert_eq!(&seen.written, &ids, "R32: the requests written on apply");
-        if !victims.is_empty() {
+        if !application.victims.is_empty() {
             self.note("another request failed (R32)");
         }
-        check_messages(&seen.messages, |id| seen.after.requests.get(&id), expected)?;
-        self.model.contacts = contacts;
+        check_messages(
+            &seen.messages,
+            |id| seen.after.requests.get(&id),
+            application.expected,
+        )?;
+        self.model.contacts = application.contacts;
         self.model.end(idx, MState::Applied);
-        compare_request(&self.model, idx, seen.request(r.id))?;
-        for (j, reasons) in victims {
+        let id = self.model.requests[idx].id;
+        compare_request(&self.model, idx, seen.request(id))?;
+        for (j, reasons) in application.victims {
             self.model.end(j, MState::Failed(reasons));
             let id = self.model.requests[j].id;
             compare_request(&self.model, j, seen.request(id))?;
@@ -1199,135 +1152,16 @@ impl Harness {
         compare_request(&self.model, idx, seen.request(id))
     }
 
-    /// R22, R23, R37.
-    fn resend(&mut self, target: &Target, who: &Who) -> Result<(), TestCaseError> {
-        let Some(idx) = self.model.pick(target) else {
-            return Ok(());
-        };
-        let now = self.model.now;
-        let actor = pick_actor(&self.model, &self.pool, who, idx, false);
-        let r = &self.model.requests[idx];
-        let id = r.id;
-        let mut errors = Vec::new();
-        if r.live(now) {
-            if r.confirmer(actor).is_none() {
-                errors.push(ActError::NotAConfirmer);
-            }
-            let retry_at = r.last_sent + Duration::minutes(5);
-            if now < retry_at {
-                errors.push(ActError::TooSoon { retry_at });
-            }
-        } else {
-            errors.push(ActError::Closed {
-                state: r.state_at(now),
-            });
-        }
-        let (result, seen) = self.call(&format!("resend {id} as {actor}"), true, |d, rng| {
-            d.resend(id, actor, now, rng)
-        })?;
-        match result {
-            Ok(request) if errors.is_empty() => {
-                self.note("resend: sent (R23)");
-                prop_assert_eq!(&request, seen.request(id));
-                self.resent(idx, actor, &seen)
-            }
-            Err(DriverError::Store(_)) if errors.is_empty() => {
-                self.note("resend: commit failed, old tokens still work (R41)");
-                Ok(())
-            }
-            Err(DriverError::Refused(Refusal::Act(e))) if errors.contains(&e) => {
-                self.note(match e {
-                    ActError::TooSoon { .. } => "resend: too soon (R23)",
-                    ActError::NotAConfirmer => "resend: not a confirmer (R22)",
-                    _ => "resend: closed",
-                });
-                unchanged(&seen, "a refused resend")
-            }
-            result => Err(fail(format!(
-                "the rules say {errors:?}, the driver answered {:?}",
-                result.map(|_| "ok")
-            ))),
-        }
-    }
-
     fn resent(&mut self, idx: usize, actor: CustomerId, seen: &Seen) -> Result<(), TestCaseError> {
-        let r = &self.model.requests[idx];
-        let id = r.id;
+        let id = self.model.requests[idx].id;
         prop_assert!(!seen.service_written);
         prop_assert_eq!(&seen.written, &vec![id]);
         // R23, R37: a new token for each confirmer still missing.
-        let expected = r
-            .missing()
-            .into_iter()
-            .map(|c| (id, c, Tag::Confirm { resent: true }))
-            .collect();
-        let events: Vec<_> = r
-            .missing()
-            .into_iter()
-            .map(|to| (EventKind::TokenReissued { to }, Some(actor)))
-            .collect();
+        let (expected, events) = self.model.resending(idx, actor);
         check_messages(&seen.messages, |id| seen.after.requests.get(&id), expected)?;
         expect_events(&self.added, id, &events)?;
-        for m in &seen.messages {
-            let text = m.token().expect("checked").reveal();
-            let c = self.model.requests[idx]
-                .confirmer_mut(m.to())
-                .expect("checked");
-            let old = c.current.replace(text.clone());
-            c.failed = 0;
-            if let Some(old) = old {
-                self.model.set_status(&old, TokenStatus::Rotated);
-            }
-            self.model.issue(text, m.to(), id);
-        }
-        self.model.requests[idx].last_sent = self.model.now;
+        self.model.resent(idx, &seen.messages);
         compare_request(&self.model, idx, seen.request(id))
-    }
-
-    /// R28, R39.
-    fn cancel(&mut self, target: &Target, who: &Who) -> Result<(), TestCaseError> {
-        let Some(idx) = self.model.pick(target) else {
-            return Ok(());
-        };
-        let now = self.model.now;
-        let actor = pick_actor(&self.model, &self.pool, who, idx, false);
-        let r = &self.model.requests[idx];
-        let id = r.id;
-        let mut errors = Vec::new();
-        if !r.live(now) {
-            errors.push(ActError::Closed {
-                state: r.state_at(now),
-            });
-        } else if actor != r.requester {
-            errors.push(ActError::NotRequester);
-        }
-        let (result, seen) = self.call(&format!("cancel {id} as {actor}"), true, |d, _| {
-            d.cancel(id, actor, now)
-        })?;
-        match result {
-            Ok(request) if errors.is_empty() => {
-                self.note("cancel: cancelled (R28)");
-                prop_assert_eq!(&request, seen.request(id));
-                self.model.end(idx, MState::Cancelled(actor));
-                self.single(idx, &seen, &Tag::Cancelled)?;
-                expect_events(&self.added, id, &[(EventKind::Cancelled, Some(actor))])
-            }
-            Err(DriverError::Store(_)) if errors.is_empty() => {
-                self.note("cancel: commit failed, still open (R41)");
-                Ok(())
-            }
-            Err(DriverError::Refused(Refusal::Act(e))) if errors.contains(&e) => {
-                self.note(match e {
-                    ActError::NotRequester => "cancel: not the requester (R28)",
-                    _ => "cancel: closed",
-                });
-                unchanged(&seen, "a refused cancel")
-            }
-            result => Err(fail(format!(
-                "the rules say {errors:?}, the driver answered {:?}",
-                result.map(|_| "ok")
-            ))),
-        }
     }
 
     /// R29, R39: the host records the expiry of every request due.
@@ -1435,141 +1269,10 @@ impl Harness {
         Ok(())
     }
 
-    // ----- invariants -----
-
-    /// Checked after every action (and between the calls of one).
-    fn check_all(&mut self) -> Result<(), TestCaseError> {
-        let now = self.model.now;
-        // New invariant 1: the indexes agree with a full scan.
-        if let Err(e) = self.driver.store().inner.audit() {
-            return Err(fail(format!(
-                "the store's indexes disagree with a scan: {e}"
-            )));
-        }
-        let dump = self.dump();
-        let service = dump.service(&self.name).expect("the service exists");
-        prop_assert_eq!(
-            service.version(),
-            self.version,
-            "R27, R31: the service's version (one step per opening and per change)"
-        );
-        // The engine model's checks, on what the store holds; R15 through
-        // the driver.
-        check_state(
-            &self.model,
-            &self.pool,
-            service,
-            &dump.requests,
-            &self.frozen,
-            |customer| {
-                self.driver
-                    .proposable(&self.name, customer, now)
-                    .map_err(|e| fail(format!("proposable: {e:?}")))
-            },
-        )?;
-        for customer in self.pool {
-            // R6: "my contacts" is a scan of every service, sorted by name.
-            let mine = self
-                .driver
-                .my_contacts(customer)
-                .map_err(|e| fail(format!("my_contacts: {e:?}")))?;
-            let scan: Vec<(ServiceName, Roles)> = dump
-                .services
-                .iter()
-                .map(|s| (s.name().clone(), s.roles_of(customer)))
-                .filter(|(_, roles)| !roles.is_empty())
-                .collect();
-            prop_assert_eq!(mine, scan, "R6: my contacts of {} against a scan", customer);
-            // R35: "my requests" is a scan of every request where the
-            // customer is a party, most recently opened first.
-            let views = self
-                .driver
-                .my_requests(customer, now)
-                .map_err(|e| fail(format!("my_requests: {e:?}")))?;
-            let mut scan: Vec<&ChangeRequest> = dump
-                .requests
-                .values()
-                .filter(|r| r.is_party(customer))
-                .collect();
-            scan.sort_by(|a, b| b.opened_at().cmp(&a.opened_at()).then(a.id().cmp(&b.id())));
-            prop_assert_eq!(
-                views.iter().map(|v| v.request.id()).collect::<Vec<_>>(),
-                scan.iter().map(|r| r.id()).collect::<Vec<_>>(),
-                "R35: my requests of {} against a scan, most recently opened first",
-                customer
-            );
-            for (view, r) in views.iter().zip(scan) {
-                prop_assert!(
-                    &view.request == r,
-                    "R35: my requests of {} shows {} otherwise than stored",
-                    customer,
-                    r.id()
-                );
-                // R29: past its deadline it shows as expired.
-                prop_assert_eq!(
-                    view.state,
-                    r.state_name_at(now),
-                    "R29, R35: the state of {} in my requests of {}",
-                    r.id(),
-                    customer
-                );
-                prop_assert_eq!(
-                    view.waits_for_me,
-                    r.waits_for(customer, now),
-                    "R19, R35: whether {} waits for {}",
-                    r.id(),
-                    customer
-                );
-            }
-            self.leak("my requests' Debug", &format!("{views:?}"))?;
-        }
-        // R13: no account, no listing.
-        let ghost: CustomerId = "ZZ9-OVH".parse().expect("valid identifier");
-        prop_assert!(matches!(
-            self.driver.my_contacts(ghost),
-            Err(DriverError::Refused(Refusal::UnknownCustomer(c))) if c == ghost
-        ));
-        prop_assert!(matches!(
-            self.driver.my_requests(ghost, now),
-            Err(DriverError::Refused(Refusal::UnknownCustomer(c))) if c == ghost
-        ));
-        self.leak("the driver's Debug", &format!("{:?}", self.driver))?;
-        Ok(())
-    }
-
     // ----- R40: no token in any output -----
 
     fn leak(&self, what: &str, text: &str) -> Result<(), TestCaseError> {
-        match find_token(&self.secrets, text) {
-            Some(token) => Err(fail(format!(
-                "R40: {what} contains {}",
-                self.model.owner_of(token)
-            ))),
-            None => Ok(()),
-        }
-    }
-
-    fn scan_message(&self, m: &Message) -> Result<(), TestCaseError> {
-        self.leak("a message's Debug", &format!("{m:?}"))?;
-        self.leak("a message's kind", &format!("{:?}", m.kind()))?;
-        #[cfg(feature = "serde")]
-        {
-            let json = serde_json::to_string(m).map_err(fail)?;
-            self.leak("a serialized message", &json)?;
-        }
-        Ok(())
-    }
-
-    fn scan_request(&self, r: &ChangeRequest) -> Result<(), TestCaseError> {
-        self.leak("a request's Debug", &format!("{r:?}"))?;
-        #[cfg(feature = "serde")]
-        {
-            let json = serde_json::to_string(r).map_err(fail)?;
-            self.leak("a serialized request", &json)?;
-            let back: ChangeRequest = serde_json::from_str(&json).map_err(fail)?;
-            prop_assert_eq!(&back, r, "a request round-trips through serde");
-        }
-        Ok(())
+        self.secrets.leak(&self.model, what, text)
     }
 }
 
@@ -1764,80 +1467,52 @@ fn expire_due_failing_part_way_loses_no_message() {
 /// generator cannot quietly stop testing one of them.
 #[test]
 fn generator_reaches_every_outcome() {
-    use proptest::test_runner::{Config as RunnerConfig, RngAlgorithm, TestRng, TestRunner};
-
-    let strategy = (
-        any::<u64>(),
-        1u32..=5,
-        proptest::collection::vec(action(), 1..=30),
-    );
-    let mut runner = TestRunner::new_with_rng(
-        RunnerConfig {
-            cases: 1000,
-            failure_persistence: None,
-            ..RunnerConfig::default()
-        },
-        TestRng::deterministic_rng(RngAlgorithm::ChaCha),
-    );
-    let seen = std::cell::RefCell::new(BTreeMap::<&'static str, usize>::new());
-    runner
-        .run(&strategy, |(seed, max_failed_attempts, actions)| {
+    reach_every_outcome(
+        "the driver",
+        action(),
+        |seed, max_failed_attempts, actions| {
             let mut harness = Harness::new(seed, max_failed_attempts);
-            let result = harness.run(&actions);
-            for (outcome, n) in harness.outcomes {
-                *seen.borrow_mut().entry(outcome).or_default() += n;
-            }
-            result
-        })
-        .expect("the driver follows the rules");
-    let seen = seen.into_inner();
-    let expected = [
-        "submit: opened",
-        "submit: two requests (R33)",
-        "submit: taking a role oneself (R8b)",
-        "submit: no change (R12)",
-        "submit: not permitted (R11)",
-        "submit: conflict (R27)",
-        "submit: behind with payments (R14)",
-        "submit: unknown customer (R13)",
-        "submit: commit failed, nothing opened (R41)",
-        "token: request past its deadline",
-        "token: request ended",
-        "token: from a message reported undelivered (R41)",
-        "bad token (R24, R25)",
-        "failed attempt: counted (R26)",
-        "failed attempt: token invalidated (R26)",
-        "accept or refuse: commit failed, nothing changed (R41)",
-        "refused (R21)",
-        "accepted, waiting for the other (R19)",
-        "failed when applying (R30)",
-        "applied (R20)",
-        "outgoing contact told (R38)",
-        "another request failed (R32)",
-        "resend: sent (R23)",
-        "resend: too soon (R23)",
-        "resend: not a confirmer (R22)",
-        "resend: commit failed, old tokens still work (R41)",
-        "cancel: cancelled (R28)",
-        "cancel: not the requester (R28)",
-        "cancel: commit failed, still open (R41)",
-        "expire_due: nothing due",
-        "expire_due: expired one (R29)",
-        "expire_due: expired several (R29)",
-        "expire_due: commit failed, nothing expired (R41)",
-        "expire_due: failed part-way, the others expired (R41)",
-        "conflict met, decided again (R31)",
-        "delivery failed, reported (R41)",
-    ];
-    let missing: Vec<&str> = expected
-        .into_iter()
-        .filter(|outcome| !seen.contains_key(outcome))
-        .collect();
-    assert!(
-        missing.is_empty(),
-        "never happened: {missing:?}\nseen: {seen:#?}"
+            let result = harness.run(actions);
+            (result, harness.outcomes)
+        },
+        &[
+            "submit: opened",
+            "submit: two requests (R33)",
+            "submit: taking a role oneself (R8b)",
+            "submit: no change (R12)",
+            "submit: not permitted (R11)",
+            "submit: conflict (R27)",
+            "submit: behind with payments (R14)",
+            "submit: unknown customer (R13)",
+            "submit: commit failed, nothing opened (R41)",
+            "token: request past its deadline",
+            "token: request ended",
+            "token: from a message reported undelivered (R41)",
+            "bad token (R24, R25)",
+            "failed attempt: counted (R26)",
+            "failed attempt: token invalidated (R26)",
+            "accept or refuse: commit failed, nothing changed (R41)",
+            "refused (R21)",
+            "accepted, waiting for the other (R19)",
+            "failed when applying (R30)",
+            "applied (R20)",
+            "outgoing contact told (R38)",
+            "another request failed (R32)",
+            "resend: sent (R23)",
+            "resend: too soon (R23)",
+            "resend: not a confirmer (R22)",
+            "resend: commit failed, old tokens still work (R41)",
+            "cancel: cancelled (R28)",
+            "cancel: not the requester (R28)",
+            "cancel: commit failed, still open (R41)",
+            "expire_due: nothing due",
+            "expire_due: expired one (R29)",
+            "expire_due: expired several (R29)",
+            "expire_due: commit failed, nothing expired (R41)",
+            "expire_due: failed part-way, the others expired (R41)",
+            "conflict met, decided again (R31)",
+            "delivery failed, reported (R41)",
+        ],
+        "DRIVER_MODEL_STATS",
     );
-    if std::env::var_os("DRIVER_MODEL_STATS").is_some() {
-        eprintln!("{seen:#?}");
-    }
 }

@@ -48,33 +48,33 @@
 //! `generator_reaches_every_outcome` checks that the generator keeps reaching
 //! each of these situations.
 //!
-//! The operations, the model and the checks that compare stored requests and
-//! sent messages with it live in `common/model.rs`, shared with the driver's
-//! model test (`driver_model.rs`).
+//! The operations, the model, the checks that compare stored requests and
+//! sent messages with it, how an operation picks its operands and becomes a
+//! call (`Subject`) and the runner of `generator_reaches_every_outcome` live
+//! in `common/model.rs`, shared with the driver's model test
+//! (`driver_model.rs`).
 //!
 //! Run: `cargo test --all-features --test engine_model` (5,000 sequences).
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{HashMap, HashSet};
 use std::fmt;
 
 use proptest::prelude::*;
 use rand_chacha::ChaCha20Rng;
 use rand_chacha::rand_core::SeedableRng;
 use service_contacts::{
-    AccountStatus, ActError, ChangeRequest, Changes, Config, Contacts, CustomerId, Edit, Engine,
-    Event, EventKind, FailureReason, Message, Rejection, RequestId, Roles, Service, Snapshot,
-    StateName, SubmitError, Transition, Version,
+    ActError, ChangeRequest, Changes, Contacts, CustomerId, Edit, Engine, Event, EventKind,
+    Rejection, RequestId, Roles, Service, Snapshot, StateName, SubmitError, Transition,
 };
-use time::Duration;
 
 #[path = "common/model.rs"]
 mod model;
 
 use model::{
-    Counted, Expected, Incoming, MConfirmer, MRequest, MState, Model, Op, POOL, RolePick, Tag,
-    Target, TokenCheck, TokenPick, TokenStatus, Who, check_contacts, check_messages, check_state,
-    compare_request, expect_events, fail, failed_event, find_token, make_edit, op, pick_actor,
-    pool, wrong_token,
+    Counted, Expected, MState, Model, Op, Outcomes, POOL, Secrets, Subject, Tag, Target,
+    TokenCheck, TokenPick, check_contacts, check_first_write, check_messages, check_rewrite,
+    check_state, compare_request, config, expect_events, fail, failed_event, find_token, op, pool,
+    reach_every_outcome, with_trace, wrong_token,
 };
 
 // ----- the engine and its store -----
@@ -89,165 +89,64 @@ struct Harness {
     /// Terminal requests as they were when they ended.
     frozen: HashMap<RequestId, ChangeRequest>,
     /// Every token text ever issued (R40).
-    secrets: HashSet<String>,
+    secrets: Secrets,
     model: Model,
     /// What happened, step by step, for the failure report.
     trace: Vec<String>,
     /// How often each kind of outcome happened (see `generator_reaches_every_outcome`).
-    outcomes: BTreeMap<&'static str, usize>,
+    outcomes: Outcomes,
     /// The history events the last commit added, per request (R34).
     added: HashMap<RequestId, Vec<Event>>,
 }
 
-impl Harness {
-    fn new(seed: u64, max_failed_attempts: u32) -> Harness {
-        let pool = pool();
-        let config = Config {
-            max_failed_attempts,
-            ..Config::default()
-        };
-        let service = Service::order("example.com".parse().expect("name"), pool[0]);
-        let model = Model::new(&pool, config.clone());
-        Harness {
-            engine: Engine::new(config),
-            rng: ChaCha20Rng::seed_from_u64(seed),
-            pool,
-            service,
-            store: HashMap::new(),
-            frozen: HashMap::new(),
-            secrets: HashSet::new(),
-            model,
-            trace: Vec::new(),
-            outcomes: BTreeMap::new(),
-            added: HashMap::new(),
-        }
+impl Subject for Harness {
+    fn model(&self) -> &Model {
+        &self.model
+    }
+
+    fn model_mut(&mut self) -> &mut Model {
+        &mut self.model
+    }
+
+    fn pool(&self) -> [CustomerId; POOL] {
+        self.pool
+    }
+
+    fn service(&self) -> Service {
+        self.service.clone()
+    }
+
+    fn trace(&mut self, line: String) {
+        self.trace.push(line);
     }
 
     fn note(&mut self, outcome: &'static str) {
         *self.outcomes.entry(outcome).or_default() += 1;
     }
 
-    fn run(&mut self, ops: &[Op]) -> Result<(), TestCaseError> {
-        self.check_all()?;
-        for op in ops {
-            let before = *self.service.contacts();
-            let outcome = self
-                .step(op)
-                .and_then(|applied| self.check_contacts(before, applied))
-                .and_then(|()| self.check_all());
-            if let Err(err) = outcome {
-                return Err(fail(format!(
-                    "{err}\nsteps (the last one failed):\n  {}",
-                    self.trace.join("\n  ")
-                )));
-            }
-        }
-        Ok(())
+    fn added(&self) -> &HashMap<RequestId, Vec<Event>> {
+        &self.added
     }
 
-    /// Runs one operation; returns the model index of the request applied, if any.
-    fn step(&mut self, op: &Op) -> Result<Option<usize>, TestCaseError> {
-        match op {
-            Op::Submit {
-                actor,
-                roles,
-                incoming,
-                second,
-            } => {
-                let (actor, edit) = self.edit(actor, roles, incoming, *second);
-                self.submit(&edit, actor).map(|()| None)
-            }
-            Op::Accept {
-                target,
-                actor,
-                token,
-            } => self.confirm(target, actor, token, true),
-            Op::AcceptAll { target } => {
-                let Some(idx) = self.model.pick(target) else {
-                    return Ok(None);
-                };
-                for actor in self.model.requests[idx].missing() {
-                    let applied = self.confirm_at(idx, actor, &TokenPick::Own, true)?;
-                    if applied.is_some() {
-                        return Ok(applied);
-                    }
-                    self.check_all()?;
-                }
-                Ok(None)
-            }
-            Op::Refuse {
-                target,
-                actor,
-                token,
-            } => self.confirm(target, actor, token, false),
-            Op::Resend { target, actor } => self.resend(target, actor).map(|()| None),
-            Op::Cancel { target, actor } => self.cancel(target, actor).map(|()| None),
-            Op::Expire { target } => self.expire(target).map(|()| None),
-            Op::Advance { minutes } => {
-                // Time only moves forward (R29).
-                self.model.now += Duration::minutes(*minutes);
-                self.trace
-                    .push(format!("advance {minutes} min to {}", self.model.now));
-                Ok(None)
-            }
-            Op::AdvanceToDeadline { target, offset } => {
-                let Some(idx) = self.model.pick(target) else {
-                    return Ok(None);
-                };
-                let to = self.model.requests[idx].deadline + Duration::minutes(*offset);
-                if to > self.model.now {
-                    self.model.now = to;
-                    self.trace.push(format!("advance to {to}"));
-                }
-                Ok(None)
-            }
-            Op::ToggleStanding { customer } => {
-                let customer = self.pool[*customer];
-                let status = self.model.standing.get_mut(&customer).expect("pool");
-                *status = match status {
-                    AccountStatus::GoodStanding => AccountStatus::BehindWithPayments,
-                    _ => AccountStatus::GoodStanding,
-                };
-                self.trace.push(format!("{customer} is now {status:?}"));
-                Ok(None)
-            }
-        }
-    }
-
-    /// The edit an [`Op::Submit`] makes, and who submits it.
-    fn edit(
-        &self,
-        actor: &Who,
-        roles: &RolePick,
-        incoming: &Incoming,
-        second: Option<(usize, usize)>,
-    ) -> (CustomerId, Edit) {
-        make_edit(
+    /// Checked after every step.
+    fn check_all(&mut self) -> Result<(), TestCaseError> {
+        let open = self.open_requests();
+        let snapshot = Snapshot {
+            service: &self.service,
+            open_requests: &open,
+        };
+        check_state(
             &self.model,
             &self.pool,
             &self.service,
-            actor,
-            roles,
-            incoming,
-            second,
+            &self.store,
+            &self.frozen,
+            |customer| {
+                Ok(self
+                    .engine
+                    .proposable(snapshot, customer, &self.model.standing, self.model.now))
+            },
         )
-    }
-
-    /// The requests the store holds as awaiting, in opening order.
-    fn open_requests(&self) -> Vec<ChangeRequest> {
-        self.model
-            .requests
-            .iter()
-            .map(|r| &self.store[&r.id])
-            .filter(|r| r.is_open())
-            .cloned()
-            .collect()
-    }
-
-    /// A customer for an operation on request `idx`: with `missing_first`
-    /// a confirmer still missing if there is one.
-    fn pick_actor(&self, who: &Who, idx: usize, missing_first: bool) -> CustomerId {
-        pick_actor(&self.model, &self.pool, who, idx, missing_first)
     }
 
     // ----- operations -----
@@ -309,108 +208,6 @@ impl Harness {
                 "the engine refused with {e:?}; the rules open {groups:?}"
             ))),
         }
-    }
-
-    /// Checks the requests an edit opened and adds them to the model.
-    fn opened(
-        &mut self,
-        t: &Transition,
-        actor: CustomerId,
-        groups: &[(CustomerId, Roles)],
-    ) -> Result<(), TestCaseError> {
-        self.scan_transition(t)?;
-        let now = self.model.now;
-        // R27, R31: opening writes the service at its next version with the
-        // same contacts, so racing edits of one service conflict.
-        prop_assert_eq!(t.changes.services.len(), 1);
-        prop_assert_eq!(
-            t.changes.services[0].value.contacts(),
-            self.service.contacts()
-        );
-        // R33: one request per distinct incoming customer, all opened.
-        prop_assert_eq!(t.changes.requests.len(), groups.len());
-        let mut expected = Vec::new();
-        let mut new = Vec::new();
-        for w in &t.changes.requests {
-            let r = &w.value;
-            prop_assert_eq!(w.expected, None);
-            let Some((incoming, roles)) = groups.iter().find(|(c, _)| *c == r.incoming()) else {
-                return Err(fail(format!("unexpected request for {}", r.incoming())));
-            };
-            prop_assert_eq!(r.requester(), actor);
-            prop_assert_eq!(r.roles(), *roles);
-            prop_assert_eq!(r.opened_at(), now);
-            // R29: the default lifetime of 7 days.
-            prop_assert_eq!(r.deadline(), now + Duration::days(7));
-            // R16: the requester and the incoming customer confirm; only
-            // the requester when they take the roles themselves (R8b).
-            let confirmers = if *incoming == actor {
-                vec![actor]
-            } else {
-                vec![actor, *incoming]
-            };
-            let m = MRequest {
-                id: r.id(),
-                requester: actor,
-                incoming: *incoming,
-                roles: *roles,
-                outgoing: roles
-                    .iter()
-                    .map(|role| (role, self.model.contacts.holder(role)))
-                    .collect(),
-                confirmers: confirmers
-                    .iter()
-                    .map(|c| MConfirmer {
-                        customer: *c,
-                        current: None,
-                        confirmed_with: None,
-                        failed: 0,
-                    })
-                    .collect(),
-                deadline: now + Duration::days(7),
-                last_sent: now,
-                state: MState::Awaiting,
-            };
-            // R36: each confirmer gets a confirmation request.
-            expected.extend(m.to_confirmers(&Tag::Confirm { resent: false }));
-            new.push(m);
-        }
-        Self::check_messages(t, expected)?;
-        self.commit(&t.changes)?;
-        for mut m in new {
-            let id = m.id;
-            let mut events = vec![(EventKind::Opened, Some(actor))];
-            events.extend(
-                m.confirmers
-                    .iter()
-                    .map(|c| (EventKind::TokenIssued { to: c.customer }, Some(actor))),
-            );
-            self.expect_events(id, &events)?;
-            for msg in t.messages.iter().filter(|msg| msg.request() == id) {
-                let text = msg.token().expect("checked").reveal();
-                let c = m.confirmer_mut(msg.to()).expect("checked");
-                c.current = Some(text.clone());
-                self.model.issue(text, msg.to(), id);
-            }
-            self.model.requests.push(m);
-            self.compare_request(self.model.requests.len() - 1)?;
-        }
-        Ok(())
-    }
-
-    /// Accept or refuse (R16, R20, R21, R24–R26, R30–R32, R38, R39).
-    fn confirm(
-        &mut self,
-        target: &Target,
-        who: &Who,
-        pick: &TokenPick,
-        accept: bool,
-    ) -> Result<Option<usize>, TestCaseError> {
-        let Some(idx) = self.model.pick(target) else {
-            return Ok(None);
-        };
-        let actor = self.pick_actor(who, idx, true);
-        self.confirm_at(idx, actor, pick, accept)
     }
 
     /// Accept or refuse request `idx` as `actor` with the token `pick` chooses.
@@ -489,226 +286,15 @@ impl Harness {
         }
     }
 
-    /// R26, R34: a wrong token presented by a confirmer is counted.
-    fn failed_attempt(
-        &mut self,
-        idx: usize,
-        actor: CustomerId,
-        counted: Counted,
-        record: Option<&Changes>,
-    ) -> Result<(), TestCaseError> {
-        let id = self.model.requests[idx].id;
-        let Some(changes) = record else {
-            prop_assert!(
-                matches!(counted, Counted::Either),
-                "R26: a confirmer's failed attempt was not counted"
-            );
-            return Ok(());
-        };
-        self.scan_changes(changes)?;
-        prop_assert!(changes.services.is_empty());
-        prop_assert_eq!(changes.requests.len(), 1);
-        prop_assert_eq!(changes.requests[0].value.id(), id);
-        self.commit(changes)?;
-        if let Counted::Yes { invalidates } = counted {
-            let mut events = vec![(EventKind::FailedAttempt, Some(actor))];
-            if invalidates {
-                events.push((EventKind::TokenInvalidated { of: actor }, None));
-            }
-            self.expect_events(id, &events)?;
-            self.note(if invalidates {
-                "failed attempt: token invalidated (R26)"
-            } else {
-                "failed attempt: counted (R26)"
-            });
-            let c = self.model.requests[idx]
-                .confirmer_mut(actor)
-                .expect("a confirmer");
-            c.failed += 1;
-            if invalidates {
-                let old = c.current.take().expect("a live token");
-                self.model.set_status(&old, TokenStatus::Invalidated);
-            }
-        }
-        self.compare_request(idx)
-    }
-
-    /// The actor's own token worked.
-    fn confirmed(
-        &mut self,
-        idx: usize,
-        actor: CustomerId,
-        text: &str,
-        accept: bool,
-        t: &Transition,
-    ) -> Result<Option<usize>, TestCaseError> {
-        self.scan_transition(t)?;
-        let id = self.model.requests[idx].id;
-        // R18, R24: a token that works is the actor's own current one for this
-        // request; it works once.
-        let Some(issued) = self.model.tokens.iter().find(|i| i.text == text) else {
-            return Err(fail("an accepted token was never issued"));
-        };
-        prop_assert_eq!(issued.owner, actor);
-        prop_assert_eq!(issued.request, id);
-        prop_assert_eq!(issued.status, TokenStatus::Current);
-        self.model.set_status(text, TokenStatus::Used);
-        let c = self.model.requests[idx]
-            .confirmer_mut(actor)
-            .expect("a confirmer");
-        c.current = None;
-        c.confirmed_with = Some(text.to_owned());
-        if !accept {
-            // R21: refused, nothing changes; R39: the confirmers are told.
-            self.note("refused (R21)");
-            self.model.end(idx, MState::Refused(actor));
-            self.single(idx, t, &Tag::Refused(actor))?;
-            self.expect_events(id, &[(EventKind::Refused, Some(actor))])?;
-            return Ok(None);
-        }
-        if !self.model.requests[idx].missing().is_empty() {
-            // R19: still waiting for the others; nothing applies yet.
-            self.note("accepted, waiting for the other (R19)");
-            prop_assert!(t.changes.services.is_empty());
-            prop_assert_eq!(t.changes.requests.len(), 1);
-            Self::check_messages(t, Vec::new())?;
-            self.commit(&t.changes)?;
-            self.expect_events(id, &[(EventKind::Confirmed, Some(actor))])?;
-            return self.compare_request(idx).map(|()| None);
-        }
-        // R30: checked again before applying.
-        let reasons = self.model.recheck(idx);
-        if !reasons.is_empty() {
-            self.note("failed when applying (R30)");
-            self.model.end(idx, MState::Failed(reasons));
-            self.single(idx, t, &Tag::Failed)?;
-            let failed = self.failed_event(id);
-            self.expect_events(id, &[(EventKind::Confirmed, Some(actor)), failed])?;
-            return Ok(None);
-        }
-        self.note("applied (R20)");
-        self.apply(idx, t)?;
-        self.expect_events(
-            id,
-            &[
-                (EventKind::Confirmed, Some(actor)),
-                (EventKind::Applied, None),
-            ],
-        )?;
-        Ok(Some(idx))
-    }
-
-    /// R20, R31, R32, R38: the last confirmation applies the change.
-    fn apply(&mut self, idx: usize, t: &Transition) -> Result<(), TestCaseError> {
-        let now = self.model.now;
-        let r = self.model.requests[idx].clone();
-        let mut contacts = self.model.contacts;
-        for role in r.roles {
-            contacts.set(role, r.incoming);
-        }
-        // R31: the service and the request change together.
-        prop_assert_eq!(t.changes.services.len(), 1);
-        prop_assert!(contacts.matches(t.changes.services[0].value.contacts()));
-        // R20: the confirmers are told; R38: each outgoing contact who is not
-        // a confirmer learns which roles they lost.
-        let mut expected = r.to_confirmers(&Tag::Applied);
-        let confirmers: Vec<CustomerId> = r.confirmers.iter().map(|c| c.customer).collect();
-        let mut replaced: Vec<(CustomerId, Roles)> = Vec::new();
-        for (role, holder) in &r.outgoing {
-            if confirmers.contains(holder) {
-                continue;
-            }
-            match replaced.iter_mut().find(|(c, _)| c == holder) {
-                Some((_, roles)) => *roles |= *role,
-                None => replaced.push((*holder, Roles::from(*role))),
-            }
-        }
-        if !replaced.is_empty() {
-            self.note("outgoing contact told (R38)");
-        }
-        expected.extend(
-            replaced
-                .into_iter()
-                .map(|(to, roles)| (r.id, to, Tag::Replaced(roles))),
-        );
-        // R32: other live requests whose requester lost a right they relied on fail.
-        let mut victims = Vec::new();
-        for (j, other) in self.model.requests.iter().enumerate() {
-            if j == idx || !other.live(now) {
-                continue;
-            }
-            let lost = other.roles - contacts.rights_of(other.requester);
-            if !lost.is_empty() {
-                let reasons = lost
-                    .iter()
-                    .map(|role| FailureReason::RightRemoved { role, by: r.id })
-                    .collect();
-                expected.extend(other.to_confirmers(&Tag::Failed));
-                victims.push((j, reasons));
-            }
-        }
-        let mut written: Vec<RequestId> = t.changes.requests.iter().map(|w| w.value.id()).collect();
-        let mut ids: Vec<RequestId> = victims
-            .iter()
-            .map(|(j, _)| self.model.requests[*j].id)
-            .chain([r.id])
-            .collect();
-        written.sort();
-        ids.sort();
-        prop_assert_eq!(written, ids, "R32: the requests written on apply");
-        if !victims.is_empty() {
-            self.note("another request failed (R32)");
-        }
-        Self::check_messages(t, expected)?;
-        self.commit(&t.changes)?;
-        self.model.contacts = contacts;
-        self.model.end(idx, MState::Applied);
-        self.compare_request(idx)?;
-        for (j, reasons) in victims {
-            self.model.end(j, MState::Failed(reasons));
-            self.compare_request(j)?;
-            let id = self.model.requests[j].id;
-            self.expect_events(id, &[self.failed_event(id)])?;
-        }
-        Ok(())
-    }
-
-    /// A transition that ends one request with the same news to each confirmer.
-    fn single(&mut self, idx: usize, t: &Transition, tag: &Tag) -> Result<(), TestCaseError> {
-        prop_assert!(t.changes.services.is_empty(), "nothing changes (R21, R30)");
-        prop_assert_eq!(t.changes.requests.len(), 1);
-        Self::check_messages(t, self.model.requests[idx].to_confirmers(tag))?;
-        self.commit(&t.changes)?;
-        self.compare_request(idx)
-    }
-
     /// R22, R23, R37.
-    fn resend(&mut self, target: &Target, who: &Who) -> Result<(), TestCaseError> {
-        let Some(idx) = self.model.pick(target) else {
-            return Ok(());
-        };
+    fn resend(&mut self, idx: usize, actor: CustomerId) -> Result<(), TestCaseError> {
         let now = self.model.now;
-        let actor = self.pick_actor(who, idx, false);
-        let r = &self.model.requests[idx];
-        let mut errors = Vec::new();
-        if r.live(now) {
-            if r.confirmer(actor).is_none() {
-                errors.push(ActError::NotAConfirmer);
-            }
-            let retry_at = r.last_sent + Duration::minutes(5);
-            if now < retry_at {
-                errors.push(ActError::TooSoon { retry_at });
-            }
-        } else {
-            errors.push(ActError::Closed {
-                state: r.state_at(now),
-            });
-        }
-        let request = self.store[&r.id].clone();
+        let errors = self.model.resend_errors(idx, actor);
+        let id = self.model.requests[idx].id;
+        let request = self.store[&id].clone();
         let result = self.engine.resend(&request, actor, now, &mut self.rng);
         self.trace.push(format!(
-            "resend {} as {actor} => {:?}",
-            r.id,
+            "resend {id} as {actor} => {:?}",
             result.as_ref().map(|_| "ok")
         ));
         self.note(match &result {
@@ -727,68 +313,15 @@ impl Harness {
         }
     }
 
-    fn resent(
-        &mut self,
-        idx: usize,
-        actor: CustomerId,
-        t: &Transition,
-    ) -> Result<(), TestCaseError> {
-        self.scan_transition(t)?;
-        let r = &self.model.requests[idx];
-        prop_assert!(t.changes.services.is_empty());
-        prop_assert_eq!(t.changes.requests.len(), 1);
-        // R23, R37: a new token for each confirmer still missing.
-        let expected = r
-            .missing()
-            .into_iter()
-            .map(|c| (r.id, c, Tag::Confirm { resent: true }))
-            .collect();
-        let events: Vec<_> = r
-            .missing()
-            .into_iter()
-            .map(|to| (EventKind::TokenReissued { to }, Some(actor)))
-            .collect();
-        Self::check_messages(t, expected)?;
-        let id = r.id;
-        self.commit(&t.changes)?;
-        self.expect_events(id, &events)?;
-        for m in &t.messages {
-            let text = m.token().expect("checked").reveal();
-            let c = self.model.requests[idx]
-                .confirmer_mut(m.to())
-                .expect("checked");
-            let old = c.current.replace(text.clone());
-            c.failed = 0;
-            if let Some(old) = old {
-                self.model.set_status(&old, TokenStatus::Rotated);
-            }
-            self.model.issue(text, m.to(), id);
-        }
-        self.model.requests[idx].last_sent = self.model.now;
-        self.compare_request(idx)
-    }
-
     /// R28, R39.
-    fn cancel(&mut self, target: &Target, who: &Who) -> Result<(), TestCaseError> {
-        let Some(idx) = self.model.pick(target) else {
-            return Ok(());
-        };
+    fn cancel(&mut self, idx: usize, actor: CustomerId) -> Result<(), TestCaseError> {
         let now = self.model.now;
-        let actor = self.pick_actor(who, idx, false);
-        let r = &self.model.requests[idx];
-        let mut errors = Vec::new();
-        if !r.live(now) {
-            errors.push(ActError::Closed {
-                state: r.state_at(now),
-            });
-        } else if actor != r.requester {
-            errors.push(ActError::NotRequester);
-        }
-        let request = self.store[&r.id].clone();
+        let errors = self.model.cancel_errors(idx, actor);
+        let id = self.model.requests[idx].id;
+        let request = self.store[&id].clone();
         let result = self.engine.cancel(&request, actor, now);
         self.trace.push(format!(
-            "cancel {} as {actor} => {:?}",
-            r.id,
+            "cancel {id} as {actor} => {:?}",
             result.as_ref().map(|_| "ok")
         ));
         self.note(match &result {
@@ -801,7 +334,6 @@ impl Harness {
                 self.scan_transition(&t)?;
                 self.model.end(idx, MState::Cancelled(actor));
                 self.single(idx, &t, &Tag::Cancelled)?;
-                let id = self.model.requests[idx].id;
                 self.expect_events(id, &[(EventKind::Cancelled, Some(actor))])
             }
             Err(e) if errors.contains(&e) => self.scan_error(&e),
@@ -856,6 +388,233 @@ impl Harness {
             ))),
         }
     }
+}
+
+impl Harness {
+    fn new(seed: u64, max_failed_attempts: u32) -> Harness {
+        let pool = pool();
+        let config = config(max_failed_attempts);
+        let service = Service::order("example.com".parse().expect("name"), pool[0]);
+        let model = Model::new(&pool, config.clone());
+        Harness {
+            engine: Engine::new(config),
+            rng: ChaCha20Rng::seed_from_u64(seed),
+            pool,
+            service,
+            store: HashMap::new(),
+            frozen: HashMap::new(),
+            secrets: Secrets::default(),
+            model,
+            trace: Vec::new(),
+            outcomes: Outcomes::new(),
+            added: HashMap::new(),
+        }
+    }
+
+    fn run(&mut self, ops: &[Op]) -> Result<(), TestCaseError> {
+        self.check_all()?;
+        for op in ops {
+            let before = *self.service.contacts();
+            let outcome = self
+                .perform(op)
+                .and_then(|applied| self.check_contacts(before, applied))
+                .and_then(|()| self.check_all());
+            if let Err(err) = outcome {
+                return Err(with_trace(&err, &self.trace));
+            }
+        }
+        Ok(())
+    }
+
+    /// The requests the store holds as awaiting, in opening order.
+    fn open_requests(&self) -> Vec<ChangeRequest> {
+        self.model
+            .requests
+            .iter()
+            .map(|r| &self.store[&r.id])
+            .filter(|r| r.is_open())
+            .cloned()
+            .collect()
+    }
+
+    // ----- what the operations did -----
+
+    /// Checks the requests an edit opened and adds them to the model.
+    fn opened(
+        &mut self,
+        t: &Transition,
+        actor: CustomerId,
+        groups: &[(CustomerId, Roles)],
+    ) -> Result<(), TestCaseError> {
+        self.scan_transition(t)?;
+        // R27, R31: opening writes the service at its next version with the
+        // same contacts, so racing edits of one service conflict.
+        prop_assert_eq!(t.changes.services.len(), 1);
+        prop_assert_eq!(
+            t.changes.services[0].value.contacts(),
+            self.service.contacts()
+        );
+        // R33: one request per distinct incoming customer, all opened.
+        prop_assert_eq!(t.changes.requests.len(), groups.len());
+        let mut expected = Vec::new();
+        let mut new = Vec::new();
+        for w in &t.changes.requests {
+            prop_assert_eq!(w.expected, None);
+            let m = self.model.opening(&w.value, actor, groups)?;
+            // R36: each confirmer gets a confirmation request.
+            expected.extend(m.to_confirmers(&Tag::Confirm { resent: false }));
+            new.push(m);
+        }
+        Self::check_messages(t, expected)?;
+        self.commit(&t.changes)?;
+        for m in new {
+            let idx = self.model.opened(&self.added, actor, m, &t.messages)?;
+            self.compare_request(idx)?;
+        }
+        Ok(())
+    }
+
+    /// R26, R34: a wrong token presented by a confirmer is counted.
+    fn failed_attempt(
+        &mut self,
+        idx: usize,
+        actor: CustomerId,
+        counted: Counted,
+        record: Option<&Changes>,
+    ) -> Result<(), TestCaseError> {
+        let id = self.model.requests[idx].id;
+        let Some(changes) = record else {
+            prop_assert!(
+                matches!(counted, Counted::Either),
+                "R26: a confirmer's failed attempt was not counted"
+            );
+            return Ok(());
+        };
+        self.scan_changes(changes)?;
+        prop_assert!(changes.services.is_empty());
+        prop_assert_eq!(changes.requests.len(), 1);
+        prop_assert_eq!(changes.requests[0].value.id(), id);
+        self.commit(changes)?;
+        self.failed_attempt_recorded(idx, actor, counted)?;
+        self.compare_request(idx)
+    }
+
+    /// The actor's own token worked.
+    fn confirmed(
+        &mut self,
+        idx: usize,
+        actor: CustomerId,
+        text: &str,
+        accept: bool,
+        t: &Transition,
+    ) -> Result<Option<usize>, TestCaseError> {
+        self.scan_transition(t)?;
+        let id = self.model.requests[idx].id;
+        self.model.use_token(idx, actor, text)?;
+        if !accept {
+            // R21: refused, nothing changes; R39: the confirmers are told.
+            self.note("refused (R21)");
+            self.model.end(idx, MState::Refused(actor));
+            self.single(idx, t, &Tag::Refused(actor))?;
+            self.expect_events(id, &[(EventKind::Refused, Some(actor))])?;
+            return Ok(None);
+        }
+        if !self.model.requests[idx].missing().is_empty() {
+            // R19: still waiting for the others; nothing applies yet.
+            self.note("accepted, waiting for the other (R19)");
+            prop_assert!(t.changes.services.is_empty());
+            prop_assert_eq!(t.changes.requests.len(), 1);
+            Self::check_messages(t, Vec::new())?;
+            self.commit(&t.changes)?;
+            self.expect_events(id, &[(EventKind::Confirmed, Some(actor))])?;
+            return self.compare_request(idx).map(|()| None);
+        }
+        // R30: checked again before applying.
+        let reasons = self.model.recheck(idx);
+        if !reasons.is_empty() {
+            self.note("failed when applying (R30)");
+            self.model.end(idx, MState::Failed(reasons));
+            self.single(idx, t, &Tag::Failed)?;
+            let failed = self.failed_event(id);
+            self.expect_events(id, &[(EventKind::Confirmed, Some(actor)), failed])?;
+            return Ok(None);
+        }
+        self.note("applied (R20)");
+        self.apply(idx, t)?;
+        self.expect_events(
+            id,
+            &[
+                (EventKind::Confirmed, Some(actor)),
+                (EventKind::Applied, None),
+            ],
+        )?;
+        Ok(Some(idx))
+    }
+
+    /// R20, R31, R32, R38: the last confirmation applies the change.
+    fn apply(&mut self, idx: usize, t: &Transition) -> Result<(), TestCaseError> {
+        let application = self.model.application(idx);
+        // R31: the service and the request change together.
+        prop_assert_eq!(t.changes.services.len(), 1);
+        prop_assert!(
+            application
+                .contacts
+                .matches(t.changes.services[0].value.contacts())
+        );
+        if application.replaced {
+            self.note("outgoing contact told (R38)");
+        }
+        let mut written: Vec<RequestId> = t.changes.requests.iter().map(|w| w.value.id()).collect();
+        written.sort();
+        prop_assert_eq!(
+            written,
+            application.written,
+            "R32: the requests written on apply"
+        );
+        if !application.victims.is_empty() {
+            self.note("another request failed (R32)");
+        }
+        Self::check_messages(t, application.expected)?;
+        self.commit(&t.changes)?;
+        self.model.contacts = application.contacts;
+        self.model.end(idx, MState::Applied);
+        self.compare_request(idx)?;
+        for (j, reasons) in application.victims {
+            self.model.end(j, MState::Failed(reasons));
+            self.compare_request(j)?;
+            let id = self.model.requests[j].id;
+            self.expect_events(id, &[self.failed_event(id)])?;
+        }
+        Ok(())
+    }
+
+    /// A transition that ends one request with the same news to each confirmer.
+    fn single(&mut self, idx: usize, t: &Transition, tag: &Tag) -> Result<(), TestCaseError> {
+        prop_assert!(t.changes.services.is_empty(), "nothing changes (R21, R30)");
+        prop_assert_eq!(t.changes.requests.len(), 1);
+        Self::check_messages(t, self.model.requests[idx].to_confirmers(tag))?;
+        self.commit(&t.changes)?;
+        self.compare_request(idx)
+    }
+
+    fn resent(
+        &mut self,
+        idx: usize,
+        actor: CustomerId,
+        t: &Transition,
+    ) -> Result<(), TestCaseError> {
+        self.scan_transition(t)?;
+        let id = self.model.requests[idx].id;
+        prop_assert!(t.changes.services.is_empty());
+        prop_assert_eq!(t.changes.requests.len(), 1);
+        // R23, R37: a new token for each confirmer still missing.
+        let (expected, events) = self.model.resending(idx, actor);
+        Self::check_messages(t, expected)?;
+        self.commit(&t.changes)?;
+        self.expect_events(id, &events)?;
+        self.model.resent(idx, &t.messages);
+        self.compare_request(idx)
+    }
 
     // ----- the store -----
 
@@ -876,29 +635,10 @@ impl Harness {
             prop_assert!(seen.insert(r.id()), "one write per request");
             prop_assert_eq!(r.service(), self.service.name());
             match (w.expected, self.store.get(&r.id())) {
-                (None, None) => {
-                    prop_assert_eq!(r.version(), Version::FIRST);
-                    prop_assert!(r.history().iter().all(|e| e.at() == now));
-                    prop_assert_eq!(r.history()[0].kind(), &EventKind::Opened);
-                }
+                (None, None) => check_first_write(r, now)?,
                 (Some(expected), Some(old)) => {
                     prop_assert_eq!(expected, old.version(), "R31");
-                    prop_assert_eq!(r.version(), expected.next());
-                    prop_assert!(
-                        !old.state().is_terminal(),
-                        "a terminal request is written again"
-                    );
-                    prop_assert_eq!(r.requester(), old.requester());
-                    prop_assert_eq!(r.incoming(), old.incoming());
-                    prop_assert_eq!(r.roles(), old.roles());
-                    prop_assert_eq!(r.opened_at(), old.opened_at());
-                    prop_assert_eq!(r.deadline(), old.deadline());
-                    prop_assert!(r.outgoing_holders().eq(old.outgoing_holders()));
-                    // R34: the history only grows, with what happened now.
-                    let old_len = old.history().len();
-                    prop_assert!(r.history().len() > old_len);
-                    prop_assert!(r.history().starts_with(old.history()));
-                    prop_assert!(r.history()[old_len..].iter().all(|e| e.at() == now));
+                    check_rewrite(old, r, now)?;
                 }
                 (expected, old) => {
                     return Err(fail(format!(
@@ -958,27 +698,6 @@ impl Harness {
         check_contacts(&self.model, before, *self.service.contacts(), applied)
     }
 
-    /// Checked after every step.
-    fn check_all(&self) -> Result<(), TestCaseError> {
-        let open = self.open_requests();
-        let snapshot = Snapshot {
-            service: &self.service,
-            open_requests: &open,
-        };
-        check_state(
-            &self.model,
-            &self.pool,
-            &self.service,
-            &self.store,
-            &self.frozen,
-            |customer| {
-                Ok(self
-                    .engine
-                    .proposable(snapshot, customer, &self.model.standing, self.model.now))
-            },
-        )
-    }
-
     /// R18, R36–R40: the messages of a transition, then exactly the expected set.
     fn check_messages(t: &Transition, expected: Vec<Expected>) -> Result<(), TestCaseError> {
         check_messages(&t.messages, |id| t.request(id), expected)
@@ -987,27 +706,17 @@ impl Harness {
     // ----- R40: no token in any output -----
 
     fn leak(&self, what: &str, text: &str) -> Result<(), TestCaseError> {
-        match find_token(&self.secrets, text) {
-            Some(token) => Err(fail(format!(
-                "R40: {what} contains {}",
-                self.model.owner_of(token)
-            ))),
-            None => Ok(()),
-        }
+        self.secrets.leak(&self.model, what, text)
     }
 
     fn scan_transition(&mut self, t: &Transition) -> Result<(), TestCaseError> {
         for m in &t.messages {
-            if let Some(token) = m.token() {
-                self.secrets.insert(token.reveal());
-            }
+            self.secrets.learn(m);
         }
         self.leak("a transition's Debug", &format!("{t:?}"))?;
         self.scan_changes(&t.changes)?;
         for m in &t.messages {
-            self.leak("a message's Debug", &format!("{m:?}"))?;
-            self.leak("a message's kind", &format!("{:?}", m.kind()))?;
-            self.scan_message_json(m)?;
+            self.secrets.scan_message(&self.model, m)?;
         }
         Ok(())
     }
@@ -1015,8 +724,7 @@ impl Harness {
     fn scan_changes(&self, changes: &Changes) -> Result<(), TestCaseError> {
         self.leak("changes' Debug", &format!("{changes:?}"))?;
         for w in &changes.requests {
-            self.leak("a request's Debug", &format!("{:?}", w.value))?;
-            self.scan_request_json(&w.value)?;
+            self.secrets.scan_request(&self.model, &w.value)?;
         }
         Ok(())
     }
@@ -1032,41 +740,6 @@ impl Harness {
             Some(changes) => self.scan_changes(changes),
             None => Ok(()),
         }
-    }
-
-    #[cfg(feature = "serde")]
-    fn scan_request_json(&self, r: &ChangeRequest) -> Result<(), TestCaseError> {
-        let json = serde_json::to_string(r).map_err(fail)?;
-        self.leak("a serialized request", &json)?;
-        let back: ChangeRequest = serde_json::from_str(&json).map_err(fail)?;
-        prop_assert_eq!(&back, r, "a request round-trips through serde");
-        Ok(())
-    }
-
-    #[cfg(feature = "serde")]
-    fn scan_message_json(&self, m: &Message) -> Result<(), TestCaseError> {
-        let json = serde_json::to_string(m).map_err(fail)?;
-        self.leak("a serialized message", &json)
-    }
-
-    #[cfg(not(feature = "serde"))]
-    #[allow(
-        clippy::unused_self,
-        clippy::unnecessary_wraps,
-        reason = "serde feature off"
-    )]
-    fn scan_request_json(&self, _: &ChangeRequest) -> Result<(), TestCaseError> {
-        Ok(())
-    }
-
-    #[cfg(not(feature = "serde"))]
-    #[allow(
-        clippy::unused_self,
-        clippy::unnecessary_wraps,
-        reason = "serde feature off"
-    )]
-    fn scan_message_json(&self, _: &Message) -> Result<(), TestCaseError> {
-        Ok(())
     }
 }
 
@@ -1092,83 +765,55 @@ proptest! {
 /// quietly stop testing one of them.
 #[test]
 fn generator_reaches_every_outcome() {
-    use proptest::test_runner::{Config as RunnerConfig, RngAlgorithm, TestRng, TestRunner};
-
-    let strategy = (
-        any::<u64>(),
-        1u32..=5,
-        proptest::collection::vec(op(), 1..=30),
-    );
-    let mut runner = TestRunner::new_with_rng(
-        RunnerConfig {
-            cases: 1000,
-            failure_persistence: None,
-            ..RunnerConfig::default()
-        },
-        TestRng::deterministic_rng(RngAlgorithm::ChaCha),
-    );
-    let seen = std::cell::RefCell::new(BTreeMap::<&'static str, usize>::new());
-    runner
-        .run(&strategy, |(seed, max_failed_attempts, ops)| {
+    reach_every_outcome(
+        "the engine",
+        op(),
+        |seed, max_failed_attempts, ops| {
             let mut harness = Harness::new(seed, max_failed_attempts);
-            let result = harness.run(&ops);
-            for (outcome, n) in harness.outcomes {
-                *seen.borrow_mut().entry(outcome).or_default() += n;
-            }
-            result
-        })
-        .expect("the engine follows the rules");
-    let seen = seen.into_inner();
-    let expected = [
-        "submit: opened",
-        "submit: two requests (R33)",
-        "submit: taking a role oneself (R8b)",
-        "submit: no change (R12)",
-        "submit: not permitted (R11)",
-        "submit: conflict (R27)",
-        "submit: behind with payments (R14)",
-        "submit: unknown customer (R13)",
-        "token: request past its deadline",
-        "token: exactly at the deadline",
-        "token: request ended",
-        "token: own current token",
-        "bad token: own token no longer valid",
-        "bad token: random",
-        "bad token: one character off",
-        "bad token: another party's",
-        "bad token: rotated or invalidated",
-        "bad token: already used",
-        "bad token: another request's",
-        "failed attempt: counted (R26)",
-        "failed attempt: token invalidated (R26)",
-        "refused (R21)",
-        "accepted, waiting for the other (R19)",
-        "failed when applying (R30)",
-        "applied (R20)",
-        "outgoing contact told (R38)",
-        "another request failed (R32)",
-        "resend: sent (R23)",
-        "resend: too soon (R23)",
-        "resend: not a confirmer (R22)",
-        "resend: closed",
-        "cancel: cancelled (R28)",
-        "cancel: not the requester (R28)",
-        "cancel: closed",
-        "expire: expired (R29)",
-        "expire: not due (R29)",
-        "expire: closed",
-    ];
-    let missing: Vec<&str> = expected
-        .into_iter()
-        .filter(|outcome| !seen.contains_key(outcome))
-        .collect();
-    assert!(
-        missing.is_empty(),
-        "never happened: {missing:?}\nseen: {seen:#?}"
+            let result = harness.run(ops);
+            (result, harness.outcomes)
+        },
+        &[
+            "submit: opened",
+            "submit: two requests (R33)",
+            "submit: taking a role oneself (R8b)",
+            "submit: no change (R12)",
+            "submit: not permitted (R11)",
+            "submit: conflict (R27)",
+            "submit: behind with payments (R14)",
+            "submit: unknown customer (R13)",
+            "token: request past its deadline",
+            "token: exactly at the deadline",
+            "token: request ended",
+            "token: own current token",
+            "bad token: own token no longer valid",
+            "bad token: random",
+            "bad token: one character off",
+            "bad token: another party's",
+            "bad token: rotated or invalidated",
+            "bad token: already used",
+            "bad token: another request's",
+            "failed attempt: counted (R26)",
+            "failed attempt: token invalidated (R26)",
+            "refused (R21)",
+            "accepted, waiting for the other (R19)",
+            "failed when applying (R30)",
+            "applied (R20)",
+            "outgoing contact told (R38)",
+            "another request failed (R32)",
+            "resend: sent (R23)",
+            "resend: too soon (R23)",
+            "resend: not a confirmer (R22)",
+            "resend: closed",
+            "cancel: cancelled (R28)",
+            "cancel: not the requester (R28)",
+            "cancel: closed",
+            "expire: expired (R29)",
+            "expire: not due (R29)",
+            "expire: closed",
+        ],
+        "ENGINE_MODEL_STATS",
     );
-    if std::env::var_os("ENGINE_MODEL_STATS").is_some() {
-        eprintln!("{seen:#?}");
-    }
 }
 
 /// The scanner finds a token anywhere in a run of base64url characters.

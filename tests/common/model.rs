@@ -7,21 +7,26 @@
 //!   ended; the service's holders; which token is valid for whom;
 //! - the checks that compare what the crate stored and sent with the model
 //!   (R5–R40), whatever stored and sent it: the engine with a map as its
-//!   store, or the driver with the in-memory host.
+//!   store, or the driver with the in-memory host;
+//! - [`Subject`]: how an operation picks its request, customer and token and
+//!   becomes a call, the same for both tests;
+//! - [`reach_every_outcome`], the runner of both tests'
+//!   `generator_reaches_every_outcome`.
 #![allow(dead_code, reason = "each model test uses a part of the model")]
 
-use std::collections::{HashMap, HashSet};
+use std::cell::RefCell;
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fmt;
 
 use proptest::prelude::*;
 use proptest::sample::Index;
 use service_contacts::{
-    AccountStatus, Blocked, ChangeRequest, Config, ConfirmerStatus, Contacts, CustomerId, Edit,
-    Event, EventKind, FailureReason, Message, MessageKind, Proposable, RequestId, RequestState,
-    Role, Roles, Service, StateName, SubmitError, Token, TokenDigest,
+    AccountStatus, ActError, Blocked, ChangeRequest, Config, ConfirmerStatus, Contacts, CustomerId,
+    Edit, Event, EventKind, FailureReason, Message, MessageKind, Proposable, RequestId,
+    RequestState, Role, Roles, Service, StateName, SubmitError, Token, TokenDigest, Version,
 };
-use time::OffsetDateTime;
 use time::macros::datetime;
+use time::{Duration, OffsetDateTime};
 
 /// How many customers take part (`AA1-OVH` .. `AA4-OVH`); all have accounts.
 pub(crate) const POOL: usize = 4;
@@ -706,8 +711,71 @@ pub(crate) fn find_token<'a>(secrets: &'a HashSet<String>, text: &str) -> Option
     None
 }
 
+/// R40: the text of every token ever issued, looked for in every output.
+#[derive(Debug, Default)]
+pub(crate) struct Secrets(HashSet<String>);
+
+impl Secrets {
+    /// Remembers the token `m` carries, if any.
+    pub(crate) fn learn(&mut self, m: &Message) {
+        if let Some(token) = m.token() {
+            self.0.insert(token.reveal());
+        }
+    }
+
+    /// Fails if `text` (`what` was shown) contains a token, saying whose
+    /// `model` knows it to be.
+    pub(crate) fn leak(&self, model: &Model, what: &str, text: &str) -> Result<(), TestCaseError> {
+        match find_token(&self.0, text) {
+            Some(token) => Err(fail(format!(
+                "R40: {what} contains {}",
+                model.owner_of(token)
+            ))),
+            None => Ok(()),
+        }
+    }
+
+    /// A message's `Debug`, its kind's and (feature `serde`) its JSON.
+    pub(crate) fn scan_message(&self, model: &Model, m: &Message) -> Result<(), TestCaseError> {
+        self.leak(model, "a message's Debug", &format!("{m:?}"))?;
+        self.leak(model, "a message's kind", &format!("{:?}", m.kind()))?;
+        #[cfg(feature = "serde")]
+        {
+            let json = serde_json::to_string(m).map_err(fail)?;
+            self.leak(model, "a serialized message", &json)?;
+        }
+        Ok(())
+    }
+
+    /// A request's `Debug` and (feature `serde`) its JSON, which reads back
+    /// equal.
+    pub(crate) fn scan_request(
+        &self,
+        model: &Model,
+        r: &ChangeRequest,
+    ) -> Result<(), TestCaseError> {
+        self.leak(model, "a request's Debug", &format!("{r:?}"))?;
+        #[cfg(feature = "serde")]
+        {
+            let json = serde_json::to_string(r).map_err(fail)?;
+            self.leak(model, "a serialized request", &json)?;
+            let back: ChangeRequest = serde_json::from_str(&json).map_err(fail)?;
+            prop_assert_eq!(&back, r, "a request round-trips through serde");
+        }
+        Ok(())
+    }
+}
+
 pub(crate) fn fail(message: impl fmt::Display) -> TestCaseError {
     TestCaseError::fail(message.to_string())
+}
+
+/// `err` with the steps that led to it, for the failure report.
+pub(crate) fn with_trace(err: &TestCaseError, trace: &[String]) -> TestCaseError {
+    fail(format!(
+        "{err}\nsteps (the last one failed):\n  {}",
+        trace.join("\n  ")
+    ))
 }
 
 impl Model {
@@ -727,6 +795,15 @@ impl Model {
             tokens: Vec::new(),
             config,
         }
+    }
+}
+
+/// The configuration of a sequence: the default one but for
+/// `max_failed_attempts` (R26).
+pub(crate) fn config(max_failed_attempts: u32) -> Config {
+    Config {
+        max_failed_attempts,
+        ..Config::default()
     }
 }
 
@@ -933,6 +1010,43 @@ pub(crate) fn compare_request(
             )));
         }
     }
+    Ok(())
+}
+
+/// A request written for the first time, at `now`.
+pub(crate) fn check_first_write(
+    r: &ChangeRequest,
+    now: OffsetDateTime,
+) -> Result<(), TestCaseError> {
+    prop_assert_eq!(r.version(), Version::FIRST);
+    prop_assert!(r.history().iter().all(|e| e.at() == now));
+    prop_assert_eq!(r.history()[0].kind(), &EventKind::Opened);
+    Ok(())
+}
+
+/// Request `old` written again as `r`, at `now`: at its next version (R31),
+/// never once terminal, about the same change, its history only growing.
+pub(crate) fn check_rewrite(
+    old: &ChangeRequest,
+    r: &ChangeRequest,
+    now: OffsetDateTime,
+) -> Result<(), TestCaseError> {
+    prop_assert_eq!(r.version(), old.version().next(), "R31");
+    prop_assert!(
+        !old.state().is_terminal(),
+        "a terminal request is written again"
+    );
+    prop_assert_eq!(r.requester(), old.requester());
+    prop_assert_eq!(r.incoming(), old.incoming());
+    prop_assert_eq!(r.roles(), old.roles());
+    prop_assert_eq!(r.opened_at(), old.opened_at());
+    prop_assert_eq!(r.deadline(), old.deadline());
+    prop_assert!(r.outgoing_holders().eq(old.outgoing_holders()));
+    // R34: the history only grows, with what happened now.
+    let old_len = old.history().len();
+    prop_assert!(r.history().len() > old_len);
+    prop_assert!(r.history().starts_with(old.history()));
+    prop_assert!(r.history()[old_len..].iter().all(|e| e.at() == now));
     Ok(())
 }
 
@@ -1159,4 +1273,514 @@ pub(crate) fn check_messages<'a>(
     expected.sort();
     prop_assert_eq!(actual, expected, "messages");
     Ok(())
+}
+
+// ----- what an operation does to the model -----
+
+/// What applying a request does (R20, R32, R38).
+#[derive(Debug)]
+pub(crate) struct Application {
+    /// The holders once it is applied.
+    pub(crate) contacts: Holders,
+    /// The messages it sends.
+    pub(crate) expected: Vec<Expected>,
+    /// Whether an outgoing contact who is not a confirmer is told (R38).
+    pub(crate) replaced: bool,
+    /// The other live requests that fail, with their reasons (R32).
+    pub(crate) victims: Vec<(usize, Vec<FailureReason>)>,
+    /// The requests written, sorted: the one applied and the victims.
+    pub(crate) written: Vec<RequestId>,
+}
+
+impl Model {
+    /// The request the store holds as `r`, just opened by `actor` with
+    /// the edit the model grouped into `groups` (R33), checked against
+    /// them; not yet added.
+    pub(crate) fn opening(
+        &self,
+        r: &ChangeRequest,
+        actor: CustomerId,
+        groups: &[(CustomerId, Roles)],
+    ) -> Result<MRequest, TestCaseError> {
+        let now = self.now;
+        let Some((incoming, roles)) = groups.iter().find(|(c, _)| *c == r.incoming()) else {
+            return Err(fail(format!("unexpected request for {}", r.incoming())));
+        };
+        prop_assert_eq!(r.requester(), actor);
+        prop_assert_eq!(r.roles(), *roles);
+        prop_assert_eq!(r.opened_at(), now);
+        // R29: the default lifetime of 7 days.
+        prop_assert_eq!(r.deadline(), now + Duration::days(7));
+        // R16: the requester and the incoming customer confirm; only
+        // the requester when they take the roles themselves (R8b).
+        let confirmers = if *incoming == actor {
+            vec![actor]
+        } else {
+            vec![actor, *incoming]
+        };
+        Ok(MRequest {
+            id: r.id(),
+            requester: actor,
+            incoming: *incoming,
+            roles: *roles,
+            outgoing: roles
+                .iter()
+                .map(|role| (role, self.contacts.holder(role)))
+                .collect(),
+            confirmers: confirmers
+                .iter()
+                .map(|c| MConfirmer {
+                    customer: *c,
+                    current: None,
+                    confirmed_with: None,
+                    failed: 0,
+                })
+                .collect(),
+            deadline: now + Duration::days(7),
+            last_sent: now,
+            state: MState::Awaiting,
+        })
+    }
+
+    /// Adds `m`, opened by `actor`, once committed: the events its opening
+    /// added (in `added`, R34), and the token each confirmer was sent in
+    /// `messages`. Returns its index.
+    pub(crate) fn opened(
+        &mut self,
+        added: &HashMap<RequestId, Vec<Event>>,
+        actor: CustomerId,
+        mut m: MRequest,
+        messages: &[Message],
+    ) -> Result<usize, TestCaseError> {
+        let id = m.id;
+        let mut events = vec![(EventKind::Opened, Some(actor))];
+        events.extend(
+            m.confirmers
+                .iter()
+                .map(|c| (EventKind::TokenIssued { to: c.customer }, Some(actor))),
+        );
+        expect_events(added, id, &events)?;
+        for msg in messages.iter().filter(|msg| msg.request() == id) {
+            let text = msg.token().expect("checked").reveal();
+            let c = m.confirmer_mut(msg.to()).expect("checked");
+            c.current = Some(text.clone());
+            self.issue(text, msg.to(), id);
+        }
+        self.requests.push(m);
+        Ok(self.requests.len() - 1)
+    }
+
+    /// `text` worked for `actor` on request `idx`: it is used up, and
+    /// `actor` has confirmed.
+    pub(crate) fn use_token(
+        &mut self,
+        idx: usize,
+        actor: CustomerId,
+        text: &str,
+    ) -> Result<(), TestCaseError> {
+        let id = self.requests[idx].id;
+        // R18, R24: a token that works is the actor's own current one for this
+        // request; it works once.
+        let Some(issued) = self.tokens.iter().find(|i| i.text == text) else {
+            return Err(fail("an accepted token was never issued"));
+        };
+        prop_assert_eq!(issued.owner, actor);
+        prop_assert_eq!(issued.request, id);
+        prop_assert_eq!(issued.status, TokenStatus::Current);
+        self.set_status(text, TokenStatus::Used);
+        let c = self.requests[idx]
+            .confirmer_mut(actor)
+            .expect("a confirmer");
+        c.current = None;
+        c.confirmed_with = Some(text.to_owned());
+        Ok(())
+    }
+
+    /// R20, R32, R38: what applying request `idx` now does.
+    pub(crate) fn application(&self, idx: usize) -> Application {
+        let now = self.now;
+        let r = &self.requests[idx];
+        let mut contacts = self.contacts;
+        for role in r.roles {
+            contacts.set(role, r.incoming);
+        }
+        // R20: the confirmers are told; R38: each outgoing contact who is not
+        // a confirmer learns which roles they lost.
+        let mut expected = r.to_confirmers(&Tag::Applied);
+        let confirmers: Vec<CustomerId> = r.confirmers.iter().map(|c| c.customer).collect();
+        let mut replaced: Vec<(CustomerId, Roles)> = Vec::new();
+        for (role, holder) in &r.outgoing {
+            if confirmers.contains(holder) {
+                continue;
+            }
+            match replaced.iter_mut().find(|(c, _)| c == holder) {
+                Some((_, roles)) => *roles |= *role,
+                None => replaced.push((*holder, Roles::from(*role))),
+            }
+        }
+        let told = !replaced.is_empty();
+        expected.extend(
+            replaced
+                .into_iter()
+                .map(|(to, roles)| (r.id, to, Tag::Replaced(roles))),
+        );
+        // R32: other live requests whose requester lost a right they relied on fail.
+        let mut victims = Vec::new();
+        for (j, other) in self.requests.iter().enumerate() {
+            if j == idx || !other.live(now) {
+                continue;
+            }
+            let lost = other.roles - contacts.rights_of(other.requester);
+            if !lost.is_empty() {
+                let reasons = lost
+                    .iter()
+                    .map(|role| FailureReason::RightRemoved { role, by: r.id })
+                    .collect();
+                expected.extend(other.to_confirmers(&Tag::Failed));
+                victims.push((j, reasons));
+            }
+        }
+        let mut written: Vec<RequestId> = victims
+            .iter()
+            .map(|(j, _)| self.requests[*j].id)
+            .chain([r.id])
+            .collect();
+        written.sort();
+        Application {
+            contacts,
+            expected,
+            replaced: told,
+            victims,
+            written,
+        }
+    }
+
+    /// R22, R23, R29: the errors the rules allow when `actor` asks to resend
+    /// request `idx` (none: it is resent).
+    pub(crate) fn resend_errors(&self, idx: usize, actor: CustomerId) -> Vec<ActError> {
+        let now = self.now;
+        let r = &self.requests[idx];
+        let mut errors = Vec::new();
+        if r.live(now) {
+            if r.confirmer(actor).is_none() {
+                errors.push(ActError::NotAConfirmer);
+            }
+            let retry_at = r.last_sent + Duration::minutes(5);
+            if now < retry_at {
+                errors.push(ActError::TooSoon { retry_at });
+            }
+        } else {
+            errors.push(ActError::Closed {
+                state: r.state_at(now),
+            });
+        }
+        errors
+    }
+
+    /// R23, R37: what resending request `idx` as `actor` sends (a new token
+    /// for each confirmer still missing) and the events it records.
+    pub(crate) fn resending(
+        &self,
+        idx: usize,
+        actor: CustomerId,
+    ) -> (Vec<Expected>, Vec<(EventKind, Option<CustomerId>)>) {
+        let r = &self.requests[idx];
+        let expected = r
+            .missing()
+            .into_iter()
+            .map(|c| (r.id, c, Tag::Confirm { resent: true }))
+            .collect();
+        let events = r
+            .missing()
+            .into_iter()
+            .map(|to| (EventKind::TokenReissued { to }, Some(actor)))
+            .collect();
+        (expected, events)
+    }
+
+    /// R23: request `idx` was resent, once committed: the tokens `messages`
+    /// carry replace their recipients' (which count as rotated) with no
+    /// failed attempt yet (R26).
+    pub(crate) fn resent(&mut self, idx: usize, messages: &[Message]) {
+        let id = self.requests[idx].id;
+        for m in messages {
+            let text = m.token().expect("checked").reveal();
+            let c = self.requests[idx].confirmer_mut(m.to()).expect("checked");
+            let old = c.current.replace(text.clone());
+            c.failed = 0;
+            if let Some(old) = old {
+                self.set_status(&old, TokenStatus::Rotated);
+            }
+            self.issue(text, m.to(), id);
+        }
+        self.requests[idx].last_sent = self.now;
+    }
+
+    /// R28, R29: the errors the rules allow when `actor` asks to cancel
+    /// request `idx` (none: it is cancelled).
+    pub(crate) fn cancel_errors(&self, idx: usize, actor: CustomerId) -> Vec<ActError> {
+        let r = &self.requests[idx];
+        let mut errors = Vec::new();
+        if !r.live(self.now) {
+            errors.push(ActError::Closed {
+                state: r.state_at(self.now),
+            });
+        } else if actor != r.requester {
+            errors.push(ActError::NotRequester);
+        }
+        errors
+    }
+}
+
+// ----- running the operations -----
+
+/// How often each outcome happened (see `generator_reaches_every_outcome`).
+pub(crate) type Outcomes = BTreeMap<&'static str, usize>;
+
+/// What the operations run against: the engine with its store
+/// (`engine_model.rs`), or the driver with the in-memory host
+/// (`driver_model.rs`). [`Subject::perform`] picks the request, customer and
+/// token an [`Op`] names and calls the subject's method for it, the same for
+/// both; each method checks the outcome against the model and updates it.
+pub(crate) trait Subject {
+    fn model(&self) -> &Model;
+    fn model_mut(&mut self) -> &mut Model;
+    fn pool(&self) -> [CustomerId; POOL];
+    /// The service the operations edit, as it stands.
+    fn service(&self) -> Service;
+    /// Adds a line to what happened, for the failure report.
+    fn trace(&mut self, line: String);
+    /// Counts an outcome.
+    fn note(&mut self, outcome: &'static str);
+    /// The history events the last commit added, per request (R34).
+    fn added(&self) -> &HashMap<RequestId, Vec<Event>>;
+    /// Checked after every step.
+    fn check_all(&mut self) -> Result<(), TestCaseError>;
+
+    /// R8–R14, R16, R27, R33, R36.
+    fn submit(&mut self, edit: &Edit, actor: CustomerId) -> Result<(), TestCaseError>;
+    /// Accept or refuse request `idx` as `actor` with the token `pick`
+    /// chooses (R16, R20, R21, R24–R26, R30–R32, R38, R39); returns `idx` if
+    /// the request applied.
+    fn confirm_at(
+        &mut self,
+        idx: usize,
+        actor: CustomerId,
+        pick: &TokenPick,
+        accept: bool,
+    ) -> Result<Option<usize>, TestCaseError>;
+    /// R22, R23, R37.
+    fn resend(&mut self, idx: usize, actor: CustomerId) -> Result<(), TestCaseError>;
+    /// R28, R39.
+    fn cancel(&mut self, idx: usize, actor: CustomerId) -> Result<(), TestCaseError>;
+    /// R29, R39.
+    fn expire(&mut self, target: &Target) -> Result<(), TestCaseError>;
+    /// A customer fell behind with payments or caught up (`good`) in the
+    /// model (R14, R30); for a subject with its own record of it.
+    fn standing_changed(&mut self, _customer: CustomerId, _good: bool) {}
+
+    /// Runs one operation; returns the model index of the request applied,
+    /// if any.
+    fn perform(&mut self, op: &Op) -> Result<Option<usize>, TestCaseError> {
+        let pool = self.pool();
+        match op {
+            Op::Submit {
+                actor,
+                roles,
+                incoming,
+                second,
+            } => {
+                let (actor, edit) = make_edit(
+                    self.model(),
+                    &pool,
+                    &self.service(),
+                    actor,
+                    roles,
+                    incoming,
+                    *second,
+                );
+                self.submit(&edit, actor).map(|()| None)
+            }
+            Op::Accept {
+                target,
+                actor,
+                token,
+            } => self.confirm(target, actor, token, true),
+            Op::AcceptAll { target } => {
+                let Some(idx) = self.model().pick(target) else {
+                    return Ok(None);
+                };
+                for actor in self.model().requests[idx].missing() {
+                    let applied = self.confirm_at(idx, actor, &TokenPick::Own, true)?;
+                    if applied.is_some() {
+                        return Ok(applied);
+                    }
+                    self.check_all()?;
+                }
+                Ok(None)
+            }
+            Op::Refuse {
+                target,
+                actor,
+                token,
+            } => self.confirm(target, actor, token, false),
+            Op::Resend { target, actor } => match self.operands(target, actor, false) {
+                Some((idx, actor)) => self.resend(idx, actor).map(|()| None),
+                None => Ok(None),
+            },
+            Op::Cancel { target, actor } => match self.operands(target, actor, false) {
+                Some((idx, actor)) => self.cancel(idx, actor).map(|()| None),
+                None => Ok(None),
+            },
+            Op::Expire { target } => self.expire(target).map(|()| None),
+            Op::Advance { minutes } => {
+                // Time only moves forward (R29).
+                let model = self.model_mut();
+                model.now += Duration::minutes(*minutes);
+                let line = format!("advance {minutes} min to {}", model.now);
+                self.trace(line);
+                Ok(None)
+            }
+            Op::AdvanceToDeadline { target, offset } => {
+                let model = self.model_mut();
+                let Some(idx) = model.pick(target) else {
+                    return Ok(None);
+                };
+                let to = model.requests[idx].deadline + Duration::minutes(*offset);
+                if to > model.now {
+                    model.now = to;
+                    self.trace(format!("advance to {to}"));
+                }
+                Ok(None)
+            }
+            Op::ToggleStanding { customer } => {
+                let customer = pool[*customer];
+                let status = self.model_mut().standing.get_mut(&customer).expect("pool");
+                *status = match status {
+                    AccountStatus::GoodStanding => AccountStatus::BehindWithPayments,
+                    _ => AccountStatus::GoodStanding,
+                };
+                let status = *status;
+                self.standing_changed(customer, status == AccountStatus::GoodStanding);
+                self.trace(format!("{customer} is now {status:?}"));
+                Ok(None)
+            }
+        }
+    }
+
+    /// The request `target` picks and the customer `who` picks for it: with
+    /// `missing_first` a confirmer still missing if there is one.
+    fn operands(
+        &self,
+        target: &Target,
+        who: &Who,
+        missing_first: bool,
+    ) -> Option<(usize, CustomerId)> {
+        let idx = self.model().pick(target)?;
+        let actor = pick_actor(self.model(), &self.pool(), who, idx, missing_first);
+        Some((idx, actor))
+    }
+
+    /// Accept or refuse (R16, R20, R21, R24–R26, R30–R32, R38, R39).
+    fn confirm(
+        &mut self,
+        target: &Target,
+        who: &Who,
+        pick: &TokenPick,
+        accept: bool,
+    ) -> Result<Option<usize>, TestCaseError> {
+        match self.operands(target, who, true) {
+            Some((idx, actor)) => self.confirm_at(idx, actor, pick, accept),
+            None => Ok(None),
+        }
+    }
+
+    /// R26, R34: the wrong token `actor` presented for request `idx` was
+    /// recorded. For a confirmer with a live token (`counted`), the events
+    /// recorded, then their count, and past the limit their token
+    /// invalidated.
+    fn failed_attempt_recorded(
+        &mut self,
+        idx: usize,
+        actor: CustomerId,
+        counted: Counted,
+    ) -> Result<(), TestCaseError> {
+        let Counted::Yes { invalidates } = counted else {
+            return Ok(());
+        };
+        let id = self.model().requests[idx].id;
+        let mut events = vec![(EventKind::FailedAttempt, Some(actor))];
+        if invalidates {
+            events.push((EventKind::TokenInvalidated { of: actor }, None));
+        }
+        expect_events(self.added(), id, &events)?;
+        self.note(if invalidates {
+            "failed attempt: token invalidated (R26)"
+        } else {
+            "failed attempt: counted (R26)"
+        });
+        let model = self.model_mut();
+        let c = model.requests[idx]
+            .confirmer_mut(actor)
+            .expect("a confirmer");
+        c.failed += 1;
+        if invalidates {
+            let old = c.current.take().expect("a live token");
+            model.set_status(&old, TokenStatus::Invalidated);
+        }
+        Ok(())
+    }
+}
+
+/// Runs 1,000 sequences of 1 to 30 `steps` (with a seed and a limit of
+/// failed attempts, as the main test draws them) from a fixed seed through
+/// `run`, which says how each went and which outcomes it noted, and fails
+/// unless every one of `expected` happened, so a change to the generator
+/// cannot quietly stop testing one of them. With `stats_var` set in the
+/// environment it prints how often each outcome happened.
+pub(crate) fn reach_every_outcome<S: Strategy>(
+    subject: &str,
+    steps: S,
+    run: impl Fn(u64, u32, &[S::Value]) -> (Result<(), TestCaseError>, Outcomes),
+    expected: &[&str],
+    stats_var: &str,
+) {
+    use proptest::test_runner::{Config as RunnerConfig, RngAlgorithm, TestRng, TestRunner};
+
+    let strategy = (
+        any::<u64>(),
+        1u32..=5,
+        proptest::collection::vec(steps, 1..=30),
+    );
+    let mut runner = TestRunner::new_with_rng(
+        RunnerConfig {
+            cases: 1000,
+            failure_persistence: None,
+            ..RunnerConfig::default()
+        },
+        TestRng::deterministic_rng(RngAlgorithm::ChaCha),
+    );
+    let seen = RefCell::new(Outcomes::new());
+    runner
+        .run(&strategy, |(seed, max_failed_attempts, steps)| {
+            let (result, outcomes) = run(seed, max_failed_attempts, &steps);
+            for (outcome, n) in outcomes {
+                *seen.borrow_mut().entry(outcome).or_default() += n;
+            }
+            result
+        })
+        .unwrap_or_else(|e| panic!("{subject} follows the rules: {e:?}"));
+    let seen = seen.into_inner();
+    let missing: Vec<&str> = expected
+        .iter()
+        .copied()
+        .filter(|outcome| !seen.contains_key(outcome))
+        .collect();
+    assert!(
+        missing.is_empty(),
+        "never happened: {missing:?}\nseen: {seen:#?}"
+    );
+    if std::env::var_os(stats_var).is_some() {
+        eprintln!("{seen:#?}");
+    }
 }
