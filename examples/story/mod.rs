@@ -10,8 +10,8 @@
 use std::cell::RefCell;
 
 use service_contacts::{
-    CustomerId, Driver, Edit, MemoryDirectory, MemoryNotifier, Message, MessageKind, OsRng,
-    RequestId, Role, ServiceName, Store,
+    ChangeRequest, CustomerId, Driver, Edit, MemoryDirectory, MemoryNotifier, Message, MessageKind,
+    OsRng, RequestId, Role, ServiceName, Store,
 };
 use time::{Duration, OffsetDateTime, macros::datetime};
 
@@ -97,6 +97,36 @@ impl Story {
             .ok_or_else(|| format!("{customer} has no token for {request}").into())
     }
 
+    /// `actor` proposes `incoming` for `role` of the site; the mail is shown.
+    fn propose<S: Store>(
+        &self,
+        store: &S,
+        actor: CustomerId,
+        role: Role,
+        incoming: CustomerId,
+    ) -> Result<RequestId, Error> {
+        let edit = Edit::new(self.site.clone()).with(role, incoming);
+        let opened = self
+            .driver(store)
+            .submit(&edit, actor, self.now, &mut OsRng)?;
+        self.show_mail();
+        Ok(opened.value[0])
+    }
+
+    /// `who` confirms `request` with the last code they received.
+    fn confirm<S: Store>(
+        &self,
+        store: &S,
+        request: RequestId,
+        who: CustomerId,
+    ) -> Result<ChangeRequest, Error> {
+        let token = self.token(who, request)?;
+        Ok(self
+            .driver(store)
+            .accept(request, who, &token, self.now)?
+            .value)
+    }
+
     /// Starts a step: its title, and an hour later on the clock.
     pub(crate) fn step(&mut self, title: &str) {
         println!("\n== {title}");
@@ -114,26 +144,17 @@ impl Story {
             ..
         } = self.cast;
         let site = self.site.clone();
-        let rng = &mut OsRng;
 
         self.step("1. Alice orders example.com: she holds all three roles (R5)");
         self.driver(store).order_service(&site, alice)?;
         println!("    contacts: {}", contacts(store, &site)?);
 
         self.step("2. As admin, Alice designates Bob as tech contact (R8a, R16, R36)");
-        let edit = Edit::new(site.clone()).with(Role::Tech, bob);
-        let request = self
-            .driver(store)
-            .submit(&edit, alice, self.now, rng)?
-            .value[0];
+        let request = self.propose(store, alice, Role::Tech, bob)?;
         println!("    request {request} opened");
-        self.show_mail();
         self.now += Duration::minutes(10);
-        let accepted =
-            self.driver(store)
-                .accept(request, bob, &self.token(bob, request)?, self.now)?;
+        let accepted = self.confirm(store, request, bob)?;
         let missing: Vec<String> = accepted
-            .value
             .missing_at(self.now)
             .iter()
             .map(ToString::to_string)
@@ -142,38 +163,24 @@ impl Story {
             "    Bob confirms; still waiting for: {} (R19)",
             missing.join(", ")
         );
-        let done =
-            self.driver(store)
-                .accept(request, alice, &self.token(alice, request)?, self.now)?;
+        let done = self.confirm(store, request, alice)?;
         println!(
             "    Alice confirms; request is {} (R20)",
-            done.value.state().name()
+            done.state().name()
         );
         self.show_mail();
         println!("    contacts: {}", contacts(store, &site)?);
 
         self.step("3. Alice replaces Bob by Carol; Bob, the old tech contact, is told (R17, R38)");
-        let edit = Edit::new(site.clone()).with(Role::Tech, carol);
-        let request = self
-            .driver(store)
-            .submit(&edit, alice, self.now, rng)?
-            .value[0];
-        self.show_mail();
+        let request = self.propose(store, alice, Role::Tech, carol)?;
         for who in [carol, alice] {
-            let _ =
-                self.driver(store)
-                    .accept(request, who, &self.token(who, request)?, self.now)?;
+            self.confirm(store, request, who)?;
         }
         self.show_mail();
         println!("    contacts: {}", contacts(store, &site)?);
 
         self.step("4. A wrong token is rejected, with one error for every case (R24, R25)");
-        let edit = Edit::new(site.clone()).with(Role::Billing, dave);
-        let billing = self
-            .driver(store)
-            .submit(&edit, alice, self.now, rng)?
-            .value[0];
-        self.show_mail();
+        let billing = self.propose(store, alice, Role::Billing, dave)?;
         let wrong = "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA";
         match self.driver(store).accept(billing, dave, wrong, self.now) {
             Err(err) => println!("    Dave types a wrong code: {err}"),
@@ -202,9 +209,7 @@ impl Story {
 
         self.step("5. The billing contact hands billing over to Dave (R10, R14)");
         for who in [dave, alice] {
-            let _ =
-                self.driver(store)
-                    .accept(billing, who, &self.token(who, billing)?, self.now)?;
+            self.confirm(store, billing, who)?;
         }
         self.show_mail();
         println!("    contacts: {}", contacts(store, &site)?);
@@ -230,16 +235,9 @@ impl Story {
         self.step(
             "7. The admin takes the tech role herself: one confirmation is enough (R8b, R16)",
         );
-        let edit = Edit::new(site.clone()).with(Role::Tech, alice);
-        let request = self
-            .driver(store)
-            .submit(&edit, alice, self.now, rng)?
-            .value[0];
-        self.show_mail();
-        let done =
-            self.driver(store)
-                .accept(request, alice, &self.token(alice, request)?, self.now)?;
-        println!("    request is {}", done.value.state().name());
+        let request = self.propose(store, alice, Role::Tech, alice)?;
+        let done = self.confirm(store, request, alice)?;
+        println!("    request is {}", done.state().name());
         self.show_mail();
         println!("    contacts: {}", contacts(store, &site)?);
 
@@ -255,18 +253,12 @@ impl Story {
             dave,
             ..
         } = self.cast;
-        let site = self.site.clone();
         let rng = &mut OsRng;
 
         self.step(
             "8. Alice proposes Bob as admin; Bob never answers and the request expires (R29)",
         );
-        let edit = Edit::new(site.clone()).with(Role::Admin, bob);
-        let request = self
-            .driver(store)
-            .submit(&edit, alice, self.now, rng)?
-            .value[0];
-        self.show_mail();
+        let request = self.propose(store, alice, Role::Admin, bob)?;
         let deadline = store
             .request(request)?
             .map(|r| r.deadline())
@@ -292,9 +284,7 @@ impl Story {
         self.show_mail();
 
         self.step("9. Dave hands billing to Carol; both still have to confirm");
-        let edit = Edit::new(site.clone()).with(Role::Billing, carol);
-        let _ = self.driver(store).submit(&edit, dave, self.now, rng)?;
-        self.show_mail();
+        self.propose(store, dave, Role::Billing, carol)?;
 
         self.step("10. \"My contacts\" (R6)");
         let blog: ServiceName = "blog.example.net".parse()?;
