@@ -8,7 +8,7 @@
 //! scan.
 
 mod common;
-use common::{last_token, race};
+use common::{last_token, open_tech, race};
 
 use rand_chacha::ChaCha20Rng;
 use rand_chacha::rand_core::SeedableRng;
@@ -30,26 +30,6 @@ fn id(n: u32) -> CustomerId {
 
 fn t0() -> OffsetDateTime {
     datetime!(2026-11-21 10:00 UTC)
-}
-
-/// Opens a tech change of `service` from its admin to `incoming`.
-fn open(
-    driver: &TestDriver<'_>,
-    service: &ServiceName,
-    incoming: CustomerId,
-    seed: u64,
-) -> RequestId {
-    let admin = driver
-        .store()
-        .service(service)
-        .unwrap()
-        .unwrap()
-        .holder(Role::Admin);
-    let edit = Edit::new(service.clone()).with(Role::Tech, incoming);
-    let outcome = driver
-        .submit(&edit, admin, t0(), &mut ChaCha20Rng::seed_from_u64(seed))
-        .unwrap();
-    outcome.value[0]
 }
 
 fn state(store: &MemoryStore, request: RequestId) -> StateName {
@@ -124,7 +104,7 @@ fn both_confirmers_at_once(
         // R16, R20: both confirmers accept at once, each on four threads.
         let both: ServiceName = format!("both-{round}.example").parse().unwrap();
         driver.order_service(&both, admin).unwrap();
-        let request = open(driver, &both, incoming, seed + 100);
+        let request = open_tech(driver, &both, incoming, t0(), seed + 100);
         let tokens = [
             last_token(notifier, admin, request),
             last_token(notifier, incoming, request),
@@ -169,7 +149,7 @@ fn accept_against_cancel(
         // R28 against R20: the last confirmation races a cancel.
         let cancel: ServiceName = format!("cancel-{round}.example").parse().unwrap();
         driver.order_service(&cancel, admin).unwrap();
-        let request = open(driver, &cancel, incoming, seed + 200);
+        let request = open_tech(driver, &cancel, incoming, t0(), seed + 200);
         let admin_token = last_token(notifier, admin, request);
         let incoming_token = last_token(notifier, incoming, request);
         let _ = driver
@@ -213,7 +193,7 @@ fn accept_against_expiry(
         // deadline, races the expiry sweep at the deadline.
         let expiry: ServiceName = format!("expiry-{round}.example").parse().unwrap();
         driver.order_service(&expiry, admin).unwrap();
-        let request = open(driver, &expiry, incoming, seed + 300);
+        let request = open_tech(driver, &expiry, incoming, t0(), seed + 300);
         let deadline = store.request(request).unwrap().unwrap().deadline();
         let admin_token = last_token(notifier, admin, request);
         let incoming_token = last_token(notifier, incoming, request);

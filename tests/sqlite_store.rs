@@ -9,7 +9,7 @@
 mod store;
 
 mod common;
-use common::{last_token, race};
+use common::{last_token, open_tech, race};
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -84,27 +84,6 @@ fn directory() -> MemoryDirectory {
         directory.add(id(n));
     }
     directory
-}
-
-/// Opens a tech change of `service` from its admin to `incoming`.
-fn open_tech(
-    driver: &TestDriver<'_>,
-    service: &ServiceName,
-    incoming: CustomerId,
-    now: OffsetDateTime,
-    seed: u64,
-) -> RequestId {
-    let admin = driver
-        .store()
-        .service(service)
-        .unwrap()
-        .unwrap()
-        .holder(Role::Admin);
-    let edit = Edit::new(service.clone()).with(Role::Tech, incoming);
-    driver
-        .submit(&edit, admin, now, &mut rng(seed))
-        .unwrap()
-        .value[0]
 }
 
 fn file_bytes(path: &Path) -> Vec<u8> {

@@ -3,7 +3,12 @@
 
 use std::sync::Barrier;
 
-use service_contacts::{CustomerId, MemoryNotifier, RequestId, Token};
+use rand_chacha::ChaCha20Rng;
+use rand_chacha::rand_core::SeedableRng;
+use service_contacts::{
+    CustomerId, Directory, Driver, Edit, MemoryNotifier, Notifier, RequestId, Role, ServiceName,
+    Store, Token,
+};
 use time::{OffsetDateTime, macros::datetime};
 
 /// The time tests start at.
@@ -43,4 +48,30 @@ pub(crate) fn race<T: Send>(threads: usize, work: impl Fn(usize) -> T + Sync) ->
             .map(|h| h.join().expect("a racing thread panicked"))
             .collect()
     })
+}
+
+/// Opens a change of `service`'s tech contact to `incoming`, asked by its
+/// admin, with a generator seeded from `seed`.
+///
+/// # Panics
+///
+/// If the service is missing or the edit is refused.
+pub(crate) fn open_tech<S: Store, N: Notifier, D: Directory>(
+    driver: &Driver<S, N, D>,
+    service: &ServiceName,
+    incoming: CustomerId,
+    now: OffsetDateTime,
+    seed: u64,
+) -> RequestId {
+    let admin = driver
+        .store()
+        .service(service)
+        .expect("the store answers")
+        .expect("the service exists")
+        .holder(Role::Admin);
+    let edit = Edit::new(service.clone()).with(Role::Tech, incoming);
+    driver
+        .submit(&edit, admin, now, &mut ChaCha20Rng::seed_from_u64(seed))
+        .expect("the edit opens")
+        .value[0]
 }
