@@ -5,9 +5,9 @@ use time::OffsetDateTime;
 
 use crate::host::{CommitError, Directory, Notifier, Store};
 use crate::{
-    AccountStatus, ActError, ChangeRequest, Changes, Config, CustomerId, Edit, Engine, Message,
-    Proposable, Rejection, RequestId, Role, Roles, Service, ServiceName, Snapshot, StateName,
-    SubmitError, Transition, Write,
+    AccountStatus, ActError, ChangeRequest, Changes, Config, Contacts, CustomerId, Edit, Engine,
+    Message, Proposable, Rejection, RequestId, Role, Roles, Service, ServiceError, ServiceName,
+    Snapshot, StateName, SubmitError, Transition,
 };
 
 /// How many times an action is decided again after a commit conflict, by
@@ -76,7 +76,8 @@ impl<T, E> Outcome<T, E> {
     }
 }
 
-/// A message the notifier failed to deliver.
+/// A message the notifier failed to deliver. (No `PartialEq`: a message may
+/// carry a token, which is never compared but in constant time.)
 #[derive(Debug)]
 pub struct Undelivered<E> {
     /// The message (its token, if any, is redacted in `Debug`).
@@ -102,6 +103,9 @@ pub enum Refusal {
     /// A service by that name exists already.
     #[error("a service named {0} exists already")]
     ServiceExists(ServiceName),
+    /// An import was refused: the same name twice, or nothing to import.
+    #[error(transparent)]
+    Import(ServiceError),
     /// The edit was refused.
     #[error(transparent)]
     Submit(#[from] SubmitError),
@@ -110,9 +114,31 @@ pub enum Refusal {
     Act(#[from] ActError),
 }
 
+impl From<ServiceError> for Refusal {
+    fn from(err: ServiceError) -> Self {
+        match err {
+            ServiceError::Exists(name) => Refusal::ServiceExists(name),
+            ServiceError::Removed(name) => Refusal::UnknownService(name),
+            other => Refusal::Import(other),
+        }
+    }
+}
+
 /// Why a driver action failed: a [`Refusal`] (the user's request cannot be
 /// granted) or a host failure.
-#[derive(Debug, thiserror::Error)]
+///
+/// It compares with `==` when the store's and the directory's errors do, so
+/// a host's test can check an error whole:
+///
+/// ```
+/// use service_contacts::{Driver, DriverError, MemoryDirectory, MemoryNotifier, MemoryStore, Refusal};
+///
+/// let driver = Driver::new(MemoryStore::new(), MemoryNotifier::new(), MemoryDirectory::new());
+/// let name = "nowhere.example".parse()?;
+/// assert_eq!(driver.service(&name).unwrap_err(), DriverError::Refused(Refusal::UnknownService(name)));
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+#[derive(Debug, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum DriverError<SE, DE> {
     /// The action was refused; nothing changed.
@@ -144,7 +170,7 @@ impl<SE, DE> DriverError<SE, DE> {
 }
 
 /// What one [`Driver::expire_due`] sweep did.
-#[derive(Debug)]
+#[derive(Debug, PartialEq, Eq)]
 pub struct Sweep<SE, DE> {
     /// The requests this sweep expired, earliest deadline first.
     pub expired: Vec<RequestId>,
@@ -159,6 +185,17 @@ impl<SE, DE> Sweep<SE, DE> {
     pub fn is_complete(&self) -> bool {
         self.failed.is_empty()
     }
+}
+
+/// A request as it stands at a given time: what a request's page shows.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RequestStatus {
+    /// The request, whole.
+    pub request: ChangeRequest,
+    /// Its state at the time asked (`expired` past the deadline, R29).
+    pub state: StateName,
+    /// The confirmers it still waits for (R19); empty unless live.
+    pub waiting_for: Vec<CustomerId>,
 }
 
 /// One row of "my requests" (R35).
@@ -178,6 +215,25 @@ enum Step<T> {
     Commit(Transition, T),
     /// Commit the record of a failed attempt, then report the refusal.
     RecordThenRefuse(Changes, Refusal),
+    /// The reads disagreed with each other (R44): read and decide again, as
+    /// after a commit conflict.
+    Retry,
+}
+
+/// A service as the store holds it, with the requests it names (see
+/// [`Snapshot`]).
+struct Loaded {
+    service: Service,
+    requests: Vec<ChangeRequest>,
+}
+
+impl Loaded {
+    fn snapshot(&self) -> Snapshot<'_> {
+        Snapshot {
+            service: &self.service,
+            requests: &self.requests,
+        }
+    }
 }
 
 impl<S: Store, N: Notifier, D: Directory> Driver<S, N, D> {
@@ -229,6 +285,9 @@ impl<S: Store, N: Notifier, D: Directory> Driver<S, N, D> {
 
     /// Records a newly ordered service: `customer` holds all three roles (R5).
     ///
+    /// A name whose service was removed can be ordered again: the new
+    /// service continues the old one's versions (R44).
+    ///
     /// # Errors
     ///
     /// [`Refusal::UnknownCustomer`], [`Refusal::ServiceExists`], or a host
@@ -238,33 +297,113 @@ impl<S: Store, N: Notifier, D: Directory> Driver<S, N, D> {
         name: &ServiceName,
         customer: CustomerId,
     ) -> Result<Service, DriverErrorFor<S, D>> {
-        self.known(customer)?;
-        // A conflict means the name is taken, or the store was busy: read
-        // back to tell which, and try again in the second case.
-        let ordered = self.run(|| {
-            if self
-                .store
-                .service(name)
-                .map_err(DriverError::Store)?
-                .is_some()
-            {
-                return Err(Refusal::ServiceExists(name.clone()).into());
+        let mut services = self.import_services([(name.clone(), Contacts::all(customer))])?;
+        Ok(services.remove(0))
+    }
+
+    /// Brings existing services in with their three holders (R42), all in
+    /// one commit or none, and returns them as stored, in the order given.
+    /// Every holder must have an account (R13). Once imported, a service
+    /// behaves exactly like an ordered one.
+    ///
+    /// ```
+    /// use service_contacts::{Contacts, Driver, MemoryDirectory, MemoryNotifier, MemoryStore, Refusal, Role};
+    ///
+    /// let (a, b) = ("AD1-OVH".parse()?, "TE2-OVH".parse()?);
+    /// let accounts = MemoryDirectory::new();
+    /// accounts.add(a);
+    /// accounts.add(b);
+    /// let driver = Driver::new(MemoryStore::new(), MemoryNotifier::new(), accounts);
+    ///
+    /// let imported = driver.import_services([
+    ///     ("one.example".parse()?, Contacts::new(a, b, a)),
+    ///     ("two.example".parse()?, Contacts::all(b)),
+    /// ])?;
+    /// assert_eq!(imported[0].holder(Role::Tech), b);
+    ///
+    /// // A batch naming an existing service is refused whole.
+    /// let err = driver
+    ///     .import_services([
+    ///         ("three.example".parse()?, Contacts::all(a)),
+    ///         ("one.example".parse()?, Contacts::all(a)),
+    ///     ])
+    ///     .unwrap_err();
+    /// assert_eq!(err.refusal(), Some(&Refusal::ServiceExists("one.example".parse()?)));
+    /// assert!(driver.service(&"three.example".parse()?).is_err());
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// [`Refusal::UnknownCustomer`] for a holder without an account,
+    /// [`Refusal::ServiceExists`], [`Refusal::Import`] (the same name twice,
+    /// an empty batch), or a host failure. Nothing is written.
+    pub fn import_services(
+        &self,
+        services: impl IntoIterator<Item = (ServiceName, Contacts)>,
+    ) -> Result<Vec<Service>, DriverErrorFor<S, D>> {
+        let services: Vec<(ServiceName, Contacts)> = services.into_iter().collect();
+        let mut holders: Vec<CustomerId> = Vec::new();
+        for (_, contacts) in &services {
+            for holder in contacts.holders() {
+                if !holders.contains(&holder) {
+                    holders.push(holder);
+                }
             }
-            let service = Service::order(name.clone(), customer);
-            let changes = Changes {
-                services: vec![Write {
-                    value: service.clone(),
-                    expected: None,
-                }],
-                requests: Vec::new(),
+        }
+        for holder in holders {
+            self.known(holder)?;
+        }
+        // A conflict means a name was taken meanwhile, or the store was
+        // busy: read again to tell which.
+        let imported = self.run(|| {
+            let mut existing = Vec::new();
+            for (name, _) in &services {
+                if let Some(service) = self.store.service(name).map_err(DriverError::Store)? {
+                    existing.push(service);
+                }
+            }
+            let transition = match self.engine.import(services.iter().cloned(), &existing) {
+                Ok(transition) => transition,
+                Err(ServiceError::SnapshotOutdated) => return Ok(Step::Retry),
+                Err(err) => return Err(Refusal::from(err).into()),
             };
-            let transition = Transition {
-                changes,
-                messages: Vec::new(),
-            };
-            Ok(Step::Commit(transition, service))
+            let stored = transition
+                .changes
+                .services
+                .iter()
+                .map(|w| w.value.clone())
+                .collect();
+            Ok(Step::Commit(transition, stored))
         });
-        ordered.map(|outcome| outcome.value)
+        imported.map(|outcome| outcome.value)
+    }
+
+    /// Removes a service, as a host does when the service is terminated:
+    /// the record stays as a tombstone, so the name's versions never restart
+    /// (R44), and every live request on it fails in the same commit, its
+    /// parties told why (R30, R39). Returns the tombstone.
+    ///
+    /// # Errors
+    ///
+    /// [`Refusal::UnknownService`] (also for a service removed already), or
+    /// a host failure.
+    pub fn remove_service(
+        &self,
+        name: &ServiceName,
+        now: OffsetDateTime,
+    ) -> Result<Outcome<Service, N::Error>, DriverErrorFor<S, D>> {
+        self.run(|| {
+            let loaded = self.load_live(name)?;
+            match self.engine.remove(loaded.snapshot(), now) {
+                Ok(transition) => {
+                    let tombstone = transition.changes.services[0].value.clone();
+                    Ok(Step::Commit(transition, tombstone))
+                }
+                Err(ServiceError::SnapshotOutdated) => Ok(Step::Retry),
+                Err(_) => Err(Refusal::UnknownService(name.clone()).into()),
+            }
+        })
     }
 
     /// Submits an edit of a service's contacts by `actor` (R8–R16, R27, R33,
@@ -282,21 +421,20 @@ impl<S: Store, N: Notifier, D: Directory> Driver<S, N, D> {
         rng: &mut R,
     ) -> Result<Outcome<Vec<RequestId>, N::Error>, DriverErrorFor<S, D>> {
         self.run(|| {
-            let service = self.load_service(edit.service())?;
-            let open = self
-                .store
-                .open_requests(edit.service())
-                .map_err(DriverError::Store)?;
-            let accounts = self.accounts(&edit.accounts_to_check(&service))?;
-            let snapshot = Snapshot {
-                service: &service,
-                open_requests: &open,
-            };
+            let loaded = self.load_live(edit.service())?;
+            let accounts = self.accounts(&edit.accounts_to_check(&loaded.service))?;
             let transition = self
                 .engine
-                .submit(edit, actor, snapshot, &accounts, now, rng)
+                .submit(edit, actor, loaded.snapshot(), &accounts, now, rng)
                 .map_err(Refusal::Submit)?;
-            let ids = transition.requests().map(ChangeRequest::id).collect();
+            // The requests opened (a due request taken over is written too).
+            let ids = transition
+                .changes
+                .requests
+                .iter()
+                .filter(|w| w.expected.is_none())
+                .map(|w| w.value.id())
+                .collect();
             Ok(Step::Commit(transition, ids))
         })
     }
@@ -330,22 +468,9 @@ impl<S: Store, N: Notifier, D: Directory> Driver<S, N, D> {
                     .accept(&request, actor, token, now, None, nobody);
                 return settle(decided, id);
             }
-            let service = self
-                .store
-                .service(request.service())
-                .map_err(DriverError::Store)?;
-            let open = match &service {
-                Some(service) => self
-                    .store
-                    .open_requests(service.name())
-                    .map_err(DriverError::Store)?,
-                None => Vec::new(),
-            };
+            let loaded = self.load(request.service())?;
             let accounts = self.accounts(&request.accounts_to_check())?;
-            let snapshot = service.as_ref().map(|service| Snapshot {
-                service,
-                open_requests: &open,
-            });
+            let snapshot = loaded.as_ref().map(Loaded::snapshot);
             let decided = self
                 .engine
                 .accept(&request, actor, token, now, snapshot, &accounts);
@@ -510,6 +635,62 @@ impl<S: Store, N: Notifier, D: Directory> Driver<S, N, D> {
             .collect())
     }
 
+    /// The service `name` as stored now, with its contacts.
+    ///
+    /// # Errors
+    ///
+    /// [`Refusal::UnknownService`] (also for a removed service) or a host
+    /// failure.
+    pub fn service(&self, name: &ServiceName) -> Result<Service, DriverErrorFor<S, D>> {
+        self.store
+            .service(name)
+            .map_err(DriverError::Store)?
+            .filter(|service| !service.is_removed())
+            .ok_or_else(|| Refusal::UnknownService(name.clone()).into())
+    }
+
+    /// The request `id` as it stands at `now`: its state (`expired` past the
+    /// deadline, R29) and whom it still waits for (R19).
+    ///
+    /// ```
+    /// use service_contacts::{Driver, Edit, MemoryDirectory, MemoryNotifier, MemoryStore, Role, StateName};
+    /// use time::macros::datetime;
+    /// # use rand_chacha::{ChaCha20Rng, rand_core::SeedableRng};
+    /// # let mut rng = ChaCha20Rng::seed_from_u64(1);
+    ///
+    /// let (alice, bob) = ("AL1-OVH".parse()?, "BO2-OVH".parse()?);
+    /// let accounts = MemoryDirectory::new();
+    /// accounts.add(alice);
+    /// accounts.add(bob);
+    /// let driver = Driver::new(MemoryStore::new(), MemoryNotifier::new(), accounts);
+    /// let now = datetime!(2026-11-21 10:00 UTC);
+    /// driver.order_service(&"example.com".parse()?, alice)?;
+    /// let edit = Edit::new("example.com".parse()?).with(Role::Tech, bob);
+    /// let id = driver.submit(&edit, alice, now, &mut rng)?.value[0];
+    ///
+    /// let status = driver.request(id, now)?;
+    /// assert_eq!(status.state, StateName::ValidatingByCustomers);
+    /// assert_eq!(status.waiting_for, [alice, bob]);
+    /// assert_eq!(driver.request(id, now + time::Duration::days(8))?.state, StateName::Expired);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// [`Refusal::UnknownRequest`] or a host failure.
+    pub fn request(
+        &self,
+        id: RequestId,
+        now: OffsetDateTime,
+    ) -> Result<RequestStatus, DriverErrorFor<S, D>> {
+        let request = self.load_request(id)?;
+        Ok(RequestStatus {
+            state: request.state_name_at(now),
+            waiting_for: request.missing_at(now),
+            request,
+        })
+    }
+
     /// What `actor` may propose on the service right now (R15): the same
     /// decision [`Driver::submit`] makes.
     ///
@@ -522,17 +703,11 @@ impl<S: Store, N: Notifier, D: Directory> Driver<S, N, D> {
         actor: CustomerId,
         now: OffsetDateTime,
     ) -> Result<Proposable, DriverErrorFor<S, D>> {
-        let loaded = self.load_service(service)?;
-        let open = self
-            .store
-            .open_requests(service)
-            .map_err(DriverError::Store)?;
-        let snapshot = Snapshot {
-            service: &loaded,
-            open_requests: &open,
-        };
-        let accounts = self.accounts(&[loaded.holder(Role::Billing)])?;
-        Ok(self.engine.proposable(snapshot, actor, &accounts, now))
+        let loaded = self.load_live(service)?;
+        let accounts = self.accounts(&[loaded.service.holder(Role::Billing)])?;
+        Ok(self
+            .engine
+            .proposable(loaded.snapshot(), actor, &accounts, now))
     }
 
     // ----- internals -----
@@ -548,6 +723,10 @@ impl<S: Store, N: Notifier, D: Directory> Driver<S, N, D> {
                     (transition.changes, Ok((value, transition.messages)))
                 }
                 Step::RecordThenRefuse(changes, refusal) => (changes, Err(refusal)),
+                Step::Retry => {
+                    std::thread::yield_now();
+                    continue;
+                }
             };
             match self.store.commit(changes) {
                 Ok(()) => {
@@ -574,10 +753,27 @@ impl<S: Store, N: Notifier, D: Directory> Driver<S, N, D> {
         Outcome { value, undelivered }
     }
 
-    fn load_service(&self, name: &ServiceName) -> Result<Service, DriverErrorFor<S, D>> {
-        self.store
-            .service(name)
-            .map_err(DriverError::Store)?
+    /// The service `name` as stored (removed or not) and the requests it
+    /// names; `None` if there never was one.
+    fn load(&self, name: &ServiceName) -> Result<Option<Loaded>, DriverErrorFor<S, D>> {
+        let Some(service) = self.store.service(name).map_err(DriverError::Store)? else {
+            return Ok(None);
+        };
+        let mut requests = Vec::with_capacity(3);
+        for id in service.requests_to_load() {
+            // A request named but not found leaves the snapshot short: the
+            // engine then asks for a new read, or treats the role as locked.
+            if let Some(request) = self.store.request(id).map_err(DriverError::Store)? {
+                requests.push(request);
+            }
+        }
+        Ok(Some(Loaded { service, requests }))
+    }
+
+    /// The live service `name` and the requests it names.
+    fn load_live(&self, name: &ServiceName) -> Result<Loaded, DriverErrorFor<S, D>> {
+        self.load(name)?
+            .filter(|loaded| !loaded.service.is_removed())
             .ok_or_else(|| Refusal::UnknownService(name.clone()).into())
     }
 
@@ -649,6 +845,10 @@ fn settle<SE, DE>(
             error,
             record: Some(changes),
         }) => Ok(Step::RecordThenRefuse(changes, Refusal::Act(error))),
+        Err(Rejection {
+            error: ActError::SnapshotOutdated,
+            record: None,
+        }) => Ok(Step::Retry),
         Err(Rejection {
             error,
             record: None,

@@ -1,7 +1,7 @@
 //! The pure core: permissions, edits and the request state machine
 //! (R8–R41). No clock, no OS randomness, no I/O.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::hash::BuildHasher;
 
 use rand_core::TryCryptoRng;
@@ -9,31 +9,107 @@ use time::{Duration, OffsetDateTime};
 
 use crate::request::{Awaiting, Confirmer, ConfirmerStatus, Event, EventKind, Outgoing};
 use crate::{
-    ChangeRequest, CustomerId, FailureReason, Message, MessageKind, RandomnessError, RequestId,
-    RequestState, Role, Roles, Service, ServiceName, StateName, Token, Version,
+    ChangeRequest, Contacts, CustomerId, FailureReason, Message, MessageKind, RandomnessError,
+    RequestId, RequestState, Role, Roles, Service, ServiceName, StateName, Token, Version,
 };
 
-/// Settings of the engine, with documented defaults.
+/// Settings of the engine, with documented defaults. Only valid settings
+/// can be built ([`Config::new`]).
 ///
 /// ```
-/// use service_contacts::Config;
+/// use service_contacts::{Config, ConfigError};
 /// use time::Duration;
 ///
-/// let config = Config { request_lifetime: Duration::days(3), ..Config::default() };
-/// assert_eq!(config.max_failed_attempts, 5);
+/// let config = Config::new(Duration::days(3), Duration::minutes(10), 5)?;
+/// assert_eq!(config.request_lifetime(), Duration::days(3));
+/// assert_eq!(Config::default().max_failed_attempts(), 5);
+///
+/// // A resend interval that is not shorter than the lifetime is refused.
+/// let err = Config::new(Duration::hours(1), Duration::hours(2), 5).unwrap_err();
+/// assert_eq!(err, ConfigError::ResendIntervalNotShorter);
+/// # Ok::<(), ConfigError>(())
 /// ```
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Config {
+    request_lifetime: Duration,
+    resend_interval: Duration,
+    max_failed_attempts: u32,
+}
+
+impl Config {
+    /// The longest request lifetime allowed: 3,660 days (about ten years).
+    pub const MAX_REQUEST_LIFETIME: Duration = Duration::days(3660);
+
+    /// The most failed token attempts a confirmer may be allowed: 1,000.
+    pub const MAX_FAILED_ATTEMPTS: u32 = 1000;
+
+    /// Settings, checked.
+    ///
+    /// - `request_lifetime`: how long a request waits for confirmations
+    ///   before it expires (R29); positive, at most
+    ///   [`Config::MAX_REQUEST_LIFETIME`].
+    /// - `resend_interval`: the least time between two sendings of a
+    ///   request's tokens (R23); positive and shorter than the lifetime, so
+    ///   that a resend is possible before the deadline.
+    /// - `max_failed_attempts`: failed token attempts a confirmer may make
+    ///   before their token is invalidated (R26); from 1 to
+    ///   [`Config::MAX_FAILED_ATTEMPTS`].
+    ///
+    /// # Errors
+    ///
+    /// The first [`ConfigError`] that applies, in the order of the
+    /// parameters.
+    pub fn new(
+        request_lifetime: Duration,
+        resend_interval: Duration,
+        max_failed_attempts: u32,
+    ) -> Result<Config, ConfigError> {
+        if !request_lifetime.is_positive() {
+            return Err(ConfigError::LifetimeNotPositive);
+        }
+        if request_lifetime > Config::MAX_REQUEST_LIFETIME {
+            return Err(ConfigError::LifetimeTooLong);
+        }
+        if !resend_interval.is_positive() {
+            return Err(ConfigError::ResendIntervalNotPositive);
+        }
+        if resend_interval >= request_lifetime {
+            return Err(ConfigError::ResendIntervalNotShorter);
+        }
+        if max_failed_attempts == 0 {
+            return Err(ConfigError::NoFailedAttempts);
+        }
+        if max_failed_attempts > Config::MAX_FAILED_ATTEMPTS {
+            return Err(ConfigError::TooManyFailedAttempts);
+        }
+        Ok(Config {
+            request_lifetime,
+            resend_interval,
+            max_failed_attempts,
+        })
+    }
+
     /// How long a request waits for confirmations before it expires (R29).
     /// Default: 7 days.
-    pub request_lifetime: Duration,
+    #[must_use]
+    pub fn request_lifetime(&self) -> Duration {
+        self.request_lifetime
+    }
+
     /// The least time between two sendings of a request's tokens (R23): a
     /// resend earlier than this after the last one is refused. Default: 5
     /// minutes.
-    pub resend_interval: Duration,
+    #[must_use]
+    pub fn resend_interval(&self) -> Duration {
+        self.resend_interval
+    }
+
     /// Failed token attempts a confirmer may make before their token is
     /// invalidated (R26); a resend issues a new one. Default: 5.
-    pub max_failed_attempts: u32,
+    #[must_use]
+    pub fn max_failed_attempts(&self) -> u32 {
+        self.max_failed_attempts
+    }
 }
 
 impl Default for Config {
@@ -44,6 +120,32 @@ impl Default for Config {
             max_failed_attempts: 5,
         }
     }
+}
+
+/// Why [`Config::new`] refused a setting.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum ConfigError {
+    /// The request lifetime is zero or negative.
+    #[error("the request lifetime must be positive")]
+    LifetimeNotPositive,
+    /// The request lifetime is longer than [`Config::MAX_REQUEST_LIFETIME`].
+    #[error("the request lifetime must be at most 3660 days")]
+    LifetimeTooLong,
+    /// The resend interval is zero or negative (R23 would not limit anything).
+    #[error("the resend interval must be positive")]
+    ResendIntervalNotPositive,
+    /// The resend interval is not shorter than the request lifetime (no
+    /// resend would ever be possible).
+    #[error("the resend interval must be shorter than the request lifetime")]
+    ResendIntervalNotShorter,
+    /// No failed attempt allowed: a token would stop working at the first
+    /// typing mistake.
+    #[error("at least one failed token attempt must be allowed")]
+    NoFailedAttempts,
+    /// More failed attempts than [`Config::MAX_FAILED_ATTEMPTS`].
+    #[error("at most 1000 failed token attempts may be allowed")]
+    TooManyFailedAttempts,
 }
 
 /// What the host's account directory says of a customer (R13, R14).
@@ -77,7 +179,7 @@ impl AccountStatus {
 /// closure works too.
 ///
 /// ```
-/// use std::collections::HashMap;
+/// use std::collections::{HashMap, HashSet};
 /// use service_contacts::{AccountStatus, Accounts, CustomerId};
 ///
 /// let known: CustomerId = "AB1-OVH".parse()?;
@@ -265,15 +367,74 @@ impl Proposable {
     }
 }
 
-/// What the store holds about one service right now: the service, and its
-/// requests recorded as awaiting (some may be past their deadline).
+/// What the store holds about one service right now: the service record,
+/// and the requests it names as the last of its roles
+/// ([`Service::requests_to_load`]), whatever their state.
+///
+/// The two may be read in either order, or at once (R44). The service
+/// record decides which requests matter: requests it does not name are
+/// ignored, and a request it names that is missing here makes the snapshot
+/// *outdated* (it was read before that request was opened): a decision that
+/// needs it is refused with [`ActError::SnapshotOutdated`] or
+/// [`ServiceError::SnapshotOutdated`], and the host reads again. Every
+/// decision that relies on the service writes it at its next version, so a
+/// decision made on a record that changed meanwhile cannot commit (R31).
 #[derive(Clone, Copy, Debug)]
 pub struct Snapshot<'a> {
     /// The service.
     pub service: &'a Service,
-    /// Its requests in the awaiting state.
-    pub open_requests: &'a [ChangeRequest],
+    /// The requests named by [`Service::requests_to_load`], as stored now.
+    pub requests: &'a [ChangeRequest],
 }
+
+impl<'a> Snapshot<'a> {
+    /// The request `id` of this service, if the snapshot holds it.
+    fn find(&self, id: RequestId) -> Option<&'a ChangeRequest> {
+        self.requests
+            .iter()
+            .find(|r| r.id() == id && r.service() == self.service.name())
+    }
+
+    /// Who holds the lock on `role` at `now` (R27).
+    fn lock(&self, role: Role, now: OffsetDateTime) -> Lock<'a> {
+        let Some(id) = self.service.last_request(role) else {
+            return Lock::Free;
+        };
+        match self.find(id) {
+            // Named by the service but not read: it was opened after the
+            // requests were read, so it is live.
+            None => Lock::Held(id),
+            Some(r) if r.is_live(now) => Lock::Held(id),
+            Some(r) if r.is_open() => Lock::Due(r),
+            Some(_) => Lock::Free,
+        }
+    }
+
+    /// The requests the service names other than `except`, each of which
+    /// must be here.
+    fn others(&self, except: Option<RequestId>) -> Result<Vec<&'a ChangeRequest>, Outdated> {
+        self.service
+            .requests_to_load()
+            .into_iter()
+            .filter(|id| Some(*id) != except)
+            .map(|id| self.find(id).ok_or(Outdated))
+            .collect()
+    }
+}
+
+/// The state of the lock on one role (R27).
+enum Lock<'a> {
+    /// No live request covers the role.
+    Free,
+    /// The live request `id` covers it.
+    Held(RequestId),
+    /// Its last request is recorded as awaiting but past its deadline: the
+    /// role is free, and taking it records that request's expiry.
+    Due(&'a ChangeRequest),
+}
+
+/// A snapshot that lacks a request its service names.
+struct Outdated;
 
 /// A write for the store to make: `value` replaces the record at version
 /// `expected`, or is created if `expected` is `None` (R31).
@@ -439,9 +600,41 @@ pub enum ActError {
         /// The snapshot's service.
         given: ServiceName,
     },
+    /// The snapshot given to [`Engine::accept`] for a last confirmation
+    /// disagrees with its service record: the service does not name this
+    /// request on its roles, or names a request the snapshot lacks. The
+    /// service and the requests were read at different moments (R44): read
+    /// them again and decide again (the driver does, as after a commit
+    /// conflict).
+    #[error("the service changed while it was read: read it again")]
+    SnapshotOutdated,
     /// The caller's generator failed.
     #[error(transparent)]
     Randomness(#[from] RandomnessError),
+}
+
+/// Why creating ([`Engine::import`]) or removing ([`Engine::remove`])
+/// services was refused. Nothing was written.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum ServiceError {
+    /// A live service by that name exists already (R42).
+    #[error("a service named {0} exists already")]
+    Exists(ServiceName),
+    /// The batch names the same service twice (R42).
+    #[error("the batch names the service {0} twice")]
+    Duplicate(ServiceName),
+    /// The batch is empty.
+    #[error("the batch imports no service")]
+    EmptyBatch,
+    /// The service was removed already.
+    #[error("the service {0} was removed")]
+    Removed(ServiceName),
+    /// The records given for the services are not the ones they stand for:
+    /// an existing record of another name, or (for a removal) a snapshot
+    /// that lacks a request its service names. Read again (R44).
+    #[error("the records given are not the current ones: read them again")]
+    SnapshotOutdated,
 }
 
 /// A refused accept or refuse (R24–R26).
@@ -492,7 +685,7 @@ impl From<ActError> for Rejection {
 ///
 /// // The admin proposes a new tech contact (R8a).
 /// let edit = Edit::new(service.name().clone()).with(Role::Tech, tech);
-/// let snapshot = Snapshot { service: &service, open_requests: &[] };
+/// let snapshot = Snapshot { service: &service, requests: &[] };
 /// let opened = engine.submit(&edit, admin, snapshot, &everyone_ok, now, &mut rng)?;
 /// let request = opened.requests().next().unwrap().clone();
 /// assert_eq!(request.missing_at(now), [admin, tech]);
@@ -500,8 +693,15 @@ impl From<ActError> for Rejection {
 /// // Each confirmer got their own token (R18).
 /// let token_of = |who| opened.messages.iter().find(|m| m.to() == who).unwrap().token().unwrap().reveal();
 ///
-/// let step = engine.accept(&request, admin, &token_of(admin), now, Some(snapshot), &everyone_ok)?;
+/// // The service as stored now names the request on the tech role (R27).
+/// let service = opened.changes.services[0].value.clone();
+/// assert_eq!(service.last_request(Role::Tech), Some(request.id()));
+///
+/// let step = engine.accept(&request, admin, &token_of(admin), now, None, &everyone_ok)?;
 /// let request = step.request(request.id()).unwrap().clone();
+/// // The last confirmation applies: it needs the service and the requests it names.
+/// let requests = [request.clone()];
+/// let snapshot = Snapshot { service: &service, requests: &requests };
 /// let done = engine.accept(&request, tech, &token_of(tech), now, Some(snapshot), &everyone_ok)?;
 /// assert_eq!(done.request(request.id()).unwrap().state().name(), StateName::Done);
 /// assert_eq!(done.changes.services[0].value.holder(Role::Tech), tech); // R20
@@ -546,10 +746,8 @@ impl Engine {
             if !rights.contains(role) {
                 return Err(Blocked::NotPermitted { ask: Role::Admin });
             }
-            if let Some(open) = snapshot.open_requests.iter().find(|r| {
-                r.service() == snapshot.service.name() && r.is_live(now) && r.roles().contains(role)
-            }) {
-                return Err(Blocked::Locked { open: open.id() });
+            if let Lock::Held(open) = snapshot.lock(role, now) {
+                return Err(Blocked::Locked { open });
             }
             let billing = snapshot.service.holder(Role::Billing);
             if role == Role::Billing && accounts.status(billing) != AccountStatus::GoodStanding {
@@ -630,11 +828,37 @@ impl Engine {
             .checked_add(self.config.request_lifetime)
             .filter(|deadline| *deadline > now)
             .ok_or(SubmitError::InvalidLifetime)?;
+        // R29: a role whose last request is past its deadline is taken
+        // over, and that request's expiry recorded in the same commit, so a
+        // role never has two requests that could still apply.
+        let mut superseded: Vec<&ChangeRequest> = Vec::new();
+        for (_, roles) in &groups {
+            for role in *roles {
+                if let Lock::Due(due) = snapshot.lock(role, now)
+                    && !superseded.iter().any(|r| r.id() == due.id())
+                {
+                    superseded.push(due);
+                }
+            }
+        }
+        let mut expiries = Vec::with_capacity(superseded.len());
+        for due in superseded {
+            let expiry = self.expire(due, now).map_err(|_| SubmitError::Conflict {
+                role: due.roles().first().unwrap_or(Role::Admin),
+                open: due.id(),
+            })?;
+            expiries.push(expiry);
+        }
         // Everything is decided; only the generator can fail from here, and
         // then nothing is returned.
         let mut transition = Transition::default();
+        // R27, R31, R44: the service names each new request as the last of
+        // its roles, at its next version, so two decisions made on the same
+        // version of the service conflict in the store, whatever order the
+        // host read the service and its requests in.
+        let mut next = service.next_version();
         for (incoming, roles) in groups {
-            Self::open(
+            let id = Self::open(
                 &mut transition,
                 service,
                 actor,
@@ -644,14 +868,137 @@ impl Engine {
                 deadline,
                 rng,
             )?;
+            next.set_last_request(roles, id);
         }
-        // R27, R31: the service's set of open requests is part of its state.
-        // Writing the service at its next version makes two edits racing on
-        // the same service conflict in the store, so at most one opens.
+        for expiry in expiries {
+            transition.changes.requests.extend(expiry.changes.requests);
+            transition.messages.extend(expiry.messages);
+        }
         transition.changes.services.push(Write {
-            value: service.next_version(),
+            value: next,
             expected: Some(service.version()),
         });
+        Ok(transition)
+    }
+
+    /// Creates services: ordered ones (R5, [`Service::order`]) or existing
+    /// ones brought in with their holders (R42, [`Service::import`]), all in
+    /// one commit or none.
+    ///
+    /// `existing` holds the records the store has for any of these names
+    /// (read with [`Store::service`](crate::Store::service)): a live one
+    /// refuses the batch; a removed one (a tombstone) is replaced, and the
+    /// name's versions go on after it, so that no decision made about the
+    /// old service can commit onto the new one (R44). Checking that the
+    /// holders have accounts (R13) is the caller's: the driver does it.
+    ///
+    /// ```
+    /// use service_contacts::{Contacts, Engine, ServiceError};
+    ///
+    /// let (a, b) = ("AD1-OVH".parse()?, "TE2-OVH".parse()?);
+    /// let batch = [
+    ///     ("one.example".parse()?, Contacts::new(a, b, a)),
+    ///     ("two.example".parse()?, Contacts::all(b)),
+    /// ];
+    /// let transition = Engine::default().import(batch.clone(), &[])?;
+    /// assert_eq!(transition.changes.services.len(), 2);
+    /// assert!(transition.changes.services.iter().all(|w| w.expected.is_none()));
+    ///
+    /// let twice = [batch[0].clone(), batch[0].clone()];
+    /// let err = Engine::default().import(twice, &[]).unwrap_err();
+    /// assert_eq!(err, ServiceError::Duplicate("one.example".parse()?));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// [`ServiceError::EmptyBatch`], [`ServiceError::Duplicate`],
+    /// [`ServiceError::Exists`], or [`ServiceError::SnapshotOutdated`] when
+    /// `existing` holds a record of a name outside the batch.
+    pub fn import(
+        &self,
+        services: impl IntoIterator<Item = (ServiceName, Contacts)>,
+        existing: &[Service],
+    ) -> Result<Transition, ServiceError> {
+        let mut writes: Vec<Write<Service>> = Vec::new();
+        let mut names: HashSet<ServiceName> = HashSet::new();
+        for (name, contacts) in services {
+            if !names.insert(name.clone()) {
+                return Err(ServiceError::Duplicate(name));
+            }
+            let fresh = Service::import(name, contacts);
+            let write = match existing.iter().find(|s| s.name() == fresh.name()) {
+                None => Write {
+                    value: fresh,
+                    expected: None,
+                },
+                Some(old) if old.is_removed() => Write {
+                    value: fresh.after(old),
+                    expected: Some(old.version()),
+                },
+                Some(old) => return Err(ServiceError::Exists(old.name().clone())),
+            };
+            writes.push(write);
+        }
+        if writes.is_empty() {
+            return Err(ServiceError::EmptyBatch);
+        }
+        if existing.iter().any(|s| !names.contains(s.name())) {
+            return Err(ServiceError::SnapshotOutdated);
+        }
+        Ok(Transition {
+            changes: Changes {
+                services: writes,
+                requests: Vec::new(),
+            },
+            messages: Vec::new(),
+        })
+    }
+
+    /// Removes a service, as a host does when it is terminated: its record
+    /// becomes a tombstone at its next version (never deleted, so the name's
+    /// versions never restart, R44), and every live request on it fails
+    /// because the service is gone (R30, R39), in the same commit.
+    ///
+    /// # Errors
+    ///
+    /// [`ServiceError::Removed`] if it was removed already,
+    /// [`ServiceError::SnapshotOutdated`] if the snapshot lacks a request the
+    /// service names.
+    pub fn remove(
+        &self,
+        snapshot: Snapshot<'_>,
+        now: OffsetDateTime,
+    ) -> Result<Transition, ServiceError> {
+        let now = utc(now);
+        let service = snapshot.service;
+        if service.is_removed() {
+            return Err(ServiceError::Removed(service.name().clone()));
+        }
+        let others = snapshot
+            .others(None)
+            .map_err(|Outdated| ServiceError::SnapshotOutdated)?;
+        let mut transition = Transition {
+            changes: Changes {
+                services: vec![Write {
+                    value: service.removal(),
+                    expected: Some(service.version()),
+                }],
+                requests: Vec::new(),
+            },
+            messages: Vec::new(),
+        };
+        for request in others.into_iter().filter(|r| r.is_live(now)) {
+            let failed = Self::fail_with(
+                request,
+                bumped(request),
+                FailureReason::ServiceGone,
+                now,
+                None,
+            );
+            transition.changes.requests.extend(failed.changes.requests);
+            transition.messages.extend(failed.messages);
+        }
         Ok(transition)
     }
 
@@ -692,7 +1039,7 @@ impl Engine {
         if !done {
             return Ok(single(request, next, Vec::new()));
         }
-        Ok(Self::apply(request, next, actor, now, snapshot, accounts))
+        Self::apply(request, next, actor, now, snapshot, accounts).map_err(Rejection::from)
     }
 
     /// Refuses the request as `actor` with their `token` (R21, R24–R26, R39).
@@ -844,7 +1191,8 @@ impl Engine {
 
     // ----- internals -----
 
-    /// Builds one new request and its confirmation messages (R16, R18, R36).
+    /// Builds one new request and its confirmation messages (R16, R18, R36);
+    /// returns its id.
     #[expect(clippy::too_many_arguments, reason = "private step of `submit`")]
     fn open<R: TryCryptoRng + ?Sized>(
         transition: &mut Transition,
@@ -855,7 +1203,7 @@ impl Engine {
         now: OffsetDateTime,
         deadline: OffsetDateTime,
         rng: &mut R,
-    ) -> Result<(), RandomnessError> {
+    ) -> Result<RequestId, RandomnessError> {
         let id = RequestId::generate(rng)?;
         let confirmer_ids: &[CustomerId] = if requester == incoming {
             &[requester]
@@ -909,7 +1257,7 @@ impl Engine {
             value: request,
             expected: None,
         });
-        Ok(())
+        Ok(id)
     }
 
     /// Checks `token` for `actor` and marks them confirmed in a bumped copy
@@ -971,6 +1319,9 @@ impl Engine {
 
     /// The last confirmation is in: check again (R30), then apply (R20,
     /// R31, R38) and fail the requests that relied on a removed right (R32).
+    ///
+    /// Either way the service is written at its next version, so the
+    /// verdict cannot commit if the service changed since it was read.
     fn apply(
         request: &ChangeRequest,
         mut next: ChangeRequest,
@@ -978,19 +1329,37 @@ impl Engine {
         now: OffsetDateTime,
         snapshot: Option<Snapshot<'_>>,
         accounts: &(impl Accounts + ?Sized),
-    ) -> Transition {
-        let checked = match snapshot {
-            None => Err(FailureReason::ServiceGone),
-            Some(snapshot) => recheck(&next, snapshot.service, accounts).map(|()| snapshot),
+    ) -> Result<Transition, ActError> {
+        let Some(snapshot) = snapshot.filter(|s| !s.service.is_removed()) else {
+            return Ok(Self::fail_with(
+                request,
+                next,
+                FailureReason::ServiceGone,
+                now,
+                None,
+            ));
         };
-        let snapshot = match checked {
-            Ok(snapshot) => snapshot,
-            Err(reason) => {
-                fail(&mut next, reason.clone(), now);
-                let messages = to_confirmers(&next, &MessageKind::Failed { reason });
-                return single(request, next, messages);
-            }
-        };
+        // R44: the service must name this request on each of its roles, and
+        // the snapshot must hold every other request it names.
+        if request
+            .roles()
+            .iter()
+            .any(|role| snapshot.service.last_request(role) != Some(request.id()))
+        {
+            return Err(ActError::SnapshotOutdated);
+        }
+        let others = snapshot
+            .others(Some(request.id()))
+            .map_err(|Outdated| ActError::SnapshotOutdated)?;
+        if let Err(reason) = recheck(&next, snapshot.service, accounts) {
+            return Ok(Self::fail_with(
+                request,
+                next,
+                reason,
+                now,
+                Some(snapshot.service),
+            ));
+        }
         let service = snapshot.service.with_holder(next.roles, next.incoming);
         next.state = RequestState::Applied { at: now };
         next.history
@@ -1029,12 +1398,10 @@ impl Engine {
             },
             messages,
         };
-        // R32: other live requests whose requester lost a right they relied on.
-        for other in snapshot.open_requests {
-            if other.id() == request.id()
-                || other.service() != request.service()
-                || !other.is_live(now)
-            {
+        // R32: the other live requests of the service (the service names
+        // every one) whose requester lost a right they relied on.
+        for other in others {
+            if !other.is_live(now) {
                 continue;
             }
             let rights = service.contacts().rights_of(other.requester());
@@ -1043,18 +1410,34 @@ impl Engine {
                     role,
                     by: request.id(),
                 };
-                let mut failed = bumped(other);
-                // Never before the other request's own last event, so its
-                // history stays in order even if hosts' clocks disagree.
-                fail(&mut failed, reason.clone(), now.max(other.last_event_at()));
-                transition
-                    .messages
-                    .extend(to_confirmers(&failed, &MessageKind::Failed { reason }));
-                transition.changes.requests.push(Write {
-                    value: failed,
-                    expected: Some(other.version()),
-                });
+                let failed = Self::fail_with(other, bumped(other), reason, now, None);
+                transition.changes.requests.extend(failed.changes.requests);
+                transition.messages.extend(failed.messages);
             }
+        }
+        Ok(transition)
+    }
+
+    /// `next`, the next version of `request`, ends as failed for `reason`
+    /// (R30, R32, R39); `service`, if given, is written at its next version
+    /// with the verdict.
+    fn fail_with(
+        request: &ChangeRequest,
+        mut next: ChangeRequest,
+        reason: FailureReason,
+        now: OffsetDateTime,
+        service: Option<&Service>,
+    ) -> Transition {
+        // Never before the request's own last event, so its history stays
+        // in order even if hosts' clocks disagree.
+        fail(&mut next, reason.clone(), now.max(request.last_event_at()));
+        let messages = to_confirmers(&next, &MessageKind::Failed { reason });
+        let mut transition = single(request, next, messages);
+        if let Some(service) = service {
+            transition.changes.services.push(Write {
+                value: service.next_version(),
+                expected: Some(service.version()),
+            });
         }
         transition
     }

@@ -17,14 +17,19 @@ use crate::{ChangeRequest, Changes, CustomerId, Message, RequestId, Roles, Servi
 ///
 /// Reads must be current: a value written by a successful commit is seen by
 /// every read and listing that starts after the commit returned (strongly
-/// consistent reads on a distributed store). The driver reads a service and
-/// then its open requests in two calls, and some of its decisions (a request
-/// that fails its last checks, R30) rest on reads that the commit does not
-/// check again; reads that could go back in time would let those decisions
-/// rest on stale data. Races between writers are settled by
-/// [`commit`](Store::commit), whose version checks turn a decision made on
-/// data that changed meanwhile into a [`CommitError::Conflict`] that the
-/// driver retries.
+/// consistent reads on a distributed store). Races between writers are
+/// settled by [`commit`](Store::commit), whose version checks turn a decision
+/// made on data that changed meanwhile into a [`CommitError::Conflict`] that
+/// the driver retries.
+///
+/// The order of reads does not matter (R44). A decision about a service
+/// rests on its record ([`Service`]), which names the last request opened on
+/// each role, and on those requests; every decision that relies on the
+/// service writes the service at its next version, so of two decisions made
+/// on the same version at most one commits. The driver reads the service
+/// first and then the requests it names, but a host may read them in any
+/// order or at once: a snapshot that lacks a request its service names is
+/// refused as outdated and read again.
 ///
 /// A SQL database implements `commit` as one transaction that checks each
 /// expected version (`UPDATE ... WHERE version = $expected`, counting rows, or
@@ -34,9 +39,13 @@ use crate::{ChangeRequest, Changes, CustomerId, Message, RequestId, Roles, Servi
 ///
 /// - a request's service and parties ([`ChangeRequest::parties`]) never
 ///   change after it is created, so party indexes are written once;
-/// - every commit touches at most one service, and only requests of that
-///   service, so partitioning by service name keeps each commit in one
-///   partition;
+/// - a service record is never deleted: removing a service writes it as a
+///   tombstone ([`Service::is_removed`]) at its next version, and ordering
+///   the name again replaces the tombstone at the version after it, so a
+///   name's versions never restart;
+/// - every commit but an import touches at most one service, and only
+///   requests of that service, so partitioning by service name keeps each
+///   such commit in one partition (an import writes new services only);
 /// - a batch never writes the same record twice (a store may treat it as a
 ///   conflict);
 /// - times are in UTC.
@@ -47,21 +56,18 @@ pub trait Store {
     /// The store's own failures (connection lost, disk full, corrupt row, ...).
     type Error: std::error::Error + Send + Sync + 'static;
 
-    /// The service named `name`, as last committed; `None` if there is none.
+    /// The service named `name`, as last committed, removed or not (a
+    /// tombstone is returned as written); `None` if there was never one.
     fn service(&self, name: &ServiceName) -> Result<Option<Service>, Self::Error>;
 
     /// The request `id`, as last committed, with its full state and history;
     /// `None` if there is none.
     fn request(&self, id: RequestId) -> Result<Option<ChangeRequest>, Self::Error>;
 
-    /// Every request of the service whose recorded state is awaiting
-    /// (including any past its deadline that no one has expired yet), in any
-    /// order.
-    fn open_requests(&self, service: &ServiceName) -> Result<Vec<ChangeRequest>, Self::Error>;
-
     /// Every service where `customer` holds at least one role, with the roles
-    /// (R6), sorted by service name. Must cost in proportion to the answer,
-    /// not to the number of services (an index on each role's holder).
+    /// (R6), sorted by service name; removed services are not listed. Must
+    /// cost in proportion to the answer, not to the number of services (an
+    /// index on each role's holder).
     fn contacts_of(&self, customer: CustomerId) -> Result<Vec<(ServiceName, Roles)>, Self::Error>;
 
     /// Every request in which `customer` is a party (requester, incoming or
@@ -71,8 +77,9 @@ pub trait Store {
     fn requests_of(&self, customer: CustomerId) -> Result<Vec<ChangeRequest>, Self::Error>;
 
     /// Every request whose recorded state is awaiting and whose deadline is
-    /// at or before `now` (R29), earliest deadline first. Must cost in
-    /// proportion to the answer (an index on the deadline of open requests).
+    /// at or before `now` (R29), earliest deadline first (ties by request
+    /// id). Must cost in proportion to the answer (an index on the deadline
+    /// of open requests).
     fn due_for_expiry(&self, now: OffsetDateTime) -> Result<Vec<ChangeRequest>, Self::Error>;
 
     /// Writes every record of `changes`, all or nothing (R31).
@@ -161,9 +168,6 @@ macro_rules! forward {
             }
             fn request(&self, id: RequestId) -> Result<Option<ChangeRequest>, Self::Error> {
                 (**self).request(id)
-            }
-            fn open_requests(&self, service: &ServiceName) -> Result<Vec<ChangeRequest>, Self::Error> {
-                (**self).open_requests(service)
             }
             fn contacts_of(&self, customer: CustomerId) -> Result<Vec<(ServiceName, Roles)>, Self::Error> {
                 (**self).contacts_of(customer)

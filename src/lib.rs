@@ -122,7 +122,7 @@
 //!     .into_iter()
 //!     .map(|c| (c, AccountStatus::GoodStanding))
 //!     .collect();
-//! let snapshot = Snapshot { service: &service, open_requests: &[] };
+//! let snapshot = Snapshot { service: &service, requests: &[] };
 //! let transition = engine.submit(&edit, alice, snapshot, &accounts, datetime!(2026-11-21 10:00 UTC), &mut rng)?;
 //! // One new request, and the service written at its next version (R31).
 //! assert_eq!(transition.changes.requests.len(), 1);
@@ -175,12 +175,12 @@ pub mod testing;
 
 pub use customer::{CustomerId, ParseCustomerIdError};
 pub use driver::{
-    Driver, DriverError, DriverErrorFor, Outcome, Refusal, RequestView, Sweep, SweepFor,
-    Undelivered,
+    Driver, DriverError, DriverErrorFor, Outcome, Refusal, RequestStatus, RequestView, Sweep,
+    SweepFor, Undelivered,
 };
 pub use engine::{
-    AccountStatus, Accounts, ActError, Blocked, Changes, Config, Edit, Engine, Proposable,
-    Rejection, Snapshot, SubmitError, Transition, Write,
+    AccountStatus, Accounts, ActError, Blocked, Changes, Config, ConfigError, Edit, Engine,
+    Proposable, Rejection, ServiceError, Snapshot, SubmitError, Transition, Write,
 };
 pub use host::{CommitError, Directory, Notifier, Store};
 pub use memory::{DeliveryFailed, MemoryDirectory, MemoryNotifier, MemoryStore};

@@ -16,9 +16,8 @@ use crate::{
 /// A [`Store`] in memory, safe to share across threads.
 ///
 /// One lock guards everything, so a commit is atomic and isolated; reads take
-/// it shared. Indexes on each role's holder, on the parties of requests, on
-/// the open requests of each service and on the deadlines of open requests
-/// make [`contacts_of`](Store::contacts_of), [`requests_of`](Store::requests_of)
+/// it shared. Indexes on each role's holder (live services only), on the
+/// parties of requests and on the deadlines of open requests make [`contacts_of`](Store::contacts_of), [`requests_of`](Store::requests_of)
 /// and [`due_for_expiry`](Store::due_for_expiry) cost in proportion to their
 /// answer, not to the size of the store.
 ///
@@ -42,16 +41,14 @@ pub struct MemoryStore {
 
 #[derive(Default)]
 struct Tables {
-    /// Every service ever stored; `None` once removed.
-    services: Vec<Option<Service>>,
+    /// Every service ever stored, tombstones included.
+    services: Vec<Service>,
     by_name: HashMap<ServiceName, u32>,
     /// For each customer, the slots of the services where they hold a role.
     by_holder: HashMap<CustomerId, Box<[u32]>>,
     requests: HashMap<RequestId, ChangeRequest>,
     /// For each customer, the requests where they are a party.
     by_party: HashMap<CustomerId, Vec<RequestId>>,
-    /// For each service, its requests in the awaiting state.
-    open_by_service: HashMap<ServiceName, Vec<RequestId>>,
     /// Deadlines of the requests in the awaiting state.
     deadlines: BTreeSet<(OffsetDateTime, RequestId)>,
 }
@@ -86,30 +83,10 @@ impl MemoryStore {
         self.tables.write().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// Removes a service, as a host does when a service is terminated; its
-    /// open requests then fail when they would apply (R30). Returns whether
-    /// it was there.
-    ///
-    /// Ordering the same name again later makes a new service at version 1,
-    /// which the crate cannot tell from the old one: cancel or expire the
-    /// old service's open requests first.
-    pub fn remove_service(&self, name: &ServiceName) -> bool {
-        let mut tables = self.write();
-        let Some(slot) = tables.by_name.remove(name) else {
-            return false;
-        };
-        if let Some(service) = tables.services[slot as usize].take() {
-            for holder in service.contacts().holders() {
-                tables.unindex_holder(holder, slot);
-            }
-        }
-        true
-    }
-
-    /// Every service, in no particular order.
+    /// Every service record, tombstones included, in no particular order.
     #[must_use]
     pub fn services(&self) -> Vec<Service> {
-        self.read().services.iter().flatten().cloned().collect()
+        self.read().services.clone()
     }
 
     /// Every request, in no particular order.
@@ -118,10 +95,10 @@ impl MemoryStore {
         self.read().requests.values().cloned().collect()
     }
 
-    /// How many services the store holds.
+    /// How many service records the store holds, tombstones included.
     #[must_use]
     pub fn service_count(&self) -> usize {
-        self.read().by_name.len()
+        self.read().services.len()
     }
 
     /// Checks every index against a full scan of the records, and returns a
@@ -134,16 +111,18 @@ impl MemoryStore {
         let tables = self.read();
         let mut holders: HashMap<CustomerId, BTreeSet<u32>> = HashMap::new();
         for (slot, service) in tables.services.iter().enumerate() {
-            let Some(service) = service else { continue };
             let slot = u32::try_from(slot).map_err(|_| "too many services")?;
             if tables.by_name.get(service.name()) != Some(&slot) {
                 return Err(format!("name index misses {}", service.name()));
+            }
+            if service.is_removed() {
+                continue;
             }
             for holder in service.contacts().holders() {
                 holders.entry(holder).or_default().insert(slot);
             }
         }
-        if tables.by_name.len() != tables.services.iter().flatten().count() {
+        if tables.by_name.len() != tables.services.len() {
             return Err("name index has services that are gone".into());
         }
         let indexed: HashMap<CustomerId, BTreeSet<u32>> = tables
@@ -155,16 +134,12 @@ impl MemoryStore {
             return Err("holder index disagrees with the services".into());
         }
         let mut parties: HashMap<CustomerId, BTreeSet<RequestId>> = HashMap::new();
-        let mut open: HashMap<ServiceName, BTreeSet<RequestId>> = HashMap::new();
         let mut deadlines = BTreeSet::new();
         for request in tables.requests.values() {
             for party in request.parties() {
                 parties.entry(party).or_default().insert(request.id());
             }
             if request.is_open() {
-                open.entry(request.service().clone())
-                    .or_default()
-                    .insert(request.id());
                 deadlines.insert((request.deadline(), request.id()));
             }
         }
@@ -176,15 +151,6 @@ impl MemoryStore {
         if indexed != parties {
             return Err("party index disagrees with the requests".into());
         }
-        let indexed: HashMap<ServiceName, BTreeSet<RequestId>> = tables
-            .open_by_service
-            .iter()
-            .filter(|(_, ids)| !ids.is_empty())
-            .map(|(s, ids)| (s.clone(), ids.iter().copied().collect()))
-            .collect();
-        if indexed != open {
-            return Err("open-request index disagrees with the requests".into());
-        }
         if tables.deadlines != deadlines {
             return Err("deadline index disagrees with the requests".into());
         }
@@ -195,7 +161,16 @@ impl MemoryStore {
 impl Tables {
     fn service(&self, name: &ServiceName) -> Option<&Service> {
         let slot = *self.by_name.get(name)?;
-        self.services.get(slot as usize)?.as_ref()
+        self.services.get(slot as usize)
+    }
+
+    /// The customers `service` lists as contacts: none once it is removed.
+    fn listed_holders(service: &Service) -> Vec<CustomerId> {
+        if service.is_removed() {
+            Vec::new()
+        } else {
+            service.contacts().holders()
+        }
     }
 
     fn index_holder(&mut self, holder: CustomerId, slot: u32) {
@@ -239,9 +214,9 @@ impl Tables {
 
     fn put_service(&mut self, service: Service) {
         if let Some(&slot) = self.by_name.get(service.name()) {
-            let old = self.services[slot as usize].replace(service.clone());
-            let old_holders = old.map(|s| s.contacts().holders()).unwrap_or_default();
-            let new_holders = service.contacts().holders();
+            let new_holders = Tables::listed_holders(&service);
+            let old = std::mem::replace(&mut self.services[slot as usize], service);
+            let old_holders = Tables::listed_holders(&old);
             for holder in &old_holders {
                 if !new_holders.contains(holder) {
                     self.unindex_holder(*holder, slot);
@@ -252,11 +227,11 @@ impl Tables {
             }
         } else {
             let slot = u32::try_from(self.services.len()).expect("fewer than 2^32 services");
-            for holder in service.contacts().holders() {
+            for holder in Tables::listed_holders(&service) {
                 self.index_holder(holder, slot);
             }
             self.by_name.insert(service.name().clone(), slot);
-            self.services.push(Some(service));
+            self.services.push(service);
         }
     }
 
@@ -266,16 +241,6 @@ impl Tables {
             Some(old) => {
                 if old.is_open() {
                     self.deadlines.remove(&(old.deadline(), id));
-                    let emptied = self
-                        .open_by_service
-                        .get_mut(old.service())
-                        .is_some_and(|ids| {
-                            ids.retain(|other| *other != id);
-                            ids.is_empty()
-                        });
-                    if emptied {
-                        self.open_by_service.remove(request.service());
-                    }
                 }
             }
             None => {
@@ -287,10 +252,6 @@ impl Tables {
         }
         if request.is_open() {
             self.deadlines.insert((request.deadline(), id));
-            self.open_by_service
-                .entry(request.service().clone())
-                .or_default()
-                .push(id);
         }
         self.requests.insert(id, request);
     }
@@ -307,17 +268,6 @@ impl Store for MemoryStore {
         Ok(self.read().requests.get(&id).cloned())
     }
 
-    fn open_requests(&self, service: &ServiceName) -> Result<Vec<ChangeRequest>, Infallible> {
-        let tables = self.read();
-        Ok(tables
-            .open_by_service
-            .get(service)
-            .into_iter()
-            .flatten()
-            .filter_map(|id| tables.requests.get(id).cloned())
-            .collect())
-    }
-
     fn contacts_of(&self, customer: CustomerId) -> Result<Vec<(ServiceName, Roles)>, Infallible> {
         let tables = self.read();
         let mut out: Vec<(ServiceName, Roles)> = tables
@@ -325,7 +275,7 @@ impl Store for MemoryStore {
             .get(&customer)
             .into_iter()
             .flat_map(|slots| slots.iter())
-            .filter_map(|slot| tables.services.get(*slot as usize)?.as_ref())
+            .filter_map(|slot| tables.services.get(*slot as usize))
             .map(|service| (service.name().clone(), service.roles_of(customer)))
             .collect();
         out.sort_unstable_by(|a, b| a.0.cmp(&b.0));

@@ -4,7 +4,7 @@ use core::fmt;
 use core::str::FromStr;
 use std::sync::Arc;
 
-use crate::{CustomerId, Role, Roles, Version};
+use crate::{CustomerId, RequestId, Role, Roles, Version};
 
 /// The most bytes a service name may have (R7).
 const MAX_NAME_LEN: usize = 255;
@@ -140,6 +140,7 @@ pub enum ParseServiceNameError {
 /// ```
 #[derive(Clone, Copy, PartialEq, Eq, Hash)]
 #[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+#[cfg_attr(feature = "serde", serde(deny_unknown_fields))]
 pub struct Contacts {
     admin: CustomerId,
     tech: CustomerId,
@@ -245,24 +246,109 @@ impl fmt::Debug for Contacts {
     }
 }
 
-/// A service a customer ordered: its name, its contacts and the version the
-/// store last saw.
+/// A service a customer ordered: its name, its contacts, the last change
+/// request opened on each role, and the version the store last saw.
+///
+/// The service record is what every decision about it is checked against
+/// (R27, R31, R44): opening a request writes the service at its next version
+/// with the new request named as the **last request** of each of its roles,
+/// and applying one writes the new contacts. A role is locked while its last
+/// request is live (R27), whatever order a host reads the service and its
+/// requests in: two decisions made on the same version of the service cannot
+/// both commit.
+///
+/// A service is never deleted: removing it
+/// ([`Driver::remove_service`](crate::Driver::remove_service)) writes a
+/// **tombstone**, the same record
+/// marked removed at its next version, so that ordering or importing the name
+/// again continues its versions and a decision made on the old service can
+/// never commit onto the new one (R44).
 ///
 /// ```
-/// use service_contacts::{CustomerId, Role, Roles, Service};
+/// use service_contacts::{Contacts, CustomerId, Role, Roles, Service};
 ///
 /// let owner: CustomerId = "AB12345-OVH".parse()?;
 /// let service = Service::order("example.com".parse()?, owner);
 /// assert_eq!(service.roles_of(owner), Roles::ALL); // R5
 /// assert_eq!(service.holder(Role::Billing), owner);
+///
+/// // An existing service brought in with three different holders (R42).
+/// let (admin, tech, billing) = ("AD1-OVH".parse()?, "TE2-OVH".parse()?, "BI3-OVH".parse()?);
+/// let imported = Service::import("example.org".parse()?, Contacts::new(admin, tech, billing));
+/// assert_eq!(imported.holder(Role::Tech), tech);
+/// assert_eq!(imported.last_request(Role::Tech), None);
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 #[derive(Clone, Debug, PartialEq, Eq)]
 #[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+#[cfg_attr(feature = "serde", serde(try_from = "unchecked::Service"))]
 pub struct Service {
     name: ServiceName,
     contacts: Contacts,
     version: Version,
+    #[cfg_attr(
+        feature = "serde",
+        serde(default, skip_serializing_if = "LastRequests::is_empty")
+    )]
+    last: LastRequests,
+    #[cfg_attr(feature = "serde", serde(default, skip_serializing_if = "is_false"))]
+    removed: bool,
+}
+
+#[cfg(feature = "serde")]
+#[expect(
+    clippy::trivially_copy_pass_by_ref,
+    reason = "serde's skip_serializing_if passes a reference"
+)]
+fn is_false(value: &bool) -> bool {
+    !*value
+}
+
+/// The last request opened on each role of a service, inline. Serialized as
+/// a map from role to request id, such as `{"tech": "0123…"}`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+#[cfg_attr(feature = "serde", serde(deny_unknown_fields))]
+struct LastRequests {
+    #[cfg_attr(
+        feature = "serde",
+        serde(default, skip_serializing_if = "Option::is_none")
+    )]
+    admin: Option<RequestId>,
+    #[cfg_attr(
+        feature = "serde",
+        serde(default, skip_serializing_if = "Option::is_none")
+    )]
+    tech: Option<RequestId>,
+    #[cfg_attr(
+        feature = "serde",
+        serde(default, skip_serializing_if = "Option::is_none")
+    )]
+    billing: Option<RequestId>,
+}
+
+impl LastRequests {
+    fn get(&self, role: Role) -> Option<RequestId> {
+        match role {
+            Role::Admin => self.admin,
+            Role::Tech => self.tech,
+            Role::Billing => self.billing,
+        }
+    }
+
+    fn set(&mut self, role: Role, id: RequestId) {
+        let slot = match role {
+            Role::Admin => &mut self.admin,
+            Role::Tech => &mut self.tech,
+            Role::Billing => &mut self.billing,
+        };
+        *slot = Some(id);
+    }
+
+    #[cfg(feature = "serde")]
+    fn is_empty(&self) -> bool {
+        self.admin.is_none() && self.tech.is_none() && self.billing.is_none()
+    }
 }
 
 impl Service {
@@ -270,17 +356,47 @@ impl Service {
     /// roles (R5). Its version is [`Version::FIRST`].
     #[must_use]
     pub fn order(name: ServiceName, customer: CustomerId) -> Self {
-        Service::new(name, Contacts::all(customer), Version::FIRST)
+        Service::import(name, Contacts::all(customer))
     }
 
-    /// A service with the given contacts and version, as a store loads it.
+    /// An existing service brought in with any three holders (R42), at
+    /// [`Version::FIRST`] and with no request opened yet. Once stored it
+    /// behaves exactly like an ordered one.
+    #[must_use]
+    pub fn import(name: ServiceName, contacts: Contacts) -> Self {
+        Service::new(name, contacts, Version::FIRST)
+    }
+
+    /// A live service with the given contacts and version and no request
+    /// named on any role.
     #[must_use]
     pub fn new(name: ServiceName, contacts: Contacts, version: Version) -> Self {
         Service {
             name,
             contacts,
             version,
+            last: LastRequests::default(),
+            removed: false,
         }
+    }
+
+    /// The service exactly as a store saved it: with the last request opened
+    /// on each role ([`Service::last_request`]) and whether it was removed.
+    /// A store that keeps services as rows rebuilds them with this.
+    #[must_use]
+    pub fn restore(
+        name: ServiceName,
+        contacts: Contacts,
+        version: Version,
+        last_requests: impl IntoIterator<Item = (Role, RequestId)>,
+        removed: bool,
+    ) -> Self {
+        let mut service = Service::new(name, contacts, version);
+        for (role, id) in last_requests {
+            service.last.set(role, id);
+        }
+        service.removed = removed;
+        service
     }
 
     /// The service's name.
@@ -289,14 +405,14 @@ impl Service {
         &self.name
     }
 
-    /// The contacts.
+    /// The contacts (for a removed service: its contacts when it was removed).
     #[must_use]
     pub fn contacts(&self) -> &Contacts {
         &self.contacts
     }
 
-    /// The version of this service in the store; every change of contacts
-    /// makes a new one (R31).
+    /// The version of this service in the store; every request opened on
+    /// it, every change of contacts and its removal make a new one (R31).
     #[must_use]
     pub fn version(&self) -> Version {
         self.version
@@ -314,6 +430,42 @@ impl Service {
         self.contacts.roles_of(customer)
     }
 
+    /// The last request opened on `role`, whatever its state now. The role
+    /// is locked while that request is live (R27).
+    #[must_use]
+    pub fn last_request(&self, role: Role) -> Option<RequestId> {
+        self.last.get(role)
+    }
+
+    /// Each role that has had a request, with its last request, in role
+    /// order.
+    pub fn last_requests(&self) -> impl Iterator<Item = (Role, RequestId)> + '_ {
+        Role::ALL
+            .into_iter()
+            .filter_map(|role| self.last.get(role).map(|id| (role, id)))
+    }
+
+    /// The distinct requests named by [`Service::last_request`]: the ones a
+    /// decision about this service needs to see (a [`Snapshot`](crate::Snapshot)
+    /// holds them), in role order.
+    #[must_use]
+    pub fn requests_to_load(&self) -> Vec<RequestId> {
+        let mut out: Vec<RequestId> = Vec::with_capacity(3);
+        for (_, id) in self.last_requests() {
+            if !out.contains(&id) {
+                out.push(id);
+            }
+        }
+        out
+    }
+
+    /// Whether the service was removed: a tombstone that keeps its name's
+    /// versions going (see the type's docs).
+    #[must_use]
+    pub fn is_removed(&self) -> bool {
+        self.removed
+    }
+
     /// The same service, unchanged, at the next version.
     #[must_use]
     pub(crate) fn next_version(&self) -> Service {
@@ -322,15 +474,74 @@ impl Service {
         next
     }
 
+    /// Names `id` as the last request of each of `roles` (in a copy already
+    /// at its next version).
+    pub(crate) fn set_last_request(&mut self, roles: Roles, id: RequestId) {
+        for role in roles {
+            self.last.set(role, id);
+        }
+    }
+
     /// The same service with `roles` given to `customer`, at the next version.
     #[must_use]
     pub(crate) fn with_holder(&self, roles: Roles, customer: CustomerId) -> Service {
-        let mut next = self.clone();
+        let mut next = self.next_version();
         for role in roles {
             next.contacts.set(role, customer);
         }
-        next.version = self.version.next();
         next
+    }
+
+    /// The tombstone of this service: removed, at the next version.
+    #[must_use]
+    pub(crate) fn removal(&self) -> Service {
+        let mut next = self.next_version();
+        next.removed = true;
+        next
+    }
+
+    /// `self`, a new service, written where `existing` (a tombstone) stood:
+    /// its versions continue after the tombstone's.
+    #[must_use]
+    pub(crate) fn after(mut self, existing: &Service) -> Service {
+        self.version = existing.version.next();
+        self
+    }
+}
+
+/// The unchecked mirror a service deserializes into before its checks.
+#[cfg(feature = "serde")]
+mod unchecked {
+    use super::{Contacts, LastRequests, ServiceName, Version};
+
+    #[derive(serde::Deserialize)]
+    #[serde(deny_unknown_fields)]
+    pub(super) struct Service {
+        name: ServiceName,
+        contacts: Contacts,
+        version: Version,
+        #[serde(default)]
+        last: LastRequests,
+        #[serde(default)]
+        removed: bool,
+    }
+
+    impl TryFrom<Service> for super::Service {
+        type Error = &'static str;
+
+        fn try_from(raw: Service) -> Result<Self, Self::Error> {
+            // R43: versions start at 1.
+            if raw.version.get() == 0 {
+                return Err("a service's version starts at 1");
+            }
+            Ok(super::Service {
+                name: raw.name,
+                contacts: raw.contacts,
+                version: raw.version,
+                last: raw.last,
+                removed: raw.removed,
+            })
+        }
     }
 }
 

@@ -37,12 +37,6 @@ impl Store for FaultyStore {
     fn request(&self, id: RequestId) -> Result<Option<ChangeRequest>, DiskOnFire> {
         Ok(self.inner.request(id).unwrap_or_else(|e| match e {}))
     }
-    fn open_requests(&self, service: &ServiceName) -> Result<Vec<ChangeRequest>, DiskOnFire> {
-        Ok(self
-            .inner
-            .open_requests(service)
-            .unwrap_or_else(|e| match e {}))
-    }
     fn contacts_of(&self, customer: CustomerId) -> Result<Vec<(ServiceName, Roles)>, DiskOnFire> {
         Ok(self
             .inner
@@ -458,9 +452,6 @@ fn a_store_that_answers_with_another_record_has_no_such_request() {
         }
         fn request(&self, _: RequestId) -> Result<Option<ChangeRequest>, Infallible> {
             self.0.request(self.1)
-        }
-        fn open_requests(&self, service: &ServiceName) -> Result<Vec<ChangeRequest>, Infallible> {
-            self.0.open_requests(service)
         }
         fn contacts_of(&self, c: CustomerId) -> Result<Vec<(ServiceName, Roles)>, Infallible> {
             self.0.contacts_of(c)

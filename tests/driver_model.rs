@@ -154,10 +154,6 @@ impl Store for FaultyStore {
         Ok(infallible(self.inner.request(id)))
     }
 
-    fn open_requests(&self, service: &ServiceName) -> Result<Vec<ChangeRequest>, DiskOnFire> {
-        Ok(infallible(self.inner.open_requests(service)))
-    }
-
     fn contacts_of(&self, customer: CustomerId) -> Result<Vec<(ServiceName, Roles)>, DiskOnFire> {
         Ok(infallible(self.inner.contacts_of(customer)))
     }
@@ -989,14 +985,29 @@ impl Harness {
             seen.after.service(&self.name).map(Service::contacts),
             seen.before.service(&self.name).map(Service::contacts)
         );
-        // R33: one request per distinct incoming customer, all opened, and
+        // R33: one request per distinct incoming customer, all opened; R29:
+        // the due requests whose roles they take are expired with them; and
         // nothing else written.
         prop_assert_eq!(ids.len(), groups.len());
+        let superseded = self.model.superseded(groups);
         let mut sorted = ids.to_vec();
+        sorted.extend(superseded.iter().map(|&i| self.model.requests[i].id));
         sorted.sort();
         sorted.dedup();
         prop_assert_eq!(&seen.written, &sorted, "R33: the requests written");
-        let mut expected = Vec::new();
+        let mut expected: Vec<Expected> = superseded
+            .iter()
+            .flat_map(|&i| self.model.requests[i].to_confirmers(&Tag::Expired))
+            .collect();
+        if !superseded.is_empty() {
+            self.note("submit: took over a due request (R29)");
+        }
+        for &idx in &superseded {
+            self.model.end(idx, MState::Expired);
+            let id = self.model.requests[idx].id;
+            expect_events(&self.added, id, &[(EventKind::Expired, None)])?;
+            compare_request(&self.model, idx, seen.request(id))?;
+        }
         let mut new = Vec::new();
         for id in ids {
             prop_assert!(!seen.before.requests.contains_key(id));
@@ -1140,9 +1151,28 @@ impl Harness {
     }
 
     /// A call that ended one request with the same news to each confirmer.
-    fn single(&self, idx: usize, seen: &Seen, tag: &Tag) -> Result<(), TestCaseError> {
+    /// The contacts never change; a failure found when applying (R30) also
+    /// writes the service at its next version, so that its verdict rests on
+    /// a version the commit checked (R44).
+    fn single(&mut self, idx: usize, seen: &Seen, tag: &Tag) -> Result<(), TestCaseError> {
         let id = self.model.requests[idx].id;
-        prop_assert!(!seen.service_written, "nothing changes (R21, R30)");
+        prop_assert_eq!(
+            seen.after.service(&self.name).map(Service::contacts),
+            seen.before.service(&self.name).map(Service::contacts),
+            "nothing changes (R21, R30)"
+        );
+        if *tag == Tag::Failed {
+            prop_assert!(
+                seen.service_written,
+                "R30, R44: the verdict wrote no service"
+            );
+            self.version = self.version.next();
+        } else {
+            prop_assert!(
+                !seen.service_written,
+                "only a verdict on applying writes the service"
+            );
+        }
         prop_assert_eq!(&seen.written, &vec![id]);
         check_messages(
             &seen.messages,
@@ -1477,6 +1507,7 @@ fn generator_reaches_every_outcome() {
         },
         &[
             "submit: opened",
+            "submit: took over a due request (R29)",
             "submit: two requests (R33)",
             "submit: taking a role oneself (R8b)",
             "submit: no change (R12)",

@@ -12,10 +12,10 @@ use std::collections::{HashMap, HashSet};
 use rand_chacha::ChaCha20Rng;
 use rand_chacha::rand_core::SeedableRng;
 use service_contacts::{
-    AccountStatus, Accounts, ActError, Blocked, ChangeRequest, Config, ConfirmerStatus, Contacts,
-    CustomerId, Edit, Engine, EventKind, FailureReason, Message, MessageKind, Rejection, RequestId,
-    RequestState, Role, Roles, Service, ServiceName, Snapshot, StateName, SubmitError, Token,
-    Transition, Version,
+    AccountStatus, Accounts, ActError, Blocked, ChangeRequest, Config, ConfigError,
+    ConfirmerStatus, Contacts, CustomerId, Edit, Engine, EventKind, FailureReason, Message,
+    MessageKind, Rejection, RequestId, RequestState, Role, Roles, Service, ServiceName, Snapshot,
+    StateName, SubmitError, Token, Transition, Version,
 };
 use time::macros::datetime;
 use time::{Duration, OffsetDateTime};
@@ -124,6 +124,23 @@ impl Opened {
     }
 }
 
+/// The fixture's service as the store holds it once `requests` were opened
+/// on it, in order (each named as the last request of its roles, R27), with
+/// those requests: what a host reads for a decision.
+struct Stored {
+    service: Service,
+    requests: Vec<ChangeRequest>,
+}
+
+impl Stored {
+    fn snapshot(&self) -> Snapshot<'_> {
+        Snapshot {
+            service: &self.service,
+            requests: &self.requests,
+        }
+    }
+}
+
 impl Fixture {
     fn new() -> Fixture {
         Fixture::with(Config::default(), example())
@@ -137,11 +154,31 @@ impl Fixture {
         }
     }
 
-    fn snapshot<'a>(&'a self, open: &'a [ChangeRequest]) -> Snapshot<'a> {
-        Snapshot {
-            service: &self.service,
-            open_requests: open,
+    /// The service as stored with `requests` opened on it (requests of
+    /// other services are kept in the snapshot but not named).
+    fn stored(&self, requests: &[ChangeRequest]) -> Stored {
+        let last = requests
+            .iter()
+            .filter(|r| r.service() == self.service.name())
+            .flat_map(|r| r.roles().iter().map(move |role| (role, r.id())));
+        Stored {
+            service: Service::restore(
+                self.service.name().clone(),
+                *self.service.contacts(),
+                self.service.version(),
+                last,
+                false,
+            ),
+            requests: requests.to_vec(),
         }
+    }
+
+    /// The service as stored while `request` waits, after `others`.
+    fn applying(&self, request: &ChangeRequest, others: &[ChangeRequest]) -> Stored {
+        let mut requests = others.to_vec();
+        requests.retain(|r| r.id() != request.id());
+        requests.push(request.clone());
+        self.stored(&requests)
     }
 
     fn submit(
@@ -152,12 +189,15 @@ impl Fixture {
         now: OffsetDateTime,
     ) -> Result<Transition, SubmitError> {
         let edit = edit_of(&self.service, proposals);
-        let snapshot = Snapshot {
-            service: &self.service,
-            open_requests: open,
-        };
-        self.engine
-            .submit(&edit, actor, snapshot, &directory, now, &mut self.rng)
+        let stored = self.stored(open);
+        self.engine.submit(
+            &edit,
+            actor,
+            stored.snapshot(),
+            &directory,
+            now,
+            &mut self.rng,
+        )
     }
 
     /// Opens one request at `T0` with no other request open.
@@ -198,7 +238,7 @@ impl Fixture {
             actor,
             token,
             now,
-            Some(self.snapshot(&[])),
+            Some(self.applying(request, &[]).snapshot()),
             &directory,
         )
     }
@@ -359,7 +399,7 @@ fn admin_may_propose_tech_and_billing_for_another() {
     let mut fx = Fixture::new();
     assert_eq!(
         fx.engine
-            .proposable(fx.snapshot(&[]), admin(), &directory, T0)
+            .proposable(fx.stored(&[]).snapshot(), admin(), &directory, T0)
             .allowed(),
         Roles::ALL
     );
@@ -430,7 +470,7 @@ fn tech_may_only_pass_on_tech() {
     let mut fx = Fixture::new();
     let proposable = fx
         .engine
-        .proposable(fx.snapshot(&[]), tech(), &directory, T0);
+        .proposable(fx.stored(&[]).snapshot(), tech(), &directory, T0);
     assert_eq!(proposable.allowed(), Roles::from(Role::Tech));
 
     for (role, incoming) in [
@@ -460,7 +500,7 @@ fn billing_may_only_pass_on_billing() {
     let mut fx = Fixture::new();
     let proposable = fx
         .engine
-        .proposable(fx.snapshot(&[]), billing(), &directory, T0);
+        .proposable(fx.stored(&[]).snapshot(), billing(), &directory, T0);
     assert_eq!(proposable.allowed(), Roles::from(Role::Billing));
     for (role, incoming) in [
         (Role::Admin, newcomer()),
@@ -490,7 +530,7 @@ fn several_roles_give_the_union_of_their_rights() {
     );
     let proposable = fx
         .engine
-        .proposable(fx.snapshot(&[]), tech(), &directory, T0);
+        .proposable(fx.stored(&[]).snapshot(), tech(), &directory, T0);
     assert_eq!(proposable.allowed(), Role::Tech | Role::Billing);
     let opened = fx.open(
         tech(),
@@ -513,7 +553,7 @@ fn a_non_contact_is_refused_and_told_to_ask_the_admin() {
     let mut fx = Fixture::new();
     let proposable = fx
         .engine
-        .proposable(fx.snapshot(&[]), stranger(), &directory, T0);
+        .proposable(fx.stored(&[]).snapshot(), stranger(), &directory, T0);
     assert_eq!(proposable.allowed(), Roles::EMPTY);
     for role in Role::ALL {
         assert_eq!(
@@ -640,9 +680,9 @@ fn proposable_agrees_with_submit() {
     let tech_request = fx.open(admin(), &[(Role::Tech, newcomer())]).request;
     for open in [Vec::new(), vec![tech_request.clone()]] {
         for actor in [admin(), tech(), billing(), stranger(), newcomer()] {
-            let proposable = fx
-                .engine
-                .proposable(fx.snapshot(&open), actor, &directory, at(1));
+            let proposable =
+                fx.engine
+                    .proposable(fx.stored(&open).snapshot(), actor, &directory, at(1));
             for role in Role::ALL {
                 let submitted = fx.submit(actor, &[(role, second())], &open, at(1));
                 match proposable.check(role) {
@@ -658,7 +698,7 @@ fn proposable_agrees_with_submit() {
     let open = [tech_request.clone()];
     let by_admin = fx
         .engine
-        .proposable(fx.snapshot(&open), admin(), &directory, at(1));
+        .proposable(fx.stored(&open).snapshot(), admin(), &directory, at(1));
     assert_eq!(
         by_admin.check(Role::Tech),
         Err(Blocked::Locked {
@@ -668,7 +708,7 @@ fn proposable_agrees_with_submit() {
     assert_eq!(by_admin.allowed(), Role::Admin | Role::Billing);
     let by_tech = fx
         .engine
-        .proposable(fx.snapshot(&open), tech(), &directory, at(1));
+        .proposable(fx.stored(&open).snapshot(), tech(), &directory, at(1));
     assert_eq!(
         by_tech.check(Role::Tech),
         Err(Blocked::Locked {
@@ -695,7 +735,7 @@ fn proposable_greys_out_billing_when_the_billing_contact_is_behind() {
     );
     let proposable = fx
         .engine
-        .proposable(fx.snapshot(&[]), admin(), &directory, T0);
+        .proposable(fx.stored(&[]).snapshot(), admin(), &directory, T0);
     assert_eq!(
         proposable.check(Role::Billing),
         Err(Blocked::NotInGoodStanding { customer: debtor() })
@@ -730,7 +770,7 @@ fn the_engine_asks_only_about_the_accounts_it_names() {
     };
     let snapshot = Snapshot {
         service: &fx.service,
-        open_requests: &[],
+        requests: &[],
     };
     let opened = fx
         .engine
@@ -760,7 +800,7 @@ fn the_engine_asks_only_about_the_accounts_it_names() {
             admin(),
             &tokens[&admin()],
             at(1),
-            Some(fx.snapshot(&[])),
+            Some(fx.applying(&request, &[]).snapshot()),
             &map,
         )
         .unwrap();
@@ -773,7 +813,7 @@ fn the_engine_asks_only_about_the_accounts_it_names() {
             newcomer(),
             &tokens[&newcomer()],
             at(2),
-            Some(fx.snapshot(&[])),
+            Some(fx.applying(&request, &[]).snapshot()),
             &spy,
         )
         .unwrap();
@@ -1107,7 +1147,7 @@ fn a_resend_to_both_confirmers_rotates_both_tokens() {
 fn resends_are_rate_limited() {
     // R23
     let mut fx = Fixture::new();
-    let interval = fx.engine.config().resend_interval;
+    let interval = fx.engine.config().resend_interval();
     assert_eq!(interval, Duration::minutes(5));
     let opened = fx.open(admin(), &[(Role::Tech, newcomer())]);
     let request = opened.request.clone();
@@ -1130,10 +1170,7 @@ fn resends_are_rate_limited() {
 
     // The interval is configurable.
     let mut fx = Fixture::with(
-        Config {
-            resend_interval: Duration::hours(1),
-            ..Config::default()
-        },
+        Config::new(Duration::days(7), Duration::hours(1), 5).unwrap(),
         example(),
     );
     let opened = fx.open(admin(), &[(Role::Tech, newcomer())]);
@@ -1243,10 +1280,7 @@ fn every_token_failure_is_the_same_error() {
 #[test]
 fn too_many_failed_attempts_invalidate_the_token() {
     // R26, R34, R31
-    let config = Config {
-        max_failed_attempts: 3,
-        ..Config::default()
-    };
+    let config = Config::new(Duration::days(7), Duration::minutes(5), 3).unwrap();
     let mut fx = Fixture::with(config, example());
     let opened = fx.open(admin(), &[(Role::Tech, newcomer())]);
     let id = opened.request.id();
@@ -1314,7 +1348,7 @@ fn too_many_failed_attempts_invalidate_the_token() {
 fn failed_attempts_below_the_limit_leave_the_token_working() {
     // R26
     let mut fx = Fixture::new();
-    assert_eq!(fx.engine.config().max_failed_attempts, 5);
+    assert_eq!(fx.engine.config().max_failed_attempts(), 5);
     let opened = fx.open(admin(), &[(Role::Tech, newcomer())]);
     let mut request = opened.request.clone();
     // Wrong tokens count whether they come to accept or to refuse.
@@ -1393,12 +1427,27 @@ fn a_request_past_its_deadline_does_not_block() {
     let mut fx = Fixture::new();
     let open = [fx.open(admin(), &[(Role::Tech, newcomer())]).request];
     let deadline = open[0].deadline();
-    let proposable = fx
-        .engine
-        .proposable(fx.snapshot(&open), admin(), &directory, deadline);
+    let proposable =
+        fx.engine
+            .proposable(fx.stored(&open).snapshot(), admin(), &directory, deadline);
     assert_eq!(proposable.check(Role::Tech), Ok(()));
-    let opened = fx.open_at(admin(), &[(Role::Tech, second())], &open, deadline);
-    assert_eq!(opened.request.incoming(), second());
+    // Taking the role records the due request's expiry in the same
+    // transition, with the news to its confirmers (R29, R39).
+    let taken = fx
+        .submit(admin(), &[(Role::Tech, second())], &open, deadline)
+        .unwrap();
+    assert_eq!(taken.changes.requests.len(), 2);
+    let expired = updated(&taken, open[0].id());
+    assert_eq!(expired.state(), &RequestState::Expired { at: deadline });
+    assert_eq!(taken.changes.requests[1].expected, Some(open[0].version()));
+    assert_eq!(
+        told(&taken, open[0].id(), |k| matches!(k, MessageKind::Expired)),
+        [admin(), newcomer()]
+    );
+    let opened = taken.changes.requests[0].value.clone();
+    assert_eq!(opened.incoming(), second());
+    let service = &taken.changes.services[0].value;
+    assert_eq!(service.last_request(Role::Tech), Some(opened.id()));
     // One second earlier it still blocks.
     let just_before = deadline - Duration::seconds(1);
     assert!(matches!(
@@ -1449,7 +1498,7 @@ fn the_requester_may_cancel() {
 fn a_request_expires_seven_days_after_it_was_opened() {
     // R29, R39, R34
     let mut fx = Fixture::new();
-    assert_eq!(Config::default().request_lifetime, Duration::days(7));
+    assert_eq!(Config::default().request_lifetime(), Duration::days(7));
     let opened = fx.open(admin(), &[(Role::Tech, newcomer())]);
     let request = &opened.request;
     let deadline = request.deadline();
@@ -1521,10 +1570,7 @@ fn a_request_expires_seven_days_after_it_was_opened() {
 fn the_request_lifetime_is_configurable() {
     // R29
     let mut fx = Fixture::with(
-        Config {
-            request_lifetime: Duration::hours(2),
-            ..Config::default()
-        },
+        Config::new(Duration::hours(2), Duration::minutes(5), 5).unwrap(),
         example(),
     );
     let opened = fx.open(admin(), &[(Role::Tech, newcomer())]);
@@ -1560,9 +1606,21 @@ fn assert_fails_at_apply(
         .accept(&opened.request, admin(), opened.token(admin()), at(1))
         .unwrap();
     let request = updated(&step, id);
-    let snapshot = service_now.map(|service| Snapshot {
+    // The service as it is now, naming the request as it does since it
+    // was opened (R27).
+    let service_now = service_now.map(|service| {
+        Service::restore(
+            service.name().clone(),
+            *service.contacts(),
+            service.version(),
+            [(Role::Billing, id)],
+            false,
+        )
+    });
+    let requests = [request.clone()];
+    let snapshot = service_now.as_ref().map(|service| Snapshot {
         service,
-        open_requests: &[],
+        requests: &requests,
     });
     let failed = fx
         .engine
@@ -1575,10 +1633,18 @@ fn assert_fails_at_apply(
             accounts,
         )
         .unwrap();
-    assert!(
-        failed.changes.services.is_empty(),
-        "{reason}: no service write"
-    );
+    // R30, R44: the contacts stay; the verdict writes the service at its
+    // next version, so it cannot commit if the service changed meanwhile.
+    match &service_now {
+        Some(service) => {
+            assert_eq!(failed.changes.services.len(), 1, "{reason}");
+            let write = &failed.changes.services[0];
+            assert_eq!(write.expected, Some(service.version()));
+            assert_eq!(write.value.contacts(), service.contacts(), "{reason}");
+            assert_eq!(write.value.version(), service.version().next());
+        }
+        None => assert!(failed.changes.services.is_empty(), "{reason}"),
+    }
     assert_eq!(failed.changes.requests.len(), 1);
     assert_eq!(failed.changes.requests[0].expected, Some(request.version()));
     let after = updated(&failed, id);
@@ -1778,7 +1844,7 @@ fn an_admin_change_fails_the_old_admins_pending_requests() {
             admin(),
             admin_request.token(admin()),
             at(1),
-            Some(fx.snapshot(&open)),
+            Some(fx.stored(&open).snapshot()),
             &directory,
         )
         .unwrap();
@@ -1790,7 +1856,7 @@ fn an_admin_change_fails_the_old_admins_pending_requests() {
             second(),
             admin_request.token(second()),
             at(2),
-            Some(fx.snapshot(&open)),
+            Some(fx.stored(&open).snapshot()),
             &directory,
         )
         .unwrap();
@@ -2283,10 +2349,7 @@ fn a_time_before_the_last_event_is_out_of_order() {
 fn errors_leave_the_request_unchanged() {
     // R21, R25, R26, R28, R29: the input is never altered, whatever fails.
     let mut fx = Fixture::with(
-        Config {
-            max_failed_attempts: 1,
-            ..Config::default()
-        },
+        Config::new(Duration::days(7), Duration::minutes(5), 1).unwrap(),
         example(),
     );
     let opened = fx.open(admin(), &[(Role::Tech, newcomer())]);
@@ -2330,7 +2393,7 @@ fn an_edit_of_another_service_is_refused() {
     let edit = Edit::new(name("other.com")).with(Role::Tech, newcomer());
     let snapshot = Snapshot {
         service: &fx.service,
-        open_requests: &[],
+        requests: &[],
     };
     let err = fx
         .engine
@@ -2363,7 +2426,7 @@ fn accept_never_writes_another_service() {
     );
     let snapshot = Snapshot {
         service: &other,
-        open_requests: &[],
+        requests: &[],
     };
     let result = fx.engine.accept(
         &request,
@@ -2403,7 +2466,7 @@ fn applying_leaves_requests_of_other_services_alone() {
     let open = [foreign.clone()];
     assert_eq!(
         fx.engine
-            .proposable(fx.snapshot(&open), admin(), &directory, T0)
+            .proposable(fx.stored(&open).snapshot(), admin(), &directory, T0)
             .allowed(),
         Roles::ALL
     );
@@ -2416,7 +2479,7 @@ fn applying_leaves_requests_of_other_services_alone() {
             admin(),
             opened.token(admin()),
             at(1),
-            Some(fx.snapshot(&open)),
+            Some(fx.applying(&opened.request, &open).snapshot()),
             &directory,
         )
         .unwrap();
@@ -2428,7 +2491,7 @@ fn applying_leaves_requests_of_other_services_alone() {
             second(),
             opened.token(second()),
             at(2),
-            Some(fx.snapshot(&open)),
+            Some(fx.applying(&request, &open).snapshot()),
             &directory,
         )
         .unwrap();
@@ -2440,41 +2503,95 @@ fn applying_leaves_requests_of_other_services_alone() {
 // ----- configuration at its edges -----
 
 #[test]
-fn a_lifetime_that_gives_no_deadline_opens_nothing() {
-    // R29: a lifetime that is not positive, or that runs past the last
-    // representable date, is refused before anything is drawn or opened.
-    for lifetime in [Duration::ZERO, Duration::days(-1), Duration::MAX] {
-        let config = Config {
-            request_lifetime: lifetime,
-            ..Config::default()
-        };
-        let mut fx = Fixture::with(config, example());
-        let result = fx.submit(admin(), &[(Role::Tech, newcomer())], &[], T0);
+fn only_valid_settings_can_be_built() {
+    // R23, R26, R29: every setting that would remove a limit or make it
+    // unreachable is refused at construction, with its own error.
+    let (day, minute) = (Duration::days(1), Duration::minutes(1));
+    let cases = [
+        (Duration::ZERO, minute, 5, ConfigError::LifetimeNotPositive),
+        (
+            Duration::days(-1),
+            minute,
+            5,
+            ConfigError::LifetimeNotPositive,
+        ),
+        (Duration::MAX, minute, 5, ConfigError::LifetimeTooLong),
+        (
+            Duration::days(3661),
+            minute,
+            5,
+            ConfigError::LifetimeTooLong,
+        ),
+        (
+            day,
+            Duration::ZERO,
+            5,
+            ConfigError::ResendIntervalNotPositive,
+        ),
+        (day, -minute, 5, ConfigError::ResendIntervalNotPositive),
+        (
+            day,
+            Duration::MIN,
+            5,
+            ConfigError::ResendIntervalNotPositive,
+        ),
+        (day, day, 5, ConfigError::ResendIntervalNotShorter),
+        (day, Duration::MAX, 5, ConfigError::ResendIntervalNotShorter),
+        (day, minute, 0, ConfigError::NoFailedAttempts),
+        (day, minute, 1001, ConfigError::TooManyFailedAttempts),
+    ];
+    for (lifetime, interval, attempts, expected) in cases {
         assert_eq!(
-            result.unwrap_err(),
-            SubmitError::InvalidLifetime,
-            "{lifetime}"
+            Config::new(lifetime, interval, attempts),
+            Err(expected),
+            "{lifetime} {interval} {attempts}"
         );
     }
+    assert_eq!(
+        ConfigError::ResendIntervalNotShorter.to_string(),
+        "the resend interval must be shorter than the request lifetime"
+    );
+    // The bounds themselves are allowed.
+    let edge = Config::new(Config::MAX_REQUEST_LIFETIME, Duration::nanoseconds(1), 1).unwrap();
+    assert_eq!(edge.max_failed_attempts(), 1);
+    Config::new(
+        Duration::seconds(2),
+        Duration::seconds(1),
+        Config::MAX_FAILED_ATTEMPTS,
+    )
+    .unwrap();
+    assert_eq!(
+        Config::new(Duration::days(7), Duration::minutes(5), 5).unwrap(),
+        Config::default()
+    );
 }
 
 #[test]
-fn an_endless_resend_interval_means_no_resend_before_the_deadline() {
-    // R23: an interval too long to add to a date does not overflow: the
-    // next resend would be after the deadline, that is never.
-    let config = Config {
-        resend_interval: Duration::MAX,
-        ..Config::default()
-    };
+fn a_deadline_past_the_last_date_opens_nothing() {
+    // R29: a valid lifetime that runs past the last representable date from
+    // `now` is refused before anything is drawn or opened.
+    let mut fx = Fixture::new();
+    let end = time::PrimitiveDateTime::MAX.assume_utc() - Duration::days(1);
+    let result = fx.submit(admin(), &[(Role::Tech, newcomer())], &[], end);
+    assert_eq!(result.unwrap_err(), SubmitError::InvalidLifetime);
+}
+
+#[test]
+fn the_longest_resend_interval_still_allows_one_resend() {
+    // R23: the interval is shorter than the lifetime, so a resend is
+    // possible before the deadline.
+    let config = Config::new(
+        Duration::days(7),
+        Duration::days(7) - Duration::seconds(1),
+        5,
+    )
+    .unwrap();
     let mut fx = Fixture::with(config, example());
     let opened = fx.open(admin(), &[(Role::Tech, newcomer())]);
     let err = fx.resend(&opened.request, admin(), at(60)).unwrap_err();
-    assert_eq!(
-        err,
-        ActError::TooSoon {
-            retry_at: opened.request.deadline()
-        }
-    );
+    let retry_at = opened.request.deadline() - Duration::seconds(1);
+    assert_eq!(err, ActError::TooSoon { retry_at });
+    assert!(fx.resend(&opened.request, admin(), retry_at).is_ok());
 }
 
 #[test]

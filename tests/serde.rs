@@ -60,7 +60,7 @@ mod requests {
         let edit = Edit::new(service.name().clone()).with(Role::Tech, "TE2-OVH".parse().unwrap());
         let snapshot = Snapshot {
             service: &service,
-            open_requests: &[],
+            requests: &[],
         };
         let transition = Engine::default()
             .submit(

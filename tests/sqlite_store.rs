@@ -182,10 +182,6 @@ fn listings_are_served_by_indexes() {
             "request",
             "SEARCH requests USING INDEX sqlite_autoindex_requests_1 (id=?)",
         );
-        uses(
-            "open_requests",
-            "SEARCH requests USING INDEX requests_open (service=?)",
-        );
         for index in [
             "services_admin (admin=?)",
             "services_tech (tech=?)",
@@ -254,10 +250,8 @@ fn requests_survive_a_reopen() {
 
     let store = SqliteStore::open(&file).unwrap();
     assert_eq!(store.request(request).unwrap(), Some(before.clone()));
-    assert_eq!(
-        store.open_requests(&site).unwrap(),
-        slice::from_ref(&before)
-    );
+    let service = store.service(&site).unwrap().unwrap();
+    assert_eq!(service.requests_to_load(), [request]);
     assert_eq!(
         store.requests_of(incoming).unwrap(),
         slice::from_ref(&before)
@@ -293,7 +287,9 @@ fn requests_survive_a_reopen() {
         store.contacts_of(incoming).unwrap(),
         [(site.clone(), Role::Tech | Role::Billing)]
     );
-    assert!(store.open_requests(&site).unwrap().is_empty());
+    let service = store.service(&site).unwrap().unwrap();
+    assert_eq!(service.holder(Role::Tech), incoming);
+    assert_eq!(service.requests_to_load(), [request]);
     store.audit().unwrap();
     store.close().unwrap();
     // Section 8: only digests of tokens are stored; no token's text is in the file.
@@ -389,14 +385,11 @@ impl Racers<'_> {
                 "round {round}: {err}"
             );
         }
-        assert_eq!(
-            self.drivers[3]
-                .store()
-                .open_requests(&service)
-                .unwrap()
-                .len(),
-            1
-        );
+        let open = self.drivers[3].store().requests().unwrap();
+        let open = open
+            .iter()
+            .filter(|r| r.service() == &service && r.is_open());
+        assert_eq!(open.count(), 1);
     }
 
     /// R16, R20: both confirmers accept at once, each on two threads.
@@ -827,7 +820,17 @@ fn a_file_of_another_schema_is_refused_and_left_alone() {
         .unwrap()
         .execute_batch(&format!(
             "CREATE TABLE services (name TEXT PRIMARY KEY);
-             PRAGMA application_id = {APPLICATION_ID}; PRAGMA user_version = 2;"
+             PRAGMA application_id = {APPLICATION_ID}; PRAGMA user_version = 3;"
+        ))
+        .unwrap();
+    // A file of the previous schema (version 1, before services named their
+    // last requests): refused, not silently read without its locks.
+    let older = dir.file("older.db");
+    Connection::open(&older)
+        .unwrap()
+        .execute_batch(&format!(
+            "CREATE TABLE services (name TEXT PRIMARY KEY);
+             PRAGMA application_id = {APPLICATION_ID}; PRAGMA user_version = 1;"
         ))
         .unwrap();
     let tampered = dir.file("tampered.db");
@@ -852,10 +855,13 @@ fn a_file_of_another_schema_is_refused_and_left_alone() {
             &other,
             "application id 0x0 (expected 0x53436f6e), 1 tables and indexes of another application",
         ),
-        (&newer, "it has schema version 2"),
+        (&newer, "it has schema version 3"),
+        (&older, "it has schema version 1"),
         (
             &tampered,
-            "table services has columns (name, admin, tech, version), expected (name, admin, tech, billing, version)",
+            "table services has columns (name, admin, tech, version, last_admin, last_tech, \
+             last_billing, removed), expected (name, admin, tech, billing, version, last_admin, \
+             last_tech, last_billing, removed)",
         ),
         (&unindexed, "index requests_due is missing"),
     ];
@@ -873,7 +879,7 @@ fn a_file_of_another_schema_is_refused_and_left_alone() {
         assert_eq!(
             err.to_string(),
             format!(
-                "{}: not a service-contacts database of schema version 1: {detail}",
+                "{}: not a service-contacts database of schema version 2: {detail}",
                 path.display()
             )
         );
@@ -1081,8 +1087,6 @@ fn a_request_document_that_does_not_parse_is_reported_not_trusted() {
     c.set_doc(&good[..good.len() / 2]);
     let expected = "column doc: EOF while parsing";
     assert_corrupt(c.store.request(c.request), "requests", &key, expected);
-    let service = name("a.example");
-    assert_corrupt(c.store.open_requests(&service), "requests", &key, expected);
     assert_corrupt(c.store.requests_of(id(2)), "requests", &key, expected);
     let later = t0() + Duration::days(30);
     assert_corrupt(c.store.due_for_expiry(later), "requests", &key, expected);
@@ -1211,7 +1215,7 @@ fn request_columns_that_disagree_are_reported_not_trusted() {
         )
         .unwrap();
     assert_corrupt(
-        c.store.open_requests(&name("a.example")),
+        c.store.requests(),
         "requests",
         "zz",
         "column id: expected a request id of 32 hex digits",

@@ -30,9 +30,6 @@ fn a_broken_store_is_caught() {
         fn request(&self, id: RequestId) -> Result<Option<ChangeRequest>, Infallible> {
             self.0.request(id)
         }
-        fn open_requests(&self, service: &ServiceName) -> Result<Vec<ChangeRequest>, Infallible> {
-            self.0.open_requests(service)
-        }
         fn contacts_of(&self, _: CustomerId) -> Result<Vec<(ServiceName, Roles)>, Infallible> {
             Ok(Vec::new())
         }

@@ -5,17 +5,20 @@
 //! tests check exactly the code the example shows. The library itself has no
 //! database and no `rusqlite` dependency (it is a dev-dependency).
 //!
-//! # Schema (version 1)
+//! # Schema (version 2)
 //!
 //! - `services`: one row per service: `name`, `admin`, `tech`, `billing`
-//!   (canonical customer identifiers), `version`. One index per role holder
-//!   serves "my contacts" (R6).
+//!   (canonical customer identifiers), `version`, the last request opened on
+//!   each role (`last_admin`, `last_tech`, `last_billing`, R27, R44) and
+//!   `removed` (a tombstone: a removed service's row stays, so its name's
+//!   versions never restart). One index per role holder serves "my
+//!   contacts" (R6).
 //! - `requests`: one row per change request: the whole request as one JSON
 //!   document (`doc`, with its state and history, R34), plus the columns the
 //!   queries need: `service`, `open`, `opened_s`/`opened_ns`,
 //!   `deadline_s`/`deadline_ns` (unix seconds and nanoseconds) and `version`.
-//!   Two partial indexes cover the open requests only: by service (the
-//!   driver's snapshot) and by deadline ("due for expiry", R29).
+//!   A partial index covers the open requests only, by deadline ("due for
+//!   expiry", R29).
 //! - `request_parties`: `(customer, request_id)`, the index behind "my
 //!   requests" (R35).
 //!
@@ -58,7 +61,7 @@ use time::OffsetDateTime;
 pub(crate) const APPLICATION_ID: i32 = 0x5343_6f6e;
 
 /// `PRAGMA user_version`: the version of the schema below.
-pub(crate) const SCHEMA_VERSION: i32 = 1;
+pub(crate) const SCHEMA_VERSION: i32 = 2;
 
 /// The schema, created in one transaction in an empty file.
 const SCHEMA: &str = "
@@ -67,7 +70,11 @@ CREATE TABLE services (
     admin   TEXT NOT NULL,
     tech    TEXT NOT NULL,
     billing TEXT NOT NULL,
-    version INTEGER NOT NULL CHECK (version >= 1)
+    version INTEGER NOT NULL CHECK (version >= 1),
+    last_admin   TEXT,
+    last_tech    TEXT,
+    last_billing TEXT,
+    removed INTEGER NOT NULL CHECK (removed IN (0, 1))
 ) STRICT, WITHOUT ROWID;
 CREATE INDEX services_admin ON services (admin);
 CREATE INDEX services_tech ON services (tech);
@@ -84,7 +91,6 @@ CREATE TABLE requests (
     version     INTEGER NOT NULL CHECK (version >= 1),
     doc         TEXT NOT NULL
 ) STRICT;
-CREATE INDEX requests_open ON requests (service) WHERE open = 1;
 CREATE INDEX requests_due ON requests (deadline_s, deadline_ns, id) WHERE open = 1;
 
 CREATE TABLE request_parties (
@@ -96,7 +102,20 @@ CREATE TABLE request_parties (
 
 /// Each table of the schema with its columns, in order: what `open` checks.
 const TABLES: [(&str, &[&str]); 3] = [
-    ("services", &["name", "admin", "tech", "billing", "version"]),
+    (
+        "services",
+        &[
+            "name",
+            "admin",
+            "tech",
+            "billing",
+            "version",
+            "last_admin",
+            "last_tech",
+            "last_billing",
+            "removed",
+        ],
+    ),
     (
         "requests",
         &[
@@ -115,18 +134,17 @@ const TABLES: [(&str, &[&str]); 3] = [
 ];
 
 /// The indexes of the schema: what `open` checks besides the tables.
-const INDEXES: [&str; 5] = [
+const INDEXES: [&str; 4] = [
     "services_admin",
     "services_tech",
     "services_billing",
-    "requests_open",
     "requests_due",
 ];
 
 /// The columns a service is read from, in the order `read_service` expects.
 macro_rules! service_columns {
     () => {
-        "name, admin, tech, billing, version"
+        "name, admin, tech, billing, version, last_admin, last_tech, last_billing, removed"
     };
 }
 
@@ -147,17 +165,12 @@ const REQUEST: &str = concat!(
     request_columns!(),
     " FROM requests WHERE id = ?1"
 );
-/// The `open = 1` literal lets `SQLite` use the partial index `requests_open`.
-const OPEN_REQUESTS: &str = concat!(
-    "SELECT ",
-    request_columns!(),
-    " FROM requests WHERE service = ?1 AND open = 1"
-);
-/// One index per role, combined (`MULTI-INDEX OR`).
+/// One index per role, combined (`MULTI-INDEX OR`); tombstones are skipped.
 const CONTACTS_OF: &str = concat!(
     "SELECT ",
     service_columns!(),
-    " FROM services WHERE admin = ?1 OR tech = ?1 OR billing = ?1 ORDER BY name"
+    " FROM services WHERE (admin = ?1 OR tech = ?1 OR billing = ?1) AND removed = 0 \
+     ORDER BY name"
 );
 /// `CROSS JOIN` fixes the join order: parties first, through their key.
 const REQUESTS_OF: &str = "SELECT r.id, r.service, r.open, r.opened_s, r.opened_ns, \
@@ -179,10 +192,14 @@ const ALL_SERVICES: &str = concat!(
 );
 const ALL_REQUESTS: &str = concat!("SELECT ", request_columns!(), " FROM requests ORDER BY id");
 
-const INSERT_SERVICE: &str = "INSERT INTO services (name, admin, tech, billing, version) \
-                              VALUES (?1, ?2, ?3, ?4, ?5) ON CONFLICT (name) DO NOTHING";
+const INSERT_SERVICE: &str = "INSERT INTO services (name, admin, tech, billing, version, \
+                              last_admin, last_tech, last_billing, removed) \
+                              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9) \
+                              ON CONFLICT (name) DO NOTHING";
 const UPDATE_SERVICE: &str = "UPDATE services SET admin = ?2, tech = ?3, billing = ?4, \
-                              version = ?5 WHERE name = ?1 AND version = ?6";
+                              version = ?5, last_admin = ?6, last_tech = ?7, \
+                              last_billing = ?8, removed = ?9 \
+                              WHERE name = ?1 AND version = ?10";
 const INSERT_REQUEST: &str = "INSERT INTO requests (id, service, open, opened_s, opened_ns, \
                               deadline_s, deadline_ns, version, doc) \
                               VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9) \
@@ -195,10 +212,9 @@ const INSERT_PARTY: &str = "INSERT INTO request_parties (customer, request_id) V
 
 /// The queries behind each method, by name: what [`SqliteStore::query_plans`]
 /// explains.
-pub(crate) const QUERIES: [(&str, &str); 8] = [
+pub(crate) const QUERIES: [(&str, &str); 7] = [
     ("service", SERVICE),
     ("request", REQUEST),
-    ("open_requests", OPEN_REQUESTS),
     ("contacts_of", CONTACTS_OF),
     ("requests_of", REQUESTS_OF),
     ("due_for_expiry", DUE_FOR_EXPIRY),
@@ -455,12 +471,6 @@ impl Store for SqliteStore {
         rows.next()?.map(read_request).transpose()
     }
 
-    fn open_requests(&self, service: &ServiceName) -> Result<Vec<ChangeRequest>, SqliteStoreError> {
-        let conn = self.lock();
-        let mut stmt = conn.prepare_cached(OPEN_REQUESTS)?;
-        collect(stmt.query([service.as_str()])?, read_request)
-    }
-
     fn contacts_of(
         &self,
         customer: CustomerId,
@@ -548,7 +558,11 @@ fn write_all(
                 write.admin,
                 write.tech,
                 write.billing,
-                write.version
+                write.version,
+                write.last[0],
+                write.last[1],
+                write.last[2],
+                write.removed,
             ])?,
             Some(expected) => tx.prepare_cached(UPDATE_SERVICE)?.execute(params![
                 write.name,
@@ -556,6 +570,10 @@ fn write_all(
                 write.tech,
                 write.billing,
                 write.version,
+                write.last[0],
+                write.last[1],
+                write.last[2],
+                write.removed,
                 expected
             ])?,
         };
@@ -607,6 +625,9 @@ struct ServiceWrite {
     tech: String,
     billing: String,
     version: i64,
+    /// The last request of each role, in role order.
+    last: [Option<String>; 3],
+    removed: bool,
     expected: Option<i64>,
 }
 
@@ -624,6 +645,8 @@ impl ServiceWrite {
             tech: holder(Role::Tech),
             billing: holder(Role::Billing),
             version: sql_version(service.version()).map_err(unstorable)?,
+            last: Role::ALL.map(|role| service.last_request(role).map(|id| id.to_string())),
+            removed: service.is_removed(),
             expected: write
                 .expected
                 .map(sql_version)
@@ -789,7 +812,25 @@ fn read_service(row: &Row<'_>) -> Result<Service, SqliteStoreError> {
         cells.customer(2, "tech")?,
         cells.customer(3, "billing")?,
     );
-    Ok(Service::new(name, contacts, cells.version(4)?))
+    let mut last = Vec::with_capacity(3);
+    for (index, role) in (5..).zip(Role::ALL) {
+        let column = ["last_admin", "last_tech", "last_billing"][index - 5];
+        let text: Option<String> = cells.get(index, column)?;
+        if let Some(text) = text {
+            let id: RequestId = text
+                .parse()
+                .map_err(|err| cells.corrupt(format!("column {column}: {text:?}: {err}")))?;
+            last.push((role, id));
+        }
+    }
+    let removed: bool = cells.get(8, "removed")?;
+    Ok(Service::restore(
+        name,
+        contacts,
+        cells.version(4)?,
+        last,
+        removed,
+    ))
 }
 
 /// A `requests` row (`request_columns!`) as a request: the document, checked

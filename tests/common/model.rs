@@ -404,6 +404,26 @@ impl Model {
             .map(|r| r.id)
     }
 
+    /// R27, R29, R44: the requests an edit opening `groups` takes over: for
+    /// each role it opens, the last request opened on that role, if it is
+    /// recorded as awaiting but past its deadline. Its expiry is recorded in
+    /// the same commit.
+    pub(crate) fn superseded(&self, groups: &[(CustomerId, Roles)]) -> Vec<usize> {
+        let mut out = Vec::new();
+        for role in groups.iter().flat_map(|(_, roles)| roles.iter()) {
+            let last = (0..self.requests.len())
+                .rev()
+                .find(|&i| self.requests[i].roles.contains(role));
+            if let Some(i) = last {
+                let r = &self.requests[i];
+                if r.state == MState::Awaiting && !r.live(self.now) && !out.contains(&i) {
+                    out.push(i);
+                }
+            }
+        }
+        out
+    }
+
     pub(crate) fn good(&self, customer: CustomerId) -> bool {
         self.standing.get(&customer) == Some(&AccountStatus::GoodStanding)
     }
@@ -507,7 +527,7 @@ impl Model {
                     TokenCheck::Valid
                 } else {
                     TokenCheck::Invalid(Counted::Yes {
-                        invalidates: failed + 1 >= self.config.max_failed_attempts,
+                        invalidates: failed + 1 >= self.config.max_failed_attempts(),
                     })
                 }
             }
@@ -801,10 +821,8 @@ impl Model {
 /// The configuration of a sequence: the default one but for
 /// `max_failed_attempts` (R26).
 pub(crate) fn config(max_failed_attempts: u32) -> Config {
-    Config {
-        max_failed_attempts,
-        ..Config::default()
-    }
+    Config::new(Duration::days(7), Duration::minutes(5), max_failed_attempts)
+        .expect("a valid setting")
 }
 
 /// The customers taking part: `AA1-OVH` .. `AA4-OVH`.
