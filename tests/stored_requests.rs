@@ -580,7 +580,9 @@ fn version_zero_is_refused() {
 #[test]
 fn unknown_fields_are_refused_at_every_level() {
     // R43: a field this version does not know is not silently dropped.
-    let cases: [(fn() -> Value, &[&str]); 6] = [
+    /// A request maker, and where in its document to add a field.
+    type Case = (fn() -> Value, &'static [&'static str]);
+    let cases: [Case; 6] = [
         (opened, &[""]),
         (
             opened,
