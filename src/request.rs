@@ -683,6 +683,52 @@ impl ChangeRequest {
         self.missing_at(now).contains(&customer)
     }
 
+    /// The failed token attempts `customer` has made since their current
+    /// token was issued (R26): counted while the request is recorded as
+    /// awaiting and `customer` is a confirmer who has not confirmed; 0 in
+    /// every other case. A resend starts the count again (R23).
+    ///
+    /// ```
+    /// use service_contacts::{AccountStatus, ActError, Edit, Engine, Role, Service, Snapshot};
+    /// use time::macros::datetime;
+    /// # use rand_chacha::{ChaCha20Rng, rand_core::SeedableRng};
+    /// # let mut rng = ChaCha20Rng::seed_from_u64(7);
+    ///
+    /// let engine = Engine::default();
+    /// let (admin, tech) = ("AD1-OVH".parse()?, "TE2-OVH".parse()?);
+    /// let service = Service::order("example.com".parse()?, admin);
+    /// let snapshot = Snapshot { service: &service, open_requests: &[] };
+    /// let now = datetime!(2026-11-21 10:00 UTC);
+    /// let edit = Edit::new(service.name().clone()).with(Role::Tech, tech);
+    /// let opened = engine.submit(&edit, admin, snapshot, &|_| AccountStatus::GoodStanding, now, &mut rng)?;
+    /// let request = opened.requests().next().unwrap();
+    /// assert_eq!(request.failed_attempts(tech), 0);
+    ///
+    /// // A wrong token is refused and counted; the host saves the count.
+    /// let rejection = engine.refuse(request, tech, "not-the-token", now).unwrap_err();
+    /// assert_eq!(rejection.error, ActError::InvalidToken);
+    /// let counted = &rejection.record.unwrap().requests[0].value;
+    /// assert_eq!(counted.failed_attempts(tech), 1);
+    /// assert_eq!(counted.failed_attempts(admin), 0);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    #[must_use]
+    pub fn failed_attempts(&self, customer: CustomerId) -> u32 {
+        let RequestState::Awaiting(awaiting) = &self.state else {
+            return 0;
+        };
+        awaiting
+            .confirmers
+            .iter()
+            .find(|c| c.customer == customer)
+            .map_or(0, |c| match c.status {
+                ConfirmerStatus::Pending {
+                    failed_attempts, ..
+                } => failed_attempts,
+                ConfirmerStatus::Confirmed { .. } => 0,
+            })
+    }
+
     /// When the last event happened; operations refuse earlier times.
     #[must_use]
     pub fn last_event_at(&self) -> OffsetDateTime {
