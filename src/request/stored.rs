@@ -328,10 +328,22 @@ fn article(word: &str) -> &'static str {
     }
 }
 
+/// "needs a" or "needs an", before `field`.
+fn needs(field: &str) -> &'static str {
+    if article(field) == "an" {
+        "needs an"
+    } else {
+        "needs a"
+    }
+}
+
 /// A stored event or failure reason without a field its tag needs, or with
 /// one it does not have.
 #[derive(Clone, Debug, thiserror::Error)]
-#[error("{owner} {} `{field}` field", if *missing { "needs a" } else { "has no" })]
+#[error(
+    "{owner} {} `{field}` field",
+    if *missing { needs(field) } else { "has no" }
+)]
 pub(super) struct FieldError {
     owner: Owner,
     field: &'static str,
@@ -396,7 +408,7 @@ pub(super) enum Inconsistency {
         at: OffsetDateTime,
         before: OffsetDateTime,
     },
-    #[error("history[{index}] (`{kind}`) is by {actor}, who is not a confirmer")]
+    #[error("history[{index}] (`{kind}`) is by {actor}, not by a confirmer")]
     ActorNotConfirmer {
         index: usize,
         kind: &'static str,
@@ -469,7 +481,7 @@ pub(super) enum Inconsistency {
         at: OffsetDateTime,
         event_at: OffsetDateTime,
     },
-    #[error("the request was applied by {actor}, who is not a confirmer")]
+    #[error("the request was applied by {actor}, not by a confirmer")]
     AppliedByNonConfirmer { actor: Actor },
     #[error("the request is `done` but {who} did not confirm before it was applied")]
     AppliedUnconfirmed { who: CustomerId },
