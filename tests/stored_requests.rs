@@ -293,7 +293,7 @@ fn an_end_at_another_time_than_its_event_is_refused() {
     doc["state"]["at"] = json!("2026-11-21T10:05:00Z");
     assert_refused(
         &doc,
-        "the request is `done` at 2026-11-21 10:05:00.0 +00:00:00 but its `applied` event is at",
+        "the request is `done` at 2026-11-21T10:05:00Z but its `applied` event is at",
     );
 }
 
@@ -391,7 +391,7 @@ fn an_expiry_with_an_actor_or_before_the_deadline_is_refused() {
     last(&mut doc)["at"] = json!("2026-11-22T10:00:00Z");
     assert_refused(
         &doc,
-        "the request expired at 2026-11-22 10:00:00.0 +00:00:00, before its deadline 2026-11-28",
+        "the request expired at 2026-11-22T10:00:00Z, before its deadline 2026-11-28T10:00:00Z",
     );
 }
 
@@ -440,7 +440,7 @@ fn confirmers_standing_disagreeing_with_the_history_is_refused() {
     doc["state"]["confirmers"][0]["status"]["at"] = json!("2026-11-21T10:00:30Z");
     assert_refused(
         &doc,
-        "AD1-OVH is marked confirmed at 2026-11-21 10:00:30.0 +00:00:00 but their `confirmed` event is at 2026-11-21 10:01:00.0 +00:00:00",
+        "AD1-OVH is marked confirmed at 2026-11-21T10:00:30Z but their `confirmed` event is at 2026-11-21T10:01:00Z",
     );
     let mut doc = half_confirmed();
     doc["state"]["confirmers"][0]["status"] = doc["state"]["confirmers"][1]["status"].clone();
@@ -491,7 +491,7 @@ fn the_opening_comes_first_at_the_opening_time_by_the_requester() {
     history(&mut doc)[0]["at"] = json!("2026-11-21T09:00:00Z");
     assert_refused(
         &doc,
-        "the `opened` event is at 2026-11-21 9:00:00.0 +00:00:00, not at the request's opening time",
+        "the `opened` event is at 2026-11-21T09:00:00Z, not at the request's opening time",
     );
     let mut doc = opened();
     history(&mut doc)[0]["actor"] = json!("TE2-OVH");
@@ -512,7 +512,7 @@ fn a_history_out_of_time_order_is_refused() {
     history(&mut doc)[2]["at"] = json!("2026-11-21T10:05:00Z");
     assert_refused(
         &doc,
-        "the history is not in time order: history[3] (`confirmed`) at 2026-11-21 10:01:00.0 +00:00:00 comes before the event before it at 2026-11-21 10:05:00.0 +00:00:00",
+        "the history is not in time order: history[3] (`confirmed`) at 2026-11-21T10:01:00Z comes before the event before it at 2026-11-21T10:05:00Z",
     );
 }
 
@@ -523,13 +523,10 @@ fn a_deadline_not_after_the_opening_is_refused() {
     doc["deadline"] = doc["opened_at"].clone();
     assert_refused(
         &doc,
-        "the deadline 2026-11-21 10:00:00.0 +00:00:00 is not after the opening",
+        "the deadline 2026-11-21T10:00:00Z is not after the opening",
     );
     doc["deadline"] = json!("2026-11-20T10:00:00Z");
-    assert_refused(
-        &doc,
-        "is not after the opening at 2026-11-21 10:00:00.0 +00:00:00",
-    );
+    assert_refused(&doc, "is not after the opening at 2026-11-21T10:00:00Z");
 }
 
 #[test]
@@ -540,7 +537,7 @@ fn an_end_before_the_opening_is_refused() {
     last(&mut doc)["at"] = json!("2026-11-20T10:00:00Z");
     assert_refused(
         &doc,
-        "the request is `aborted` at 2026-11-20 10:00:00.0 +00:00:00, before it was opened at 2026-11-21 10:00:00.0 +00:00:00",
+        "the request is `aborted` at 2026-11-20T10:00:00Z, before it was opened at 2026-11-21T10:00:00Z",
     );
 }
 

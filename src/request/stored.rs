@@ -12,6 +12,7 @@ use core::fmt;
 
 use serde::{Deserialize, Deserializer};
 use time::OffsetDateTime;
+use time::format_description::well_known::Rfc3339;
 
 use super::{
     ChangeRequest, ConfirmerStatus, Event, EventKind, FailureReason, Outgoing, RequestId,
@@ -365,6 +366,20 @@ impl fmt::Display for Actor {
     }
 }
 
+/// A time in an error, written as the stored document writes it (RFC 3339).
+#[derive(Clone, Copy, Debug)]
+pub(super) struct Time(OffsetDateTime);
+
+impl fmt::Display for Time {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.0.format(&Rfc3339) {
+            Ok(text) => f.write_str(&text),
+            // A time RFC 3339 cannot write (such as a year past 9999).
+            Err(_) => write!(f, "{}", self.0),
+        }
+    }
+}
+
 /// Why a stored request cannot be read back (R43). Each names what is
 /// inconsistent; none shows a token or a digest (R40, R48).
 #[derive(Clone, Debug, thiserror::Error)]
@@ -378,23 +393,17 @@ pub(super) enum Inconsistency {
     #[error("the incoming customer cannot be an outgoing contact")]
     IncomingIsOutgoing,
     #[error("the deadline {deadline} is not after the opening at {opened_at}")]
-    DeadlineNotAfterOpening {
-        deadline: OffsetDateTime,
-        opened_at: OffsetDateTime,
-    },
+    DeadlineNotAfterOpening { deadline: Time, opened_at: Time },
     #[error("the request is `{state}` at {at}, before it was opened at {opened_at}")]
     EndsBeforeOpening {
         state: StateName,
-        at: OffsetDateTime,
-        opened_at: OffsetDateTime,
+        at: Time,
+        opened_at: Time,
     },
     #[error("a request's history starts with its opening, an `opened` event")]
     NoOpening,
     #[error("the `opened` event is at {at}, not at the request's opening time {opened_at}")]
-    OpenedAt {
-        at: OffsetDateTime,
-        opened_at: OffsetDateTime,
-    },
+    OpenedAt { at: Time, opened_at: Time },
     #[error("the `opened` event is by {actor}, not by the requester {requester}")]
     OpenedBy { actor: Actor, requester: CustomerId },
     #[error("history[{index}] is a second `opened` event")]
@@ -405,8 +414,8 @@ pub(super) enum Inconsistency {
     OutOfOrder {
         index: usize,
         kind: &'static str,
-        at: OffsetDateTime,
-        before: OffsetDateTime,
+        at: Time,
+        before: Time,
     },
     #[error("history[{index}] (`{kind}`) is by {actor}, not by a confirmer")]
     ActorNotConfirmer {
@@ -435,14 +444,14 @@ pub(super) enum Inconsistency {
     #[error(
         "the tokens were last sent at {last_sent}; tokens are sent between the opening and the deadline"
     )]
-    LastSent { last_sent: OffsetDateTime },
+    LastSent { last_sent: Time },
     #[error("{who} is marked confirmed but the history has no `confirmed` event by them")]
     ConfirmedWithoutEvent { who: CustomerId },
     #[error("{who} is marked confirmed at {at} but their `confirmed` event is at {event_at}")]
     ConfirmedAt {
         who: CustomerId,
-        at: OffsetDateTime,
-        event_at: OffsetDateTime,
+        at: Time,
+        event_at: Time,
     },
     #[error("{who} is marked pending but history[{index}] is a `confirmed` event by them")]
     PendingButConfirmed { who: CustomerId, index: usize },
@@ -478,8 +487,8 @@ pub(super) enum Inconsistency {
     EndAt {
         state: StateName,
         kind: &'static str,
-        at: OffsetDateTime,
-        event_at: OffsetDateTime,
+        at: Time,
+        event_at: Time,
     },
     #[error("the request was applied by {actor}, not by a confirmer")]
     AppliedByNonConfirmer { actor: Actor },
@@ -502,10 +511,7 @@ pub(super) enum Inconsistency {
     #[error("the `{kind}` event is by {actor}; the system records it on its own, with no actor")]
     SystemEndWithActor { kind: &'static str, actor: Actor },
     #[error("the request expired at {at}, before its deadline {deadline}")]
-    ExpiredEarly {
-        at: OffsetDateTime,
-        deadline: OffsetDateTime,
-    },
+    ExpiredEarly { at: Time, deadline: Time },
     #[error("the request failed with \"{state}\" but its `failed` event gives \"{event}\"")]
     FailureReasons {
         state: FailureReason,
@@ -532,8 +538,8 @@ pub(super) fn check(request: &ChangeRequest) -> Result<(), Inconsistency> {
     }
     if request.deadline <= request.opened_at {
         return Err(E::DeadlineNotAfterOpening {
-            deadline: request.deadline,
-            opened_at: request.opened_at,
+            deadline: Time(request.deadline),
+            opened_at: Time(request.opened_at),
         });
     }
     if let Some(at) = end_time(&request.state)
@@ -541,8 +547,8 @@ pub(super) fn check(request: &ChangeRequest) -> Result<(), Inconsistency> {
     {
         return Err(E::EndsBeforeOpening {
             state: request.state.name(),
-            at,
-            opened_at: request.opened_at,
+            at: Time(at),
+            opened_at: Time(request.opened_at),
         });
     }
     check_times(request)?;
@@ -578,8 +584,8 @@ fn check_times(request: &ChangeRequest) -> Result<(), Inconsistency> {
     }
     if first.at != request.opened_at {
         return Err(E::OpenedAt {
-            at: first.at,
-            opened_at: request.opened_at,
+            at: Time(first.at),
+            opened_at: Time(request.opened_at),
         });
     }
     if first.actor != Some(request.requester) {
@@ -598,8 +604,8 @@ fn check_times(request: &ChangeRequest) -> Result<(), Inconsistency> {
             return Err(E::OutOfOrder {
                 index: index + 1,
                 kind: name(&event.kind),
-                at: event.at,
-                before: before.at,
+                at: Time(event.at),
+                before: Time(before.at),
             });
         }
     }
@@ -690,7 +696,7 @@ fn check_awaiting(
     }
     if awaiting.last_sent < request.opened_at || awaiting.last_sent > request.deadline {
         return Err(E::LastSent {
-            last_sent: awaiting.last_sent,
+            last_sent: Time(awaiting.last_sent),
         });
     }
     for confirmer in &awaiting.confirmers {
@@ -705,8 +711,8 @@ fn check_awaiting(
                 if event_at != *at {
                     return Err(E::ConfirmedAt {
                         who,
-                        at: *at,
-                        event_at,
+                        at: Time(*at),
+                        event_at: Time(event_at),
                     });
                 }
             }
@@ -779,8 +785,8 @@ fn check_end(request: &ChangeRequest, confirmers: &[CustomerId]) -> Result<(), I
         return Err(E::EndAt {
             state,
             kind,
-            at,
-            event_at: last.at,
+            at: Time(at),
+            event_at: Time(last.at),
         });
     }
     check_end_actor(request, last, kind, confirmers)
@@ -851,8 +857,8 @@ fn check_end_actor(
             by_nobody()?;
             if *at < request.deadline {
                 return Err(E::ExpiredEarly {
-                    at: *at,
-                    deadline: request.deadline,
+                    at: Time(*at),
+                    deadline: Time(request.deadline),
                 });
             }
             Ok(())
