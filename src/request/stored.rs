@@ -876,3 +876,69 @@ fn check_end_actor(
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::{EventTag, FailureReason, ReasonTag, RequestId};
+    use crate::Role;
+
+    /// Every failure reason, one per variant: the exhaustive match makes a
+    /// new variant a compile error here until `RawReason` reads it (R43).
+    fn every_reason() -> Vec<FailureReason> {
+        let customer = "AB1-OVH".parse().unwrap();
+        let by = RequestId::from_bytes([7; 16]);
+        let all = vec![
+            FailureReason::ServiceGone,
+            FailureReason::RequesterLostRight { role: Role::Tech },
+            FailureReason::OutgoingChanged { role: Role::Admin },
+            FailureReason::NotInGoodStanding { customer },
+            FailureReason::IncomingUnknown,
+            FailureReason::RightRemoved {
+                role: Role::Billing,
+                by,
+            },
+        ];
+        for reason in &all {
+            let _: ReasonTag = match reason {
+                FailureReason::ServiceGone => ReasonTag::ServiceGone,
+                FailureReason::RequesterLostRight { .. } => ReasonTag::RequesterLostRight,
+                FailureReason::OutgoingChanged { .. } => ReasonTag::OutgoingChanged,
+                FailureReason::NotInGoodStanding { .. } => ReasonTag::NotInGoodStanding,
+                FailureReason::IncomingUnknown => ReasonTag::IncomingUnknown,
+                FailureReason::RightRemoved { .. } => ReasonTag::RightRemoved,
+            };
+        }
+        all
+    }
+
+    #[test]
+    fn every_failure_reason_reads_back() {
+        // R43: what the crate writes, it reads.
+        for reason in every_reason() {
+            let json = serde_json::to_value(&reason).unwrap();
+            let back: FailureReason = serde_json::from_value(json).unwrap();
+            assert_eq!(back, reason);
+        }
+    }
+
+    #[test]
+    fn event_names_are_the_serialized_ones() {
+        // R43: the mirror's names are those `EventKind` writes.
+        for name in [
+            "opened",
+            "tokenIssued",
+            "tokenReissued",
+            "confirmed",
+            "failedAttempt",
+            "tokenInvalidated",
+            "refused",
+            "cancelled",
+            "expired",
+            "applied",
+            "failed",
+        ] {
+            let tag: EventTag = serde_json::from_value(serde_json::json!(name)).unwrap();
+            assert_eq!(tag.as_str(), name);
+        }
+    }
+}
