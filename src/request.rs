@@ -9,6 +9,9 @@ use time::OffsetDateTime;
 use crate::token::{RandomnessError, TokenDigest, hex_decode};
 use crate::{CustomerId, Role, Roles, ServiceName, Version};
 
+#[cfg(feature = "serde")]
+mod stored;
+
 /// The identifier of a change request: 128 random bits, written as 32
 /// lowercase hex digits.
 ///
@@ -125,7 +128,10 @@ impl fmt::Display for StateName {
 /// awaiting request has confirmers and token digests.
 #[derive(Clone, Debug, PartialEq, Eq)]
 #[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
-#[cfg_attr(feature = "serde", serde(tag = "state", rename_all = "camelCase"))]
+#[cfg_attr(
+    feature = "serde",
+    serde(tag = "state", rename_all = "camelCase", deny_unknown_fields)
+)]
 pub enum RequestState {
     /// Waiting for confirmations (R19).
     #[cfg_attr(feature = "serde", serde(rename = "validatingByCustomers"))]
@@ -197,6 +203,7 @@ impl RequestState {
 /// tokens were last sent (for the resend interval, R23).
 #[derive(Clone, Debug, PartialEq, Eq)]
 #[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+#[cfg_attr(feature = "serde", serde(deny_unknown_fields))]
 pub struct Awaiting {
     confirmers: Vec<Confirmer>,
     #[cfg_attr(feature = "serde", serde(with = "time::serde::rfc3339"))]
@@ -243,6 +250,7 @@ impl Awaiting {
 /// One confirmer of an awaiting request and where they stand.
 #[derive(Clone, Debug, PartialEq, Eq)]
 #[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+#[cfg_attr(feature = "serde", serde(deny_unknown_fields))]
 pub struct Confirmer {
     customer: CustomerId,
     status: ConfirmerStatus,
@@ -285,7 +293,10 @@ impl Confirmer {
 /// Where one confirmer stands.
 #[derive(Clone, Debug, PartialEq, Eq)]
 #[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
-#[cfg_attr(feature = "serde", serde(tag = "status", rename_all = "camelCase"))]
+#[cfg_attr(
+    feature = "serde",
+    serde(tag = "status", rename_all = "camelCase", deny_unknown_fields)
+)]
 pub enum ConfirmerStatus {
     /// Not confirmed yet.
     Pending {
@@ -306,7 +317,14 @@ pub enum ConfirmerStatus {
 /// Why a request ended as failed (R30, R32).
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 #[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
-#[cfg_attr(feature = "serde", serde(tag = "reason", rename_all = "camelCase"))]
+#[cfg_attr(
+    feature = "serde",
+    serde(
+        tag = "reason",
+        rename_all = "camelCase",
+        try_from = "stored::RawReason"
+    )
+)]
 #[non_exhaustive]
 pub enum FailureReason {
     /// The service no longer exists.
@@ -350,6 +368,7 @@ pub enum FailureReason {
 /// Entries never contain a token's text (R40).
 #[derive(Clone, Debug, PartialEq, Eq)]
 #[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+#[cfg_attr(feature = "serde", serde(try_from = "stored::RawEvent"))]
 pub struct Event {
     #[cfg_attr(feature = "serde", serde(with = "time::serde::rfc3339"))]
     at: OffsetDateTime,
@@ -497,7 +516,7 @@ impl FromIterator<(Role, CustomerId)> for Outgoing {
 /// consistency is checked when it is read back).
 #[derive(Clone, Debug, PartialEq, Eq)]
 #[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
-#[cfg_attr(feature = "serde", serde(try_from = "unchecked::ChangeRequest"))]
+#[cfg_attr(feature = "serde", serde(try_from = "stored::RawRequest"))]
 pub struct ChangeRequest {
     pub(crate) id: RequestId,
     pub(crate) service: ServiceName,
@@ -664,6 +683,52 @@ impl ChangeRequest {
         self.missing_at(now).contains(&customer)
     }
 
+    /// The failed token attempts `customer` has made since their current
+    /// token was issued (R26): counted while the request is recorded as
+    /// awaiting and `customer` is a confirmer who has not confirmed; 0 in
+    /// every other case. A resend starts the count again (R23).
+    ///
+    /// ```
+    /// use service_contacts::{AccountStatus, ActError, Edit, Engine, Role, Service, Snapshot};
+    /// use time::macros::datetime;
+    /// # use rand_chacha::{ChaCha20Rng, rand_core::SeedableRng};
+    /// # let mut rng = ChaCha20Rng::seed_from_u64(7);
+    ///
+    /// let engine = Engine::default();
+    /// let (admin, tech) = ("AD1-OVH".parse()?, "TE2-OVH".parse()?);
+    /// let service = Service::order("example.com".parse()?, admin);
+    /// let snapshot = Snapshot { service: &service, open_requests: &[] };
+    /// let now = datetime!(2026-11-21 10:00 UTC);
+    /// let edit = Edit::new(service.name().clone()).with(Role::Tech, tech);
+    /// let opened = engine.submit(&edit, admin, snapshot, &|_| AccountStatus::GoodStanding, now, &mut rng)?;
+    /// let request = opened.requests().next().unwrap();
+    /// assert_eq!(request.failed_attempts(tech), 0);
+    ///
+    /// // A wrong token is refused and counted; the host saves the count.
+    /// let rejection = engine.refuse(request, tech, "not-the-token", now).unwrap_err();
+    /// assert_eq!(rejection.error, ActError::InvalidToken);
+    /// let counted = &rejection.record.unwrap().requests[0].value;
+    /// assert_eq!(counted.failed_attempts(tech), 1);
+    /// assert_eq!(counted.failed_attempts(admin), 0);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    #[must_use]
+    pub fn failed_attempts(&self, customer: CustomerId) -> u32 {
+        let RequestState::Awaiting(awaiting) = &self.state else {
+            return 0;
+        };
+        awaiting
+            .confirmers
+            .iter()
+            .find(|c| c.customer == customer)
+            .map_or(0, |c| match c.status {
+                ConfirmerStatus::Pending {
+                    failed_attempts, ..
+                } => failed_attempts,
+                ConfirmerStatus::Confirmed { .. } => 0,
+            })
+    }
+
     /// When the last event happened; operations refuse earlier times.
     #[must_use]
     pub fn last_event_at(&self) -> OffsetDateTime {
@@ -682,96 +747,5 @@ impl ChangeRequest {
             out.push(billing);
         }
         out
-    }
-
-    /// Checks what a deserialized request must satisfy.
-    #[cfg(feature = "serde")]
-    fn check(&self) -> Result<(), &'static str> {
-        if self.roles.is_empty() {
-            return Err("a request changes at least one role");
-        }
-        if self.outgoing.roles() != self.roles {
-            return Err("the outgoing contacts must cover exactly the request's roles");
-        }
-        if self.outgoing.iter().any(|(_, c)| c == self.incoming) {
-            return Err("the incoming customer cannot be an outgoing contact");
-        }
-        if self.deadline < self.opened_at {
-            return Err("the deadline comes before the opening");
-        }
-        if !matches!(
-            self.history.first().map(Event::kind),
-            Some(EventKind::Opened)
-        ) {
-            return Err("a request's history starts with its opening");
-        }
-        if self.history.windows(2).any(|w| w[1].at < w[0].at) {
-            return Err("a request's history is in time order");
-        }
-        if let RequestState::Awaiting(awaiting) = &self.state {
-            let customers: Vec<CustomerId> = awaiting
-                .confirmers
-                .iter()
-                .map(Confirmer::customer)
-                .collect();
-            if customers != self.confirmers() {
-                return Err("the confirmers must be the requester and the incoming customer");
-            }
-            if awaiting.missing().next().is_none() {
-                return Err("an awaiting request waits for at least one confirmer");
-            }
-            if awaiting.last_sent < self.opened_at || awaiting.last_sent > self.deadline {
-                return Err("tokens are sent between the opening and the deadline");
-            }
-        }
-        Ok(())
-    }
-}
-
-/// The unchecked mirror a request deserializes into before its checks.
-#[cfg(feature = "serde")]
-mod unchecked {
-    use super::{
-        CustomerId, Event, OffsetDateTime, Outgoing, RequestId, RequestState, Roles, ServiceName,
-        Version,
-    };
-
-    #[derive(serde::Deserialize)]
-    pub(super) struct ChangeRequest {
-        id: RequestId,
-        service: ServiceName,
-        requester: CustomerId,
-        incoming: CustomerId,
-        roles: Roles,
-        outgoing: Outgoing,
-        #[serde(with = "time::serde::rfc3339")]
-        opened_at: OffsetDateTime,
-        #[serde(with = "time::serde::rfc3339")]
-        deadline: OffsetDateTime,
-        version: Version,
-        state: RequestState,
-        history: Vec<Event>,
-    }
-
-    impl TryFrom<ChangeRequest> for super::ChangeRequest {
-        type Error = &'static str;
-
-        fn try_from(raw: ChangeRequest) -> Result<Self, Self::Error> {
-            let request = super::ChangeRequest {
-                id: raw.id,
-                service: raw.service,
-                requester: raw.requester,
-                incoming: raw.incoming,
-                roles: raw.roles,
-                outgoing: raw.outgoing,
-                opened_at: raw.opened_at,
-                deadline: raw.deadline,
-                version: raw.version,
-                state: raw.state,
-                history: raw.history,
-            };
-            request.check()?;
-            Ok(request)
-        }
     }
 }
