@@ -26,16 +26,13 @@ fn recorded(rejection: Rejection) -> ChangeRequest {
 fn failed_attempts_count_a_confirmers_wrong_tokens_until_a_resend() {
     // R26: counted per confirmer, the token invalidated at the limit; R23: a
     // resend starts again from 0; nobody else has a count.
-    let engine = Engine::new(Config {
-        max_failed_attempts: 3,
-        ..Config::default()
-    });
+    let engine = Engine::new(Config::new(Duration::days(7), Duration::minutes(5), 3).unwrap());
     let mut rng = ChaCha20Rng::seed_from_u64(26);
     let (admin, tech, stranger) = (id("AD1-OVH"), id("TE2-OVH"), id("ZZ9-OVH"));
     let service = Service::order("example.com".parse().unwrap(), admin);
     let snapshot = Snapshot {
         service: &service,
-        open_requests: &[],
+        requests: &[],
     };
     let everyone_ok = |_| AccountStatus::GoodStanding;
     let edit = Edit::new(service.name().clone()).with(Role::Tech, tech);

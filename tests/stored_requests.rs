@@ -44,7 +44,7 @@ impl Story {
         let edit = Edit::new(service.name().clone()).with(Role::Tech, tech());
         let snapshot = Snapshot {
             service: &service,
-            open_requests: &[],
+            requests: &[],
         };
         let opened = engine
             .submit(
@@ -62,6 +62,8 @@ impl Story {
             .map(|m| (m.to(), m.token().unwrap().reveal()))
             .collect();
         let request = opened.requests().next().unwrap().clone();
+        // The service as stored now: it names the request (R27).
+        let service = opened.changes.services[0].value.clone();
         Story {
             engine,
             service,
@@ -82,9 +84,10 @@ impl Story {
     /// service away first (R30).
     fn accept(mut self, who: CustomerId, gone: bool) -> Story {
         let now = self.request.last_event_at() + time::Duration::minutes(1);
+        let requests = [self.request.clone()];
         let snapshot = Snapshot {
             service: &self.service,
-            open_requests: &[],
+            requests: &requests,
         };
         let step = self
             .engine
@@ -765,11 +768,9 @@ mod properties {
     impl World {
         fn new(seed: u64) -> World {
             World {
-                engine: Engine::new(Config {
-                    request_lifetime: Duration::days(1),
-                    resend_interval: Duration::minutes(5),
-                    max_failed_attempts: 2,
-                }),
+                engine: Engine::new(
+                    Config::new(Duration::days(1), Duration::minutes(5), 2).expect("valid"),
+                ),
                 rng: ChaCha20Rng::seed_from_u64(seed),
                 service: Service::order("example.com".parse().unwrap(), customer(POOL[0])),
                 requests: Vec::new(),
@@ -799,12 +800,10 @@ mod properties {
             }
         }
 
+        /// Every request: the snapshot the engine picks the service's
+        /// named requests from (R44).
         fn open(&self) -> Vec<ChangeRequest> {
-            self.requests
-                .iter()
-                .filter(|r| r.is_open())
-                .cloned()
-                .collect()
+            self.requests.clone()
         }
 
         fn token(&self, request: RequestId, who: CustomerId) -> String {
@@ -828,7 +827,7 @@ mod properties {
             let open = self.open();
             let snapshot = Snapshot {
                 service: &self.service,
-                open_requests: &open,
+                requests: &open,
             };
             let result = if accept {
                 self.engine.accept(
@@ -884,7 +883,7 @@ mod properties {
                     let open = self.open();
                     let snapshot = Snapshot {
                         service: &self.service,
-                        open_requests: &open,
+                        requests: &open,
                     };
                     if let Ok(t) = self.engine.submit(
                         &edit,
