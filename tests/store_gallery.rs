@@ -35,24 +35,30 @@ enum First {
     Requests,
 }
 
-/// The shape of a batch: what a not-isolated store writes apart.
+/// The batches a not-isolated store writes apart from their check.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Shape {
-    /// Service writes only.
+enum Scope {
+    /// Batches of service writes only.
     ServiceOnly,
-    /// Request writes only.
+    /// Batches of request writes only.
     RequestOnly,
-    /// A service write and request writes.
+    /// Batches of a service write and request writes.
     Mixed,
+    /// Every batch with a service write.
+    AnyService,
+    /// Every batch with request writes.
+    AnyRequest,
 }
 
-impl Shape {
-    fn of(changes: &Changes) -> Option<Shape> {
-        match (changes.services.is_empty(), changes.requests.is_empty()) {
-            (false, true) => Some(Shape::ServiceOnly),
-            (true, false) => Some(Shape::RequestOnly),
-            (false, false) => Some(Shape::Mixed),
-            (true, true) => None,
+impl Scope {
+    fn covers(self, changes: &Changes) -> bool {
+        let (services, requests) = (!changes.services.is_empty(), !changes.requests.is_empty());
+        match self {
+            Scope::ServiceOnly => services && !requests,
+            Scope::RequestOnly => requests && !services,
+            Scope::Mixed => services && requests,
+            Scope::AnyService => services,
+            Scope::AnyRequest => requests,
         }
     }
 }
@@ -80,9 +86,9 @@ enum Fault {
     /// A batch without a service write is written record by record (the
     /// store opens a transaction on the service's partition only).
     AutocommitWithoutService,
-    /// Batches of this shape are checked, then (after every racer has
+    /// Batches in this scope are checked, then (after every racer has
     /// checked) written in a second critical section without a new check.
-    NotIsolated(Shape),
+    NotIsolated(Scope),
     /// Each `service` or `request` read answers the value from before the
     /// last commit that wrote it, once (a lagging replica).
     LaggingReplica,
@@ -163,16 +169,30 @@ const GALLERY: &[(Fault, &[&str])] = &[
         &["all_or_nothing_requests_only"],
     ),
     (
-        Fault::NotIsolated(Shape::ServiceOnly),
+        Fault::NotIsolated(Scope::ServiceOnly),
         &["racing_service_writes_one_wins"],
     ),
     (
-        Fault::NotIsolated(Shape::RequestOnly),
+        Fault::NotIsolated(Scope::RequestOnly),
         &["racing_request_writes_one_wins"],
     ),
     (
-        Fault::NotIsolated(Shape::Mixed),
+        Fault::NotIsolated(Scope::Mixed),
         &["racing_mixed_writes_one_wins"],
+    ),
+    (
+        Fault::NotIsolated(Scope::AnyService),
+        &[
+            "racing_service_writes_one_wins",
+            "racing_mixed_writes_one_wins",
+        ],
+    ),
+    (
+        Fault::NotIsolated(Scope::AnyRequest),
+        &[
+            "racing_request_writes_one_wins",
+            "racing_mixed_writes_one_wins",
+        ],
     ),
     (
         Fault::LaggingReplica,
@@ -416,11 +436,11 @@ impl Gallery {
     }
 
     /// A racer's commit in a not-isolated store: every racer checks first;
-    /// then the batches of the faulty shape are written without a new check,
+    /// then the batches in the faulty scope are written without a new check,
     /// and only then do the others commit, each in one critical section. The
     /// interleaving that breaks the store is certain, not left to timing.
-    fn commit_racing(&self, changes: &Changes, faulty: Shape) -> bool {
-        let apart = Shape::of(changes) == Some(faulty);
+    fn commit_racing(&self, changes: &Changes, scope: Scope) -> bool {
+        let apart = scope.covers(changes);
         let checked = apart && {
             let tables = self.lock();
             self.all_ok(&tables, &changes.services, &changes.requests)
@@ -634,8 +654,8 @@ impl Store for Gallery {
             return Err(CommitError::Conflict);
         }
         let ok = match self.fault {
-            Fault::NotIsolated(shape) if std::thread::current().id() != self.owner => {
-                self.commit_racing(&changes, shape)
+            Fault::NotIsolated(scope) if std::thread::current().id() != self.owner => {
+                self.commit_racing(&changes, scope)
             }
             _ => self.commit_locked(&changes),
         };
