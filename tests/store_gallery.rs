@@ -721,7 +721,8 @@ fn each_broken_store_fails_exactly_its_cases() {
 
 #[test]
 fn every_case_is_the_only_failure_of_some_broken_store() {
-    // Each case of the suite has a witness: a store only it catches.
+    // R44: the rules hold on every store that passes the suite, so no case
+    // may be dead weight: each has a witness, a store only it catches.
     let lonely: Vec<&str> = CASES
         .iter()
         .copied()
