@@ -2,8 +2,9 @@
 //!
 //! A host that implements [`Store`] on its own database runs the suite
 //! against fresh, empty stores and gets a report of every contract point:
-//! version conflicts, all-or-nothing commits, indexes right after contacts
-//! change, due-for-expiry queries, request listings, racing commits.
+//! version conflicts, all-or-nothing commits, reads that follow every commit,
+//! indexes right after contacts change, due-for-expiry queries, request
+//! listings, racing commits.
 //!
 //! ```
 //! use service_contacts::MemoryStore;
@@ -17,10 +18,52 @@
 //!
 //! For a database, the builder creates a new schema or a new file per call
 //! (see the `SQLite` example in the repository).
+//!
+//! # What each case proves
+//!
+//! Each case checks one point of the [`Store`] contract and compares only
+//! what that point is about (a listing case that checks membership compares
+//! ids; the case that checks contents compares whole records), so a failure
+//! names the broken point. The crate's own tests (`tests/store_gallery.rs`)
+//! keep a gallery of deliberately broken stores and check that every case
+//! below is the only one to fail on at least one of them (its *witness*).
+//!
+//! | Case | Contract point | Broken store it rejects (witness) |
+//! |------|----------------|-----------------------------------|
+//! | `service_round_trip` | a service reads back whole: a name of 200 bytes (R7), three different holders (R42); an unknown name reads `None` | names cut to 64 bytes (a column too narrow) |
+//! | `create_existing_service_conflicts` | `expected: None` for an existing service is a conflict, and writes nothing | a service creation that overwrites (an upsert) |
+//! | `create_existing_request_conflicts` | `expected: None` for an existing request id is a conflict, and writes nothing | a request creation that overwrites |
+//! | `stale_version_conflicts` | `expected: Some(v)` must be the stored version exactly, for services and requests (R31) | a version check `stored <= expected` |
+//! | `update_of_missing_service_conflicts` | `expected: Some(v)` for a missing service is a conflict | an update of a missing service that creates it |
+//! | `update_of_missing_request_conflicts` | `expected: Some(v)` for a missing request is a conflict | an update of a missing request that creates it |
+//! | `all_or_nothing_stale_service` | a stale service write leaves the batch's good request writes (an update and a creation) unwritten, in reads and listings (R31) | one transaction per table, requests first |
+//! | `all_or_nothing_stale_request` | a stale request write leaves the batch's good service write and good request creation unwritten (R31) | one transaction per table, services first |
+//! | `all_or_nothing_requests_only` | a batch of request writes only (no service) is all or nothing too (R31) | batches without a service written record by record (autocommit) |
+//! | `import_batch_is_all_or_nothing` | a batch creating several services (an import, R42) with one name taken writes none of them; a good batch writes all, each listed by its holders | a commit that checks only the first service write of a batch (one service per commit assumed) |
+//! | `reads_follow_every_commit` | after each commit of a request's life (create, update, open, confirm, apply) `service` and `request` answer what it wrote (R31, R44) | request reads from a cache refreshed only when a request opens or closes |
+//! | `removed_service_keeps_its_versions` | a removed service reads back as its tombstone (removed, at its next version), is no longer listed by `contacts_of`, and is replaced only at the version after it: a write expecting a version from before the removal is a conflict (R44) | a removal that deletes the row (the name's versions restart); `contacts_of` listing tombstones |
+//! | `contacts_of_follows_holders` | `contacts_of` lists a new holder and drops an old one right after a change of contacts, sorted by name (R6) | a holder index written only when a service is created |
+//! | `contacts_of_roles_follow_changes` | `contacts_of` gives the roles held now, when roles move between two holders who both stay (R6) | `contacts_of` roles as first written |
+//! | `requests_of_parties_and_order` | `requests_of` lists requester, incoming and outgoing contacts' requests, whatever the state, newest first, ties by id (R35) | a party index without the outgoing contacts |
+//! | `requests_of_current_contents` | `requests_of` answers each request whole at its current version, after a confirmation and a cancel (R35) | `requests_of` contents as first written |
+//! | `due_for_expiry_at_the_deadline` | a request is due at its deadline exactly, not a nanosecond before (R29) | `deadline < now` instead of `<=` |
+//! | `due_for_expiry_order` | due requests come earliest deadline first, ties by request id, on five requests whose id order differs (R29) | due requests sorted by id |
+//! | `due_for_expiry_follows_changes` | a confirmed request is due at its current version; cancelled and expired ones are not due (R29) | `due_for_expiry` contents as first written; a deadline index that keeps closed requests |
+//! | `racing_service_writes_one_wins` | of [`RACERS`] commits of one service expecting the same version, released together, exactly one wins (R31) | service-only batches checked, then written in a second critical section |
+//! | `racing_request_writes_one_wins` | the same for request writes (R31) | request-only batches checked, then written apart |
+//! | `racing_mixed_writes_one_wins` | applies (service and request) racing a cancel (request only) of one request: exactly one wins, and the winner's records are stored (R31) | batches of a service and requests checked, then written apart |
+//!
+//! The gallery has more broken stores than these witnesses (record-by-record
+//! commits, a lagging replica, ...); each is caught by one or more cases.
+//!
+//! The race cases make the race likely on a real store: every racer decides
+//! from the same read, then all wait at a [`std::sync::Barrier`] and commit
+//! at once.
 
 use std::convert::Infallible;
 use std::fmt::Display;
 use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::sync::Barrier;
 
 use rand_core::{TryCryptoRng, TryRng};
 use sha2::{Digest, Sha256};
@@ -28,23 +71,53 @@ use time::{Duration, OffsetDateTime};
 
 use crate::host::{CommitError, Store};
 use crate::{
-    AccountStatus, ChangeRequest, Changes, CustomerId, Edit, Engine, Role, Roles, Service,
-    ServiceName, Snapshot, Version, Write,
+    AccountStatus, ChangeRequest, Changes, Contacts, CustomerId, Edit, Engine, RequestId, Role,
+    Roles, Service, ServiceName, Snapshot, Transition, Version, Write,
 };
 
-/// The names of the cases, in the order they run.
-pub const CASES: &[&str] = &[
-    "service_round_trip",
-    "create_existing_conflicts",
-    "stale_version_conflicts",
-    "update_of_missing_record_conflicts",
-    "commit_is_all_or_nothing",
-    "request_round_trip",
-    "last_requests_kept",
-    "contacts_index_follows_changes",
-    "requests_of_listing",
-    "due_for_expiry_query",
-    "racing_commits_one_wins",
+/// How many threads each race case runs: each commits once per round.
+pub const RACERS: usize = 4;
+
+/// How many rounds each race case runs.
+const ROUNDS: u32 = 3;
+
+/// Defines [`CASES`] and the runner's list from one list of case functions.
+macro_rules! cases {
+    ($($case:ident),* $(,)?) => {
+        /// The names of the cases, in the order they run (see the module
+        /// docs for what each proves).
+        pub const CASES: &[&str] = &[$(stringify!($case)),*];
+
+        /// Every case, named, in the order of [`CASES`].
+        fn cases<S: Store + Sync>() -> Vec<Case<S>> {
+            vec![$((stringify!($case), $case::<S> as fn(&S) -> Outcome)),*]
+        }
+    };
+}
+
+cases![
+    service_round_trip,
+    create_existing_service_conflicts,
+    create_existing_request_conflicts,
+    stale_version_conflicts,
+    update_of_missing_service_conflicts,
+    update_of_missing_request_conflicts,
+    all_or_nothing_stale_service,
+    all_or_nothing_stale_request,
+    all_or_nothing_requests_only,
+    import_batch_is_all_or_nothing,
+    reads_follow_every_commit,
+    removed_service_keeps_its_versions,
+    contacts_of_follows_holders,
+    contacts_of_roles_follow_changes,
+    requests_of_parties_and_order,
+    requests_of_current_contents,
+    due_for_expiry_at_the_deadline,
+    due_for_expiry_order,
+    due_for_expiry_follows_changes,
+    racing_service_writes_one_wins,
+    racing_request_writes_one_wins,
+    racing_mixed_writes_one_wins,
 ];
 
 /// The outcome of [`run_store_suite`].
@@ -76,33 +149,15 @@ impl Report {
 
 /// Runs every case of the suite, each against a fresh store from `make`.
 ///
-/// A case that panics is reported as failed with the panic's message.
+/// A case that panics is reported as failed with the panic's message. The
+/// race cases share the store with [`RACERS`] threads.
 pub fn run_store_suite<S, F>(mut make: F) -> Report
 where
     S: Store + Sync,
     F: FnMut() -> S,
 {
-    let cases: [Case<S>; 11] = [
-        ("service_round_trip", service_round_trip),
-        ("create_existing_conflicts", create_existing_conflicts),
-        ("stale_version_conflicts", stale_version_conflicts),
-        (
-            "update_of_missing_record_conflicts",
-            update_of_missing_record_conflicts,
-        ),
-        ("commit_is_all_or_nothing", commit_is_all_or_nothing),
-        ("request_round_trip", request_round_trip),
-        ("last_requests_kept", last_requests_kept),
-        (
-            "contacts_index_follows_changes",
-            contacts_index_follows_changes,
-        ),
-        ("requests_of_listing", requests_of_listing),
-        ("due_for_expiry_query", due_for_expiry_query),
-        ("racing_commits_one_wins", racing_commits_one_wins),
-    ];
     let mut report = Report::default();
-    for (name, case) in cases {
+    for (name, case) in cases::<S>() {
         let store = make();
         match catch_unwind(AssertUnwindSafe(|| case(&store))) {
             Ok(Ok(())) => report.passed.push(name),
@@ -196,6 +251,7 @@ fn t0() -> OffsetDateTime {
     OffsetDateTime::UNIX_EPOCH + Duration::days(20_000)
 }
 
+/// A batch that creates `service`.
 fn create(service: &Service) -> Changes {
     Changes {
         services: vec![Write {
@@ -206,37 +262,120 @@ fn create(service: &Service) -> Changes {
     }
 }
 
-/// Opens a request in the store: `requester` (the admin) proposes
-/// `incoming` for `roles` of `service`, at `now`.
-fn open_request<S: Store>(
-    store: &S,
-    service: &Service,
-    incoming: CustomerId,
-    roles: Roles,
-    now: OffsetDateTime,
-    seed: u64,
-) -> Result<ChangeRequest, String> {
-    // Opening a request writes the service at its next version: use the
-    // stored one.
-    let service = &host(store.service(service.name()))?.ok_or("fixture service missing")?;
-    let requester = service.holder(Role::Admin);
-    let mut edit = Edit::new(service.name().clone());
-    for role in roles {
-        edit.set(role, incoming);
+/// A batch that writes `service` over the version `expected`.
+fn update(service: &Service, expected: Version) -> Changes {
+    Changes {
+        services: vec![Write {
+            value: service.clone(),
+            expected: Some(expected),
+        }],
+        requests: Vec::new(),
     }
+}
+
+/// A batch of request writes alone.
+fn request_writes(writes: Vec<Write<ChangeRequest>>) -> Changes {
+    Changes {
+        services: Vec::new(),
+        requests: writes,
+    }
+}
+
+/// Creates a service ordered by `owner` (R5) and returns it.
+fn ordered<S: Store>(store: &S, service: &str, owner: CustomerId) -> Result<Service, String> {
+    let service = Service::order(name(service), owner);
+    committed(store.commit(create(&service)), "creating a service")?;
+    Ok(service)
+}
+
+/// The service with `role` given to `customer`, at the next version.
+fn reassigned(service: &Service, role: Role, customer: CustomerId) -> Service {
+    let mut contacts = *service.contacts();
+    contacts.set(role, customer);
+    Service::new(service.name().clone(), contacts, service.version().next())
+}
+
+fn read_service<S: Store>(store: &S, name: &ServiceName) -> Result<Service, String> {
+    host(store.service(name))?.ok_or_else(|| format!("service {name} is missing"))
+}
+
+/// Checks that `service` reads back as `expected`.
+fn reads_service<S: Store>(store: &S, expected: &Service, after: &str) -> Outcome {
+    let loaded = host(store.service(expected.name()))?;
+    ensure!(
+        loaded.as_ref() == Some(expected),
+        "after {after}: service read back {loaded:?}, expected {expected:?}"
+    );
+    Ok(())
+}
+
+/// Checks that request `expected.id()` reads back as `expected`.
+fn reads_request<S: Store>(store: &S, expected: &ChangeRequest, after: &str) -> Outcome {
+    let loaded = host(store.request(expected.id()))?;
+    ensure!(
+        loaded.as_ref() == Some(expected),
+        "after {after}: request read back {loaded:?}, expected {expected:?}"
+    );
+    Ok(())
+}
+
+fn ids(requests: &[ChangeRequest]) -> Vec<RequestId> {
+    requests.iter().map(ChangeRequest::id).collect()
+}
+
+// ----- fixtures: every call to the engine is here -----
+
+/// Everyone the fixtures name has an account in good standing.
+fn everyone(_: CustomerId) -> AccountStatus {
+    AccountStatus::GoodStanding
+}
+
+/// A request opened (or proposed) by a fixture, with each confirmer's token.
+struct Opened {
+    request: ChangeRequest,
+    tokens: Vec<(CustomerId, String)>,
+}
+
+/// The service as stored and the requests it names as the last of its
+/// roles: what the engine decides on (R27, R44).
+fn load<S: Store>(
+    store: &S,
+    service: &ServiceName,
+) -> Result<(Service, Vec<ChangeRequest>), String> {
+    let service = host(store.service(service))?
+        .ok_or_else(|| format!("fixture service {service} missing"))?;
     let mut named = Vec::new();
     for id in service.requests_to_load() {
         named.extend(host(store.request(id))?);
     }
+    Ok((service, named))
+}
+
+/// The admin of `service` (as stored) proposes `incoming` for `roles` at
+/// `now`: the request and the writes that open it, not committed.
+fn propose<S: Store>(
+    store: &S,
+    service: &ServiceName,
+    incoming: CustomerId,
+    roles: Roles,
+    now: OffsetDateTime,
+    seed: u64,
+) -> Result<(Opened, Changes), String> {
+    // Opening a request writes the service at its next version: use the
+    // stored one.
+    let (service, open) = load(store, service)?;
+    let mut edit = Edit::new(service.name().clone());
+    for role in roles {
+        edit.set(role, incoming);
+    }
     let snapshot = Snapshot {
-        service,
-        requests: &named,
+        service: &service,
+        requests: &open,
     };
-    let everyone = |_| AccountStatus::GoodStanding;
     let transition = Engine::default()
         .submit(
             &edit,
-            requester,
+            service.holder(Role::Admin),
             snapshot,
             &everyone,
             now,
@@ -248,81 +387,212 @@ fn open_request<S: Store>(
         .next()
         .cloned()
         .ok_or("fixture edit opened nothing")?;
-    committed(store.commit(transition.changes), "opening a request")?;
-    Ok(request)
+    let tokens = transition
+        .messages
+        .iter()
+        .filter_map(|m| Some((m.to(), m.token()?.reveal())))
+        .collect();
+    Ok((Opened { request, tokens }, transition.changes))
 }
 
+/// [`propose`], committed.
+fn open_request<S: Store>(
+    store: &S,
+    service: &ServiceName,
+    incoming: CustomerId,
+    roles: Roles,
+    now: OffsetDateTime,
+    seed: u64,
+) -> Result<Opened, String> {
+    let (opened, changes) = propose(store, service, incoming, roles, now, seed)?;
+    committed(store.commit(changes), "opening a request")?;
+    Ok(opened)
+}
+
+/// `who` accepts `request` (its current version) with the token `opened`
+/// gave them, at `now`; the last confirmation applies the change against the
+/// service as stored. Not committed.
+fn accept<S: Store>(
+    store: &S,
+    opened: &Opened,
+    request: &ChangeRequest,
+    who: CustomerId,
+    now: OffsetDateTime,
+) -> Result<Transition, String> {
+    let token = opened
+        .tokens
+        .iter()
+        .find(|(to, _)| *to == who)
+        .map(|(_, token)| token.as_str())
+        .ok_or("fixture: no token for this confirmer")?;
+    let (service, open) = load(store, request.service())?;
+    let snapshot = Snapshot {
+        service: &service,
+        requests: &open,
+    };
+    Engine::default()
+        .accept(request, who, token, now, Some(snapshot), &everyone)
+        .map_err(|err| format!("fixture accept refused: {err}"))
+}
+
+/// The requester cancels `request` at `now`. Not committed.
+fn cancel(request: &ChangeRequest, now: OffsetDateTime) -> Result<Transition, String> {
+    Engine::default()
+        .cancel(request, request.requester(), now)
+        .map_err(|err| format!("fixture cancel refused: {err}"))
+}
+
+/// `request` expires at `now`. Not committed.
+fn expire(request: &ChangeRequest, now: OffsetDateTime) -> Result<Transition, String> {
+    Engine::default()
+        .expire(request, now)
+        .map_err(|err| format!("fixture expiry refused: {err}"))
+}
+
+/// The new value of `request` that `transition` writes.
+fn written(transition: &Transition, request: &ChangeRequest) -> Result<ChangeRequest, String> {
+    transition
+        .request(request.id())
+        .cloned()
+        .ok_or_else(|| "fixture: the transition does not write the request".to_owned())
+}
+
+/// The write of `request` among `changes`.
+fn write_of(changes: &Changes, request: &ChangeRequest) -> Result<Write<ChangeRequest>, String> {
+    changes
+        .requests
+        .iter()
+        .find(|w| w.value.id() == request.id())
+        .cloned()
+        .ok_or_else(|| "fixture: the transition does not write the request".to_owned())
+}
+
+/// The service `changes` writes.
+fn service_written(changes: &Changes) -> Result<Service, String> {
+    changes
+        .services
+        .first()
+        .map(|w| w.value.clone())
+        .ok_or_else(|| "fixture: no service written".to_owned())
+}
+
+/// Commits `transition` and returns the new value of `request`.
+fn commit_step<S: Store>(
+    store: &S,
+    transition: &Transition,
+    request: &ChangeRequest,
+    what: &str,
+) -> Result<ChangeRequest, String> {
+    committed(store.commit(transition.changes.clone()), what)?;
+    written(transition, request)
+}
+
+// ----- single records: versions -----
+
 fn service_round_trip<S: Store>(store: &S) -> Outcome {
-    let service = Service::order(name("round.example"), id("AA1-OVH"));
+    // R7: a long name (200 bytes of the 255 allowed); R42: any three holders.
+    let long = format!("{}.example", "round-trip".repeat(19));
+    let service = Service::new(
+        name(&long),
+        Contacts::new(id("AA1-OVH"), id("BB22-OVH"), id("CC333-OVH")),
+        Version::FIRST,
+    );
     ensure!(
         host(store.service(service.name()))?.is_none(),
         "an empty store has a service"
     );
     committed(store.commit(create(&service)), "creating a service")?;
-    let loaded = host(store.service(service.name()))?;
+    reads_service(store, &service, "creating it")?;
     ensure!(
-        loaded.as_ref() == Some(&service),
-        "read back {loaded:?}, wrote {service:?}"
+        host(store.service(&name("round-trip.example")))?.is_none(),
+        "an unknown name reads as a service"
     );
     Ok(())
 }
 
-fn create_existing_conflicts<S: Store>(store: &S) -> Outcome {
-    let service = Service::order(name("twice.example"), id("AA1-OVH"));
-    committed(store.commit(create(&service)), "first creation")?;
+fn create_existing_service_conflicts<S: Store>(store: &S) -> Outcome {
+    // R31: `expected: None` means the service must not exist yet.
+    let service = ordered(store, "twice.example", id("AA1-OVH"))?;
     let other = Service::order(name("twice.example"), id("BB2-OVH"));
-    conflicted(store.commit(create(&other)), "second creation")?;
-    let loaded = host(store.service(service.name()))?;
+    conflicted(store.commit(create(&other)), "a second creation")?;
+    reads_service(store, &service, "a refused second creation")
+}
+
+fn create_existing_request_conflicts<S: Store>(store: &S) -> Outcome {
+    // R31: `expected: None` means the request must not exist yet.
+    let admin = id("AA1-OVH");
+    let one = ordered(store, "one.example", admin)?;
+    let two = ordered(store, "two.example", admin)?;
+    let opened = open_request(store, one.name(), id("BB2-OVH"), Role::Tech.into(), t0(), 1)?;
+    // The same seed draws the same id: another request under that id.
+    let (other, _) = propose(
+        store,
+        two.name(),
+        id("CC3-OVH"),
+        Role::Billing.into(),
+        t0(),
+        1,
+    )?;
     ensure!(
-        loaded.as_ref() == Some(&service),
-        "a refused creation changed the service"
+        other.request.id() == opened.request.id() && other.request != opened.request,
+        "fixture: expected another request under the same id"
     );
-    Ok(())
+    let again = request_writes(vec![Write {
+        value: other.request,
+        expected: None,
+    }]);
+    conflicted(store.commit(again), "a second creation of a request id")?;
+    reads_request(store, &opened.request, "a refused second creation")
 }
 
 fn stale_version_conflicts<S: Store>(store: &S) -> Outcome {
-    let service = Service::order(name("stale.example"), id("AA1-OVH"));
-    committed(store.commit(create(&service)), "creation")?;
-    let mut contacts = *service.contacts();
-    contacts.set(Role::Tech, id("BB2-OVH"));
-    let v2 = Service::new(service.name().clone(), contacts, service.version().next());
-    let update = |value: &Service, expected| Changes {
-        services: vec![Write {
-            value: value.clone(),
-            expected: Some(expected),
-        }],
-        requests: Vec::new(),
-    };
+    // R31: the expected version must be the stored one, exactly.
+    let service = ordered(store, "stale.example", id("AA1-OVH"))?;
+    let v2 = reassigned(&service, Role::Tech, id("BB2-OVH"));
     conflicted(
         store.commit(update(&v2, Version::new(7))),
-        "update expecting a wrong version",
+        "a service update expecting a version it never had",
     )?;
     committed(
         store.commit(update(&v2, service.version())),
-        "update expecting the right version",
+        "a service update expecting the stored version",
     )?;
     conflicted(
         store.commit(update(&v2, service.version())),
-        "second update expecting the replaced version",
+        "a second service update expecting the replaced version",
     )?;
-    let loaded = host(store.service(service.name()))?;
-    ensure!(
-        loaded.as_ref() == Some(&v2),
-        "read back {loaded:?} after the update"
-    );
-    Ok(())
+    reads_service(store, &v2, "the service updates")?;
+
+    let opened = open_request(
+        store,
+        v2.name(),
+        id("CC3-OVH"),
+        Role::Billing.into(),
+        t0(),
+        2,
+    )?;
+    let cancelled = cancel(&opened.request, t0() + Duration::minutes(1))?;
+    let mut ahead = write_of(&cancelled.changes, &opened.request)?;
+    ahead.expected = Some(Version::new(7));
+    conflicted(
+        store.commit(request_writes(vec![ahead])),
+        "a request update expecting a version it never had",
+    )?;
+    let after = commit_step(store, &cancelled, &opened.request, "cancelling")?;
+    conflicted(
+        store.commit(cancelled.changes),
+        "a second request update expecting the replaced version",
+    )?;
+    reads_request(store, &after, "the request updates")
 }
 
-fn update_of_missing_record_conflicts<S: Store>(store: &S) -> Outcome {
+fn update_of_missing_service_conflicts<S: Store>(store: &S) -> Outcome {
+    // R31: `expected: Some(v)` means the service must exist at `v`.
     let service = Service::order(name("missing.example"), id("AA1-OVH"));
-    let changes = Changes {
-        services: vec![Write {
-            value: service.clone(),
-            expected: Some(Version::FIRST),
-        }],
-        requests: Vec::new(),
-    };
-    conflicted(store.commit(changes), "update of a service never created")?;
+    conflicted(
+        store.commit(update(&service, Version::FIRST)),
+        "an update of a service never created",
+    )?;
     ensure!(
         host(store.service(service.name()))?.is_none(),
         "a refused update created a service"
@@ -330,288 +600,745 @@ fn update_of_missing_record_conflicts<S: Store>(store: &S) -> Outcome {
     Ok(())
 }
 
-fn commit_is_all_or_nothing<S: Store>(store: &S) -> Outcome {
-    let admin = id("AA1-OVH");
-    let service = Service::order(name("atomic.example"), admin);
-    committed(store.commit(create(&service)), "creation")?;
-    let request = open_request(store, &service, id("BB2-OVH"), Role::Tech.into(), t0(), 1)?;
-    // A batch with a good new service and a stale request write.
-    let fresh = Service::order(name("fresh.example"), admin);
-    let mut stale = request.clone();
-    stale.version = request.version().next();
-    let batch = Changes {
-        services: vec![Write {
-            value: fresh.clone(),
-            expected: None,
-        }],
-        requests: vec![Write {
-            value: stale,
-            expected: Some(Version::new(99)),
-        }],
-    };
-    conflicted(store.commit(batch), "a batch with one stale write")?;
-    ensure!(
-        host(store.service(fresh.name()))?.is_none(),
-        "the good half of a conflicting batch was written"
-    );
-    ensure!(
-        host(store.contacts_of(admin))?.len() == 1,
-        "the holder index shows a service of a conflicting batch"
-    );
-    let loaded = host(store.request(request.id()))?;
-    ensure!(
-        loaded.as_ref() == Some(&request),
-        "the stale half changed the request"
-    );
-    Ok(())
-}
-
-fn request_round_trip<S: Store>(store: &S) -> Outcome {
-    let service = Service::order(name("request.example"), id("AA1-OVH"));
-    committed(store.commit(create(&service)), "creation")?;
-    let request = open_request(
+fn update_of_missing_request_conflicts<S: Store>(store: &S) -> Outcome {
+    // R31: `expected: Some(v)` means the request must exist at `v`.
+    let service = ordered(store, "missing.example", id("AA1-OVH"))?;
+    let (proposed, _) = propose(
         store,
-        &service,
+        service.name(),
         id("BB2-OVH"),
-        Role::Tech | Role::Billing,
+        Role::Tech.into(),
         t0(),
-        2,
+        3,
     )?;
-    let loaded = host(store.request(request.id()))?;
-    ensure!(loaded.as_ref() == Some(&request), "read back {loaded:?}");
-    // A cancelled request keeps its full state and history.
-    let cancelled = Engine::default()
-        .cancel(&request, request.requester(), t0() + Duration::minutes(1))
-        .map_err(|err| err.to_string())?;
-    let after = cancelled.request(request.id()).cloned().ok_or("no write")?;
-    committed(store.commit(cancelled.changes), "cancelling")?;
-    let loaded = host(store.request(request.id()))?;
-    ensure!(
-        loaded.as_ref() == Some(&after),
-        "read back {loaded:?} after cancel"
-    );
-    Ok(())
-}
-
-fn last_requests_kept<S: Store>(store: &S) -> Outcome {
-    let a = Service::order(name("a.example"), id("AA1-OVH"));
-    let b = Service::order(name("b.example"), id("AA1-OVH"));
-    committed(store.commit(create(&a)), "creation")?;
-    committed(store.commit(create(&b)), "creation")?;
-    let tech = open_request(store, &a, id("BB2-OVH"), Role::Tech.into(), t0(), 3)?;
-    let billing = open_request(store, &a, id("CC3-OVH"), Role::Billing.into(), t0(), 4)?;
-    let other = open_request(store, &b, id("BB2-OVH"), Role::Tech.into(), t0(), 5)?;
-    // R27, R44: the service record names the last request of each role.
-    let names = |service: &Service| -> Result<Vec<_>, String> {
-        let stored = host(store.service(service.name()))?.ok_or("service vanished")?;
-        Ok(stored.last_requests().collect())
+    let write = Write {
+        value: proposed.request.clone(),
+        expected: Some(Version::FIRST),
     };
-    ensure!(
-        names(&a)? == [(Role::Tech, tech.id()), (Role::Billing, billing.id())],
-        "the last requests of a.example were not kept: {:?}",
-        names(&a)?
-    );
-    ensure!(
-        names(&b)? == [(Role::Tech, other.id())],
-        "the last requests of b.example were not kept: {:?}",
-        names(&b)?
-    );
-    Ok(())
-}
-
-fn contacts_index_follows_changes<S: Store>(store: &S) -> Outcome {
-    let (old, new) = (id("AA1-OVH"), id("BB2-OVH"));
-    let z = Service::order(name("z.example"), old);
-    let a = Service::order(name("a.example"), old);
-    committed(store.commit(create(&z)), "creation")?;
-    committed(store.commit(create(&a)), "creation")?;
-    let listed = host(store.contacts_of(old))?;
-    ensure!(
-        listed
-            == [
-                (a.name().clone(), Roles::ALL),
-                (z.name().clone(), Roles::ALL)
-            ],
-        "contacts of the owner, sorted by name: {listed:?}"
-    );
-    let mut contacts = *z.contacts();
-    contacts.set(Role::Tech, new);
-    contacts.set(Role::Billing, new);
-    let z2 = Service::new(z.name().clone(), contacts, z.version().next());
-    let changes = Changes {
-        services: vec![Write {
-            value: z2,
-            expected: Some(z.version()),
-        }],
-        requests: Vec::new(),
-    };
-    committed(store.commit(changes), "changing contacts")?;
-    let listed = host(store.contacts_of(new))?;
-    ensure!(
-        listed == [(z.name().clone(), Role::Tech | Role::Billing)],
-        "contacts of the new holder: {listed:?}"
-    );
-    let listed = host(store.contacts_of(old))?;
-    ensure!(
-        listed
-            == [
-                (a.name().clone(), Roles::ALL),
-                (z.name().clone(), Role::Admin.into())
-            ],
-        "contacts of the old holder: {listed:?}"
-    );
-    // Giving the admin role away too drops z.example from the old holder.
-    contacts.set(Role::Admin, new);
-    let z3 = Service::new(z.name().clone(), contacts, z.version().next().next());
-    let changes = Changes {
-        services: vec![Write {
-            value: z3,
-            expected: Some(z.version().next()),
-        }],
-        requests: Vec::new(),
-    };
-    committed(store.commit(changes), "changing the admin")?;
-    let listed = host(store.contacts_of(old))?;
-    ensure!(
-        listed == [(a.name().clone(), Roles::ALL)],
-        "old holder still listed: {listed:?}"
-    );
-    ensure!(
-        host(store.contacts_of(id("ZZ9-OVH")))?.is_empty(),
-        "a stranger has contacts"
-    );
-    Ok(())
-}
-
-fn requests_of_listing<S: Store>(store: &S) -> Outcome {
-    let (admin, tech, stranger) = (id("AA1-OVH"), id("BB2-OVH"), id("ZZ9-OVH"));
-    let mut contacts = *Service::order(name("x.example"), admin).contacts();
-    contacts.set(Role::Tech, tech);
-    let service = Service::new(name("x.example"), contacts, Version::FIRST);
-    committed(store.commit(create(&service)), "creation")?;
-    let first = open_request(store, &service, id("CC3-OVH"), Role::Tech.into(), t0(), 6)?;
-    let second = open_request(
-        store,
-        &service,
-        id("DD4-OVH"),
-        Role::Billing.into(),
-        t0() + Duration::hours(1),
-        7,
+    conflicted(
+        store.commit(request_writes(vec![write])),
+        "an update of a request never created",
     )?;
-    let ids = |customer| -> Result<Vec<_>, String> {
-        Ok(host(store.requests_of(customer))?
-            .iter()
-            .map(ChangeRequest::id)
-            .collect())
-    };
     ensure!(
-        ids(admin)? == [second.id(), first.id()],
-        "requester's requests, newest first"
-    );
-    ensure!(
-        ids(id("CC3-OVH"))? == [first.id()],
-        "incoming customer's requests"
-    );
-    ensure!(ids(tech)? == [first.id()], "outgoing contact's requests");
-    ensure!(ids(stranger)?.is_empty(), "a stranger has requests");
-    // Terminal requests stay listed.
-    let cancelled = Engine::default()
-        .cancel(&first, admin, t0() + Duration::hours(2))
-        .map_err(|err| err.to_string())?;
-    committed(store.commit(cancelled.changes), "cancelling")?;
-    ensure!(
-        ids(tech)? == [first.id()],
-        "a cancelled request left the listing"
+        host(store.request(proposed.request.id()))?.is_none(),
+        "a refused update created a request"
     );
     Ok(())
 }
 
-fn due_for_expiry_query<S: Store>(store: &S) -> Outcome {
-    let service = Service::order(name("due.example"), id("AA1-OVH"));
-    committed(store.commit(create(&service)), "creation")?;
-    let early = open_request(store, &service, id("BB2-OVH"), Role::Tech.into(), t0(), 8)?;
-    let late = open_request(
+// ----- batches: all or nothing -----
+
+/// Checks that nothing of a refused batch shows: the service and the
+/// requests read as before, and the customer the batch would have made a
+/// party of has no requests.
+fn nothing_written<S: Store>(
+    store: &S,
+    service: &Service,
+    requests: &[&ChangeRequest],
+    never_created: &ChangeRequest,
+) -> Outcome {
+    reads_service(store, service, "a refused batch")?;
+    for request in requests {
+        reads_request(store, request, "a refused batch")?;
+    }
+    ensure!(
+        host(store.request(never_created.id()))?.is_none(),
+        "after a refused batch: the request it would have created exists"
+    );
+    let listed = ids(&host(store.requests_of(never_created.incoming()))?);
+    ensure!(
+        listed.is_empty(),
+        "after a refused batch: the incoming contact of the request it would have created has requests {listed:?}"
+    );
+    Ok(())
+}
+
+fn all_or_nothing_stale_service<S: Store>(store: &S) -> Outcome {
+    // R31: a stale service write, then good request writes (an update and a
+    // creation): the shape of an apply decided on an old service.
+    let service = ordered(store, "atomic.example", id("AA1-OVH"))?;
+    let tech = open_request(
         store,
-        &service,
+        service.name(),
+        id("BB2-OVH"),
+        Role::Tech.into(),
+        t0(),
+        4,
+    )?;
+    let current = read_service(store, service.name())?;
+    let later = t0() + Duration::minutes(1);
+    let cancelled = cancel(&tech.request, later)?;
+    let (billing, opening) = propose(
+        store,
+        service.name(),
         id("CC3-OVH"),
         Role::Billing.into(),
-        t0() + Duration::days(1),
+        later,
+        5,
+    )?;
+    let stale = Write {
+        value: reassigned(&current, Role::Admin, id("DD4-OVH")),
+        expected: Some(service.version()),
+    };
+    let batch = Changes {
+        services: vec![stale],
+        requests: vec![
+            write_of(&cancelled.changes, &tech.request)?,
+            write_of(&opening, &billing.request)?,
+        ],
+    };
+    conflicted(store.commit(batch), "a batch with a stale service write")?;
+    nothing_written(store, &current, &[&tech.request], &billing.request)
+}
+
+fn all_or_nothing_stale_request<S: Store>(store: &S) -> Outcome {
+    // R31: a good service write, then a stale request write and a good
+    // request creation.
+    let service = ordered(store, "atomic.example", id("AA1-OVH"))?;
+    let tech = open_request(
+        store,
+        service.name(),
+        id("BB2-OVH"),
+        Role::Tech.into(),
+        t0(),
+        6,
+    )?;
+    let later = t0() + Duration::minutes(1);
+    // A confirmation decided on the request before a cancel replaced it.
+    let confirmed = accept(store, &tech, &tech.request, id("BB2-OVH"), later)?;
+    let cancelled = commit_step(
+        store,
+        &cancel(&tech.request, later)?,
+        &tech.request,
+        "cancelling",
+    )?;
+    let current = read_service(store, service.name())?;
+    let (billing, opening) = propose(
+        store,
+        service.name(),
+        id("CC3-OVH"),
+        Role::Billing.into(),
+        later,
+        7,
+    )?;
+    let mut batch = opening;
+    batch
+        .requests
+        .insert(0, write_of(&confirmed.changes, &tech.request)?);
+    conflicted(store.commit(batch), "a batch with a stale request write")?;
+    nothing_written(store, &current, &[&cancelled], &billing.request)
+}
+
+fn all_or_nothing_requests_only<S: Store>(store: &S) -> Outcome {
+    // R31: request writes alone, a good one then a stale one.
+    let service = ordered(store, "atomic.example", id("AA1-OVH"))?;
+    let tech = open_request(
+        store,
+        service.name(),
+        id("BB2-OVH"),
+        Role::Tech.into(),
+        t0(),
+        8,
+    )?;
+    let billing = open_request(
+        store,
+        service.name(),
+        id("CC3-OVH"),
+        Role::Billing.into(),
+        t0(),
         9,
     )?;
-    let ids = |now| -> Result<Vec<_>, String> {
-        Ok(host(store.due_for_expiry(now))?
+    let later = t0() + Duration::minutes(1);
+    let stale = accept(store, &billing, &billing.request, id("CC3-OVH"), later)?;
+    let billing_now = commit_step(
+        store,
+        &cancel(&billing.request, later)?,
+        &billing.request,
+        "cancelling",
+    )?;
+    let good = cancel(&tech.request, later)?;
+    let batch = request_writes(vec![
+        write_of(&good.changes, &tech.request)?,
+        write_of(&stale.changes, &billing.request)?,
+    ]);
+    conflicted(store.commit(batch), "a batch of request writes, one stale")?;
+    reads_request(store, &tech.request, "a refused batch")?;
+    reads_request(store, &billing_now, "a refused batch")
+}
+
+fn import_batch_is_all_or_nothing<S: Store>(store: &S) -> Outcome {
+    // R42: an import writes several services in one commit, all or none.
+    let (a, b, c) = (id("AA1-OVH"), id("BB2-OVH"), id("CC3-OVH"));
+    let first = ordered(store, "taken.example", c)?;
+    let taken = reassigned(&first, Role::Tech, id("DD4-OVH"));
+    committed(store.commit(update(&taken, first.version())), "an update")?;
+    let batch = |names: [&str; 3]| -> Result<Transition, String> {
+        let services = names.map(|n| (name(n), Contacts::new(a, b, a)));
+        let existing: Vec<Service> = names
             .iter()
-            .map(ChangeRequest::id)
+            .filter_map(|n| host(store.service(&name(n))).transpose())
+            .collect::<Result<_, _>>()?;
+        Engine::default()
+            .import(services, &existing)
+            .map_err(|err| format!("fixture import refused: {err}"))
+    };
+    // A batch whose second write is stale (decided on a version that
+    // changed since): the store refuses the whole batch.
+    let fresh = batch(["one.example", "two.example", "three.example"])?;
+    let mut clashing = fresh.changes.clone();
+    clashing.services[1] = Write {
+        value: reassigned(&first, Role::Tech, a),
+        expected: Some(first.version()),
+    };
+    conflicted(
+        store.commit(clashing),
+        "a batch of service writes whose second is stale",
+    )?;
+    reads_service(store, &taken, "a refused import")?;
+    for n in ["one.example", "three.example"] {
+        ensure!(
+            host(store.service(&name(n)))?.is_none(),
+            "a refused import wrote {n}"
+        );
+    }
+    ensure!(
+        host(store.contacts_of(a))?.is_empty(),
+        "a refused import is listed by its holders"
+    );
+    committed(store.commit(fresh.changes.clone()), "a good import")?;
+    for write in &fresh.changes.services {
+        reads_service(store, &write.value, "an import")?;
+    }
+    let listed = host(store.contacts_of(b))?;
+    let expected = [
+        (name("one.example"), Roles::from(Role::Tech)),
+        (name("three.example"), Roles::from(Role::Tech)),
+        (name("two.example"), Roles::from(Role::Tech)),
+    ];
+    ensure!(
+        listed == expected,
+        "contacts of an imported holder: {listed:?}, expected {expected:?}"
+    );
+    Ok(())
+}
+
+fn removed_service_keeps_its_versions<S: Store>(store: &S) -> Outcome {
+    // R44: a removed service stays as a tombstone, so its name's versions
+    // never restart and no decision about the old service lands on the new.
+    let (owner, newcomer) = (id("AA1-OVH"), id("BB2-OVH"));
+    let service = ordered(store, "gone.example", owner)?;
+    let (_, stale_opening) = propose(store, service.name(), newcomer, Role::Tech.into(), t0(), 40)?;
+    let opened = open_request(
+        store,
+        service.name(),
+        newcomer,
+        Role::Billing.into(),
+        t0(),
+        41,
+    )?;
+    let (stored, named) = load(store, service.name())?;
+    let snapshot = Snapshot {
+        service: &stored,
+        requests: &named,
+    };
+    let removal = Engine::default()
+        .remove(snapshot, t0() + Duration::minutes(1))
+        .map_err(|err| format!("fixture removal refused: {err}"))?;
+    let tombstone = service_written(&removal.changes)?;
+    committed(store.commit(removal.changes.clone()), "removing a service")?;
+    reads_service(store, &tombstone, "removing a service")?;
+    reads_request(
+        store,
+        &written(&removal, &opened.request)?,
+        "removing a service",
+    )?;
+    ensure!(
+        host(store.contacts_of(owner))?.is_empty(),
+        "a removed service is still listed by its holders"
+    );
+    // Ordered again by someone else: the new service replaces the tombstone
+    // at the version after it.
+    let again = Engine::default()
+        .import(
+            [(service.name().clone(), Contacts::all(newcomer))],
+            std::slice::from_ref(&tombstone),
+        )
+        .map_err(|err| format!("fixture import refused: {err}"))?;
+    let reborn = service_written(&again.changes)?;
+    ensure!(
+        reborn.version() > tombstone.version(),
+        "the engine restarted the versions"
+    );
+    committed(store.commit(again.changes), "ordering the name again")?;
+    reads_service(store, &reborn, "ordering the name again")?;
+    // A decision made on the old service cannot commit onto the new one.
+    conflicted(
+        store.commit(stale_opening),
+        "a request opened on the service before its removal",
+    )?;
+    reads_service(store, &reborn, "a refused stale write")
+}
+
+// ----- reads after commits -----
+
+fn reads_follow_every_commit<S: Store>(store: &S) -> Outcome {
+    // R31, R44: every read that starts after a commit returned sees it.
+    let (admin, tech, billing) = (id("AA1-OVH"), id("BB2-OVH"), id("CC3-OVH"));
+    let service = ordered(store, "fresh.example", admin)?;
+    reads_service(store, &service, "creating a service")?;
+    let v2 = reassigned(&service, Role::Billing, billing);
+    committed(store.commit(update(&v2, service.version())), "an update")?;
+    reads_service(store, &v2, "updating a service")?;
+
+    let (opened, opening) = propose(store, v2.name(), tech, Role::Tech.into(), t0(), 10)?;
+    let v3 = service_written(&opening)?;
+    committed(store.commit(opening), "opening a request")?;
+    reads_service(store, &v3, "opening a request")?;
+    reads_request(store, &opened.request, "opening it")?;
+
+    let step = accept(
+        store,
+        &opened,
+        &opened.request,
+        tech,
+        t0() + Duration::minutes(1),
+    )?;
+    let confirmed = commit_step(store, &step, &opened.request, "a confirmation")?;
+    reads_request(store, &confirmed, "a confirmation")?;
+
+    let step = accept(
+        store,
+        &opened,
+        &confirmed,
+        admin,
+        t0() + Duration::minutes(2),
+    )?;
+    let applied = commit_step(store, &step, &opened.request, "the last confirmation")?;
+    let v4 = service_written(&step.changes)?;
+    ensure!(
+        v4.holder(Role::Tech) == tech,
+        "fixture: the change did not apply"
+    );
+    reads_request(store, &applied, "applying")?;
+    reads_service(store, &v4, "applying")
+}
+
+// ----- listings -----
+
+fn contacts_of_follows_holders<S: Store>(store: &S) -> Outcome {
+    // R6: the holder index follows every change of contacts.
+    let (old, new) = (id("AA1-OVH"), id("BB2-OVH"));
+    let z = ordered(store, "z.example", old)?;
+    let a = ordered(store, "a.example", old)?;
+    let names = |customer| -> Result<Vec<ServiceName>, String> {
+        Ok(host(store.contacts_of(customer))?
+            .into_iter()
+            .map(|(name, _)| name)
             .collect())
     };
+    let listed = names(old)?;
     ensure!(
-        ids(early.deadline() - Duration::seconds(1))?.is_empty(),
-        "due before the deadline"
+        listed == [a.name().clone(), z.name().clone()],
+        "services of the owner, sorted by name: {listed:?}"
+    );
+    let z2 = reassigned(&z, Role::Tech, new);
+    committed(store.commit(update(&z2, z.version())), "changing the tech")?;
+    let listed = names(new)?;
+    ensure!(
+        listed == [z.name().clone()],
+        "services of the new holder: {listed:?}"
+    );
+    let listed = names(old)?;
+    ensure!(
+        listed == [a.name().clone(), z.name().clone()],
+        "the old holder, still admin, is not listed: {listed:?}"
+    );
+    let z3 = Service::new(z.name().clone(), Contacts::all(new), z2.version().next());
+    committed(store.commit(update(&z3, z2.version())), "changing the rest")?;
+    let listed = names(old)?;
+    ensure!(
+        listed == [a.name().clone()],
+        "the old holder of every role is still listed: {listed:?}"
     );
     ensure!(
-        ids(early.deadline())? == [early.id()],
+        names(id("ZZ9-OVH"))?.is_empty(),
+        "a stranger holds services"
+    );
+    Ok(())
+}
+
+fn contacts_of_roles_follow_changes<S: Store>(store: &S) -> Outcome {
+    // R6: the roles listed are the roles held now.
+    let (first, second) = (id("AA1-OVH"), id("BB2-OVH"));
+    let service = Service::new(
+        name("roles.example"),
+        Contacts::new(first, first, second),
+        Version::FIRST,
+    );
+    committed(store.commit(create(&service)), "creating a service")?;
+    let roles = |customer| host(store.contacts_of(customer));
+    let listed = roles(second)?;
+    ensure!(
+        listed == [(service.name().clone(), Role::Billing.into())],
+        "roles of the billing contact: {listed:?}"
+    );
+    // Both stay contacts; the tech role moves from one to the other.
+    let v2 = reassigned(&service, Role::Tech, second);
+    committed(
+        store.commit(update(&v2, service.version())),
+        "moving the tech role",
+    )?;
+    let listed = roles(first)?;
+    ensure!(
+        listed == [(service.name().clone(), Role::Admin.into())],
+        "roles of the admin after losing the tech role: {listed:?}"
+    );
+    let listed = roles(second)?;
+    ensure!(
+        listed == [(service.name().clone(), Role::Tech | Role::Billing)],
+        "roles of the new tech contact: {listed:?}"
+    );
+    Ok(())
+}
+
+fn requests_of_parties_and_order<S: Store>(store: &S) -> Outcome {
+    // R35: every party's requests, whatever their state, newest first, ties
+    // by request id.
+    let (admin, tech, stranger) = (id("AA1-OVH"), id("BB2-OVH"), id("ZZ9-OVH"));
+    let x = Service::new(
+        name("x.example"),
+        Contacts::new(admin, tech, admin),
+        Version::FIRST,
+    );
+    committed(store.commit(create(&x)), "creating a service")?;
+    let y = ordered(store, "y.example", admin)?;
+    let z = ordered(store, "z.example", admin)?;
+    let incoming = id("CC3-OVH");
+    let first = open_request(store, x.name(), incoming, Role::Tech.into(), t0(), 11)?.request;
+    let later = t0() + Duration::hours(1);
+    let second = open_request(
+        store,
+        x.name(),
+        id("DD4-OVH"),
+        Role::Billing.into(),
+        later,
+        12,
+    )?;
+    let second = second.request;
+    // Two requests opened at the same instant.
+    let same = t0() + Duration::hours(2);
+    let tie_y = open_request(store, y.name(), id("EE5-OVH"), Role::Tech.into(), same, 13)?;
+    let tie_z = open_request(store, z.name(), id("EE5-OVH"), Role::Tech.into(), same, 14)?;
+    let mut ties = vec![tie_y.request.id(), tie_z.request.id()];
+    ties.sort();
+    let listed =
+        |customer| -> Result<Vec<_>, String> { Ok(ids(&host(store.requests_of(customer))?)) };
+    let expected = [ties[0], ties[1], second.id(), first.id()];
+    let got = listed(admin)?;
+    ensure!(
+        got == expected,
+        "the requester's requests, newest first, ties by id: {got:?}, expected {expected:?}"
+    );
+    let got = listed(id("EE5-OVH"))?;
+    ensure!(
+        got == ties,
+        "ties by request id: {got:?}, expected {ties:?}"
+    );
+    let got = listed(incoming)?;
+    ensure!(
+        got == [first.id()],
+        "the incoming contact's requests: {got:?}"
+    );
+    let got = listed(tech)?;
+    ensure!(
+        got == [first.id()],
+        "the outgoing contact's requests: {got:?}"
+    );
+    ensure!(listed(stranger)?.is_empty(), "a stranger has requests");
+    // A terminal request stays listed.
+    commit_step(store, &cancel(&first, later)?, &first, "cancelling")?;
+    let got = listed(tech)?;
+    ensure!(
+        got == [first.id()],
+        "a cancelled request left the listing: {got:?}"
+    );
+    Ok(())
+}
+
+fn requests_of_current_contents<S: Store>(store: &S) -> Outcome {
+    // R35: each request as it is now, whole.
+    let (admin, tech) = (id("AA1-OVH"), id("BB2-OVH"));
+    let service = ordered(store, "listed.example", admin)?;
+    let a = open_request(store, service.name(), tech, Role::Tech.into(), t0(), 15)?;
+    let later = t0() + Duration::hours(1);
+    let b = open_request(
+        store,
+        service.name(),
+        id("CC3-OVH"),
+        Role::Billing.into(),
+        later,
+        16,
+    )?;
+    let at = t0() + Duration::hours(2);
+    let step = accept(store, &a, &a.request, tech, at)?;
+    let a_now = commit_step(store, &step, &a.request, "a confirmation")?;
+    let b_now = commit_step(store, &cancel(&b.request, at)?, &b.request, "cancelling")?;
+    let listed = host(store.requests_of(admin))?;
+    ensure!(
+        listed == [b_now.clone(), a_now.clone()],
+        "the requester's requests are not as last written: {listed:?}"
+    );
+    let listed = host(store.requests_of(tech))?;
+    ensure!(
+        listed == [a_now],
+        "the incoming contact's request is not as last written: {listed:?}"
+    );
+    Ok(())
+}
+
+fn due_for_expiry_at_the_deadline<S: Store>(store: &S) -> Outcome {
+    // R29: due at the deadline itself, not before.
+    let service = ordered(store, "due.example", id("AA1-OVH"))?;
+    let early = open_request(
+        store,
+        service.name(),
+        id("BB2-OVH"),
+        Role::Tech.into(),
+        t0(),
+        17,
+    )?;
+    let late_at = t0() + Duration::days(1);
+    let late = open_request(
+        store,
+        service.name(),
+        id("CC3-OVH"),
+        Role::Billing.into(),
+        late_at,
+        18,
+    )?;
+    let (early, late) = (early.request, late.request);
+    // Compared as sets: the order is another case's.
+    let due = |now| -> Result<Vec<_>, String> {
+        let mut due = ids(&host(store.due_for_expiry(now))?);
+        due.sort();
+        Ok(due)
+    };
+    let nano = Duration::nanoseconds(1);
+    ensure!(
+        due(early.deadline() - nano)?.is_empty(),
+        "due a nanosecond before the deadline"
+    );
+    ensure!(
+        due(early.deadline())? == [early.id()],
         "not due at the deadline itself"
     );
     ensure!(
-        ids(late.deadline())? == [early.id(), late.id()],
-        "not earliest deadline first"
+        due(late.deadline() - nano)? == [early.id()],
+        "due a nanosecond before the deadline, with another due"
     );
-    let expired = Engine::default()
-        .expire(&early, early.deadline())
-        .map_err(|err| err.to_string())?;
-    committed(store.commit(expired.changes), "expiring")?;
+    let mut both = vec![early.id(), late.id()];
+    both.sort();
     ensure!(
-        ids(late.deadline())? == [late.id()],
-        "an expired request is still due"
+        due(late.deadline())? == both,
+        "not due at the deadline itself, with another due"
     );
     Ok(())
 }
 
-fn racing_commits_one_wins<S: Store + Sync>(store: &S) -> Outcome {
-    let service = Service::order(name("race.example"), id("AA1-OVH"));
-    committed(store.commit(create(&service)), "creation")?;
-    for round in 0..20u32 {
-        let current = host(store.service(service.name()))?.ok_or("service vanished")?;
-        let results: Vec<bool> = std::thread::scope(|scope| {
-            let handles: Vec<_> = (0..4u8)
-                .map(|i| {
-                    let current = &current;
-                    scope.spawn(move || {
-                        let mut contacts = *current.contacts();
-                        let holder = format!("R{}{round}{i}-OVH", char::from(b'A' + i));
-                        contacts.set(Role::Tech, id(&holder));
-                        let next = Service::new(
-                            current.name().clone(),
-                            contacts,
-                            current.version().next(),
-                        );
-                        store
-                            .commit(Changes {
-                                services: vec![Write {
-                                    value: next,
-                                    expected: Some(current.version()),
-                                }],
-                                requests: Vec::new(),
-                            })
-                            .is_ok()
-                    })
+fn due_for_expiry_order<S: Store>(store: &S) -> Outcome {
+    // R29: earliest deadline first, ties by request id.
+    let admin = id("AA1-OVH");
+    let mut opened = Vec::new();
+    let plan: [(&str, Role, i64, u64); 5] = [
+        ("one.example", Role::Tech, 3, 19),
+        ("one.example", Role::Billing, 1, 20),
+        ("two.example", Role::Tech, 2, 21),
+        ("two.example", Role::Billing, 2, 22),
+        ("three.example", Role::Tech, 0, 23),
+    ];
+    for service in ["one.example", "two.example", "three.example"] {
+        ordered(store, service, admin)?;
+    }
+    for (service, role, hours, seed) in plan {
+        let at = t0() + Duration::hours(hours);
+        let request = open_request(store, &name(service), id("BB2-OVH"), role.into(), at, seed)?;
+        opened.push(request.request);
+    }
+    let mut expected: Vec<_> = opened.iter().map(|r| (r.deadline(), r.id())).collect();
+    expected.sort();
+    let expected: Vec<_> = expected.into_iter().map(|(_, id)| id).collect();
+    let mut by_id = expected.clone();
+    by_id.sort();
+    ensure!(
+        by_id != expected,
+        "fixture: the ids happen to follow the deadlines"
+    );
+    let now = t0() + Duration::days(8);
+    let listed = ids(&host(store.due_for_expiry(now))?);
+    ensure!(
+        listed == expected,
+        "due requests not earliest deadline first, ties by id: {listed:?}, expected {expected:?}"
+    );
+    Ok(())
+}
+
+fn due_for_expiry_follows_changes<S: Store>(store: &S) -> Outcome {
+    // R29: due requests as they are now; closed ones are not due.
+    let service = ordered(store, "due.example", id("AA1-OVH"))?;
+    let other = ordered(store, "other.example", id("AA1-OVH"))?;
+    let tech = id("BB2-OVH");
+    let a = open_request(store, service.name(), tech, Role::Tech.into(), t0(), 24)?;
+    let b = open_request(
+        store,
+        service.name(),
+        id("CC3-OVH"),
+        Role::Billing.into(),
+        t0(),
+        25,
+    )?;
+    let c = open_request(store, other.name(), tech, Role::Tech.into(), t0(), 26)?;
+    let at = t0() + Duration::hours(1);
+    let step = accept(store, &a, &a.request, tech, at)?;
+    let a_now = commit_step(store, &step, &a.request, "a confirmation")?;
+    commit_step(store, &cancel(&b.request, at)?, &b.request, "cancelling")?;
+    let deadline = c.request.deadline();
+    commit_step(
+        store,
+        &expire(&c.request, deadline)?,
+        &c.request,
+        "expiring",
+    )?;
+    let listed = host(store.due_for_expiry(deadline + Duration::seconds(1)))?;
+    ensure!(
+        listed == [a_now],
+        "due requests are not the open ones as last written: {listed:?}"
+    );
+    Ok(())
+}
+
+// ----- races -----
+
+/// Commits `batches`, one per racer thread, all at once: every racer has
+/// decided (the batches are built) before any commits, and a barrier
+/// releases them together. Returns which committed.
+fn race<S: Store + Sync>(store: &S, batches: Vec<Changes>) -> Result<Vec<bool>, String> {
+    let barrier = Barrier::new(batches.len());
+    let outcomes: Vec<Result<bool, String>> = std::thread::scope(|scope| {
+        let handles: Vec<_> = batches
+            .into_iter()
+            .map(|batch| {
+                let barrier = &barrier;
+                scope.spawn(move || {
+                    barrier.wait();
+                    match store.commit(batch) {
+                        Ok(()) => Ok(true),
+                        Err(CommitError::Conflict) => Ok(false),
+                        Err(CommitError::Store(err)) => Err(format!("store error: {err}")),
+                    }
                 })
-                .collect();
-            handles
-                .into_iter()
-                .map(|h| h.join().unwrap_or(false))
-                .collect()
-        });
-        let wins = results.iter().filter(|ok| **ok).count();
-        ensure!(
-            wins == 1,
-            "round {round}: {wins} of 4 racing commits on one version succeeded"
-        );
-        let after = host(store.service(service.name()))?.ok_or("service vanished")?;
-        ensure!(
-            after.version() == current.version().next(),
-            "round {round}: version not bumped once"
-        );
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| h.join().unwrap_or_else(|_| Err("a racer panicked".into())))
+            .collect()
+    });
+    outcomes.into_iter().collect()
+}
+
+/// The one racer that won, or why there is not exactly one.
+fn one_winner(wins: &[bool], round: u32) -> Result<usize, String> {
+    let winners: Vec<usize> = (0..wins.len()).filter(|i| wins[*i]).collect();
+    match winners[..] {
+        [winner] => Ok(winner),
+        _ => Err(format!(
+            "round {round}: {} of {} racing commits on one version succeeded",
+            winners.len(),
+            wins.len()
+        )),
+    }
+}
+
+fn racing_service_writes_one_wins<S: Store + Sync>(store: &S) -> Outcome {
+    // R31: of the writers that read the same version, one wins.
+    let service = ordered(store, "race.example", id("AA1-OVH"))?;
+    for round in 0..ROUNDS {
+        let current = read_service(store, service.name())?;
+        let candidates: Vec<Service> = (0..RACERS)
+            .map(|i| {
+                let racer = u8::try_from(i).unwrap_or(0);
+                let holder = format!("R{}{round}-OVH", char::from(b'A' + racer));
+                reassigned(&current, Role::Tech, id(&holder))
+            })
+            .collect();
+        let batches = candidates
+            .iter()
+            .map(|c| update(c, current.version()))
+            .collect();
+        let winner = one_winner(&race(store, batches)?, round)?;
+        reads_service(store, &candidates[winner], "a race")?;
+    }
+    Ok(())
+}
+
+fn racing_request_writes_one_wins<S: Store + Sync>(store: &S) -> Outcome {
+    // R31: of the writers that read the same version of a request, one wins.
+    let service = ordered(store, "race.example", id("AA1-OVH"))?;
+    for round in 0..ROUNDS {
+        let at = t0() + Duration::hours(i64::from(round));
+        let seed = 100 + u64::from(round);
+        let opened = open_request(
+            store,
+            service.name(),
+            id("BB2-OVH"),
+            Role::Tech.into(),
+            at,
+            seed,
+        )?;
+        // Each racer cancels at its own second: the winner is recognisable.
+        let decisions = (0..RACERS)
+            .map(|i| {
+                cancel(
+                    &opened.request,
+                    at + Duration::seconds(i64::try_from(i).unwrap_or(0)),
+                )
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        let batches = decisions.iter().map(|t| t.changes.clone()).collect();
+        let winner = one_winner(&race(store, batches)?, round)?;
+        let expected = written(&decisions[winner], &opened.request)?;
+        reads_request(store, &expected, "a race")?;
+    }
+    Ok(())
+}
+
+fn racing_mixed_writes_one_wins<S: Store + Sync>(store: &S) -> Outcome {
+    // R31: applies (service and request) race a cancel (request only) of
+    // the same request; one wins, with all its writes.
+    let admin = id("AA1-OVH");
+    let service = ordered(store, "race.example", admin)?;
+    for round in 0..ROUNDS {
+        let at = t0() + Duration::hours(i64::from(round));
+        let incoming = id(&format!("IN{round}-OVH"));
+        let seed = 200 + u64::from(round);
+        let opened = open_request(store, service.name(), incoming, Role::Tech.into(), at, seed)?;
+        let step = accept(store, &opened, &opened.request, incoming, at)?;
+        let waiting = commit_step(store, &step, &opened.request, "a confirmation")?;
+        // All but one racer apply (the requester's confirmation, each at its
+        // own second); the last cancels.
+        let mut decisions = Vec::with_capacity(RACERS);
+        for i in 1..RACERS {
+            let when = at + Duration::seconds(i64::try_from(i).unwrap_or(0));
+            decisions.push(accept(store, &opened, &waiting, admin, when)?);
+        }
+        decisions.push(cancel(&waiting, at)?);
+        let batches = decisions.iter().map(|t| t.changes.clone()).collect();
+        let winner = one_winner(&race(store, batches)?, round)?;
+        let decision = &decisions[winner];
+        reads_request(store, &written(decision, &opened.request)?, "a race")?;
+        if let Some(write) = decision.changes.services.first() {
+            reads_service(store, &write.value, "a race won by an apply")?;
+        }
     }
     Ok(())
 }

@@ -51,9 +51,12 @@ fn a_broken_store_is_caught() {
     assert_eq!(
         failed,
         [
-            "commit_is_all_or_nothing",
-            "contacts_index_follows_changes",
-            "due_for_expiry_query"
+            "import_batch_is_all_or_nothing",
+            "contacts_of_follows_holders",
+            "contacts_of_roles_follow_changes",
+            "due_for_expiry_at_the_deadline",
+            "due_for_expiry_order",
+            "due_for_expiry_follows_changes",
         ]
     );
 }

@@ -1,0 +1,757 @@
+//! A gallery of deliberately broken stores, and the cases of the conformance
+//! suite that catch each (R6, R29, R31, R35, R44).
+//!
+//! Every store here is one reference store (a few maps behind a mutex, with
+//! listings by scan) with one fault switched on. The tests check, for every
+//! store, the exact list of cases that fail, and that every case of the
+//! suite is the only failure of at least one store: no case is dead weight,
+//! and each says which contract point is broken.
+#![cfg(feature = "testing")]
+
+use std::collections::BTreeMap;
+use std::convert::Infallible;
+use std::sync::{Condvar, Mutex, MutexGuard, OnceLock, PoisonError};
+use std::thread::ThreadId;
+use std::time::Duration;
+
+use service_contacts::testing::{CASES, RACERS, run_store_suite};
+use service_contacts::{
+    ChangeRequest, Changes, CommitError, CustomerId, RequestId, Roles, Service, ServiceName, Store,
+    Version, Write,
+};
+use time::OffsetDateTime;
+
+/// Service writes or request writes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Kind {
+    Service,
+    Request,
+}
+
+/// Which records a partial commit writes first.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum First {
+    Services,
+    Requests,
+}
+
+/// The batches a not-isolated store writes apart from their check.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Scope {
+    /// Batches of service writes only.
+    ServiceOnly,
+    /// Batches of request writes only.
+    RequestOnly,
+    /// Batches of a service write and request writes.
+    Mixed,
+    /// Every batch with a service write.
+    AnyService,
+    /// Every batch with request writes.
+    AnyRequest,
+}
+
+impl Scope {
+    fn covers(self, changes: &Changes) -> bool {
+        let (services, requests) = (!changes.services.is_empty(), !changes.requests.is_empty());
+        match self {
+            Scope::ServiceOnly => services && !requests,
+            Scope::RequestOnly => requests && !services,
+            Scope::Mixed => services && requests,
+            Scope::AnyService => services,
+            Scope::AnyRequest => requests,
+        }
+    }
+}
+
+/// What is wrong with a gallery store.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Fault {
+    /// Nothing: the reference store, which passes every case.
+    None,
+    /// Service names are cut to 64 bytes when stored and looked up (a
+    /// column too narrow).
+    NamesCutAt64,
+    /// `expected: None` for an existing record overwrites it (an upsert).
+    CreateOverwrites(Kind),
+    /// `expected: Some(v)` for a missing record creates it.
+    UpdateCreates(Kind),
+    /// The version check is `stored <= expected`, not `stored == expected`.
+    VersionAtMost(Kind),
+    /// Each record is written as its own commit, stopping at the first
+    /// conflict, with no rollback.
+    RecordByRecord(First),
+    /// One transaction per table: all of one kind checked and written, then
+    /// all of the other.
+    TransactionPerTable(First),
+    /// A batch without a service write is written record by record (the
+    /// store opens a transaction on the service's partition only).
+    AutocommitWithoutService,
+    /// Batches in this scope are checked, then (after every racer has
+    /// checked) written in a second critical section without a new check.
+    NotIsolated(Scope),
+    /// Each `service` or `request` read answers the value from before the
+    /// last commit that wrote it, once (a lagging replica).
+    LaggingReplica,
+    /// `request` reads come from a cache refreshed only when a request is
+    /// created or opens or closes, not when it changes and stays open.
+    RequestCacheMissesOpenUpdates,
+    /// The holder index is written when a service is created, never after.
+    HolderIndexOnCreation,
+    /// `contacts_of` gives the roles each holder had when the service was
+    /// created.
+    ContactRolesAsCreated,
+    /// The party index holds the requester and the incoming contact only.
+    OutgoingNotIndexed,
+    /// `requests_of` answers each request as first written.
+    RequestsOfAsCreated,
+    /// `due_for_expiry` takes `deadline < now`.
+    DueBeforeDeadlineOnly,
+    /// `due_for_expiry` sorts by request id.
+    DueById,
+    /// `due_for_expiry` answers each request as first written.
+    DueAsCreated,
+    /// The deadline index keeps requests that closed.
+    DueKeepsClosed,
+    /// Only the first service write of a batch is checked (the store
+    /// assumes one service per commit; an import writes several, R42).
+    ChecksFirstServiceOnly,
+    /// A removed service's row is deleted: the name's versions restart (R44).
+    DeletesRemoved,
+    /// `contacts_of` lists removed services.
+    ListsRemoved,
+}
+
+/// Every gallery store, with the cases it must fail.
+const GALLERY: &[(Fault, &[&str])] = &[
+    (Fault::None, &[]),
+    (Fault::NamesCutAt64, &["service_round_trip"]),
+    (
+        Fault::CreateOverwrites(Kind::Service),
+        &["create_existing_service_conflicts"],
+    ),
+    (
+        Fault::CreateOverwrites(Kind::Request),
+        &["create_existing_request_conflicts"],
+    ),
+    (
+        Fault::UpdateCreates(Kind::Service),
+        &["update_of_missing_service_conflicts"],
+    ),
+    (
+        Fault::UpdateCreates(Kind::Request),
+        &["update_of_missing_request_conflicts"],
+    ),
+    (
+        Fault::VersionAtMost(Kind::Service),
+        &["stale_version_conflicts"],
+    ),
+    (
+        Fault::VersionAtMost(Kind::Request),
+        &["stale_version_conflicts"],
+    ),
+    (
+        Fault::RecordByRecord(First::Services),
+        &[
+            "all_or_nothing_stale_request",
+            "all_or_nothing_requests_only",
+            "import_batch_is_all_or_nothing",
+        ],
+    ),
+    (
+        Fault::RecordByRecord(First::Requests),
+        &[
+            "all_or_nothing_stale_service",
+            "all_or_nothing_requests_only",
+            "import_batch_is_all_or_nothing",
+        ],
+    ),
+    (
+        Fault::TransactionPerTable(First::Requests),
+        &["all_or_nothing_stale_service"],
+    ),
+    (
+        Fault::TransactionPerTable(First::Services),
+        &["all_or_nothing_stale_request"],
+    ),
+    (
+        Fault::AutocommitWithoutService,
+        &["all_or_nothing_requests_only"],
+    ),
+    (
+        Fault::NotIsolated(Scope::ServiceOnly),
+        &["racing_service_writes_one_wins"],
+    ),
+    (
+        Fault::NotIsolated(Scope::RequestOnly),
+        &["racing_request_writes_one_wins"],
+    ),
+    (
+        Fault::NotIsolated(Scope::Mixed),
+        &["racing_mixed_writes_one_wins"],
+    ),
+    (
+        Fault::NotIsolated(Scope::AnyService),
+        &[
+            "racing_service_writes_one_wins",
+            "racing_mixed_writes_one_wins",
+        ],
+    ),
+    (
+        Fault::NotIsolated(Scope::AnyRequest),
+        &[
+            "racing_request_writes_one_wins",
+            "racing_mixed_writes_one_wins",
+        ],
+    ),
+    (
+        Fault::LaggingReplica,
+        &[
+            "service_round_trip",
+            "create_existing_service_conflicts",
+            "create_existing_request_conflicts",
+            "stale_version_conflicts",
+            "update_of_missing_request_conflicts",
+            "all_or_nothing_stale_service",
+            "all_or_nothing_stale_request",
+            "all_or_nothing_requests_only",
+            "import_batch_is_all_or_nothing",
+            "reads_follow_every_commit",
+            "removed_service_keeps_its_versions",
+            "requests_of_parties_and_order",
+            "requests_of_current_contents",
+            "due_for_expiry_at_the_deadline",
+            "due_for_expiry_order",
+            "due_for_expiry_follows_changes",
+            "racing_service_writes_one_wins",
+            "racing_request_writes_one_wins",
+            "racing_mixed_writes_one_wins",
+        ],
+    ),
+    (
+        Fault::RequestCacheMissesOpenUpdates,
+        &["reads_follow_every_commit"],
+    ),
+    (
+        Fault::HolderIndexOnCreation,
+        &["contacts_of_follows_holders"],
+    ),
+    (
+        Fault::ContactRolesAsCreated,
+        &["contacts_of_roles_follow_changes"],
+    ),
+    (
+        Fault::OutgoingNotIndexed,
+        &["requests_of_parties_and_order"],
+    ),
+    (
+        Fault::RequestsOfAsCreated,
+        &["requests_of_current_contents"],
+    ),
+    (
+        Fault::DueBeforeDeadlineOnly,
+        &["due_for_expiry_at_the_deadline"],
+    ),
+    (Fault::DueById, &["due_for_expiry_order"]),
+    (Fault::DueAsCreated, &["due_for_expiry_follows_changes"]),
+    (Fault::DueKeepsClosed, &["due_for_expiry_follows_changes"]),
+    (
+        Fault::ChecksFirstServiceOnly,
+        &["import_batch_is_all_or_nothing"],
+    ),
+    (
+        Fault::DeletesRemoved,
+        &["removed_service_keeps_its_versions"],
+    ),
+    (Fault::ListsRemoved, &["removed_service_keeps_its_versions"]),
+];
+
+// ----- the reference store, with its faults -----
+
+#[derive(Default)]
+struct Tables {
+    services: BTreeMap<ServiceName, Service>,
+    requests: BTreeMap<RequestId, ChangeRequest>,
+    /// Each record as first written (what the stale faults answer).
+    first_services: BTreeMap<ServiceName, Service>,
+    first_requests: BTreeMap<RequestId, ChangeRequest>,
+    /// `RequestCacheMissesOpenUpdates`: the cache.
+    cache: BTreeMap<RequestId, ChangeRequest>,
+    /// `LaggingReplica`: what the next read of a record answers instead.
+    lag_services: BTreeMap<ServiceName, Option<Service>>,
+    lag_requests: BTreeMap<RequestId, Option<ChangeRequest>>,
+    /// `DueKeepsClosed`: every request that was ever open.
+    ever_open: BTreeMap<RequestId, OffsetDateTime>,
+}
+
+impl Tables {
+    fn put_request(&mut self, request: &ChangeRequest) {
+        let id = request.id();
+        let before = self.requests.insert(id, request.clone());
+        let refresh = before
+            .as_ref()
+            .is_none_or(|b| b.is_open() != request.is_open());
+        if refresh {
+            self.cache.insert(id, request.clone());
+        }
+        self.lag_requests.insert(id, before);
+        self.first_requests
+            .entry(id)
+            .or_insert_with(|| request.clone());
+        if request.is_open() {
+            self.ever_open.insert(id, request.deadline());
+        }
+    }
+}
+
+struct Gallery {
+    fault: Fault,
+    tables: Mutex<Tables>,
+    /// The thread that built the store, which runs every case; commits from
+    /// other threads are racers.
+    owner: ThreadId,
+    rendezvous: Rendezvous,
+}
+
+impl Gallery {
+    fn new(fault: Fault) -> Gallery {
+        Gallery {
+            fault,
+            tables: Mutex::default(),
+            owner: std::thread::current().id(),
+            rendezvous: Rendezvous::default(),
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Tables> {
+        self.tables.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn key(&self, name: &ServiceName) -> ServiceName {
+        match self.fault {
+            Fault::NamesCutAt64 if name.as_str().len() > 64 => {
+                ServiceName::parse(&name.as_str()[..64]).expect("a prefix of a name is a name")
+            }
+            _ => name.clone(),
+        }
+    }
+
+    /// Whether one write finds the version it expects.
+    fn expects(&self, kind: Kind, stored: Option<Version>, w: Option<Version>) -> bool {
+        match (stored, w) {
+            (None, None) => true,
+            (Some(stored), Some(expected)) => {
+                stored == expected
+                    || (self.fault == Fault::VersionAtMost(kind) && stored <= expected)
+            }
+            (Some(_), None) => self.fault == Fault::CreateOverwrites(kind),
+            (None, Some(_)) => self.fault == Fault::UpdateCreates(kind),
+        }
+    }
+
+    fn service_ok(&self, tables: &Tables, write: &Write<Service>) -> bool {
+        let stored = tables.services.get(&self.key(write.value.name()));
+        self.expects(Kind::Service, stored.map(Service::version), write.expected)
+    }
+
+    fn request_ok(&self, tables: &Tables, write: &Write<ChangeRequest>) -> bool {
+        let stored = tables.requests.get(&write.value.id());
+        self.expects(
+            Kind::Request,
+            stored.map(ChangeRequest::version),
+            write.expected,
+        )
+    }
+
+    fn all_ok(
+        &self,
+        tables: &Tables,
+        services: &[Write<Service>],
+        requests: &[Write<ChangeRequest>],
+    ) -> bool {
+        let checked = match self.fault {
+            Fault::ChecksFirstServiceOnly => &services[..services.len().min(1)],
+            _ => services,
+        };
+        checked.iter().all(|w| self.service_ok(tables, w))
+            && requests.iter().all(|w| self.request_ok(tables, w))
+    }
+
+    fn put_service(&self, tables: &mut Tables, service: &Service) {
+        let key = self.key(service.name());
+        let service = Service::restore(
+            key.clone(),
+            *service.contacts(),
+            service.version(),
+            service.last_requests(),
+            service.is_removed(),
+        );
+        if self.fault == Fault::DeletesRemoved && service.is_removed() {
+            tables.services.remove(&key);
+            return;
+        }
+        let before = tables.services.insert(key.clone(), service.clone());
+        tables.lag_services.insert(key.clone(), before);
+        tables.first_services.entry(key).or_insert(service);
+    }
+
+    fn put_all(
+        &self,
+        tables: &mut Tables,
+        services: &[Write<Service>],
+        requests: &[Write<ChangeRequest>],
+    ) {
+        for w in services {
+            self.put_service(tables, &w.value);
+        }
+        for w in requests {
+            tables.put_request(&w.value);
+        }
+    }
+
+    /// Checks and writes, record by record, stopping at the first conflict.
+    fn record_by_record(&self, tables: &mut Tables, changes: &Changes, first: First) -> bool {
+        let services = |tables: &mut Tables| {
+            changes.services.iter().all(|w| {
+                let ok = self.service_ok(tables, w);
+                if ok {
+                    self.put_service(tables, &w.value);
+                }
+                ok
+            })
+        };
+        let requests = |tables: &mut Tables| {
+            changes.requests.iter().all(|w| {
+                let ok = self.request_ok(tables, w);
+                if ok {
+                    tables.put_request(&w.value);
+                }
+                ok
+            })
+        };
+        in_order(first, &services, &requests, tables)
+    }
+
+    /// Checks and writes one table, then the other.
+    fn per_table(&self, tables: &mut Tables, changes: &Changes, first: First) -> bool {
+        let services = |tables: &mut Tables| {
+            let ok = self.all_ok(tables, &changes.services, &[]);
+            if ok {
+                self.put_all(tables, &changes.services, &[]);
+            }
+            ok
+        };
+        let requests = |tables: &mut Tables| {
+            let ok = self.all_ok(tables, &[], &changes.requests);
+            if ok {
+                self.put_all(tables, &[], &changes.requests);
+            }
+            ok
+        };
+        in_order(first, &services, &requests, tables)
+    }
+
+    /// One commit in one critical section, with this store's fault.
+    fn commit_locked(&self, changes: &Changes) -> bool {
+        let mut tables = self.lock();
+        match self.fault {
+            Fault::RecordByRecord(first) => self.record_by_record(&mut tables, changes, first),
+            Fault::TransactionPerTable(first) => self.per_table(&mut tables, changes, first),
+            Fault::AutocommitWithoutService if changes.services.is_empty() => {
+                self.record_by_record(&mut tables, changes, First::Requests)
+            }
+            _ => {
+                let ok = self.all_ok(&tables, &changes.services, &changes.requests);
+                if ok {
+                    self.put_all(&mut tables, &changes.services, &changes.requests);
+                }
+                ok
+            }
+        }
+    }
+
+    /// A racer's commit in a not-isolated store: every racer checks first;
+    /// then the batches in the faulty scope are written without a new check,
+    /// and only then do the others commit, each in one critical section. The
+    /// interleaving that breaks the store is certain, not left to timing.
+    fn commit_racing(&self, changes: &Changes, scope: Scope) -> bool {
+        let apart = scope.covers(changes);
+        let checked = apart && {
+            let tables = self.lock();
+            self.all_ok(&tables, &changes.services, &changes.requests)
+        };
+        self.rendezvous.arrive(apart);
+        let ok = if apart {
+            if checked {
+                self.put_all(&mut self.lock(), &changes.services, &changes.requests);
+            }
+            self.rendezvous.written();
+            checked
+        } else {
+            self.rendezvous.wait_for_writes();
+            self.commit_locked(changes)
+        };
+        self.rendezvous.leave();
+        ok
+    }
+}
+
+/// Runs the step for services and the step for requests, `first` first,
+/// stopping at the first that fails.
+fn in_order(
+    first: First,
+    services: &dyn Fn(&mut Tables) -> bool,
+    requests: &dyn Fn(&mut Tables) -> bool,
+    tables: &mut Tables,
+) -> bool {
+    let steps = match first {
+        First::Services => [services, requests],
+        First::Requests => [requests, services],
+    };
+    steps.iter().all(|step| step(tables))
+}
+
+/// Where a not-isolated store's racers meet: all of a round check before
+/// any writes, and those that write apart go first.
+#[derive(Default)]
+struct Rendezvous {
+    round: Mutex<Round>,
+    moved: Condvar,
+}
+
+#[derive(Default)]
+struct Round {
+    arrived: usize,
+    apart: usize,
+    written: usize,
+    left: usize,
+}
+
+/// A safety net: a racer never waits longer than this for the others.
+const PATIENCE: Duration = Duration::from_secs(2);
+
+impl Rendezvous {
+    fn lock(&self) -> MutexGuard<'_, Round> {
+        self.round.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn wait_until(&self, done: impl Fn(&Round) -> bool) {
+        let guard = self.lock();
+        let _ = self
+            .moved
+            .wait_timeout_while(guard, PATIENCE, |round| !done(round))
+            .unwrap_or_else(PoisonError::into_inner);
+    }
+
+    fn arrive(&self, apart: bool) {
+        {
+            let mut round = self.lock();
+            round.arrived += 1;
+            round.apart += usize::from(apart);
+        }
+        self.moved.notify_all();
+        self.wait_until(|round| round.arrived >= RACERS);
+    }
+
+    fn written(&self) {
+        self.lock().written += 1;
+        self.moved.notify_all();
+    }
+
+    fn wait_for_writes(&self) {
+        self.wait_until(|round| round.written >= round.apart);
+    }
+
+    fn leave(&self) {
+        let mut round = self.lock();
+        round.left += 1;
+        if round.left >= RACERS {
+            *round = Round::default();
+        }
+    }
+}
+
+impl Store for Gallery {
+    type Error = Infallible;
+
+    fn service(&self, name: &ServiceName) -> Result<Option<Service>, Infallible> {
+        let mut tables = self.lock();
+        let key = self.key(name);
+        if self.fault == Fault::LaggingReplica
+            && let Some(before) = tables.lag_services.remove(&key)
+        {
+            return Ok(before);
+        }
+        Ok(tables.services.get(&key).cloned())
+    }
+
+    fn request(&self, id: RequestId) -> Result<Option<ChangeRequest>, Infallible> {
+        let mut tables = self.lock();
+        match self.fault {
+            Fault::LaggingReplica => {
+                if let Some(before) = tables.lag_requests.remove(&id) {
+                    return Ok(before);
+                }
+            }
+            Fault::RequestCacheMissesOpenUpdates => return Ok(tables.cache.get(&id).cloned()),
+            _ => {}
+        }
+        Ok(tables.requests.get(&id).cloned())
+    }
+
+    fn contacts_of(&self, customer: CustomerId) -> Result<Vec<(ServiceName, Roles)>, Infallible> {
+        let tables = self.lock();
+        // A map by name: sorted by name.
+        Ok(tables
+            .services
+            .iter()
+            .filter(|(name, service)| {
+                let indexed = match self.fault {
+                    Fault::HolderIndexOnCreation => &tables.first_services[*name],
+                    _ => service,
+                };
+                let listed = !service.is_removed() || self.fault == Fault::ListsRemoved;
+                listed && !indexed.roles_of(customer).is_empty()
+            })
+            .map(|(name, service)| {
+                let listed = match self.fault {
+                    Fault::ContactRolesAsCreated => &tables.first_services[name],
+                    _ => service,
+                };
+                (name.clone(), listed.roles_of(customer))
+            })
+            .collect())
+    }
+
+    fn requests_of(&self, customer: CustomerId) -> Result<Vec<ChangeRequest>, Infallible> {
+        let tables = self.lock();
+        let mut listed: Vec<ChangeRequest> = tables
+            .requests
+            .values()
+            .filter(|r| match self.fault {
+                Fault::OutgoingNotIndexed => r.requester() == customer || r.incoming() == customer,
+                _ => r.is_party(customer),
+            })
+            .map(|r| match self.fault {
+                Fault::RequestsOfAsCreated => tables.first_requests[&r.id()].clone(),
+                _ => r.clone(),
+            })
+            .collect();
+        listed.sort_by(|a, b| b.opened_at().cmp(&a.opened_at()).then(a.id().cmp(&b.id())));
+        Ok(listed)
+    }
+
+    fn due_for_expiry(&self, now: OffsetDateTime) -> Result<Vec<ChangeRequest>, Infallible> {
+        let tables = self.lock();
+        let mut due: Vec<ChangeRequest> = tables
+            .requests
+            .values()
+            .filter(|r| {
+                r.is_open()
+                    || (self.fault == Fault::DueKeepsClosed
+                        && tables.ever_open.contains_key(&r.id()))
+            })
+            .filter(|r| match self.fault {
+                Fault::DueBeforeDeadlineOnly => r.deadline() < now,
+                _ => r.deadline() <= now,
+            })
+            .map(|r| match self.fault {
+                Fault::DueAsCreated => tables.first_requests[&r.id()].clone(),
+                _ => r.clone(),
+            })
+            .collect();
+        match self.fault {
+            Fault::DueById => due.sort_by_key(ChangeRequest::id),
+            _ => due.sort_by_key(|r| (r.deadline(), r.id())),
+        }
+        Ok(due)
+    }
+
+    fn commit(&self, changes: Changes) -> Result<(), CommitError<Infallible>> {
+        // Two writes of one record in one batch: a conflict, as the contract allows.
+        let mut names: Vec<&ServiceName> =
+            changes.services.iter().map(|w| w.value.name()).collect();
+        let mut ids: Vec<RequestId> = changes.requests.iter().map(|w| w.value.id()).collect();
+        names.sort();
+        names.dedup();
+        ids.sort();
+        ids.dedup();
+        if names.len() != changes.services.len() || ids.len() != changes.requests.len() {
+            return Err(CommitError::Conflict);
+        }
+        let ok = match self.fault {
+            Fault::NotIsolated(scope) if std::thread::current().id() != self.owner => {
+                self.commit_racing(&changes, scope)
+            }
+            _ => self.commit_locked(&changes),
+        };
+        if ok {
+            Ok(())
+        } else {
+            Err(CommitError::Conflict)
+        }
+    }
+}
+
+// ----- the tests -----
+
+/// What one gallery store failed.
+struct Run {
+    fault: Fault,
+    /// The failed cases.
+    failed: Vec<&'static str>,
+    /// Each failed case with the suite's reason.
+    why: Vec<String>,
+}
+
+/// Every gallery store's failures, run once for all the tests.
+fn results() -> &'static [Run] {
+    static RESULTS: OnceLock<Vec<Run>> = OnceLock::new();
+    RESULTS.get_or_init(|| {
+        GALLERY
+            .iter()
+            .map(|(fault, _)| {
+                let report = run_store_suite(|| Gallery::new(*fault));
+                let failed = report.failed.iter().map(|(case, _)| *case).collect();
+                let why = report
+                    .failed
+                    .iter()
+                    .map(|(case, why)| format!("{case}: {why}"))
+                    .collect();
+                Run {
+                    fault: *fault,
+                    failed,
+                    why,
+                }
+            })
+            .collect()
+    })
+}
+
+#[test]
+fn each_broken_store_fails_exactly_its_cases() {
+    // R31, R6, R29, R35, R44: the table below is the gallery.
+    let mut wrong = Vec::new();
+    println!("{:<42} fails", "gallery store");
+    for ((_, expected), Run { fault, failed, why }) in GALLERY.iter().zip(results()) {
+        println!("{:<42} {}", format!("{fault:?}"), failed.join(", "));
+        if failed != expected {
+            wrong.push(format!(
+                "{fault:?}: fails {failed:?}, expected {expected:?}\n    {}",
+                why.join("\n    ")
+            ));
+        }
+    }
+    assert!(wrong.is_empty(), "{}", wrong.join("\n"));
+}
+
+#[test]
+fn every_case_is_the_only_failure_of_some_broken_store() {
+    // R44: the rules hold on every store that passes the suite, so no case
+    // may be dead weight: each has a witness, a store only it catches.
+    let lonely: Vec<&str> = CASES
+        .iter()
+        .copied()
+        .filter(|case| !results().iter().any(|run| run.failed == [*case]))
+        .collect();
+    assert!(lonely.is_empty(), "cases without a witness: {lonely:?}");
+}
