@@ -423,11 +423,17 @@ impl<S: Store, N: Notifier, D: Directory> Driver<S, N, D> {
         self.run(|| {
             let loaded = self.load_live(edit.service())?;
             let accounts = self.accounts(&edit.accounts_to_check(&loaded.service))?;
-            let transition = self
-                .engine
-                .submit(edit, actor, loaded.snapshot(), &accounts, now, rng)
-                .map_err(Refusal::Submit)?;
-            // The requests opened (a due request taken over is written too).
+            let transition =
+                match self
+                    .engine
+                    .submit(edit, actor, loaded.snapshot(), &accounts, now, rng)
+                {
+                    Ok(transition) => transition,
+                    Err(SubmitError::SnapshotOutdated) => return Ok(Step::Retry),
+                    Err(err) => return Err(Refusal::Submit(err).into()),
+                };
+            // The requests opened (requests past their deadline that the
+            // service names are written too, as expired).
             let ids = transition
                 .changes
                 .requests

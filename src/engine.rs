@@ -330,6 +330,9 @@ pub enum Blocked {
         /// The open request.
         open: RequestId,
     },
+    /// The service was removed.
+    #[error("the service was removed")]
+    Removed,
     /// The current billing contact is behind with payments, so the billing
     /// role cannot change hands (R14).
     #[error("{customer} is behind with payments and cannot give the billing role")]
@@ -375,8 +378,9 @@ impl Proposable {
 /// record decides which requests matter: requests it does not name are
 /// ignored, and a request it names that is missing here makes the snapshot
 /// *outdated* (it was read before that request was opened): a decision that
-/// needs it is refused with [`ActError::SnapshotOutdated`] or
-/// [`ServiceError::SnapshotOutdated`], and the host reads again. Every
+/// needs it is refused with [`SubmitError::SnapshotOutdated`],
+/// [`ActError::SnapshotOutdated`] or [`ServiceError::SnapshotOutdated`], and
+/// the host reads again. Every
 /// decision that relies on the service writes it at its next version, so a
 /// decision made on a record that changed meanwhile cannot commit (R31).
 #[derive(Clone, Copy, Debug)]
@@ -396,41 +400,49 @@ impl<'a> Snapshot<'a> {
     }
 
     /// Who holds the lock on `role` at `now` (R27).
-    fn lock(&self, role: Role, now: OffsetDateTime) -> Lock<'a> {
+    fn lock(&self, role: Role, now: OffsetDateTime) -> Lock {
         let Some(id) = self.service.last_request(role) else {
             return Lock::Free;
         };
         match self.find(id) {
-            // Named by the service but not read: it was opened after the
-            // requests were read, so it is live.
-            None => Lock::Held(id),
+            // Named by the service but not read: the requests were read
+            // before it opened.
+            None => Lock::Missing(id),
             Some(r) if r.is_live(now) => Lock::Held(id),
-            Some(r) if r.is_open() => Lock::Due(r),
+            // Past its deadline (its expiry is recorded with the next write
+            // of the service), or closed.
             Some(_) => Lock::Free,
         }
     }
 
     /// The requests the service names other than `except`, each of which
     /// must be here.
-    fn others(&self, except: Option<RequestId>) -> Result<Vec<&'a ChangeRequest>, Outdated> {
-        self.service
-            .requests_to_load()
-            .into_iter()
-            .filter(|id| Some(*id) != except)
-            .map(|id| self.find(id).ok_or(Outdated))
-            .collect()
+    fn others(
+        &self,
+        except: Option<RequestId>,
+    ) -> Result<impl Iterator<Item = &'a ChangeRequest> + use<'a>, Outdated> {
+        let snapshot = *self;
+        let named = move || {
+            snapshot
+                .service
+                .requests_to_load()
+                .filter(move |id| Some(*id) != except)
+        };
+        if named().any(|id| snapshot.find(id).is_none()) {
+            return Err(Outdated);
+        }
+        Ok(named().filter_map(move |id| snapshot.find(id)))
     }
 }
 
 /// The state of the lock on one role (R27).
-enum Lock<'a> {
+enum Lock {
     /// No live request covers the role.
     Free,
     /// The live request `id` covers it.
     Held(RequestId),
-    /// Its last request is recorded as awaiting but past its deadline: the
-    /// role is free, and taking it records that request's expiry.
-    Due(&'a ChangeRequest),
+    /// The service names request `id`, which the snapshot lacks.
+    Missing(RequestId),
 }
 
 /// A snapshot that lacks a request its service names.
@@ -473,6 +485,14 @@ pub struct Transition {
 }
 
 impl Transition {
+    /// Adds the writes and messages of `other`, a transition on other
+    /// records.
+    fn merge(&mut self, other: Transition) {
+        self.changes.services.extend(other.changes.services);
+        self.changes.requests.extend(other.changes.requests);
+        self.messages.extend(other.messages);
+    }
+
     /// The requests this transition writes, in their new state.
     pub fn requests(&self) -> impl Iterator<Item = &ChangeRequest> {
         self.changes.requests.iter().map(|w| &w.value)
@@ -531,6 +551,15 @@ pub enum SubmitError {
         /// Who.
         customer: CustomerId,
     },
+    /// The service was removed (R44): a host that reads it as a tombstone
+    /// reports it as unknown.
+    #[error("the service was removed")]
+    ServiceRemoved,
+    /// The service names a request the snapshot lacks: the requests were
+    /// read before it opened. Read again and decide again (R44; the driver
+    /// does).
+    #[error("the service changed while it was read: read it again")]
+    SnapshotOutdated,
     /// The configured request lifetime gives no deadline after `now` (it is
     /// not positive, or the deadline would be past the year 9999).
     #[error("the configured request lifetime gives no valid deadline")]
@@ -546,6 +575,7 @@ impl From<(Role, Blocked)> for SubmitError {
             Blocked::NotPermitted { ask } => SubmitError::NotPermitted { role, ask },
             Blocked::Locked { open } => SubmitError::Conflict { role, open },
             Blocked::NotInGoodStanding { customer } => SubmitError::NotInGoodStanding { customer },
+            Blocked::Removed => SubmitError::ServiceRemoved,
         }
     }
 }
@@ -746,7 +776,12 @@ impl Engine {
             if !rights.contains(role) {
                 return Err(Blocked::NotPermitted { ask: Role::Admin });
             }
-            if let Lock::Held(open) = snapshot.lock(role, now) {
+            if snapshot.service.is_removed() {
+                return Err(Blocked::Removed);
+            }
+            // A request named but not read counts as open: the answer
+            // stands as of the moment the service was read.
+            if let Lock::Held(open) | Lock::Missing(open) = snapshot.lock(role, now) {
                 return Err(Blocked::Locked { open });
             }
             let billing = snapshot.service.holder(Role::Billing);
@@ -779,6 +814,9 @@ impl Engine {
     ) -> Result<Transition, SubmitError> {
         let now = utc(now);
         let service = snapshot.service;
+        if service.is_removed() {
+            return Err(SubmitError::ServiceRemoved);
+        }
         if edit.service() != service.name() {
             return Err(SubmitError::ServiceMismatch {
                 edit: edit.service().clone(),
@@ -795,6 +833,10 @@ impl Engine {
             .collect();
         if changes.is_empty() {
             return Err(SubmitError::NoChange);
+        }
+        // R44: a decision needs every request the service names.
+        if snapshot.others(None).is_err() {
+            return Err(SubmitError::SnapshotOutdated);
         }
         // R8–R11, R14, R15, R27: the same decision as `proposable`.
         let proposable = self.proposable(snapshot, actor, accounts, now);
@@ -828,27 +870,6 @@ impl Engine {
             .checked_add(self.config.request_lifetime)
             .filter(|deadline| *deadline > now)
             .ok_or(SubmitError::InvalidLifetime)?;
-        // R29: a role whose last request is past its deadline is taken
-        // over, and that request's expiry recorded in the same commit, so a
-        // role never has two requests that could still apply.
-        let mut superseded: Vec<&ChangeRequest> = Vec::new();
-        for (_, roles) in &groups {
-            for role in *roles {
-                if let Lock::Due(due) = snapshot.lock(role, now)
-                    && !superseded.iter().any(|r| r.id() == due.id())
-                {
-                    superseded.push(due);
-                }
-            }
-        }
-        let mut expiries = Vec::with_capacity(superseded.len());
-        for due in superseded {
-            let expiry = self.expire(due, now).map_err(|_| SubmitError::Conflict {
-                role: due.roles().first().unwrap_or(Role::Admin),
-                open: due.id(),
-            })?;
-            expiries.push(expiry);
-        }
         // Everything is decided; only the generator can fail from here, and
         // then nothing is returned.
         let mut transition = Transition::default();
@@ -870,10 +891,10 @@ impl Engine {
             )?;
             next.set_last_request(roles, id);
         }
-        for expiry in expiries {
-            transition.changes.requests.extend(expiry.changes.requests);
-            transition.messages.extend(expiry.messages);
-        }
+        // R29: requests past their deadline that the service names (a role
+        // taken from one among them) are recorded as expired with it.
+        expire_due_named(snapshot, None, now, &mut transition)
+            .map_err(|Outdated| SubmitError::SnapshotOutdated)?;
         transition.changes.services.push(Write {
             value: next,
             expected: Some(service.version()),
@@ -988,16 +1009,21 @@ impl Engine {
             },
             messages: Vec::new(),
         };
-        for request in others.into_iter().filter(|r| r.is_live(now)) {
-            let failed = Self::fail_with(
-                request,
-                bumped(request),
-                FailureReason::ServiceGone,
-                now,
-                None,
-            );
-            transition.changes.requests.extend(failed.changes.requests);
-            transition.messages.extend(failed.messages);
+        // Every open request it names ends with it: the live ones fail, those
+        // past their deadline expire (R29), so none outlives the service.
+        for request in others.filter(|r| r.is_open()) {
+            let ended = if request.is_live(now) {
+                Self::fail_with(
+                    request,
+                    bumped(request),
+                    FailureReason::ServiceGone,
+                    now,
+                    None,
+                )
+            } else {
+                record_expiry(request, now)
+            };
+            transition.merge(ended);
         }
         Ok(transition)
     }
@@ -1005,7 +1031,12 @@ impl Engine {
     /// Accepts the request as `actor` with their `token` (R16, R20, R24–R26).
     /// When this is the last confirmation the change is checked again and
     /// applied (R30–R32, R38); `snapshot` is the service as it is now (`None`
-    /// if it no longer exists) with its open requests.
+    /// if it no longer exists) with the requests it names; it is not
+    /// consulted otherwise (pass `None`).
+    ///
+    /// A last confirmation refuses a snapshot whose service does not name
+    /// this request on each of its roles, or names a request the snapshot
+    /// lacks: [`ActError::SnapshotOutdated`], read again (R44).
     ///
     /// # Errors
     ///
@@ -1182,11 +1213,7 @@ impl Engine {
                 deadline: request.deadline(),
             });
         }
-        let mut next = bumped(request);
-        next.state = RequestState::Expired { at: now };
-        next.history.push(Event::new(now, None, EventKind::Expired));
-        let messages = to_confirmers(&next, &MessageKind::Expired);
-        Ok(single(request, next, messages))
+        Ok(record_expiry(request, now))
     }
 
     // ----- internals -----
@@ -1330,17 +1357,12 @@ impl Engine {
         snapshot: Option<Snapshot<'_>>,
         accounts: &(impl Accounts + ?Sized),
     ) -> Result<Transition, ActError> {
-        let Some(snapshot) = snapshot.filter(|s| !s.service.is_removed()) else {
-            return Ok(Self::fail_with(
-                request,
-                next,
-                FailureReason::ServiceGone,
-                now,
-                None,
-            ));
-        };
-        // R44: the service must name this request on each of its roles, and
-        // the snapshot must hold every other request it names.
+        // Services are never deleted: a request whose service reads as
+        // missing was read after it (R44).
+        let snapshot = snapshot.ok_or(ActError::SnapshotOutdated)?;
+        // R44: the service (or its tombstone) must name this request on each
+        // of its roles, and the snapshot must hold every other request it
+        // names.
         if request
             .roles()
             .iter()
@@ -1351,14 +1373,15 @@ impl Engine {
         let others = snapshot
             .others(Some(request.id()))
             .map_err(|Outdated| ActError::SnapshotOutdated)?;
-        if let Err(reason) = recheck(&next, snapshot.service, accounts) {
-            return Ok(Self::fail_with(
-                request,
-                next,
-                reason,
-                now,
-                Some(snapshot.service),
-            ));
+        let verdict = if snapshot.service.is_removed() {
+            Err(FailureReason::ServiceGone)
+        } else {
+            recheck(&next, snapshot.service, accounts)
+        };
+        if let Err(reason) = verdict {
+            let mut failed = Self::fail_with(request, next, reason, now, Some(snapshot.service));
+            expire_due(others, now, &mut failed);
+            return Ok(failed);
         }
         let service = snapshot.service.with_holder(next.roles, next.incoming);
         next.state = RequestState::Applied { at: now };
@@ -1399,20 +1422,20 @@ impl Engine {
             messages,
         };
         // R32: the other live requests of the service (the service names
-        // every one) whose requester lost a right they relied on.
+        // every one) whose requester lost a right they relied on fail; R29:
+        // those past their deadline are recorded as expired.
         for other in others {
-            if !other.is_live(now) {
-                continue;
-            }
-            let rights = service.contacts().rights_of(other.requester());
-            if let Some(role) = (other.roles() - rights).first() {
-                let reason = FailureReason::RightRemoved {
-                    role,
-                    by: request.id(),
-                };
-                let failed = Self::fail_with(other, bumped(other), reason, now, None);
-                transition.changes.requests.extend(failed.changes.requests);
-                transition.messages.extend(failed.messages);
+            if other.is_live(now) {
+                let rights = service.contacts().rights_of(other.requester());
+                if let Some(role) = (other.roles() - rights).first() {
+                    let reason = FailureReason::RightRemoved {
+                        role,
+                        by: request.id(),
+                    };
+                    transition.merge(Self::fail_with(other, bumped(other), reason, now, None));
+                }
+            } else if other.is_open() {
+                transition.merge(record_expiry(other, now));
             }
         }
         Ok(transition)
@@ -1524,6 +1547,43 @@ fn check_live(request: &ChangeRequest, now: OffsetDateTime) -> Result<&Awaiting,
             state: request.state_name_at(now),
         }),
     }
+}
+
+/// Records the expiry of `request`, open and past its deadline at `now`
+/// (R29, R39): at `now`, or at its last event if a host's clock is behind.
+fn record_expiry(request: &ChangeRequest, now: OffsetDateTime) -> Transition {
+    let at = now.max(request.last_event_at());
+    let mut next = bumped(request);
+    next.state = RequestState::Expired { at };
+    next.history.push(Event::new(at, None, EventKind::Expired));
+    let messages = to_confirmers(&next, &MessageKind::Expired);
+    single(request, next, messages)
+}
+
+/// Adds to `transition` the expiry of every request of `requests` that is
+/// open and past its deadline at `now` (R29): a decision that writes the
+/// service closes the requests it names that can no longer apply, so none
+/// outlives the state it was opened on.
+fn expire_due<'a>(
+    requests: impl Iterator<Item = &'a ChangeRequest>,
+    now: OffsetDateTime,
+    transition: &mut Transition,
+) {
+    for request in requests.filter(|r| r.is_open() && !r.is_live(now)) {
+        transition.merge(record_expiry(request, now));
+    }
+}
+
+/// [`expire_due`] over the requests the snapshot's service names, but
+/// `except`.
+fn expire_due_named(
+    snapshot: Snapshot<'_>,
+    except: Option<RequestId>,
+    now: OffsetDateTime,
+    transition: &mut Transition,
+) -> Result<(), Outdated> {
+    expire_due(snapshot.others(except)?, now, transition);
+    Ok(())
 }
 
 /// A copy of `request` at its next version.

@@ -48,7 +48,8 @@
 //!
 //! - **Values that cannot be wrong**: [`CustomerId`] (R1–R4), [`ServiceName`]
 //!   (R7), [`Role`] and [`Roles`], [`Service`] and its [`Contacts`], the
-//!   secret [`Token`] and its [`TokenDigest`], [`RequestId`].
+//!   secret [`Token`] and its [`TokenDigest`], [`RequestId`], a [`Config`]
+//!   that can only be built valid.
 //! - **The pure core**, [`Engine`]: who may propose what ([`Engine::proposable`],
 //!   R8–R15), opening the requests of an [`Edit`] (R33), accepting, refusing,
 //!   resending, cancelling and expiring a [`ChangeRequest`], and applying it
@@ -58,7 +59,10 @@
 //!   writes, then the [`Message`]s) or a typed error.
 //! - **The host boundary**: [`Store`], [`Notifier`] and [`Directory`], and
 //!   the [`Driver`] that turns each user action into one call: load, decide,
-//!   commit atomically, then deliver (R41).
+//!   commit atomically, then deliver (R41). Existing services come in with
+//!   [`Driver::import_services`] (R42); a terminated one leaves with
+//!   [`Driver::remove_service`], which keeps a tombstone so its name's
+//!   versions never restart (R44).
 //! - **In-memory implementations** of the three traits ([`MemoryStore`],
 //!   [`MemoryNotifier`], [`MemoryDirectory`]), so everything runs out of the box.
 //!
@@ -95,9 +99,14 @@
 //! calls the [`Engine`] itself, which never blocks:
 //!
 //! 1. load the state with its own async client: the request, the service, the
-//!    service's open requests, and the accounts named by
-//!    [`ChangeRequest::accounts_to_check`] or [`Edit::accounts_to_check`];
-//! 2. call the engine with `now` and a generator: it returns a [`Transition`];
+//!    requests the service names ([`Service::requests_to_load`]), and the
+//!    accounts named by [`ChangeRequest::accounts_to_check`] or
+//!    [`Edit::accounts_to_check`]. The reads may run in any order or at once
+//!    (R44): the service record names what a decision needs, and every
+//!    decision that relies on it writes it at its next version;
+//! 2. call the engine with `now` and a generator: it returns a [`Transition`],
+//!    or [`ActError::SnapshotOutdated`] when the service names a request the
+//!    snapshot lacks (it was read before that request opened): go back to 1;
 //! 3. commit [`Transition::changes`] in one transaction with the version
 //!    checks of [`Write::expected`]; on a conflict, go back to 1;
 //! 4. only then deliver [`Transition::messages`] (R41).

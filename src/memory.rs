@@ -17,7 +17,8 @@ use crate::{
 ///
 /// One lock guards everything, so a commit is atomic and isolated; reads take
 /// it shared. Indexes on each role's holder (live services only), on the
-/// parties of requests and on the deadlines of open requests make [`contacts_of`](Store::contacts_of), [`requests_of`](Store::requests_of)
+/// parties of requests and on the deadlines of open requests make
+/// [`contacts_of`](Store::contacts_of), [`requests_of`](Store::requests_of)
 /// and [`due_for_expiry`](Store::due_for_expiry) cost in proportion to their
 /// answer, not to the size of the store.
 ///

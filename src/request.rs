@@ -697,7 +697,7 @@ impl ChangeRequest {
     /// let engine = Engine::default();
     /// let (admin, tech) = ("AD1-OVH".parse()?, "TE2-OVH".parse()?);
     /// let service = Service::order("example.com".parse()?, admin);
-    /// let snapshot = Snapshot { service: &service, open_requests: &[] };
+    /// let snapshot = Snapshot { service: &service, requests: &[] };
     /// let now = datetime!(2026-11-21 10:00 UTC);
     /// let edit = Edit::new(service.name().clone()).with(Role::Tech, tech);
     /// let opened = engine.submit(&edit, admin, snapshot, &|_| AccountStatus::GoodStanding, now, &mut rng)?;

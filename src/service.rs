@@ -448,15 +448,9 @@ impl Service {
     /// The distinct requests named by [`Service::last_request`]: the ones a
     /// decision about this service needs to see (a [`Snapshot`](crate::Snapshot)
     /// holds them), in role order.
-    #[must_use]
-    pub fn requests_to_load(&self) -> Vec<RequestId> {
-        let mut out: Vec<RequestId> = Vec::with_capacity(3);
-        for (_, id) in self.last_requests() {
-            if !out.contains(&id) {
-                out.push(id);
-            }
-        }
-        out
+    pub fn requests_to_load(&self) -> impl Iterator<Item = RequestId> + use<> {
+        let ids = [self.last.admin, self.last.tech, self.last.billing];
+        (0..ids.len()).filter_map(move |i| ids[i].filter(|id| !ids[..i].contains(&Some(*id))))
     }
 
     /// Whether the service was removed: a tombstone that keeps its name's

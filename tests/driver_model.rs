@@ -989,7 +989,7 @@ impl Harness {
         // the due requests whose roles they take are expired with them; and
         // nothing else written.
         prop_assert_eq!(ids.len(), groups.len());
-        let superseded = self.model.superseded(groups);
+        let superseded = self.model.due_named();
         let mut sorted = ids.to_vec();
         sorted.extend(superseded.iter().map(|&i| self.model.requests[i].id));
         sorted.sort();
@@ -1002,10 +1002,9 @@ impl Harness {
         if !superseded.is_empty() {
             self.note("submit: took over a due request (R29)");
         }
+        self.model.expired_with(&superseded, &self.added)?;
         for &idx in &superseded {
-            self.model.end(idx, MState::Expired);
             let id = self.model.requests[idx].id;
-            expect_events(&self.added, id, &[(EventKind::Expired, None)])?;
             compare_request(&self.model, idx, seen.request(id))?;
         }
         let mut new = Vec::new();
@@ -1147,6 +1146,14 @@ impl Harness {
             compare_request(&self.model, j, seen.request(id))?;
             expect_events(&self.added, id, &[failed_event(seen.request(id))])?;
         }
+        if !application.due.is_empty() {
+            self.note("requests past their deadline expired with the change (R29)");
+        }
+        self.model.expired_with(&application.due, &self.added)?;
+        for &j in &application.due {
+            let id = self.model.requests[j].id;
+            compare_request(&self.model, j, seen.request(id))?;
+        }
         Ok(())
     }
 
@@ -1161,24 +1168,36 @@ impl Harness {
             seen.before.service(&self.name).map(Service::contacts),
             "nothing changes (R21, R30)"
         );
-        if *tag == Tag::Failed {
+        let mut expected = self.model.requests[idx].to_confirmers(tag);
+        let mut written = vec![id];
+        // R29: a verdict that writes the service expires the requests past
+        // their deadline that it names.
+        let due = if *tag == Tag::Failed {
             prop_assert!(
                 seen.service_written,
                 "R30, R44: the verdict wrote no service"
             );
             self.version = self.version.next();
+            self.model.due_named()
         } else {
             prop_assert!(
                 !seen.service_written,
                 "only a verdict on applying writes the service"
             );
+            Vec::new()
+        };
+        for &j in &due {
+            expected.extend(self.model.requests[j].to_confirmers(&Tag::Expired));
+            written.push(self.model.requests[j].id);
         }
-        prop_assert_eq!(&seen.written, &vec![id]);
-        check_messages(
-            &seen.messages,
-            |id| seen.after.requests.get(&id),
-            self.model.requests[idx].to_confirmers(tag),
-        )?;
+        written.sort();
+        prop_assert_eq!(&seen.written, &written);
+        check_messages(&seen.messages, |id| seen.after.requests.get(&id), expected)?;
+        self.model.expired_with(&due, &self.added)?;
+        for j in due {
+            let id = self.model.requests[j].id;
+            compare_request(&self.model, j, seen.request(id))?;
+        }
         compare_request(&self.model, idx, seen.request(id))
     }
 
@@ -1508,6 +1527,7 @@ fn generator_reaches_every_outcome() {
         &[
             "submit: opened",
             "submit: took over a due request (R29)",
+            "requests past their deadline expired with the change (R29)",
             "submit: two requests (R33)",
             "submit: taking a role oneself (R8b)",
             "submit: no change (R12)",

@@ -431,7 +431,6 @@ impl Harness {
     fn open_requests(&self) -> Vec<ChangeRequest> {
         self.service
             .requests_to_load()
-            .into_iter()
             .map(|id| self.store[&id].clone())
             .collect()
     }
@@ -455,7 +454,7 @@ impl Harness {
         );
         // R33: one request per distinct incoming customer, all opened; R29:
         // the due requests whose roles they take are expired with them.
-        let superseded = self.model.superseded(groups);
+        let superseded = self.model.due_named();
         prop_assert_eq!(t.changes.requests.len(), groups.len() + superseded.len());
         let mut expected = Vec::new();
         let mut new = Vec::new();
@@ -479,10 +478,8 @@ impl Harness {
         }
         Self::check_messages(t, expected)?;
         self.commit(&t.changes)?;
+        self.model.expired_with(&superseded, &self.added)?;
         for idx in superseded {
-            self.model.end(idx, MState::Expired);
-            let id = self.model.requests[idx].id;
-            expect_events(&self.added, id, &[(EventKind::Expired, None)])?;
             self.compare_request(idx)?;
         }
         for m in new {
@@ -603,6 +600,13 @@ impl Harness {
             let id = self.model.requests[j].id;
             self.expect_events(id, &[self.failed_event(id)])?;
         }
+        if !application.due.is_empty() {
+            self.note("requests past their deadline expired with the change (R29)");
+        }
+        self.model.expired_with(&application.due, &self.added)?;
+        for j in application.due {
+            self.compare_request(j)?;
+        }
         Ok(())
     }
 
@@ -627,9 +631,24 @@ impl Harness {
         } else {
             prop_assert!(t.changes.services.is_empty(), "nothing changes (R21)");
         }
-        prop_assert_eq!(t.changes.requests.len(), 1);
-        Self::check_messages(t, self.model.requests[idx].to_confirmers(tag))?;
+        // R29: a verdict that writes the service expires the requests past
+        // their deadline that it names.
+        let due = if *tag == Tag::Failed {
+            self.model.due_named()
+        } else {
+            Vec::new()
+        };
+        let mut expected = self.model.requests[idx].to_confirmers(tag);
+        for &j in &due {
+            expected.extend(self.model.requests[j].to_confirmers(&Tag::Expired));
+        }
+        prop_assert_eq!(t.changes.requests.len(), 1 + due.len());
+        Self::check_messages(t, expected)?;
         self.commit(&t.changes)?;
+        self.model.expired_with(&due, &self.added)?;
+        for j in due {
+            self.compare_request(j)?;
+        }
         self.compare_request(idx)
     }
 
@@ -812,6 +831,7 @@ fn generator_reaches_every_outcome() {
         &[
             "submit: opened",
             "submit: took over a due request (R29)",
+            "requests past their deadline expired with the change (R29)",
             "submit: two requests (R33)",
             "submit: taking a role oneself (R8b)",
             "submit: no change (R12)",

@@ -173,6 +173,20 @@ impl Fixture {
         }
     }
 
+    /// The service removed while `request` waited: its tombstone, still
+    /// naming the request (R44).
+    fn gone(&self, request: &ChangeRequest) -> Stored {
+        let mut stored = self.applying(request, &[]);
+        stored.service = Service::restore(
+            stored.service.name().clone(),
+            *stored.service.contacts(),
+            stored.service.version().next(),
+            stored.service.last_requests(),
+            true,
+        );
+        stored
+    }
+
     /// The service as stored while `request` waits, after `others`.
     fn applying(&self, request: &ChangeRequest, others: &[ChangeRequest]) -> Stored {
         let mut requests = others.to_vec();
@@ -1607,19 +1621,20 @@ fn assert_fails_at_apply(
         .unwrap();
     let request = updated(&step, id);
     // The service as it is now, naming the request as it does since it
-    // was opened (R27).
-    let service_now = service_now.map(|service| {
-        Service::restore(
+    // was opened (R27); `None`: removed, read as its tombstone (R44).
+    let service_now = match service_now {
+        Some(service) => Service::restore(
             service.name().clone(),
             *service.contacts(),
             service.version(),
             [(Role::Billing, id)],
             false,
-        )
-    });
+        ),
+        None => fx.gone(&request).service,
+    };
     let requests = [request.clone()];
-    let snapshot = service_now.as_ref().map(|service| Snapshot {
-        service,
+    let snapshot = Some(Snapshot {
+        service: &service_now,
         requests: &requests,
     });
     let failed = fx
@@ -1635,16 +1650,12 @@ fn assert_fails_at_apply(
         .unwrap();
     // R30, R44: the contacts stay; the verdict writes the service at its
     // next version, so it cannot commit if the service changed meanwhile.
-    match &service_now {
-        Some(service) => {
-            assert_eq!(failed.changes.services.len(), 1, "{reason}");
-            let write = &failed.changes.services[0];
-            assert_eq!(write.expected, Some(service.version()));
-            assert_eq!(write.value.contacts(), service.contacts(), "{reason}");
-            assert_eq!(write.value.version(), service.version().next());
-        }
-        None => assert!(failed.changes.services.is_empty(), "{reason}"),
-    }
+    assert_eq!(failed.changes.services.len(), 1, "{reason}");
+    let write = &failed.changes.services[0];
+    assert_eq!(write.expected, Some(service_now.version()));
+    assert_eq!(write.value.contacts(), service_now.contacts(), "{reason}");
+    assert_eq!(write.value.version(), service_now.version().next());
+    assert_eq!(write.value.is_removed(), service_now.is_removed());
     assert_eq!(failed.changes.requests.len(), 1);
     assert_eq!(failed.changes.requests[0].expected, Some(request.version()));
     let after = updated(&failed, id);
@@ -1744,8 +1755,34 @@ fn apply_fails_when_a_billing_contact_fell_behind() {
 
 #[test]
 fn apply_fails_when_the_service_is_gone() {
-    // R30, R39
+    // R30, R39, R44: read as its tombstone, which the verdict writes at its
+    // next version.
     assert_fails_at_apply(None, &directory, &FailureReason::ServiceGone);
+}
+
+#[test]
+fn a_service_read_as_missing_is_an_outdated_snapshot() {
+    // R44: services are never deleted, so a request whose service reads as
+    // missing was read after it: the last confirmation is not decided.
+    let mut fx = Fixture::new();
+    let opened = fx.open(admin(), &[(Role::Tech, newcomer())]);
+    let step = fx
+        .accept(&opened.request, admin(), opened.token(admin()), at(1))
+        .unwrap();
+    let request = updated(&step, opened.request.id());
+    let rejection = fx
+        .engine
+        .accept(
+            &request,
+            newcomer(),
+            opened.token(newcomer()),
+            at(2),
+            None,
+            &directory,
+        )
+        .unwrap_err();
+    assert_eq!(rejection.error, ActError::SnapshotOutdated);
+    assert!(rejection.record.is_none());
 }
 
 #[test]
@@ -2285,7 +2322,7 @@ fn terminal_requests_never_change() {
             admin(),
             opened.token(admin()),
             at(1),
-            None,
+            Some(fx.gone(&opened.request).snapshot()),
             &directory,
         )
         .unwrap();

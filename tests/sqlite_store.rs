@@ -251,7 +251,7 @@ fn requests_survive_a_reopen() {
     let store = SqliteStore::open(&file).unwrap();
     assert_eq!(store.request(request).unwrap(), Some(before.clone()));
     let service = store.service(&site).unwrap().unwrap();
-    assert_eq!(service.requests_to_load(), [request]);
+    assert_eq!(service.requests_to_load().collect::<Vec<_>>(), [request]);
     assert_eq!(
         store.requests_of(incoming).unwrap(),
         slice::from_ref(&before)
@@ -289,7 +289,7 @@ fn requests_survive_a_reopen() {
     );
     let service = store.service(&site).unwrap().unwrap();
     assert_eq!(service.holder(Role::Tech), incoming);
-    assert_eq!(service.requests_to_load(), [request]);
+    assert_eq!(service.requests_to_load().collect::<Vec<_>>(), [request]);
     store.audit().unwrap();
     store.close().unwrap();
     // Section 8: only digests of tokens are stored; no token's text is in the file.

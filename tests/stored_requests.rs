@@ -28,6 +28,18 @@ fn tech() -> CustomerId {
     "TE2-OVH".parse().unwrap()
 }
 
+/// `service` as a tombstone: removed, at its next version, still naming its
+/// last requests (R44).
+fn tombstone_of(service: &Service) -> Service {
+    Service::restore(
+        service.name().clone(),
+        *service.contacts(),
+        service.version().next(),
+        service.last_requests(),
+        true,
+    )
+}
+
 /// A request on `example.com` (held by `AD1-OVH`) proposing `TE2-OVH` as
 /// tech, with the tokens of its confirmers.
 struct Story {
@@ -81,12 +93,13 @@ impl Story {
     }
 
     /// `who` accepts a minute after the last event; `gone` takes the
-    /// service away first (R30).
+    /// service away first: it is read as a tombstone (R30, R44).
     fn accept(mut self, who: CustomerId, gone: bool) -> Story {
         let now = self.request.last_event_at() + time::Duration::minutes(1);
         let requests = [self.request.clone()];
+        let tombstone = tombstone_of(&self.service);
         let snapshot = Snapshot {
-            service: &self.service,
+            service: if gone { &tombstone } else { &self.service },
             requests: &requests,
         };
         let step = self
@@ -96,7 +109,7 @@ impl Story {
                 who,
                 self.token(who),
                 now,
-                (!gone).then_some(snapshot),
+                Some(snapshot),
                 &|_| AccountStatus::GoodStanding,
             )
             .unwrap();
@@ -784,6 +797,15 @@ mod properties {
             for write in &transition.changes.services {
                 self.service = write.value.clone();
             }
+            // A tombstone written: the name is ordered again at once, so
+            // the world goes on (R44).
+            if self.service.is_removed() {
+                self.service = Service::new(
+                    self.service.name().clone(),
+                    *self.service.contacts(),
+                    self.service.version().next(),
+                );
+            }
             for write in &transition.changes.requests {
                 let request = write.value.clone();
                 match self.requests.iter_mut().find(|r| r.id() == request.id()) {
@@ -825,19 +847,17 @@ mod properties {
         ) {
             let request = self.requests[index].clone();
             let open = self.open();
+            // The service gone: read as its tombstone (R30, R44).
+            let tombstone = super::tombstone_of(&self.service);
             let snapshot = Snapshot {
-                service: &self.service,
+                service: if gone { &tombstone } else { &self.service },
                 requests: &open,
             };
             let result = if accept {
-                self.engine.accept(
-                    &request,
-                    who,
-                    token,
-                    self.now,
-                    (!gone).then_some(snapshot),
-                    &|_| AccountStatus::GoodStanding,
-                )
+                self.engine
+                    .accept(&request, who, token, self.now, Some(snapshot), &|_| {
+                        AccountStatus::GoodStanding
+                    })
             } else {
                 self.engine.refuse(&request, who, token, self.now)
             };

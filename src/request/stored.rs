@@ -437,6 +437,15 @@ pub(super) enum Inconsistency {
     },
     #[error("the request is `validatingByCustomers` but history[{index}] is a `{kind}` event")]
     AwaitingButEnded { index: usize, kind: &'static str },
+    #[error(
+        "the request is `validatingByCustomers` but history[{index}] (`{kind}`) at {at} is not before its deadline {deadline}"
+    )]
+    AwaitingEventAfterDeadline {
+        index: usize,
+        kind: &'static str,
+        at: Time,
+        deadline: Time,
+    },
     #[error("the confirmers must be the requester and the incoming customer")]
     Confirmers,
     #[error("an awaiting request waits for at least one confirmer")]
@@ -683,6 +692,21 @@ fn check_awaiting(
             kind: name(&event.kind),
         });
     }
+    // Every action on an awaiting request happens before its deadline (R29):
+    // past it, the request is expired.
+    if let Some((index, event)) = request
+        .history
+        .iter()
+        .enumerate()
+        .find(|(_, e)| e.at >= request.deadline)
+    {
+        return Err(E::AwaitingEventAfterDeadline {
+            index,
+            kind: name(&event.kind),
+            at: Time(event.at),
+            deadline: Time(request.deadline),
+        });
+    }
     if !awaiting
         .confirmers
         .iter()
@@ -694,7 +718,7 @@ fn check_awaiting(
     if awaiting.missing().next().is_none() {
         return Err(E::NobodyMissing);
     }
-    if awaiting.last_sent < request.opened_at || awaiting.last_sent > request.deadline {
+    if awaiting.last_sent < request.opened_at || awaiting.last_sent >= request.deadline {
         return Err(E::LastSent {
             last_sent: Time(awaiting.last_sent),
         });

@@ -404,13 +404,12 @@ impl Model {
             .map(|r| r.id)
     }
 
-    /// R27, R29, R44: the requests an edit opening `groups` takes over: for
-    /// each role it opens, the last request opened on that role, if it is
-    /// recorded as awaiting but past its deadline. Its expiry is recorded in
-    /// the same commit.
-    pub(crate) fn superseded(&self, groups: &[(CustomerId, Roles)]) -> Vec<usize> {
+    /// R27, R29, R44: the requests a decision that writes the service
+    /// records as expired with it: the last request opened on each role, if
+    /// it is recorded as awaiting but past its deadline.
+    pub(crate) fn due_named(&self) -> Vec<usize> {
         let mut out = Vec::new();
-        for role in groups.iter().flat_map(|(_, roles)| roles.iter()) {
+        for role in Role::ALL {
             let last = (0..self.requests.len())
                 .rev()
                 .find(|&i| self.requests[i].roles.contains(role));
@@ -422,6 +421,20 @@ impl Model {
             }
         }
         out
+    }
+
+    /// Ends the requests of `due` as expired, once their expiry is
+    /// committed, and checks the event each got (R29, R34).
+    pub(crate) fn expired_with(
+        &mut self,
+        due: &[usize],
+        added: &HashMap<RequestId, Vec<Event>>,
+    ) -> Result<(), TestCaseError> {
+        for &idx in due {
+            self.end(idx, MState::Expired);
+            expect_events(added, self.requests[idx].id, &[(EventKind::Expired, None)])?;
+        }
+        Ok(())
     }
 
     pub(crate) fn good(&self, customer: CustomerId) -> bool {
@@ -1306,7 +1319,10 @@ pub(crate) struct Application {
     pub(crate) replaced: bool,
     /// The other live requests that fail, with their reasons (R32).
     pub(crate) victims: Vec<(usize, Vec<FailureReason>)>,
-    /// The requests written, sorted: the one applied and the victims.
+    /// The requests past their deadline recorded as expired with it (R29).
+    pub(crate) due: Vec<usize>,
+    /// The requests written, sorted: the one applied, the victims and the
+    /// expired.
     pub(crate) written: Vec<RequestId>,
 }
 
@@ -1458,9 +1474,15 @@ impl Model {
                 victims.push((j, reasons));
             }
         }
+        // R29: the requests past their deadline it names are expired with it.
+        let due = self.due_named();
+        for &j in &due {
+            expected.extend(self.requests[j].to_confirmers(&Tag::Expired));
+        }
         let mut written: Vec<RequestId> = victims
             .iter()
             .map(|(j, _)| self.requests[*j].id)
+            .chain(due.iter().map(|&j| self.requests[j].id))
             .chain([r.id])
             .collect();
         written.sort();
@@ -1469,6 +1491,7 @@ impl Model {
             expected,
             replaced: told,
             victims,
+            due,
             written,
         }
     }
