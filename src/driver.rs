@@ -6,13 +6,17 @@ use time::OffsetDateTime;
 use crate::host::{CommitError, Directory, Notifier, Store};
 use crate::{
     AccountStatus, ActError, ChangeRequest, Changes, Config, Contacts, CustomerId, Edit, Engine,
-    Message, Proposable, Rejection, RequestId, Role, Roles, Service, ServiceError, ServiceName,
+    Cursor, CursorError, Listing, Message, Page, PageSize, Proposable, Rejection, RequestFilter,
+    RequestId, RequestKey, RequestSummary, Role, Roles, Service, ServiceError, ServiceName,
     Snapshot, StateName, SubmitError, Transition,
 };
 
 /// How many times an action is decided again after a commit conflict, by
 /// default.
 const DEFAULT_RETRIES: u32 = 16;
+
+/// How many requests due [`Driver::expire_due`] reads at a time.
+pub const EXPIRY_PAGE: usize = 100;
 
 /// Runs user actions against the host's [`Store`], [`Notifier`] and
 /// [`Directory`].
@@ -106,6 +110,9 @@ pub enum Refusal {
     /// An import was refused: the same name twice, or nothing to import.
     #[error(transparent)]
     Import(ServiceError),
+    /// A listing's cursor was refused (R45).
+    #[error(transparent)]
+    Cursor(#[from] CursorError),
     /// The edit was refused.
     #[error(transparent)]
     Submit(#[from] SubmitError),
@@ -177,6 +184,10 @@ pub struct Sweep<SE, DE> {
     /// The requests it could not expire, with why. They stay due; the next
     /// sweep tries them again.
     pub failed: Vec<(RequestId, DriverError<SE, DE>)>,
+    /// Where the next page of requests due starts
+    /// ([`Driver::expire_due_page`]); `None` once every request due at the
+    /// time was read.
+    pub next: Option<Cursor>,
 }
 
 impl<SE, DE> Sweep<SE, DE> {
@@ -196,17 +207,6 @@ pub struct RequestStatus {
     pub state: StateName,
     /// The confirmers it still waits for (R19); empty unless live.
     pub waiting_for: Vec<CustomerId>,
-}
-
-/// One row of "my requests" (R35).
-#[derive(Clone, Debug)]
-pub struct RequestView {
-    /// The request.
-    pub request: ChangeRequest,
-    /// Its state at the time asked (`expired` past the deadline, R29).
-    pub state: StateName,
-    /// Whether it waits for this customer's confirmation.
-    pub waits_for_me: bool,
 }
 
 /// What one attempt decided.
@@ -551,6 +551,9 @@ impl<S: Store, N: Notifier, D: Directory> Driver<S, N, D> {
     /// Records the expiry of every request past its deadline at `now` and
     /// tells their parties (R29, R39).
     ///
+    /// The sweep reads the requests due a page at a time (at most
+    /// [`EXPIRY_PAGE`] rows a read, R45), so a backlog of any size is swept
+    /// without loading it whole; [`Driver::expire_due_page`] sweeps one page.
     /// Each request is expired in a commit of its own, earliest deadline
     /// first. A request that cannot be expired (a store error, endless
     /// conflicts) does not stop the sweep: it is listed in
@@ -560,7 +563,8 @@ impl<S: Store, N: Notifier, D: Directory> Driver<S, N, D> {
     ///
     /// # Errors
     ///
-    /// A host failure while listing the requests due; nothing was expired.
+    /// A host failure while listing the requests due; what was expired
+    /// before it stays expired, its messages delivered.
     #[expect(
         clippy::type_complexity,
         reason = "the sweep's result names the error types of all three host parts"
@@ -569,15 +573,75 @@ impl<S: Store, N: Notifier, D: Directory> Driver<S, N, D> {
         &self,
         now: OffsetDateTime,
     ) -> Result<Outcome<SweepFor<S, D>, N::Error>, DriverErrorFor<S, D>> {
-        let due = self.store.due_for_expiry(now).map_err(DriverError::Store)?;
+        let size = PageSize::new(EXPIRY_PAGE).unwrap_or_default();
         let mut total = Outcome {
             value: Sweep {
                 expired: Vec::new(),
                 failed: Vec::new(),
+                next: None,
             },
             undelivered: Vec::new(),
         };
-        for request in due {
+        let mut after: Option<Cursor> = None;
+        loop {
+            let page = self.expire_due_page(now, after.as_ref(), size)?;
+            total.value.expired.extend(page.value.expired);
+            total.value.failed.extend(page.value.failed);
+            total.undelivered.extend(page.undelivered);
+            match page.value.next {
+                Some(next) => after = Some(next),
+                None => return Ok(total),
+            }
+        }
+    }
+
+    /// Sweeps one page of the requests due at `now` (R29, R45): those after
+    /// `after` (the [`Sweep::next`] of the page before), at most `size` of
+    /// them, each expired in a commit of its own as in
+    /// [`Driver::expire_due`]. [`Sweep::next`] is where the next page starts,
+    /// `None` once every request due was read.
+    ///
+    /// # Errors
+    ///
+    /// [`Refusal::Cursor`] for a cursor that is not of this listing, or a
+    /// host failure while listing the requests due.
+    #[expect(
+        clippy::type_complexity,
+        reason = "the sweep's result names the error types of all three host parts"
+    )]
+    pub fn expire_due_page(
+        &self,
+        now: OffsetDateTime,
+        after: Option<&Cursor>,
+        size: PageSize,
+    ) -> Result<Outcome<SweepFor<S, D>, N::Error>, DriverErrorFor<S, D>> {
+        let after = after
+            .map(|c| c.request_for(Listing::DueForExpiry, None))
+            .transpose()
+            .map_err(Refusal::Cursor)?;
+        let due = self
+            .store
+            .due_for_expiry(now, after, size.get() + 1)
+            .map_err(DriverError::Store)?;
+        let page = paged(due, size, |r: &ChangeRequest| {
+            Cursor::after_request(
+                Listing::DueForExpiry,
+                None,
+                RequestKey {
+                    at: r.deadline(),
+                    id: r.id(),
+                },
+            )
+        });
+        let mut total = Outcome {
+            value: Sweep {
+                expired: Vec::new(),
+                failed: Vec::new(),
+                next: page.next,
+            },
+            undelivered: Vec::new(),
+        };
+        for request in page.items {
             let id = request.id();
             let result = self.run(|| {
                 let request = self.load_request(id)?;
@@ -601,44 +665,98 @@ impl<S: Store, N: Notifier, D: Directory> Driver<S, N, D> {
 
     // ----- queries -----
 
-    /// The services where `customer` is a contact, with their roles (R6),
-    /// sorted by service name.
+    /// One page of the services where `customer` is a contact, with their
+    /// roles (R6, R45): sorted by service name, starting after `after` (the
+    /// [`Page::next`] of the page before; `None` for the first page).
+    ///
+    /// ```
+    /// use service_contacts::{Contacts, Driver, MemoryDirectory, MemoryNotifier, MemoryStore, PageSize};
+    ///
+    /// let owner = "AB1-OVH".parse()?;
+    /// let accounts = MemoryDirectory::new();
+    /// accounts.add(owner);
+    /// let driver = Driver::new(MemoryStore::new(), MemoryNotifier::new(), accounts);
+    /// driver.import_services(["c.example", "a.example", "b.example"].map(|n| (n.parse().unwrap(), Contacts::all(owner))))?;
+    ///
+    /// let first = driver.my_contacts(owner, None, PageSize::new(2)?)?;
+    /// assert_eq!(first.items.iter().map(|(s, _)| s.as_str()).collect::<Vec<_>>(), ["a.example", "b.example"]);
+    /// let second = driver.my_contacts(owner, first.next.as_ref(), PageSize::new(2)?)?;
+    /// assert_eq!(second.items[0].0.as_str(), "c.example");
+    /// assert_eq!(second.next, None);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     ///
     /// # Errors
     ///
-    /// [`Refusal::UnknownCustomer`] or a host failure.
+    /// [`Refusal::UnknownCustomer`], [`Refusal::Cursor`] (a cursor of another
+    /// listing or another customer), or a host failure.
     pub fn my_contacts(
         &self,
         customer: CustomerId,
-    ) -> Result<Vec<(ServiceName, Roles)>, DriverErrorFor<S, D>> {
+        after: Option<&Cursor>,
+        size: PageSize,
+    ) -> Result<Page<(ServiceName, Roles)>, DriverErrorFor<S, D>> {
         self.known(customer)?;
-        self.store.contacts_of(customer).map_err(DriverError::Store)
+        let after = after
+            .map(|c| c.service_for(customer))
+            .transpose()
+            .map_err(Refusal::Cursor)?;
+        let rows = self
+            .store
+            .contacts_of(customer, after, size.get() + 1)
+            .map_err(DriverError::Store)?;
+        Ok(paged(rows, size, |(name, _): &(ServiceName, Roles)| {
+            Cursor::after_service(customer, name.clone())
+        }))
     }
 
-    /// The requests where `customer` is a party, most recent first, each with
-    /// its state at `now` and whether it waits for `customer` (R35).
+    /// One page of the requests where `customer` is a party that `filter`
+    /// lists at `now` (R35, R45): most recently opened first, starting after
+    /// `after` (the [`Page::next`] of the page before), each as a
+    /// [`RequestSummary`] with its state at `now` and whether it waits for
+    /// `customer`.
+    ///
+    /// A cursor keeps its position whatever the filter: changing the filter
+    /// between pages goes on from the same point in time.
     ///
     /// # Errors
     ///
-    /// [`Refusal::UnknownCustomer`] or a host failure.
+    /// [`Refusal::UnknownCustomer`], [`Refusal::Cursor`], or a host failure.
     pub fn my_requests(
         &self,
         customer: CustomerId,
+        filter: &RequestFilter,
         now: OffsetDateTime,
-    ) -> Result<Vec<RequestView>, DriverErrorFor<S, D>> {
+        after: Option<&Cursor>,
+        size: PageSize,
+    ) -> Result<Page<RequestSummary>, DriverErrorFor<S, D>> {
         self.known(customer)?;
-        let requests = self
+        let after = after
+            .map(|c| c.request_for(Listing::Requests, Some(customer)))
+            .transpose()
+            .map_err(Refusal::Cursor)?;
+        let rows = self
             .store
-            .requests_of(customer)
+            .requests_of(customer, filter, now, after, size.get() + 1)
             .map_err(DriverError::Store)?;
-        Ok(requests
-            .into_iter()
-            .map(|request| RequestView {
-                state: request.state_name_at(now),
-                waits_for_me: request.waits_for(customer, now),
-                request,
-            })
-            .collect())
+        let page = paged(rows, size, |r: &ChangeRequest| {
+            Cursor::after_request(
+                Listing::Requests,
+                Some(customer),
+                RequestKey {
+                    at: r.opened_at(),
+                    id: r.id(),
+                },
+            )
+        });
+        Ok(Page {
+            items: page
+                .items
+                .iter()
+                .map(|r| RequestSummary::of(r, customer, now))
+                .collect(),
+            next: page.next,
+        })
     }
 
     /// The service `name` as stored now, with its contacts.
@@ -824,6 +942,18 @@ impl<S: Store, N: Notifier, D: Directory> Driver<S, N, D> {
         }
         Ok(out)
     }
+}
+
+/// The page of `size` rows among `rows` (read with a limit of `size + 1`),
+/// with the cursor after its last row if more follow.
+fn paged<T>(mut rows: Vec<T>, size: PageSize, cursor_after: impl Fn(&T) -> Cursor) -> Page<T> {
+    let next = if rows.len() > size.get() {
+        rows.truncate(size.get());
+        rows.last().map(cursor_after)
+    } else {
+        None
+    };
+    Page { items: rows, next }
 }
 
 /// The step for a transition that updates request `id`.

@@ -8,7 +8,10 @@
 
 use time::OffsetDateTime;
 
-use crate::{ChangeRequest, Changes, CustomerId, Message, RequestId, Roles, Service, ServiceName};
+use crate::{
+    ChangeRequest, Changes, CustomerId, Message, RequestFilter, RequestId, RequestKey, Roles,
+    Service, ServiceName,
+};
 
 /// Where services and change requests live: a SQL database, a key-value
 /// store, or memory ([`MemoryStore`](crate::MemoryStore)).
@@ -64,23 +67,52 @@ pub trait Store {
     /// `None` if there is none.
     fn request(&self, id: RequestId) -> Result<Option<ChangeRequest>, Self::Error>;
 
-    /// Every service where `customer` holds at least one role, with the roles
-    /// (R6), sorted by service name; removed services are not listed. Must
-    /// cost in proportion to the answer, not to the number of services (an
-    /// index on each role's holder).
-    fn contacts_of(&self, customer: CustomerId) -> Result<Vec<(ServiceName, Roles)>, Self::Error>;
+    /// The services where `customer` holds at least one role, with the
+    /// roles (R6): sorted by service name, those whose name comes after
+    /// `after` (all if `None`), at most `limit` of them. Removed services are
+    /// not listed. Must cost in proportion to `limit`, not to the number of
+    /// services or of the customer's services (an index on each role's
+    /// holder, ordered by name, read from `after` on).
+    fn contacts_of(
+        &self,
+        customer: CustomerId,
+        after: Option<&ServiceName>,
+        limit: usize,
+    ) -> Result<Vec<(ServiceName, Roles)>, Self::Error>;
 
-    /// Every request in which `customer` is a party (requester, incoming or
-    /// outgoing contact, see [`ChangeRequest::is_party`]), whatever its state
-    /// (R35), most recently opened first (ties by request id). Must cost in
-    /// proportion to the answer (an index on the parties).
-    fn requests_of(&self, customer: CustomerId) -> Result<Vec<ChangeRequest>, Self::Error>;
+    /// The requests in which `customer` is a party (requester, incoming or
+    /// outgoing contact, see [`ChangeRequest::is_party`]) that `filter`
+    /// lists at `now` ([`RequestFilter::matches`], R35, R45): most recently
+    /// opened first, ties by request id, those after `after` in that order
+    /// (a [`RequestKey`] of the opening time and id; all if `None`), at most
+    /// `limit` of them.
+    ///
+    /// Must cost in proportion to `limit` plus the rows the filter passes
+    /// over that an index on the parties cannot tell apart (requests past
+    /// their deadline not yet recorded as expired, and, with a service in
+    /// the filter, that service's other requests): an index on (customer,
+    /// part, state, opening time), or on the service's requests when the
+    /// filter names one.
+    fn requests_of(
+        &self,
+        customer: CustomerId,
+        filter: &RequestFilter,
+        now: OffsetDateTime,
+        after: Option<RequestKey>,
+        limit: usize,
+    ) -> Result<Vec<ChangeRequest>, Self::Error>;
 
-    /// Every request whose recorded state is awaiting and whose deadline is
-    /// at or before `now` (R29), earliest deadline first (ties by request
-    /// id). Must cost in proportion to the answer (an index on the deadline
-    /// of open requests).
-    fn due_for_expiry(&self, now: OffsetDateTime) -> Result<Vec<ChangeRequest>, Self::Error>;
+    /// The requests whose recorded state is awaiting and whose deadline is
+    /// at or before `now` (R29): earliest deadline first, ties by request
+    /// id, those after `after` in that order (a [`RequestKey`] of the
+    /// deadline and id; all if `None`), at most `limit` of them. Must cost in
+    /// proportion to `limit` (an index on the deadline of open requests).
+    fn due_for_expiry(
+        &self,
+        now: OffsetDateTime,
+        after: Option<RequestKey>,
+        limit: usize,
+    ) -> Result<Vec<ChangeRequest>, Self::Error>;
 
     /// Writes every record of `changes`, all or nothing (R31).
     ///
@@ -169,14 +201,31 @@ macro_rules! forward {
             fn request(&self, id: RequestId) -> Result<Option<ChangeRequest>, Self::Error> {
                 (**self).request(id)
             }
-            fn contacts_of(&self, customer: CustomerId) -> Result<Vec<(ServiceName, Roles)>, Self::Error> {
-                (**self).contacts_of(customer)
+            fn contacts_of(
+                &self,
+                customer: CustomerId,
+                after: Option<&ServiceName>,
+                limit: usize,
+            ) -> Result<Vec<(ServiceName, Roles)>, Self::Error> {
+                (**self).contacts_of(customer, after, limit)
             }
-            fn requests_of(&self, customer: CustomerId) -> Result<Vec<ChangeRequest>, Self::Error> {
-                (**self).requests_of(customer)
+            fn requests_of(
+                &self,
+                customer: CustomerId,
+                filter: &RequestFilter,
+                now: OffsetDateTime,
+                after: Option<RequestKey>,
+                limit: usize,
+            ) -> Result<Vec<ChangeRequest>, Self::Error> {
+                (**self).requests_of(customer, filter, now, after, limit)
             }
-            fn due_for_expiry(&self, now: OffsetDateTime) -> Result<Vec<ChangeRequest>, Self::Error> {
-                (**self).due_for_expiry(now)
+            fn due_for_expiry(
+                &self,
+                now: OffsetDateTime,
+                after: Option<RequestKey>,
+                limit: usize,
+            ) -> Result<Vec<ChangeRequest>, Self::Error> {
+                (**self).due_for_expiry(now, after, limit)
             }
             fn commit(&self, changes: Changes) -> Result<(), CommitError<Self::Error>> {
                 (**self).commit(changes)

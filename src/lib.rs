@@ -165,6 +165,7 @@ mod customer;
 mod driver;
 mod engine;
 mod host;
+mod listing;
 mod memory;
 mod message;
 mod request;
@@ -184,7 +185,7 @@ pub mod testing;
 
 pub use customer::{CustomerId, ParseCustomerIdError};
 pub use driver::{
-    Driver, DriverError, DriverErrorFor, Outcome, Refusal, RequestStatus, RequestView, Sweep,
+    Driver, DriverError, DriverErrorFor, EXPIRY_PAGE, Outcome, Refusal, RequestStatus, Sweep,
     SweepFor, Undelivered,
 };
 pub use engine::{
@@ -192,6 +193,10 @@ pub use engine::{
     Proposable, Rejection, ServiceError, Snapshot, SubmitError, Transition, Write,
 };
 pub use host::{CommitError, Directory, Notifier, Store};
+pub use listing::{
+    Cursor, CursorError, Listing, Page, PageSize, PageSizeError, Part, RequestFilter, RequestKey,
+    RequestSummary,
+};
 pub use memory::{DeliveryFailed, MemoryDirectory, MemoryNotifier, MemoryStore};
 pub use message::{Message, MessageKind};
 pub use request::{

@@ -1,7 +1,9 @@
 //! In-memory implementations of the host traits, so the crate runs out of the
 //! box: for tests, documentation and examples.
 
-use std::collections::{BTreeSet, HashMap};
+use std::cmp::Reverse;
+use std::collections::{BTreeMap, BTreeSet, HashMap, btree_set};
+use std::ops::Bound;
 use std::convert::Infallible;
 use std::fmt;
 use std::sync::{Mutex, PoisonError, RwLock};
@@ -10,7 +12,8 @@ use time::OffsetDateTime;
 
 use crate::host::{CommitError, Directory, Notifier, Store};
 use crate::{
-    ChangeRequest, Changes, CustomerId, Message, RequestId, Roles, Service, ServiceName, Version,
+    ChangeRequest, Changes, CustomerId, Message, Part, RequestFilter, RequestId, RequestKey, Roles,
+    Service, ServiceName, StateName, Version,
 };
 
 /// A [`Store`] in memory, safe to share across threads.
@@ -45,13 +48,86 @@ struct Tables {
     /// Every service ever stored, tombstones included.
     services: Vec<Service>,
     by_name: HashMap<ServiceName, u32>,
-    /// For each customer, the slots of the services where they hold a role.
-    by_holder: HashMap<CustomerId, Box<[u32]>>,
+    /// For each customer, the slots of the live services where they hold a
+    /// role, sorted by service name.
+    by_holder: HashMap<CustomerId, Vec<u32>>,
     requests: HashMap<RequestId, ChangeRequest>,
-    /// For each customer, the requests where they are a party.
-    by_party: HashMap<CustomerId, Vec<RequestId>>,
+    /// For each customer, their requests by their part (see [`Seat`]) and
+    /// the recorded state, newest first.
+    by_party: HashMap<CustomerId, BTreeMap<(Seat, StateName), BTreeSet<Newest>>>,
+    /// For each service, its requests, newest first.
+    by_service: HashMap<ServiceName, BTreeSet<Newest>>,
     /// Deadlines of the requests in the awaiting state.
     deadlines: BTreeSet<(OffsetDateTime, RequestId)>,
+}
+
+/// A request's place in "my requests": newest first, ties by id.
+type Newest = (Reverse<OffsetDateTime>, RequestId);
+
+/// Where a customer sits in a request: the parts that never change.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+enum Seat {
+    Requester,
+    Incoming,
+    Outgoing,
+}
+
+impl Seat {
+    /// The seats `customer` has in `request`.
+    fn of(request: &ChangeRequest) -> Vec<(CustomerId, Seat)> {
+        let mut seats = vec![
+            (request.requester(), Seat::Requester),
+            (request.incoming(), Seat::Incoming),
+        ];
+        for (_, holder) in request.outgoing_holders() {
+            if !seats.contains(&(holder, Seat::Outgoing)) {
+                seats.push((holder, Seat::Outgoing));
+            }
+        }
+        seats
+    }
+
+    /// The seats a filter's parts need to look in.
+    fn for_parts(filter: &RequestFilter) -> Vec<Seat> {
+        let mut seats = Vec::with_capacity(3);
+        for part in filter.parts() {
+            let needed: &[Seat] = match part {
+                Part::AskedByMe => &[Seat::Requester],
+                Part::ComingToMe => &[Seat::Incoming],
+                Part::TakingFromMe => &[Seat::Outgoing],
+                Part::WaitingForMe => &[Seat::Requester, Seat::Incoming],
+            };
+            for seat in needed {
+                if !seats.contains(seat) {
+                    seats.push(*seat);
+                }
+            }
+        }
+        seats
+    }
+}
+
+/// The recorded states a filter's states (at `now`) need to look in.
+fn recorded_states(filter: &RequestFilter) -> Vec<StateName> {
+    let mut states = Vec::with_capacity(6);
+    for state in filter.states() {
+        let needed: &[StateName] = match state {
+            // Past its deadline, an awaiting request reads as expired.
+            StateName::Expired => &[StateName::Expired, StateName::ValidatingByCustomers],
+            other => &[other],
+        };
+        for state in needed {
+            if !states.contains(state) {
+                states.push(*state);
+            }
+        }
+    }
+    states
+}
+
+/// The position just after `key` in a newest-first order.
+fn newest_after(key: Option<RequestKey>) -> Bound<Newest> {
+    key.map_or(Bound::Unbounded, |k| Bound::Excluded((Reverse(k.at), k.id)))
 }
 
 impl MemoryStore {
@@ -110,47 +186,65 @@ impl MemoryStore {
     /// A description of what disagrees.
     pub fn audit(&self) -> Result<(), String> {
         let tables = self.read();
-        let mut holders: HashMap<CustomerId, BTreeSet<u32>> = HashMap::new();
+        let mut holders: HashMap<CustomerId, Vec<u32>> = HashMap::new();
         for (slot, service) in tables.services.iter().enumerate() {
             let slot = u32::try_from(slot).map_err(|_| "too many services")?;
             if tables.by_name.get(service.name()) != Some(&slot) {
                 return Err(format!("name index misses {}", service.name()));
             }
-            if service.is_removed() {
-                continue;
-            }
-            for holder in service.contacts().holders() {
-                holders.entry(holder).or_default().insert(slot);
+            for holder in Tables::listed_holders(service) {
+                holders.entry(holder).or_default().push(slot);
             }
         }
         if tables.by_name.len() != tables.services.len() {
             return Err("name index has services that are gone".into());
         }
-        let indexed: HashMap<CustomerId, BTreeSet<u32>> = tables
-            .by_holder
-            .iter()
-            .map(|(c, slots)| (*c, slots.iter().copied().collect()))
-            .collect();
-        if indexed != holders {
-            return Err("holder index disagrees with the services".into());
+        for slots in holders.values_mut() {
+            slots.sort_by(|a, b| tables.name_at(*a).cmp(tables.name_at(*b)));
         }
-        let mut parties: HashMap<CustomerId, BTreeSet<RequestId>> = HashMap::new();
+        if tables.by_holder != holders {
+            return Err("holder index disagrees with the services, or is out of order".into());
+        }
+        let mut parties: HashMap<CustomerId, BTreeMap<(Seat, StateName), BTreeSet<Newest>>> =
+            HashMap::new();
+        let mut by_service: HashMap<ServiceName, BTreeSet<Newest>> = HashMap::new();
         let mut deadlines = BTreeSet::new();
         for request in tables.requests.values() {
-            for party in request.parties() {
-                parties.entry(party).or_default().insert(request.id());
+            let key = (Reverse(request.opened_at()), request.id());
+            for (customer, seat) in Seat::of(request) {
+                parties
+                    .entry(customer)
+                    .or_default()
+                    .entry((seat, request.state().name()))
+                    .or_default()
+                    .insert(key);
             }
+            by_service
+                .entry(request.service().clone())
+                .or_default()
+                .insert(key);
             if request.is_open() {
                 deadlines.insert((request.deadline(), request.id()));
             }
         }
-        let indexed: HashMap<CustomerId, BTreeSet<RequestId>> = tables
+        let indexed: HashMap<_, BTreeMap<_, _>> = tables
             .by_party
             .iter()
-            .map(|(c, ids)| (*c, ids.iter().copied().collect()))
+            .map(|(c, sets)| {
+                let sets = sets
+                    .iter()
+                    .filter(|(_, set)| !set.is_empty())
+                    .map(|(k, set)| (*k, set.clone()))
+                    .collect();
+                (*c, sets)
+            })
+            .filter(|(_, sets): &(_, BTreeMap<_, _>)| !sets.is_empty())
             .collect();
         if indexed != parties {
             return Err("party index disagrees with the requests".into());
+        }
+        if tables.by_service != by_service {
+            return Err("service index disagrees with the requests".into());
         }
         if tables.deadlines != deadlines {
             return Err("deadline index disagrees with the requests".into());
@@ -174,22 +268,26 @@ impl Tables {
         }
     }
 
+    fn name_at(&self, slot: u32) -> &ServiceName {
+        self.services[slot as usize].name()
+    }
+
+    /// Adds `slot` to `holder`'s services, in name order.
     fn index_holder(&mut self, holder: CustomerId, slot: u32) {
+        let services = &self.services;
+        let name = services[slot as usize].name();
         let slots = self.by_holder.entry(holder).or_default();
-        if !slots.contains(&slot) {
-            let mut grown = Vec::with_capacity(slots.len() + 1);
-            grown.extend_from_slice(slots);
-            grown.push(slot);
-            *slots = grown.into_boxed_slice();
+        let at = slots.partition_point(|s| services[*s as usize].name() < name);
+        if slots.get(at) != Some(&slot) {
+            slots.insert(at, slot);
         }
     }
 
     fn unindex_holder(&mut self, holder: CustomerId, slot: u32) {
         if let Some(slots) = self.by_holder.get_mut(&holder) {
-            if slots.len() <= 1 {
+            slots.retain(|s| *s != slot);
+            if slots.is_empty() {
                 self.by_holder.remove(&holder);
-            } else {
-                *slots = slots.iter().copied().filter(|s| *s != slot).collect();
             }
         }
     }
@@ -238,23 +336,85 @@ impl Tables {
 
     fn put_request(&mut self, request: ChangeRequest) {
         let id = request.id();
-        match self.requests.get(&id) {
+        let key = (Reverse(request.opened_at()), id);
+        let state = request.state().name();
+        // Parties and times never change after creation: only the state
+        // moves a request between its customers' sets.
+        let old_state = match self.requests.get(&id) {
             Some(old) => {
                 if old.is_open() {
                     self.deadlines.remove(&(old.deadline(), id));
                 }
+                Some(old.state().name())
             }
             None => {
-                // Parties never change after creation: index them once.
-                for party in request.parties() {
-                    self.by_party.entry(party).or_default().push(id);
+                self.by_service
+                    .entry(request.service().clone())
+                    .or_default()
+                    .insert(key);
+                None
+            }
+        };
+        if old_state != Some(state) {
+            for (customer, seat) in Seat::of(&request) {
+                let sets = self.by_party.entry(customer).or_default();
+                if let Some(old_state) = old_state {
+                    let emptied = sets.get_mut(&(seat, old_state)).is_some_and(|set| {
+                        set.remove(&key);
+                        set.is_empty()
+                    });
+                    if emptied {
+                        sets.remove(&(seat, old_state));
+                    }
                 }
+                sets.entry((seat, state)).or_default().insert(key);
             }
         }
         if request.is_open() {
             self.deadlines.insert((request.deadline(), id));
         }
         self.requests.insert(id, request);
+    }
+
+    /// The keys of `customer`'s requests that `filter` may list, newest
+    /// first, after `after`, each once: a merge of the customer's sets the
+    /// filter needs (or of the service's set, with a service filter).
+    fn candidates<'a>(
+        &'a self,
+        customer: CustomerId,
+        filter: &RequestFilter,
+        after: Option<RequestKey>,
+    ) -> impl Iterator<Item = RequestId> + 'a {
+        let from = newest_after(after);
+        let mut streams: Vec<std::iter::Peekable<btree_set::Range<'a, Newest>>> = Vec::new();
+        if let Some(service) = filter.service_name() {
+            if let Some(set) = self.by_service.get(service) {
+                streams.push(set.range((from, Bound::Unbounded)).peekable());
+            }
+        } else if let Some(sets) = self.by_party.get(&customer) {
+            let seats = Seat::for_parts(filter);
+            let states = recorded_states(filter);
+            for ((seat, state), set) in sets {
+                if seats.contains(seat) && states.contains(state) {
+                    streams.push(set.range((from, Bound::Unbounded)).peekable());
+                }
+            }
+        }
+        let mut last: Option<Newest> = None;
+        std::iter::from_fn(move || {
+            loop {
+                let (index, key) = streams
+                    .iter_mut()
+                    .enumerate()
+                    .filter_map(|(i, s)| s.peek().map(|k| (i, **k)))
+                    .min_by_key(|(_, k)| *k)?;
+                streams[index].next();
+                if last != Some(key) {
+                    last = Some(key);
+                    return Some(key.1);
+                }
+            }
+        })
     }
 }
 
@@ -269,39 +429,60 @@ impl Store for MemoryStore {
         Ok(self.read().requests.get(&id).cloned())
     }
 
-    fn contacts_of(&self, customer: CustomerId) -> Result<Vec<(ServiceName, Roles)>, Infallible> {
+    fn contacts_of(
+        &self,
+        customer: CustomerId,
+        after: Option<&ServiceName>,
+        limit: usize,
+    ) -> Result<Vec<(ServiceName, Roles)>, Infallible> {
         let tables = self.read();
-        let mut out: Vec<(ServiceName, Roles)> = tables
-            .by_holder
-            .get(&customer)
-            .into_iter()
-            .flat_map(|slots| slots.iter())
-            .filter_map(|slot| tables.services.get(*slot as usize))
-            .map(|service| (service.name().clone(), service.roles_of(customer)))
-            .collect();
-        out.sort_unstable_by(|a, b| a.0.cmp(&b.0));
-        Ok(out)
+        let Some(slots) = tables.by_holder.get(&customer) else {
+            return Ok(Vec::new());
+        };
+        let start = after.map_or(0, |after| {
+            slots.partition_point(|slot| tables.name_at(*slot) <= after)
+        });
+        Ok(slots[start..]
+            .iter()
+            .take(limit)
+            .map(|slot| {
+                let service = &tables.services[*slot as usize];
+                (service.name().clone(), service.roles_of(customer))
+            })
+            .collect())
     }
 
-    fn requests_of(&self, customer: CustomerId) -> Result<Vec<ChangeRequest>, Infallible> {
-        let tables = self.read();
-        let mut out: Vec<ChangeRequest> = tables
-            .by_party
-            .get(&customer)
-            .into_iter()
-            .flatten()
-            .filter_map(|id| tables.requests.get(id).cloned())
-            .collect();
-        out.sort_by(|a, b| b.opened_at().cmp(&a.opened_at()).then(a.id().cmp(&b.id())));
-        Ok(out)
-    }
-
-    fn due_for_expiry(&self, now: OffsetDateTime) -> Result<Vec<ChangeRequest>, Infallible> {
+    fn requests_of(
+        &self,
+        customer: CustomerId,
+        filter: &RequestFilter,
+        now: OffsetDateTime,
+        after: Option<RequestKey>,
+        limit: usize,
+    ) -> Result<Vec<ChangeRequest>, Infallible> {
         let tables = self.read();
         Ok(tables
+            .candidates(customer, filter, after)
+            .filter_map(|id| tables.requests.get(&id))
+            .filter(|request| filter.matches(request, customer, now))
+            .take(limit)
+            .cloned()
+            .collect())
+    }
+
+    fn due_for_expiry(
+        &self,
+        now: OffsetDateTime,
+        after: Option<RequestKey>,
+        limit: usize,
+    ) -> Result<Vec<ChangeRequest>, Infallible> {
+        let tables = self.read();
+        let from = after.map_or(Bound::Unbounded, |k| Bound::Excluded((k.at, k.id)));
+        Ok(tables
             .deadlines
-            .iter()
+            .range((from, Bound::Unbounded))
             .take_while(|(deadline, _)| *deadline <= now)
+            .take(limit)
             .filter_map(|(_, id)| tables.requests.get(id).cloned())
             .collect())
     }

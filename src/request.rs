@@ -83,7 +83,7 @@ pub struct ParseRequestIdError;
 
 /// The stable text names of request states, as the hosting provider's public
 /// API spells them.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum StateName {
     /// `validatingByCustomers`: waiting for confirmations.
     ValidatingByCustomers,

@@ -71,8 +71,9 @@ use time::{Duration, OffsetDateTime};
 
 use crate::host::{CommitError, Store};
 use crate::{
-    AccountStatus, ChangeRequest, Changes, Contacts, CustomerId, Edit, Engine, RequestId, Role,
-    Roles, Service, ServiceName, Snapshot, Transition, Version, Write,
+    AccountStatus, ChangeRequest, Changes, Contacts, CustomerId, Edit, Engine, RequestFilter,
+    RequestId, RequestKey, Role, Roles, Service, ServiceName, Snapshot, Transition, Version,
+    Write,
 };
 
 /// How many threads each race case runs: each commits once per round.
@@ -293,6 +294,66 @@ fn reassigned(service: &Service, role: Role, customer: CustomerId) -> Service {
     let mut contacts = *service.contacts();
     contacts.set(role, customer);
     Service::new(service.name().clone(), contacts, service.version().next())
+}
+
+/// The rows the listing cases read a page at a time: every case that lists
+/// also pages (R45).
+const PAGE: usize = 2;
+
+/// Reads a listing whole, `PAGE` rows at a time, each page starting after
+/// the last row of the one before. A store that answers more rows than asked,
+/// or pages that never end, fails the case.
+fn read_all<T>(
+    mut page: impl FnMut(Option<&T>) -> Result<Vec<T>, String>,
+) -> Result<Vec<T>, String> {
+    let mut rows: Vec<T> = Vec::new();
+    for _ in 0..10_000 {
+        let next = page(rows.last())?;
+        ensure!(
+            next.len() <= PAGE,
+            "a page of {} rows, {PAGE} asked",
+            next.len()
+        );
+        let done = next.len() < PAGE;
+        rows.extend(next);
+        if done {
+            return Ok(rows);
+        }
+    }
+    Err("the pages never end".into())
+}
+
+/// `customer`'s contacts, every page (R6).
+fn all_contacts<S: Store>(
+    store: &S,
+    customer: CustomerId,
+) -> Result<Vec<(ServiceName, Roles)>, String> {
+    read_all(|last: Option<&(ServiceName, Roles)>| {
+        host(store.contacts_of(customer, last.map(|(name, _)| name), PAGE))
+    })
+}
+
+/// `customer`'s requests, unfiltered, every page (R35).
+fn all_requests<S: Store>(store: &S, customer: CustomerId) -> Result<Vec<ChangeRequest>, String> {
+    let filter = RequestFilter::all();
+    read_all(|last: Option<&ChangeRequest>| {
+        let after = last.map(|r| RequestKey {
+            at: r.opened_at(),
+            id: r.id(),
+        });
+        host(store.requests_of(customer, &filter, t0(), after, PAGE))
+    })
+}
+
+/// The requests due at `now`, every page (R29).
+fn all_due<S: Store>(store: &S, now: OffsetDateTime) -> Result<Vec<ChangeRequest>, String> {
+    read_all(|last: Option<&ChangeRequest>| {
+        let after = last.map(|r| RequestKey {
+            at: r.deadline(),
+            id: r.id(),
+        });
+        host(store.due_for_expiry(now, after, PAGE))
+    })
 }
 
 fn read_service<S: Store>(store: &S, name: &ServiceName) -> Result<Service, String> {
@@ -645,7 +706,7 @@ fn nothing_written<S: Store>(
         host(store.request(never_created.id()))?.is_none(),
         "after a refused batch: the request it would have created exists"
     );
-    let listed = ids(&host(store.requests_of(never_created.incoming()))?);
+    let listed = ids(&all_requests(store, never_created.incoming())?);
     ensure!(
         listed.is_empty(),
         "after a refused batch: the incoming contact of the request it would have created has requests {listed:?}"
@@ -802,14 +863,14 @@ fn import_batch_is_all_or_nothing<S: Store>(store: &S) -> Outcome {
         );
     }
     ensure!(
-        host(store.contacts_of(a))?.is_empty(),
+        all_contacts(store, a)?.is_empty(),
         "a refused import is listed by its holders"
     );
     committed(store.commit(fresh.changes.clone()), "a good import")?;
     for write in &fresh.changes.services {
         reads_service(store, &write.value, "an import")?;
     }
-    let listed = host(store.contacts_of(b))?;
+    let listed = all_contacts(store, b)?;
     let expected = [
         (name("one.example"), Roles::from(Role::Tech)),
         (name("three.example"), Roles::from(Role::Tech)),
@@ -853,7 +914,7 @@ fn removed_service_keeps_its_versions<S: Store>(store: &S) -> Outcome {
         "removing a service",
     )?;
     ensure!(
-        host(store.contacts_of(owner))?.is_empty(),
+        all_contacts(store, owner)?.is_empty(),
         "a removed service is still listed by its holders"
     );
     // Ordered again by someone else: the new service replaces the tombstone
@@ -931,7 +992,7 @@ fn contacts_of_follows_holders<S: Store>(store: &S) -> Outcome {
     let z = ordered(store, "z.example", old)?;
     let a = ordered(store, "a.example", old)?;
     let names = |customer| -> Result<Vec<ServiceName>, String> {
-        Ok(host(store.contacts_of(customer))?
+        Ok(all_contacts(store, customer)?
             .into_iter()
             .map(|(name, _)| name)
             .collect())
@@ -976,7 +1037,7 @@ fn contacts_of_roles_follow_changes<S: Store>(store: &S) -> Outcome {
         Version::FIRST,
     );
     committed(store.commit(create(&service)), "creating a service")?;
-    let roles = |customer| host(store.contacts_of(customer));
+    let roles = |customer| all_contacts(store, customer);
     let listed = roles(second)?;
     ensure!(
         listed == [(service.name().clone(), Role::Billing.into())],
@@ -1032,7 +1093,7 @@ fn requests_of_parties_and_order<S: Store>(store: &S) -> Outcome {
     let mut ties = vec![tie_y.request.id(), tie_z.request.id()];
     ties.sort();
     let listed =
-        |customer| -> Result<Vec<_>, String> { Ok(ids(&host(store.requests_of(customer))?)) };
+        |customer| -> Result<Vec<_>, String> { Ok(ids(&all_requests(store, customer)?)) };
     let expected = [ties[0], ties[1], second.id(), first.id()];
     let got = listed(admin)?;
     ensure!(
@@ -1083,12 +1144,12 @@ fn requests_of_current_contents<S: Store>(store: &S) -> Outcome {
     let step = accept(store, &a, &a.request, tech, at)?;
     let a_now = commit_step(store, &step, &a.request, "a confirmation")?;
     let b_now = commit_step(store, &cancel(&b.request, at)?, &b.request, "cancelling")?;
-    let listed = host(store.requests_of(admin))?;
+    let listed = all_requests(store, admin)?;
     ensure!(
         listed == [b_now.clone(), a_now.clone()],
         "the requester's requests are not as last written: {listed:?}"
     );
-    let listed = host(store.requests_of(tech))?;
+    let listed = all_requests(store, tech)?;
     ensure!(
         listed == [a_now],
         "the incoming contact's request is not as last written: {listed:?}"
@@ -1119,7 +1180,7 @@ fn due_for_expiry_at_the_deadline<S: Store>(store: &S) -> Outcome {
     let (early, late) = (early.request, late.request);
     // Compared as sets: the order is another case's.
     let due = |now| -> Result<Vec<_>, String> {
-        let mut due = ids(&host(store.due_for_expiry(now))?);
+        let mut due = ids(&all_due(store, now)?);
         due.sort();
         Ok(due)
     };
@@ -1174,7 +1235,7 @@ fn due_for_expiry_order<S: Store>(store: &S) -> Outcome {
         "fixture: the ids happen to follow the deadlines"
     );
     let now = t0() + Duration::days(8);
-    let listed = ids(&host(store.due_for_expiry(now))?);
+    let listed = ids(&all_due(store, now)?);
     ensure!(
         listed == expected,
         "due requests not earliest deadline first, ties by id: {listed:?}, expected {expected:?}"
@@ -1208,7 +1269,7 @@ fn due_for_expiry_follows_changes<S: Store>(store: &S) -> Outcome {
         &c.request,
         "expiring",
     )?;
-    let listed = host(store.due_for_expiry(deadline + Duration::seconds(1)))?;
+    let listed = all_due(store, deadline + Duration::seconds(1))?;
     ensure!(
         listed == [a_now],
         "due requests are not the open ones as last written: {listed:?}"

@@ -182,7 +182,21 @@ pub(crate) fn hex_decode<const N: usize>(text: &str, out: &mut [u8; N]) -> Resul
 
 /// Unpadded base64url of the 32 token bytes.
 fn encode(bytes: &[u8; TOKEN_BYTES]) -> String {
-    let mut out = String::with_capacity(TOKEN_TEXT_LEN);
+    base64url_encode(bytes)
+}
+
+/// The 32 bytes behind a token's text, or `None` if `text` is not exactly the
+/// canonical encoding of 32 bytes.
+fn decode(text: &str) -> Option<[u8; TOKEN_BYTES]> {
+    if text.len() != TOKEN_TEXT_LEN {
+        return None;
+    }
+    base64url_decode(text)?.try_into().ok()
+}
+
+/// Unpadded base64url (RFC 4648, section 5) of `bytes`.
+pub(crate) fn base64url_encode(bytes: &[u8]) -> String {
+    let mut out = String::with_capacity(bytes.len().div_ceil(3) * 4);
     let mut acc: u32 = 0;
     let mut bits = 0;
     for &byte in bytes {
@@ -199,17 +213,18 @@ fn encode(bytes: &[u8; TOKEN_BYTES]) -> String {
     out
 }
 
-/// The 32 bytes behind a token's text, or `None` if `text` is not exactly the
-/// canonical encoding of 32 bytes.
-fn decode(text: &str) -> Option<[u8; TOKEN_BYTES]> {
+/// The bytes behind unpadded base64url text, or `None` if `text` is not
+/// exactly the canonical encoding of some bytes (a character outside the
+/// alphabet, a length no encoding has, or spare bits that are not zero), so
+/// that each byte string has exactly one text.
+pub(crate) fn base64url_decode(text: &str) -> Option<Vec<u8>> {
     let b = text.as_bytes();
-    if b.len() != TOKEN_TEXT_LEN {
+    if b.len() % 4 == 1 {
         return None;
     }
-    let mut out = [0u8; TOKEN_BYTES];
+    let mut out = Vec::with_capacity(b.len() * 3 / 4);
     let mut acc: u32 = 0;
     let mut bits = 0;
-    let mut n = 0;
     for &c in b {
         let value = match c {
             b'A'..=b'Z' => c - b'A',
@@ -219,16 +234,13 @@ fn decode(text: &str) -> Option<[u8; TOKEN_BYTES]> {
             b'_' => 63,
             _ => return None,
         };
-        acc = (acc << 6) | u32::from(value);
+        acc = ((acc << 6) | u32::from(value)) & 0xffff;
         bits += 6;
         if bits >= 8 {
             bits -= 8;
-            *out.get_mut(n)? = ((acc >> bits) & 0xff) as u8;
-            n += 1;
+            out.push(((acc >> bits) & 0xff) as u8);
         }
     }
-    // 43 characters carry 258 bits: the 2 left over must be zero, so that each
-    // token has exactly one text.
     if acc & ((1 << bits) - 1) != 0 {
         return None;
     }
