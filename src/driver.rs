@@ -5,10 +5,10 @@ use time::OffsetDateTime;
 
 use crate::host::{CommitError, Directory, Notifier, Store};
 use crate::{
-    AccountStatus, ActError, ChangeRequest, Changes, Config, Contacts, CustomerId, Edit, Engine,
-    Cursor, CursorError, Listing, Message, Page, PageSize, Proposable, Rejection, RequestFilter,
-    RequestId, RequestKey, RequestSummary, Role, Roles, Service, ServiceError, ServiceName,
-    Snapshot, StateName, SubmitError, Transition,
+    AccountStatus, ActError, ChangeRequest, Changes, Config, Contacts, Cursor, CursorError,
+    CustomerId, Edit, Engine, Listing, Message, Page, PageSize, Proposable, Rejection,
+    RequestFilter, RequestId, RequestKey, RequestSummary, Role, Roles, Service, ServiceError,
+    ServiceName, Snapshot, StateName, SubmitError, Transition,
 };
 
 /// How many times an action is decided again after a commit conflict, by

@@ -273,8 +273,8 @@ impl Cursor {
         if version != CURSOR_VERSION {
             return Err(CursorError::UnknownVersion(version));
         }
-        let listing = Listing::from_tag(take(1)?[0])
-            .ok_or(CursorError::Malformed("an unknown listing"))?;
+        let listing =
+            Listing::from_tag(take(1)?[0]).ok_or(CursorError::Malformed("an unknown listing"))?;
         let len = usize::from(take(1)?[0]);
         let customer = if len == 0 {
             None
@@ -298,11 +298,8 @@ impl Cursor {
                 )
             }
             Listing::Requests | Listing::DueForExpiry => {
-                let nanos = i128::from_be_bytes(
-                    take(16)?
-                        .try_into()
-                        .map_err(|_| CursorError::Truncated)?,
-                );
+                let nanos =
+                    i128::from_be_bytes(take(16)?.try_into().map_err(|_| CursorError::Truncated)?);
                 let at = OffsetDateTime::from_unix_timestamp_nanos(nanos)
                     .map_err(|_| CursorError::Malformed("a time out of range"))?;
                 let id: [u8; 16] = take(16)?.try_into().map_err(|_| CursorError::Truncated)?;
@@ -314,7 +311,9 @@ impl Cursor {
         };
         let customer_listing = listing != Listing::DueForExpiry;
         if customer.is_some() != customer_listing {
-            return Err(CursorError::Malformed("a customer where none belongs, or none"));
+            return Err(CursorError::Malformed(
+                "a customer where none belongs, or none",
+            ));
         }
         if !rest.is_empty() {
             return Err(CursorError::Malformed("bytes after the position"));
@@ -523,7 +522,12 @@ impl RequestFilter {
     /// Whether `request` belongs to `customer`'s filtered listing at `now`:
     /// the definition every [`Store`](crate::Store) implements.
     #[must_use]
-    pub fn matches(&self, request: &ChangeRequest, customer: CustomerId, now: OffsetDateTime) -> bool {
+    pub fn matches(
+        &self,
+        request: &ChangeRequest,
+        customer: CustomerId,
+        now: OffsetDateTime,
+    ) -> bool {
         request.is_party(customer)
             && (self.states == 0 || self.states & state_bit(request.state_name_at(now)) != 0)
             && (self.parts == 0 || self.parts().any(|p| p.of(request, customer, now)))
@@ -599,7 +603,10 @@ mod tests {
         // R45
         for cursor in cursors() {
             let text = cursor.to_string();
-            assert!(text.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_'));
+            assert!(
+                text.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+            );
             assert_eq!(text.parse::<Cursor>(), Ok(cursor));
         }
     }

@@ -3,9 +3,9 @@
 
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, BTreeSet, HashMap, btree_set};
-use std::ops::Bound;
 use std::convert::Infallible;
 use std::fmt;
+use std::ops::Bound;
 use std::sync::{Mutex, PoisonError, RwLock};
 
 use time::OffsetDateTime;
@@ -326,11 +326,12 @@ impl Tables {
             }
         } else {
             let slot = u32::try_from(self.services.len()).expect("fewer than 2^32 services");
-            for holder in Tables::listed_holders(&service) {
-                self.index_holder(holder, slot);
-            }
+            let holders = Tables::listed_holders(&service);
             self.by_name.insert(service.name().clone(), slot);
             self.services.push(service);
+            for holder in holders {
+                self.index_holder(holder, slot);
+            }
         }
     }
 

@@ -72,8 +72,7 @@ use time::{Duration, OffsetDateTime};
 use crate::host::{CommitError, Store};
 use crate::{
     AccountStatus, ChangeRequest, Changes, Contacts, CustomerId, Edit, Engine, RequestFilter,
-    RequestId, RequestKey, Role, Roles, Service, ServiceName, Snapshot, Transition, Version,
-    Write,
+    RequestId, RequestKey, Role, Roles, Service, ServiceName, Snapshot, Transition, Version, Write,
 };
 
 /// How many threads each race case runs: each commits once per round.
@@ -1092,8 +1091,7 @@ fn requests_of_parties_and_order<S: Store>(store: &S) -> Outcome {
     let tie_z = open_request(store, z.name(), id("EE5-OVH"), Role::Tech.into(), same, 14)?;
     let mut ties = vec![tie_y.request.id(), tie_z.request.id()];
     ties.sort();
-    let listed =
-        |customer| -> Result<Vec<_>, String> { Ok(ids(&all_requests(store, customer)?)) };
+    let listed = |customer| -> Result<Vec<_>, String> { Ok(ids(&all_requests(store, customer)?)) };
     let expected = [ties[0], ties[1], second.id(), first.id()];
     let got = listed(admin)?;
     ensure!(

@@ -1,6 +1,9 @@
 //! The driver against faulty hosts (R41, R31) and bad input: each failure is
 //! specific, and leaves the store as it was.
 
+#[macro_use]
+mod common;
+
 use std::convert::Infallible;
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 
@@ -8,8 +11,8 @@ use rand_chacha::ChaCha20Rng;
 use rand_chacha::rand_core::SeedableRng;
 use service_contacts::{
     ActError, ChangeRequest, Changes, CommitError, CustomerId, Driver, DriverError, Edit,
-    MemoryDirectory, MemoryNotifier, MemoryStore, MessageKind, Refusal, RequestId, Role, Roles,
-    Service, ServiceName, StateName, Store, SubmitError,
+    MemoryDirectory, MemoryNotifier, MemoryStore, MessageKind, PageSize, Refusal, RequestFilter,
+    RequestId, Role, Roles, Service, ServiceName, StateName, Store, SubmitError,
 };
 use time::{Duration, OffsetDateTime, macros::datetime};
 
@@ -37,24 +40,7 @@ impl Store for FaultyStore {
     fn request(&self, id: RequestId) -> Result<Option<ChangeRequest>, DiskOnFire> {
         Ok(self.inner.request(id).unwrap_or_else(|e| match e {}))
     }
-    fn contacts_of(&self, customer: CustomerId) -> Result<Vec<(ServiceName, Roles)>, DiskOnFire> {
-        Ok(self
-            .inner
-            .contacts_of(customer)
-            .unwrap_or_else(|e| match e {}))
-    }
-    fn requests_of(&self, customer: CustomerId) -> Result<Vec<ChangeRequest>, DiskOnFire> {
-        Ok(self
-            .inner
-            .requests_of(customer)
-            .unwrap_or_else(|e| match e {}))
-    }
-    fn due_for_expiry(&self, now: OffsetDateTime) -> Result<Vec<ChangeRequest>, DiskOnFire> {
-        Ok(self
-            .inner
-            .due_for_expiry(now)
-            .unwrap_or_else(|e| match e {}))
-    }
+    forward_listings!(inner, DiskOnFire, common::never);
     fn commit(&self, changes: Changes) -> Result<(), CommitError<DiskOnFire>> {
         self.commits.fetch_add(1, Ordering::SeqCst);
         if self.fail_commits.load(Ordering::SeqCst) {
@@ -302,11 +288,19 @@ fn unknown_things_get_specific_errors_and_change_nothing() {
         Refusal::ServiceExists(w.site.clone())
     );
     assert_eq!(
-        refusal(w.driver.my_contacts(ghost).unwrap_err()),
+        refusal(
+            w.driver
+                .my_contacts(ghost, None, PageSize::default())
+                .unwrap_err()
+        ),
         Refusal::UnknownCustomer(ghost)
     );
     assert_eq!(
-        refusal(w.driver.my_requests(ghost, now).unwrap_err()),
+        refusal(
+            w.driver
+                .my_requests(ghost, &RequestFilter::all(), now, None, PageSize::default())
+                .unwrap_err()
+        ),
         Refusal::UnknownCustomer(ghost)
     );
     let edit = Edit::new(w.site.clone()).with(Role::Billing, ghost);
@@ -423,19 +417,29 @@ fn my_contacts_and_my_requests() {
     let mut w = world();
     let request = w.open_tech();
     assert_eq!(
-        w.driver.my_contacts(w.admin).unwrap(),
+        common::all_contacts(&w.driver, w.admin, PageSize::default()).unwrap(),
         [(w.site.clone(), Roles::ALL)]
     );
-    assert!(w.driver.my_contacts(w.tech).unwrap().is_empty());
-    let mine = w.driver.my_requests(w.tech, t0()).unwrap();
+    let all = RequestFilter::all();
+    let size = PageSize::default();
+    assert!(
+        common::all_contacts(&w.driver, w.tech, size)
+            .unwrap()
+            .is_empty()
+    );
+    let mine = common::all_requests(&w.driver, w.tech, &all, t0(), size).unwrap();
     assert_eq!(mine.len(), 1);
-    assert_eq!(mine[0].request.id(), request);
+    assert_eq!(mine[0].id, request);
     assert!(mine[0].waits_for_me);
     assert_eq!(mine[0].state, StateName::ValidatingByCustomers);
-    assert!(w.driver.my_requests(w.stranger, t0()).unwrap().is_empty());
+    assert!(
+        common::all_requests(&w.driver, w.stranger, &all, t0(), size)
+            .unwrap()
+            .is_empty()
+    );
     // Past the deadline it shows as expired and waits for no one (R29).
     let late = t0() + Duration::days(8);
-    let mine = w.driver.my_requests(w.tech, late).unwrap();
+    let mine = common::all_requests(&w.driver, w.tech, &all, late, size).unwrap();
     assert_eq!(mine[0].state, StateName::Expired);
     assert!(!mine[0].waits_for_me);
 }
@@ -453,15 +457,7 @@ fn a_store_that_answers_with_another_record_has_no_such_request() {
         fn request(&self, _: RequestId) -> Result<Option<ChangeRequest>, Infallible> {
             self.0.request(self.1)
         }
-        fn contacts_of(&self, c: CustomerId) -> Result<Vec<(ServiceName, Roles)>, Infallible> {
-            self.0.contacts_of(c)
-        }
-        fn requests_of(&self, c: CustomerId) -> Result<Vec<ChangeRequest>, Infallible> {
-            self.0.requests_of(c)
-        }
-        fn due_for_expiry(&self, now: OffsetDateTime) -> Result<Vec<ChangeRequest>, Infallible> {
-            self.0.due_for_expiry(now)
-        }
+        forward_listings!(0, Infallible, std::convert::identity);
         fn commit(&self, changes: Changes) -> Result<(), CommitError<Infallible>> {
             self.0.commit(changes)
         }

@@ -63,6 +63,9 @@
 //!
 //! Run: `cargo test --all-features --test driver_model` (3,000 sequences).
 
+#[macro_use]
+mod common;
+
 use std::collections::{HashMap, HashSet};
 use std::convert::Infallible;
 use std::fmt;
@@ -75,10 +78,11 @@ use rand_chacha::rand_core::SeedableRng;
 use service_contacts::{
     ActError, ChangeRequest, Changes, CommitError, ConfirmerStatus, CustomerId, DeliveryFailed,
     Driver, DriverError, Edit, Event, EventKind, MemoryDirectory, MemoryNotifier, MemoryStore,
-    Message, MessageKind, Outcome, Refusal, RequestId, RequestState, Roles, Service, ServiceName,
-    StateName, Store, SubmitError, Version,
+    Message, MessageKind, Outcome, PageSize, Part, Refusal, RequestFilter, RequestId, RequestState,
+    RequestSummary, Roles, Service, ServiceName, StateName, Store, SubmitError, Version,
 };
-use time::OffsetDateTime;
+
+use common::{all_contacts, all_requests};
 
 #[path = "common/model.rs"]
 mod model;
@@ -154,18 +158,7 @@ impl Store for FaultyStore {
         Ok(infallible(self.inner.request(id)))
     }
 
-    fn contacts_of(&self, customer: CustomerId) -> Result<Vec<(ServiceName, Roles)>, DiskOnFire> {
-        Ok(infallible(self.inner.contacts_of(customer)))
-    }
-
-    fn requests_of(&self, customer: CustomerId) -> Result<Vec<ChangeRequest>, DiskOnFire> {
-        Ok(infallible(self.inner.requests_of(customer)))
-    }
-
-    fn due_for_expiry(&self, now: OffsetDateTime) -> Result<Vec<ChangeRequest>, DiskOnFire> {
-        Ok(infallible(self.inner.due_for_expiry(now)))
-    }
-
+    forward_listings!(inner, DiskOnFire, common::never);
     fn commit(&self, changes: Changes) -> Result<(), CommitError<DiskOnFire>> {
         let mut plan = self.plan();
         let n = plan.commits;
@@ -387,11 +380,14 @@ impl Subject for Harness {
                     .map_err(|e| fail(format!("proposable: {e:?}")))
             },
         )?;
-        for customer in self.pool {
+        // R45: every listing read a page at a time, with a page size and a
+        // filter that change from step to step, against a scan.
+        let step = self.trace.len();
+        let size = PageSize::new(1 + step % 3).expect("a page size");
+        let filters = filters(&self.name);
+        for (i, customer) in self.pool.into_iter().enumerate() {
             // R6: "my contacts" is a scan of every service, sorted by name.
-            let mine = self
-                .driver
-                .my_contacts(customer)
+            let mine = all_contacts(&self.driver, customer, size)
                 .map_err(|e| fail(format!("my_contacts: {e:?}")))?;
             let scan: Vec<(ServiceName, Roles)> = dump
                 .services
@@ -401,56 +397,48 @@ impl Subject for Harness {
                 .collect();
             prop_assert_eq!(mine, scan, "R6: my contacts of {} against a scan", customer);
             // R35: "my requests" is a scan of every request where the
-            // customer is a party, most recently opened first.
-            let views = self
-                .driver
-                .my_requests(customer, now)
-                .map_err(|e| fail(format!("my_requests: {e:?}")))?;
-            let mut scan: Vec<&ChangeRequest> = dump
-                .requests
-                .values()
-                .filter(|r| r.is_party(customer))
-                .collect();
-            scan.sort_by(|a, b| b.opened_at().cmp(&a.opened_at()).then(a.id().cmp(&b.id())));
-            prop_assert_eq!(
-                views.iter().map(|v| v.request.id()).collect::<Vec<_>>(),
-                scan.iter().map(|r| r.id()).collect::<Vec<_>>(),
-                "R35: my requests of {} against a scan, most recently opened first",
-                customer
-            );
-            for (view, r) in views.iter().zip(scan) {
-                prop_assert!(
-                    &view.request == r,
-                    "R35: my requests of {} shows {} otherwise than stored",
+            // customer is a party that the filter lists, most recently opened
+            // first.
+            for filter in [
+                RequestFilter::all(),
+                filters[(step + i) % filters.len()].clone(),
+            ] {
+                let rows = all_requests(&self.driver, customer, &filter, now, size)
+                    .map_err(|e| fail(format!("my_requests: {e:?}")))?;
+                let mut scan: Vec<&ChangeRequest> = dump
+                    .requests
+                    .values()
+                    .filter(|r| filter.matches(r, customer, now))
+                    .collect();
+                scan.sort_by(|a, b| b.opened_at().cmp(&a.opened_at()).then(a.id().cmp(&b.id())));
+                let expected: Vec<RequestSummary> = scan
+                    .iter()
+                    .map(|r| RequestSummary::of(r, customer, now))
+                    .collect();
+                prop_assert_eq!(
+                    &rows,
+                    &expected,
+                    "R35, R45: my requests of {} with {:?}, {} a page, against a scan",
                     customer,
-                    r.id()
+                    filter,
+                    size.get()
                 );
-                // R29: past its deadline it shows as expired.
-                prop_assert_eq!(
-                    view.state,
-                    r.state_name_at(now),
-                    "R29, R35: the state of {} in my requests of {}",
-                    r.id(),
-                    customer
-                );
-                prop_assert_eq!(
-                    view.waits_for_me,
-                    r.waits_for(customer, now),
-                    "R19, R35: whether {} waits for {}",
-                    r.id(),
-                    customer
-                );
+                for (row, r) in rows.iter().zip(scan) {
+                    // R29: past its deadline it shows as expired.
+                    prop_assert_eq!(row.state, r.state_name_at(now));
+                    prop_assert_eq!(row.waits_for_me, r.waits_for(customer, now));
+                }
+                self.leak("my requests' Debug", &format!("{rows:?}"))?;
             }
-            self.leak("my requests' Debug", &format!("{views:?}"))?;
         }
         // R13: no account, no listing.
         let ghost: CustomerId = "ZZ9-OVH".parse().expect("valid identifier");
         prop_assert!(matches!(
-            self.driver.my_contacts(ghost),
+            self.driver.my_contacts(ghost, None, size),
             Err(DriverError::Refused(Refusal::UnknownCustomer(c))) if c == ghost
         ));
         prop_assert!(matches!(
-            self.driver.my_requests(ghost, now),
+            self.driver.my_requests(ghost, &RequestFilter::all(), now, None, size),
             Err(DriverError::Refused(Refusal::UnknownCustomer(c))) if c == ghost
         ));
         self.leak("the driver's Debug", &format!("{:?}", self.driver))?;
@@ -646,6 +634,45 @@ impl Subject for Harness {
     fn expire(&mut self, _: &Target) -> Result<(), TestCaseError> {
         self.expire_due()
     }
+}
+
+/// The filters "my requests" is checked with, one a step in turn (R45):
+/// each state, each part, the service, and combinations.
+fn filters(service: &ServiceName) -> Vec<RequestFilter> {
+    let mut out = Vec::new();
+    for state in [
+        StateName::ValidatingByCustomers,
+        StateName::Done,
+        StateName::Refused,
+        StateName::Aborted,
+        StateName::Expired,
+        StateName::Error,
+    ] {
+        out.push(RequestFilter::all().state(state));
+    }
+    for part in [
+        Part::AskedByMe,
+        Part::WaitingForMe,
+        Part::ComingToMe,
+        Part::TakingFromMe,
+    ] {
+        out.push(RequestFilter::all().part(part));
+    }
+    out.push(RequestFilter::all().service(service.clone()));
+    out.push(
+        RequestFilter::all()
+            .part(Part::AskedByMe)
+            .part(Part::ComingToMe)
+            .state(StateName::ValidatingByCustomers)
+            .state(StateName::Expired),
+    );
+    out.push(
+        RequestFilter::all()
+            .part(Part::TakingFromMe)
+            .state(StateName::Done)
+            .service(service.clone()),
+    );
+    out
 }
 
 impl Harness {

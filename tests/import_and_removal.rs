@@ -2,6 +2,7 @@
 //! names again (R44), and the driver's reads of one service and one request,
 //! through the driver: each refusal is specific and changes nothing.
 
+#[macro_use]
 mod common;
 
 use std::convert::Infallible;
@@ -12,8 +13,8 @@ use rand_chacha::ChaCha20Rng;
 use rand_chacha::rand_core::SeedableRng;
 use service_contacts::{
     ChangeRequest, Changes, CommitError, Contacts, CustomerId, Driver, DriverError, Edit,
-    FailureReason, MemoryDirectory, MemoryNotifier, MemoryStore, MessageKind, Refusal, RequestId,
-    RequestState, Role, Roles, Service, ServiceError, ServiceName, StateName, Store,
+    FailureReason, MemoryDirectory, MemoryNotifier, MemoryStore, MessageKind, PageSize, Refusal,
+    RequestId, RequestState, Role, Roles, Service, ServiceError, ServiceName, StateName, Store,
 };
 use time::Duration;
 
@@ -81,11 +82,11 @@ fn imported_services_behave_like_ordered_ones() {
     assert_eq!(driver.service(&name("one.example")).unwrap(), imported[0]);
     // R6: each holder lists their roles.
     assert_eq!(
-        driver.my_contacts(tech()).unwrap(),
+        common::all_contacts(&driver, tech(), PageSize::default()).unwrap(),
         [(name("one.example"), Roles::from(Role::Tech))]
     );
     assert_eq!(
-        driver.my_contacts(billing()).unwrap(),
+        common::all_contacts(&driver, billing(), PageSize::default()).unwrap(),
         [
             (name("one.example"), Roles::from(Role::Billing)),
             (name("two.example"), Roles::ALL)
@@ -272,7 +273,11 @@ fn removing_a_service_fails_its_live_requests_and_keeps_its_versions() {
     );
     assert_eq!(driver.proposable(&site, admin(), T0).unwrap_err(), gone);
     assert_eq!(driver.remove_service(&site, T0).unwrap_err(), gone);
-    assert!(driver.my_contacts(tech()).unwrap().is_empty());
+    assert!(
+        common::all_contacts(&driver, tech(), PageSize::default())
+            .unwrap()
+            .is_empty()
+    );
     let later = T0 + Duration::hours(2);
     assert!(driver.accept(request, newcomer(), &token, later).is_err());
 
@@ -301,7 +306,7 @@ fn removing_a_service_fails_its_live_requests_and_keeps_its_versions() {
         ))
     ));
     assert_eq!(
-        driver.my_contacts(newcomer()).unwrap(),
+        common::all_contacts(&driver, newcomer(), PageSize::default()).unwrap(),
         [(site.clone(), Roles::ALL)]
     );
     driver.store().audit().unwrap();
@@ -369,15 +374,7 @@ impl Store for HidesRequests {
             self.inner.request(id)
         }
     }
-    fn contacts_of(&self, customer: CustomerId) -> Result<Vec<(ServiceName, Roles)>, Infallible> {
-        self.inner.contacts_of(customer)
-    }
-    fn requests_of(&self, customer: CustomerId) -> Result<Vec<ChangeRequest>, Infallible> {
-        self.inner.requests_of(customer)
-    }
-    fn due_for_expiry(&self, now: time::OffsetDateTime) -> Result<Vec<ChangeRequest>, Infallible> {
-        self.inner.due_for_expiry(now)
-    }
+    forward_listings!(inner, Infallible, std::convert::identity);
     fn commit(&self, changes: Changes) -> Result<(), CommitError<Infallible>> {
         self.inner.commit(changes)
     }

@@ -11,7 +11,7 @@ use std::cell::RefCell;
 
 use service_contacts::{
     ChangeRequest, CustomerId, Driver, Edit, MemoryDirectory, MemoryNotifier, Message, MessageKind,
-    OsRng, RequestId, Role, ServiceName, Store,
+    OsRng, PageSize, Part, RequestFilter, RequestId, Role, ServiceName, Store,
 };
 use time::{Duration, OffsetDateTime, macros::datetime};
 
@@ -286,30 +286,72 @@ impl Story {
         self.step("9. Dave hands billing to Carol; both still have to confirm");
         self.propose(store, dave, Role::Billing, carol)?;
 
-        self.step("10. \"My contacts\" (R6)");
+        self.step("10. \"My contacts\" (R6), a page at a time (R45)");
         let blog: ServiceName = "blog.example.net".parse()?;
         self.driver(store).order_service(&blog, bob)?;
         for customer in [alice, bob, carol, dave] {
-            for (service, roles) in self.driver(store).my_contacts(customer)? {
-                println!("    {customer:<12} {service:<18} {roles}");
+            let mut after = None;
+            loop {
+                let page = self.driver(store).my_contacts(
+                    customer,
+                    after.as_ref(),
+                    PageSize::default(),
+                )?;
+                for (service, roles) in &page.items {
+                    println!("    {customer:<12} {service:<18} {roles}");
+                }
+                match page.next {
+                    Some(next) => after = Some(next),
+                    None => break,
+                }
             }
         }
 
-        self.step("11. \"My requests\" (R35)");
-        println!(
-            "    {:<12} {:<22} {:<16} {:<8} waits for me",
-            "customer", "state", "service", "roles"
-        );
-        for customer in [alice, bob, carol] {
-            for view in self.driver(store).my_requests(customer, self.now)? {
+        self.step("11. \"My requests\" (R35), filtered and paged (R45)");
+        let size = PageSize::new(2)?;
+        let sent = RequestFilter::all().part(Part::AskedByMe);
+        let mut after = None;
+        for number in 1.. {
+            let page =
+                self.driver(store)
+                    .my_requests(alice, &sent, self.now, after.as_ref(), size)?;
+            println!("    what {alice} asked for, page {number} (2 rows a page):");
+            for row in &page.items {
                 println!(
-                    "    {customer:<12} {:<22} {:<16} {:<8} {}",
-                    view.state.as_str(),
-                    view.request.service().as_str(),
-                    view.request.roles().to_string(),
-                    if view.waits_for_me { "yes" } else { "no" },
+                    "      {:<22} {:<16} {:<13} to {}",
+                    row.state.as_str(),
+                    row.service.as_str(),
+                    row.roles.to_string(),
+                    row.incoming,
                 );
             }
+            match page.next {
+                Some(next) => after = Some(next),
+                None => break,
+            }
+        }
+        let waiting = RequestFilter::all().part(Part::WaitingForMe);
+        for customer in [alice, bob, carol, dave] {
+            let page = self.driver(store).my_requests(
+                customer,
+                &waiting,
+                self.now,
+                None,
+                PageSize::default(),
+            )?;
+            let rows: Vec<String> = page
+                .items
+                .iter()
+                .map(|row| format!("{} of {}", row.roles, row.service))
+                .collect();
+            println!(
+                "    waiting for {customer:<12} {}",
+                if rows.is_empty() {
+                    "nothing".to_owned()
+                } else {
+                    rows.join("; ")
+                }
+            );
         }
         Ok(())
     }

@@ -6,10 +6,92 @@ use std::sync::Barrier;
 use rand_chacha::ChaCha20Rng;
 use rand_chacha::rand_core::SeedableRng;
 use service_contacts::{
-    CustomerId, Directory, Driver, Edit, MemoryNotifier, Notifier, RequestId, Role, ServiceName,
-    Store, Token,
+    CustomerId, Directory, Driver, Edit, MemoryNotifier, Notifier, PageSize, RequestFilter,
+    RequestId, RequestSummary, Role, ServiceName, Store, Token,
 };
 use time::{OffsetDateTime, macros::datetime};
+
+/// The listings of a test store that forwards them to the `MemoryStore` in
+/// field `$inner`, turning its result with `$lift` (`Ok`-wrapping for a store
+/// whose error is not `Infallible`, see [`never`]).
+#[allow(unused_macros, reason = "each test file uses a part of the helpers")]
+macro_rules! forward_listings {
+    ($inner:tt, $error:ty, $lift:expr) => {
+        fn contacts_of(
+            &self,
+            customer: service_contacts::CustomerId,
+            after: Option<&service_contacts::ServiceName>,
+            limit: usize,
+        ) -> Result<Vec<(service_contacts::ServiceName, service_contacts::Roles)>, $error> {
+            $lift(self.$inner.contacts_of(customer, after, limit))
+        }
+        fn requests_of(
+            &self,
+            customer: service_contacts::CustomerId,
+            filter: &service_contacts::RequestFilter,
+            now: time::OffsetDateTime,
+            after: Option<service_contacts::RequestKey>,
+            limit: usize,
+        ) -> Result<Vec<service_contacts::ChangeRequest>, $error> {
+            $lift(self.$inner.requests_of(customer, filter, now, after, limit))
+        }
+        fn due_for_expiry(
+            &self,
+            now: time::OffsetDateTime,
+            after: Option<service_contacts::RequestKey>,
+            limit: usize,
+        ) -> Result<Vec<service_contacts::ChangeRequest>, $error> {
+            $lift(self.$inner.due_for_expiry(now, after, limit))
+        }
+    };
+}
+
+/// A result that cannot be an error, as one with any error type.
+pub(crate) fn never<T, E>(result: Result<T, std::convert::Infallible>) -> Result<T, E> {
+    match result {
+        Ok(value) => Ok(value),
+        Err(never) => match never {},
+    }
+}
+
+/// Every page of `customer`'s contacts (R6, R45), `size` rows a page.
+pub(crate) fn all_contacts<S: Store, N: Notifier, D: Directory>(
+    driver: &Driver<S, N, D>,
+    customer: CustomerId,
+    size: PageSize,
+) -> Result<Vec<(ServiceName, service_contacts::Roles)>, service_contacts::DriverErrorFor<S, D>> {
+    let mut rows = Vec::new();
+    let mut after = None;
+    loop {
+        let page = driver.my_contacts(customer, after.as_ref(), size)?;
+        rows.extend(page.items);
+        match page.next {
+            Some(next) => after = Some(next),
+            None => return Ok(rows),
+        }
+    }
+}
+
+/// Every page of `customer`'s requests that `filter` lists at `now` (R35,
+/// R45), `size` rows a page.
+pub(crate) fn all_requests<S: Store, N: Notifier, D: Directory>(
+    driver: &Driver<S, N, D>,
+    customer: CustomerId,
+    filter: &RequestFilter,
+    now: OffsetDateTime,
+    size: PageSize,
+) -> Result<Vec<RequestSummary>, service_contacts::DriverErrorFor<S, D>> {
+    let mut rows = Vec::new();
+    let mut after = None;
+    loop {
+        let page = driver.my_requests(customer, filter, now, after.as_ref(), size)?;
+        rows.extend(page.items);
+        match page.next {
+            Some(next) => after = Some(next),
+            None => return Ok(rows),
+        }
+    }
+}
 
 /// The time tests start at.
 pub(crate) const T0: OffsetDateTime = datetime!(2026-11-21 10:00 UTC);
