@@ -31,7 +31,7 @@ pub const EXPIRY_PAGE: usize = 100;
 /// threads behind `&` if the parts are `Sync` (the in-memory ones are).
 ///
 /// ```
-/// use service_contacts::{Driver, MemoryDirectory, MemoryNotifier, MemoryStore};
+/// use service_contacts::{Driver, MemoryDirectory, MemoryNotifier, MemoryStore, PageSize};
 ///
 /// let directory = MemoryDirectory::new();
 /// let owner = "AB12345-OVH".parse()?;
@@ -39,8 +39,8 @@ pub const EXPIRY_PAGE: usize = 100;
 /// let driver = Driver::new(MemoryStore::new(), MemoryNotifier::new(), directory);
 ///
 /// driver.order_service(&"example.com".parse()?, owner)?;
-/// let mine = driver.my_contacts(owner)?;
-/// assert_eq!(mine[0].0.as_str(), "example.com");
+/// let mine = driver.my_contacts(owner, None, PageSize::default())?;
+/// assert_eq!(mine.items[0].0.as_str(), "example.com");
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 #[derive(Debug)]

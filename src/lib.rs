@@ -10,7 +10,7 @@
 //! involved is told.
 //!
 //! ```
-//! use service_contacts::{Driver, Edit, MemoryDirectory, MemoryNotifier, MemoryStore, Role, StateName};
+//! use service_contacts::{Driver, Edit, MemoryDirectory, MemoryNotifier, MemoryStore, PageSize, Role, StateName};
 //! use time::macros::datetime;
 //! # use rand_chacha::{ChaCha20Rng, rand_core::SeedableRng};
 //! # let mut rng = ChaCha20Rng::seed_from_u64(1); // a host passes `&mut OsRng` or its own generator
@@ -38,7 +38,8 @@
 //! let _ = driver.accept(request, bob, &token_for(bob).unwrap(), now)?;
 //! let done = driver.accept(request, alice, &token_for(alice).unwrap(), now)?;
 //! assert_eq!(done.value.state().name(), StateName::Done);
-//! assert_eq!(driver.my_contacts(bob)?, [("example.com".parse()?, Role::Tech.into())]);
+//! let mine = driver.my_contacts(bob, None, PageSize::default())?; // one page (R45)
+//! assert_eq!(mine.items, [("example.com".parse()?, Role::Tech.into())]);
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 //!

@@ -47,6 +47,10 @@ macro_rules! forward_listings {
 }
 
 /// A result that cannot be an error, as one with any error type.
+#[expect(
+    clippy::unnecessary_wraps,
+    reason = "it adapts a store's result to the wrapping store's error type"
+)]
 pub(crate) fn never<T, E>(result: Result<T, std::convert::Infallible>) -> Result<T, E> {
     match result {
         Ok(value) => Ok(value),
