@@ -4,7 +4,8 @@
 //! against fresh, empty stores and gets a report of every contract point:
 //! version conflicts, all-or-nothing commits, reads that follow every commit,
 //! indexes right after contacts change, due-for-expiry queries, request
-//! listings, racing commits.
+//! listings and their filters, pages that stay stable while commits land,
+//! page sizes, racing commits.
 //!
 //! ```
 //! use service_contacts::MemoryStore;
@@ -44,22 +45,36 @@
 //! | `removed_service_keeps_its_versions` | a removed service reads back as its tombstone (removed, at its next version), is no longer listed by `contacts_of`, and is replaced only at the version after it: a write expecting a version from before the removal is a conflict (R44) | a removal that deletes the row (the name's versions restart); `contacts_of` listing tombstones |
 //! | `contacts_of_follows_holders` | `contacts_of` lists a new holder and drops an old one right after a change of contacts, sorted by name (R6) | a holder index written only when a service is created |
 //! | `contacts_of_roles_follow_changes` | `contacts_of` gives the roles held now, when roles move between two holders who both stay (R6) | `contacts_of` roles as first written |
-//! | `requests_of_parties_and_order` | `requests_of` lists requester, incoming and outgoing contacts' requests, whatever the state, newest first, ties by id (R35) | a party index without the outgoing contacts |
+//! | `requests_of_parties_and_order` | `requests_of` lists requester, incoming and outgoing contacts' requests, whatever the state, newest first, ties by id (R35) | requests opened at the same instant sorted by id from the highest |
 //! | `requests_of_current_contents` | `requests_of` answers each request whole at its current version, after a confirmation and a cancel (R35) | `requests_of` contents as first written |
 //! | `due_for_expiry_at_the_deadline` | a request is due at its deadline exactly, not a nanosecond before (R29) | `deadline < now` instead of `<=` |
 //! | `due_for_expiry_order` | due requests come earliest deadline first, ties by request id, on five requests whose id order differs (R29) | due requests sorted by id |
 //! | `due_for_expiry_follows_changes` | a confirmed request is due at its current version; cancelled and expired ones are not due (R29) | `due_for_expiry` contents as first written; a deadline index that keeps closed requests |
+//! | `contacts_of_pages_stay_stable` | while "my contacts" is read page by page, services join before and after the cursor, one leaves before it and someone else's changes: every service that did not change is listed exactly once (R45, R6) | `contacts_of` paged by offset (its cursor counts the rows listed) |
+//! | `requests_of_pages_stay_stable` | while "my requests" (open ones) is read page by page, a newer request opens, one before the cursor is cancelled, an older one opens, one after it is confirmed, someone else's is cancelled: every request that did not change is listed exactly once (R45, R35) | `requests_of` paged by offset |
+//! | `due_for_expiry_pages_stay_stable` | while the due requests are read page by page, one joins before the cursor, one before it is recorded as expired, one joins after it and a request not due is cancelled: every due request that did not change is listed exactly once (R45, R29) | `due_for_expiry` paged by offset |
+//! | `requests_of_every_filter` | on two services with requests in every state (one awaiting past its deadline, not swept) and five customers in every part, each customer's listing under 189 filters (states × parts × service) is, page by page, the full scan of their requests through [`RequestFilter::matches`], newest first (R45, R35, R29) | a state filter on the recorded state (an unswept request is not `expired`); "waiting for me" still listing a confirmer who confirmed; the service filter ignored |
+//! | `listings_answer_at_most_limit` | every listing, asked for 0 to 5 rows a page, never answers more, even where request times tie across a page's end, and the pages hold every row (R45) | `requests_of` and `due_for_expiry` answering `limit` rows plus those tied with the last (`FETCH FIRST n ROWS WITH TIES`) |
 //! | `racing_service_writes_one_wins` | of [`RACERS`] commits of one service expecting the same version, released together, exactly one wins (R31) | service-only batches checked, then written in a second critical section |
 //! | `racing_request_writes_one_wins` | the same for request writes (R31) | request-only batches checked, then written apart |
 //! | `racing_mixed_writes_one_wins` | applies (service and request) racing a cancel (request only) of one request: exactly one wins, and the winner's records are stored (R31) | batches of a service and requests checked, then written apart |
 //!
 //! The gallery has more broken stores than these witnesses (record-by-record
-//! commits, a lagging replica, ...); each is caught by one or more cases.
+//! commits, a lagging replica, a party index without the outgoing contacts,
+//! a cursor taken as inclusive or ignored, ...); each is caught by one or more
+//! cases.
+//!
+//! Every listing is read a few rows a page (two rows, or the limit a
+//! case asks), each page after the last row of the one before; a page longer
+//! than asked, a row listed twice or pages that never end fail the case
+//! (R45).
 //!
 //! The race cases make the race likely on a real store: every racer decides
 //! from the same read, then all wait at a [`std::sync::Barrier`] and commit
 //! at once.
 
+use std::cmp::Reverse;
+use std::collections::{BTreeMap, BTreeSet};
 use std::convert::Infallible;
 use std::fmt::Display;
 use std::panic::{AssertUnwindSafe, catch_unwind};
@@ -71,8 +86,9 @@ use time::{Duration, OffsetDateTime};
 
 use crate::host::{CommitError, Store};
 use crate::{
-    AccountStatus, ChangeRequest, Changes, Contacts, CustomerId, Edit, Engine, RequestFilter,
-    RequestId, RequestKey, Role, Roles, Service, ServiceName, Snapshot, Transition, Version, Write,
+    AccountStatus, Accounts, ChangeRequest, Changes, Contacts, CustomerId, Edit, Engine, Part,
+    RequestFilter, RequestId, RequestKey, Role, Roles, Service, ServiceName, Snapshot, StateName,
+    Transition, Version, Write,
 };
 
 /// How many threads each race case runs: each commits once per round.
@@ -115,6 +131,11 @@ cases![
     due_for_expiry_at_the_deadline,
     due_for_expiry_order,
     due_for_expiry_follows_changes,
+    contacts_of_pages_stay_stable,
+    requests_of_pages_stay_stable,
+    due_for_expiry_pages_stay_stable,
+    requests_of_every_filter,
+    listings_answer_at_most_limit,
     racing_service_writes_one_wins,
     racing_request_writes_one_wins,
     racing_mixed_writes_one_wins,
@@ -299,22 +320,40 @@ fn reassigned(service: &Service, role: Role, customer: CustomerId) -> Service {
 /// also pages (R45).
 const PAGE: usize = 2;
 
-/// Reads a listing whole, `PAGE` rows at a time, each page starting after
-/// the last row of the one before. A store that answers more rows than asked,
-/// or pages that never end, fails the case.
-fn read_all<T>(
-    mut page: impl FnMut(Option<&T>) -> Result<Vec<T>, String>,
+/// The most pages a listing case reads before it gives up on the listing.
+const MAX_PAGES: usize = 1_000;
+
+/// Reads a listing whole, `limit` rows at a time, each page starting after
+/// the last row of the one before; `between(n)` runs before page `n` (from
+/// 1), where a case commits while the listing is read. A store that answers
+/// more rows than asked, lists a row twice (by `key`), or pages that never
+/// end, fails the case (R45).
+fn read_pages<T, K: PartialEq + core::fmt::Debug>(
+    limit: usize,
+    key: impl Fn(&T) -> K,
+    mut page: impl FnMut(Option<&T>, usize) -> Result<Vec<T>, String>,
+    mut between: impl FnMut(usize) -> Outcome,
 ) -> Result<Vec<T>, String> {
     let mut rows: Vec<T> = Vec::new();
-    for _ in 0..10_000 {
-        let next = page(rows.last())?;
+    for n in 0..MAX_PAGES {
+        if n > 0 {
+            between(n)?;
+        }
+        let next = page(rows.last(), limit)?;
         ensure!(
-            next.len() <= PAGE,
-            "a page of {} rows, {PAGE} asked",
+            next.len() <= limit,
+            "page {n}: {} rows, at most {limit} asked",
             next.len()
         );
-        let done = next.len() < PAGE;
-        rows.extend(next);
+        let done = next.len() < limit || limit == 0;
+        for row in next {
+            let k = key(&row);
+            ensure!(
+                !rows.iter().any(|r| key(r) == k),
+                "page {n}: {k:?} listed twice"
+            );
+            rows.push(row);
+        }
         if done {
             return Ok(rows);
         }
@@ -322,36 +361,66 @@ fn read_all<T>(
     Err("the pages never end".into())
 }
 
+/// [`read_pages`] with `PAGE` rows a page and no commit in between.
+fn read_all<T, K: PartialEq + core::fmt::Debug>(
+    key: impl Fn(&T) -> K,
+    mut page: impl FnMut(Option<&T>) -> Result<Vec<T>, String>,
+) -> Result<Vec<T>, String> {
+    read_pages(PAGE, key, |last, _| page(last), |_| Ok(()))
+}
+
+/// The name of a "my contacts" row.
+fn contact_name(row: &(ServiceName, Roles)) -> ServiceName {
+    row.0.clone()
+}
+
+/// The key a "my requests" page continues after (R45).
+fn opening_key(request: &ChangeRequest) -> RequestKey {
+    RequestKey {
+        at: request.opened_at(),
+        id: request.id(),
+    }
+}
+
+/// The key a "due for expiry" page continues after (R29, R45).
+fn deadline_key(request: &ChangeRequest) -> RequestKey {
+    RequestKey {
+        at: request.deadline(),
+        id: request.id(),
+    }
+}
+
 /// `customer`'s contacts, every page (R6).
 fn all_contacts<S: Store>(
     store: &S,
     customer: CustomerId,
 ) -> Result<Vec<(ServiceName, Roles)>, String> {
-    read_all(|last: Option<&(ServiceName, Roles)>| {
+    read_all(contact_name, |last: Option<&(ServiceName, Roles)>| {
         host(store.contacts_of(customer, last.map(|(name, _)| name), PAGE))
     })
 }
 
 /// `customer`'s requests, unfiltered, every page (R35).
 fn all_requests<S: Store>(store: &S, customer: CustomerId) -> Result<Vec<ChangeRequest>, String> {
-    let filter = RequestFilter::all();
-    read_all(|last: Option<&ChangeRequest>| {
-        let after = last.map(|r| RequestKey {
-            at: r.opened_at(),
-            id: r.id(),
-        });
-        host(store.requests_of(customer, &filter, t0(), after, PAGE))
+    filtered_requests(store, customer, &RequestFilter::all(), t0())
+}
+
+/// `customer`'s requests that `filter` lists at `now`, every page (R35, R45).
+fn filtered_requests<S: Store>(
+    store: &S,
+    customer: CustomerId,
+    filter: &RequestFilter,
+    now: OffsetDateTime,
+) -> Result<Vec<ChangeRequest>, String> {
+    read_all(ChangeRequest::id, |last: Option<&ChangeRequest>| {
+        host(store.requests_of(customer, filter, now, last.map(opening_key), PAGE))
     })
 }
 
 /// The requests due at `now`, every page (R29).
 fn all_due<S: Store>(store: &S, now: OffsetDateTime) -> Result<Vec<ChangeRequest>, String> {
-    read_all(|last: Option<&ChangeRequest>| {
-        let after = last.map(|r| RequestKey {
-            at: r.deadline(),
-            id: r.id(),
-        });
-        host(store.due_for_expiry(now, after, PAGE))
+    read_all(ChangeRequest::id, |last: Option<&ChangeRequest>| {
+        host(store.due_for_expiry(now, last.map(deadline_key), PAGE))
     })
 }
 
@@ -479,20 +548,55 @@ fn accept<S: Store>(
     who: CustomerId,
     now: OffsetDateTime,
 ) -> Result<Transition, String> {
-    let token = opened
-        .tokens
-        .iter()
-        .find(|(to, _)| *to == who)
-        .map(|(_, token)| token.as_str())
-        .ok_or("fixture: no token for this confirmer")?;
+    accept_with(store, opened, request, who, now, &everyone)
+}
+
+/// [`accept`], with the accounts as `accounts` answers them when the change
+/// is checked again before it applies (R30).
+fn accept_with<S: Store>(
+    store: &S,
+    opened: &Opened,
+    request: &ChangeRequest,
+    who: CustomerId,
+    now: OffsetDateTime,
+    accounts: &(impl Accounts + ?Sized),
+) -> Result<Transition, String> {
+    let token = token_of(opened, who)?;
     let (service, open) = load(store, request.service())?;
     let snapshot = Snapshot {
         service: &service,
         requests: &open,
     };
     Engine::default()
-        .accept(request, who, token, now, Some(snapshot), &everyone)
+        .accept(request, who, token, now, Some(snapshot), accounts)
         .map_err(|err| format!("fixture accept refused: {err}"))
+}
+
+/// The token `opened` gave `who`.
+fn token_of(opened: &Opened, who: CustomerId) -> Result<&str, String> {
+    opened
+        .tokens
+        .iter()
+        .find(|(to, _)| *to == who)
+        .map(|(_, token)| token.as_str())
+        .ok_or_else(|| "fixture: no token for this confirmer".to_owned())
+}
+
+/// `who` refuses `request` with the token `opened` gave them. Not committed.
+fn refuse(
+    opened: &Opened,
+    request: &ChangeRequest,
+    who: CustomerId,
+    now: OffsetDateTime,
+) -> Result<Transition, String> {
+    Engine::default()
+        .refuse(request, who, token_of(opened, who)?, now)
+        .map_err(|err| format!("fixture refusal refused: {err}"))
+}
+
+/// No account is known: a change checked against these fails (R13, R30).
+fn nobody(_: CustomerId) -> AccountStatus {
+    AccountStatus::Unknown
 }
 
 /// The requester cancels `request` at `now`. Not committed.
@@ -1272,6 +1376,514 @@ fn due_for_expiry_follows_changes<S: Store>(store: &S) -> Outcome {
         listed == [a_now],
         "due requests are not the open ones as last written: {listed:?}"
     );
+    Ok(())
+}
+
+// ----- paging and filters (R45) -----
+
+/// Every request a case has written, as last written: what a full scan of
+/// the store would find.
+type World = BTreeMap<RequestId, ChangeRequest>;
+
+/// Commits `transition` and records every request it writes in `world`.
+fn commit_into<S: Store>(
+    store: &S,
+    world: &mut World,
+    transition: &Transition,
+    what: &str,
+) -> Outcome {
+    committed(store.commit(transition.changes.clone()), what)?;
+    for write in &transition.changes.requests {
+        world.insert(write.value.id(), write.value.clone());
+    }
+    Ok(())
+}
+
+/// [`open_request`] of one role, recorded in `world`.
+fn open_into<S: Store>(
+    store: &S,
+    world: &mut World,
+    service: &ServiceName,
+    incoming: CustomerId,
+    role: Role,
+    now: OffsetDateTime,
+    seed: u64,
+) -> Result<Opened, String> {
+    let (opened, changes) = propose(store, service, incoming, role.into(), now, seed)?;
+    committed(store.commit(changes.clone()), "opening a request")?;
+    for write in changes.requests {
+        world.insert(write.value.id(), write.value);
+    }
+    Ok(opened)
+}
+
+/// The request `opened` as `world` last recorded it.
+fn now_in<'w>(world: &'w World, opened: &Opened) -> Result<&'w ChangeRequest, String> {
+    world
+        .get(&opened.request.id())
+        .ok_or_else(|| "fixture: a request missing from the world".to_owned())
+}
+
+/// The ids of `rows` missing from `listed`.
+fn missing_from(listed: &[RequestId], rows: &[&ChangeRequest]) -> Vec<RequestId> {
+    rows.iter()
+        .map(|r| r.id())
+        .filter(|id| !listed.contains(id))
+        .collect()
+}
+
+fn contacts_of_pages_stay_stable<S: Store>(store: &S) -> Outcome {
+    // R45, R6: services join before and after the cursor, one leaves before
+    // it, an unrelated one changes, between pages; every service that did
+    // not change is listed exactly once.
+    let (holder, other) = (id("CC3-OVH"), id("OO9-OVH"));
+    let mut held = Vec::new();
+    for service in [
+        "b.example",
+        "d.example",
+        "f.example",
+        "h.example",
+        "j.example",
+    ] {
+        held.push(ordered(store, service, holder)?);
+    }
+    let unrelated = ordered(store, "z.example", other)?;
+    let leaving = &held[0];
+    let listed = read_pages(
+        PAGE,
+        contact_name,
+        |last: Option<&(ServiceName, Roles)>, limit| {
+            host(store.contacts_of(holder, last.map(|(name, _)| name), limit))
+        },
+        |page| match page {
+            // After b, d: a service joins before the cursor.
+            1 => ordered(store, "a.example", holder).map(drop),
+            // After f, h: b leaves and c joins before the cursor, i joins
+            // after it, someone else's service changes.
+            2 => {
+                let gone = Service::new(
+                    leaving.name().clone(),
+                    Contacts::all(other),
+                    leaving.version().next(),
+                );
+                committed(store.commit(update(&gone, leaving.version())), "b leaving")?;
+                ordered(store, "c.example", holder)?;
+                ordered(store, "i.example", holder)?;
+                let changed = reassigned(&unrelated, Role::Tech, id("TT7-OVH"));
+                committed(
+                    store.commit(update(&changed, unrelated.version())),
+                    "an unrelated change",
+                )
+            }
+            _ => Ok(()),
+        },
+    )?;
+    let names: Vec<ServiceName> = listed.iter().map(contact_name).collect();
+    for unchanged in &held[1..] {
+        ensure!(
+            names.contains(unchanged.name()),
+            "{}, unchanged, was skipped while commits landed between pages: {names:?}",
+            unchanged.name()
+        );
+    }
+    Ok(())
+}
+
+fn requests_of_pages_stay_stable<S: Store>(store: &S) -> Outcome {
+    // R45, R35: between pages of the customer's open requests, newest
+    // first, a newer request opens (before the cursor), one before the
+    // cursor closes, an older one opens (after it), one after it is
+    // confirmed, someone else's is cancelled; every request that did not
+    // change is listed exactly once.
+    let (admin, incoming, other) = (id("AA1-OVH"), id("XX1-OVH"), id("OO9-OVH"));
+    let hour = |h: i64| t0() + Duration::hours(h);
+    let mut opened = Vec::new();
+    for (h, seed) in (1..=6).zip(300..) {
+        let service = ordered(store, &format!("p{h}.example"), admin)?;
+        opened.push(open_request(
+            store,
+            service.name(),
+            incoming,
+            Role::Tech.into(),
+            hour(h),
+            seed,
+        )?);
+    }
+    let newer = ordered(store, "p7.example", admin)?;
+    let older = ordered(store, "p0.example", admin)?;
+    let theirs = ordered(store, "q.example", other)?;
+    let unrelated = open_request(
+        store,
+        theirs.name(),
+        id("YY2-OVH"),
+        Role::Tech.into(),
+        hour(3) + Duration::minutes(30),
+        310,
+    )?
+    .request;
+    // Opened at hours 1 to 6: `r(h)`.
+    let r = |h: usize| &opened[h - 1].request;
+    let now = t0() + Duration::days(1);
+    let filter = RequestFilter::all().state(StateName::ValidatingByCustomers);
+    let listed = read_pages(
+        PAGE,
+        ChangeRequest::id,
+        |last: Option<&ChangeRequest>, limit| {
+            host(store.requests_of(admin, &filter, now, last.map(opening_key), limit))
+        },
+        |page| match page {
+            // After r6, r5: a newer request joins before the cursor.
+            1 => open_request(
+                store,
+                newer.name(),
+                incoming,
+                Role::Tech.into(),
+                hour(7),
+                307,
+            )
+            .map(drop),
+            // After r4, r3.
+            2 => {
+                commit_step(store, &cancel(r(6), hour(8))?, r(6), "a cancel before")?;
+                let step = accept(store, &opened[1], r(2), incoming, hour(8))?;
+                commit_step(store, &step, r(2), "a confirmation after")?;
+                let at = t0() + Duration::minutes(30);
+                open_request(store, older.name(), incoming, Role::Tech.into(), at, 308)?;
+                commit_step(
+                    store,
+                    &cancel(&unrelated, hour(8))?,
+                    &unrelated,
+                    "an unrelated cancel",
+                )
+                .map(drop)
+            }
+            _ => Ok(()),
+        },
+    )?;
+    let missing = missing_from(&ids(&listed), &[r(1), r(3), r(4), r(5)]);
+    ensure!(
+        missing.is_empty(),
+        "unchanged requests skipped while commits landed between pages: {missing:?}"
+    );
+    Ok(())
+}
+
+fn due_for_expiry_pages_stay_stable<S: Store>(store: &S) -> Outcome {
+    // R45, R29: between pages of the due requests, earliest deadline first,
+    // one joins before the cursor, one before it is recorded as expired, one
+    // joins after it, a request not due is cancelled; every due request that
+    // did not change is listed exactly once.
+    let (admin, incoming) = (id("AA1-OVH"), id("BB2-OVH"));
+    let hour = |h: i64| t0() + Duration::hours(h);
+    let mut opened = Vec::new();
+    for (h, seed) in (2..=7).zip(320..) {
+        let service = ordered(store, &format!("u{h}.example"), admin)?;
+        let request = open_request(
+            store,
+            service.name(),
+            incoming,
+            Role::Tech.into(),
+            hour(h),
+            seed,
+        )?;
+        opened.push(request.request);
+    }
+    let earlier = ordered(store, "u1.example", admin)?;
+    let later = ordered(store, "u8.example", admin)?;
+    let open = ordered(store, "open.example", admin)?;
+    let not_due = open_request(
+        store,
+        open.name(),
+        incoming,
+        Role::Tech.into(),
+        t0() + Duration::days(5),
+        330,
+    )?
+    .request;
+    // Opened at hours 2 to 7: `u(h)`.
+    let u = |h: usize| &opened[h - 2];
+    let now = t0() + Duration::days(10);
+    let listed = read_pages(
+        PAGE,
+        ChangeRequest::id,
+        |last: Option<&ChangeRequest>, limit| {
+            host(store.due_for_expiry(now, last.map(deadline_key), limit))
+        },
+        |page| match page {
+            // After u2, u3: an earlier deadline joins before the cursor.
+            1 => open_request(
+                store,
+                earlier.name(),
+                incoming,
+                Role::Tech.into(),
+                hour(1),
+                328,
+            )
+            .map(drop),
+            // After u4, u5.
+            2 => {
+                let expiry = expire(u(2), u(2).deadline())?;
+                commit_step(store, &expiry, u(2), "an expiry before")?;
+                open_request(
+                    store,
+                    later.name(),
+                    incoming,
+                    Role::Tech.into(),
+                    hour(8),
+                    329,
+                )?;
+                let at = t0() + Duration::days(9);
+                commit_step(store, &cancel(&not_due, at)?, &not_due, "a cancel").map(drop)
+            }
+            _ => Ok(()),
+        },
+    )?;
+    let missing = missing_from(&ids(&listed), &[u(3), u(4), u(5), u(6), u(7)]);
+    ensure!(
+        missing.is_empty(),
+        "unchanged due requests skipped while commits landed between pages: {missing:?}"
+    );
+    Ok(())
+}
+
+/// The state sets [`requests_of_every_filter`] tries: none, each alone, and
+/// two groups.
+const STATE_SETS: [&[StateName]; 9] = [
+    &[],
+    &[StateName::ValidatingByCustomers],
+    &[StateName::Done],
+    &[StateName::Refused],
+    &[StateName::Aborted],
+    &[StateName::Expired],
+    &[StateName::Error],
+    &[StateName::ValidatingByCustomers, StateName::Expired],
+    &[
+        StateName::Done,
+        StateName::Refused,
+        StateName::Aborted,
+        StateName::Error,
+    ],
+];
+
+/// The part sets [`requests_of_every_filter`] tries: none, each alone, and
+/// two pairs.
+const PART_SETS: [&[Part]; 7] = [
+    &[],
+    &[Part::AskedByMe],
+    &[Part::WaitingForMe],
+    &[Part::ComingToMe],
+    &[Part::TakingFromMe],
+    &[Part::AskedByMe, Part::WaitingForMe],
+    &[Part::ComingToMe, Part::TakingFromMe],
+];
+
+/// A world of two services whose requests are in every state at `now`
+/// (returned), one of them awaiting past its deadline with no sweep, and
+/// five customers with every part in them.
+fn every_state_world<S: Store>(
+    store: &S,
+    [ann, bob, cat, dan, eve]: [CustomerId; 5],
+) -> Result<(World, OffsetDateTime), String> {
+    let first = Service::new(
+        name("first.example"),
+        Contacts::new(ann, bob, cat),
+        Version::FIRST,
+    );
+    let second = Service::new(
+        name("second.example"),
+        Contacts::new(bob, ann, dan),
+        Version::FIRST,
+    );
+    committed(store.commit(create(&first)), "creating a service")?;
+    committed(store.commit(create(&second)), "creating a service")?;
+    let (first, second) = (first.name(), second.name());
+    let mut world = World::new();
+    let log = &mut world;
+    let hour = |hours: i64| t0() + Duration::hours(hours);
+    // first.example, asked by ann; tech: refused, cancelled, expired as recorded.
+    let refused = open_into(store, log, first, dan, Role::Tech, hour(1), 401)?;
+    commit_into(
+        store,
+        log,
+        &refuse(&refused, &refused.request, dan, hour(2))?,
+        "a refusal",
+    )?;
+    let cancelled = open_into(store, log, first, eve, Role::Tech, hour(3), 402)?;
+    commit_into(
+        store,
+        log,
+        &cancel(&cancelled.request, hour(4))?,
+        "a cancel",
+    )?;
+    let expired = open_into(store, log, first, dan, Role::Tech, hour(5), 403)?;
+    // Billing: applied (to eve), then failed when checked again.
+    let applied = open_into(store, log, first, eve, Role::Billing, hour(6), 404)?;
+    let step = accept(store, &applied, now_in(log, &applied)?, eve, hour(7))?;
+    commit_into(store, log, &step, "a confirmation")?;
+    let step = accept(store, &applied, now_in(log, &applied)?, ann, hour(8))?;
+    commit_into(store, log, &step, "an apply")?;
+    let failed = open_into(store, log, first, dan, Role::Billing, hour(9), 405)?;
+    let step = accept(store, &failed, now_in(log, &failed)?, dan, hour(10))?;
+    commit_into(store, log, &step, "a confirmation")?;
+    let step = accept_with(
+        store,
+        &failed,
+        now_in(log, &failed)?,
+        ann,
+        hour(11),
+        &nobody,
+    )?;
+    commit_into(store, log, &step, "a failed apply")?;
+    // second.example, asked by bob: tech awaiting, never swept past its
+    // deadline; nothing touches second.example after that deadline.
+    open_into(store, log, second, cat, Role::Tech, hour(12), 406)?;
+    // Live at `now`: opened a day later; dan has confirmed the first.
+    let confirmed = open_into(store, log, first, dan, Role::Billing, hour(25), 407)?;
+    let step = accept(store, &confirmed, now_in(log, &confirmed)?, dan, hour(26))?;
+    commit_into(store, log, &step, "a confirmation")?;
+    open_into(store, log, first, cat, Role::Admin, hour(27), 408)?;
+    open_into(store, log, second, ann, Role::Billing, hour(28), 409)?;
+    let current = now_in(log, &expired)?.clone();
+    commit_into(
+        store,
+        log,
+        &expire(&current, current.deadline())?,
+        "an expiry",
+    )?;
+    let now = t0() + Duration::days(8);
+    let states: BTreeSet<StateName> = world.values().map(|r| r.state_name_at(now)).collect();
+    ensure!(
+        states.len() == STATE_SETS[1..7].len(),
+        "fixture: the states at `now` are {states:?}"
+    );
+    ensure!(
+        world.values().any(|r| r.is_due(now)),
+        "fixture: no request awaits past its deadline"
+    );
+    Ok((world, now))
+}
+
+fn requests_of_every_filter<S: Store>(store: &S) -> Outcome {
+    // R45, R35, R29: every customer's listing under each sampled filter
+    // (states, parts, service) is the full scan of their requests through
+    // `RequestFilter::matches`, newest first, ties by id.
+    let customers = ["AA1-OVH", "BB2-OVH", "CC3-OVH", "DD4-OVH", "EE5-OVH"].map(id);
+    let (world, now) = every_state_world(store, customers)?;
+    let services = [
+        None,
+        Some(name("first.example")),
+        Some(name("second.example")),
+    ];
+    for customer in customers.into_iter().chain([id("ZZ9-OVH")]) {
+        for states in STATE_SETS {
+            for parts in PART_SETS {
+                for service in &services {
+                    let mut filter = RequestFilter::all();
+                    for state in states {
+                        filter = filter.state(*state);
+                    }
+                    for part in parts {
+                        filter = filter.part(*part);
+                    }
+                    if let Some(service) = service {
+                        filter = filter.service(service.clone());
+                    }
+                    let mut expected: Vec<&ChangeRequest> = world
+                        .values()
+                        .filter(|r| filter.matches(r, customer, now))
+                        .collect();
+                    expected.sort_by_key(|r| (Reverse(r.opened_at()), r.id()));
+                    let expected: Vec<RequestId> = expected.iter().map(|r| r.id()).collect();
+                    let listed = ids(&filtered_requests(store, customer, &filter, now)?);
+                    ensure!(
+                        listed == expected,
+                        "{customer} with {filter:?}: listed {listed:?}, expected {expected:?}"
+                    );
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+fn listings_answer_at_most_limit<S: Store>(store: &S) -> Outcome {
+    // R45: no page holds more rows than asked, for every limit from 0, even
+    // where the requests' times tie across a page's end.
+    let admin = id("AA1-OVH");
+    let tie = t0() + Duration::hours(1);
+    let plan = [
+        ("k1.example", tie, 501),
+        ("k2.example", tie, 502),
+        ("k3.example", tie, 503),
+        ("k4.example", t0() + Duration::hours(2), 504),
+        ("k5.example", t0(), 505),
+    ];
+    let mut opened = Vec::new();
+    let mut names = Vec::new();
+    for (service, at, seed) in plan {
+        let service = ordered(store, service, admin)?;
+        let request = open_request(
+            store,
+            service.name(),
+            id("BB2-OVH"),
+            Role::Tech.into(),
+            at,
+            seed,
+        )?;
+        opened.push(request.request);
+        names.push(service.name().clone());
+    }
+    let mut expected = ids(&opened);
+    expected.sort();
+    let (open_at, due_at) = (t0() + Duration::days(1), t0() + Duration::days(9));
+    let filter = RequestFilter::all();
+    let sorted = |mut listed: Vec<RequestId>| {
+        listed.sort();
+        listed
+    };
+    for limit in 0..=plan.len() {
+        let contacts = read_pages(
+            limit,
+            contact_name,
+            |last: Option<&(ServiceName, Roles)>, limit| {
+                host(store.contacts_of(admin, last.map(|(name, _)| name), limit))
+            },
+            |_| Ok(()),
+        )?;
+        let requests = read_pages(
+            limit,
+            ChangeRequest::id,
+            |last: Option<&ChangeRequest>, limit| {
+                host(store.requests_of(admin, &filter, open_at, last.map(opening_key), limit))
+            },
+            |_| Ok(()),
+        )?;
+        let due = read_pages(
+            limit,
+            ChangeRequest::id,
+            |last: Option<&ChangeRequest>, limit| {
+                host(store.due_for_expiry(due_at, last.map(deadline_key), limit))
+            },
+            |_| Ok(()),
+        )?;
+        let contacts: Vec<ServiceName> = contacts.iter().map(contact_name).collect();
+        let (requests, due) = (sorted(ids(&requests)), sorted(ids(&due)));
+        if limit == 0 {
+            continue;
+        }
+        ensure!(
+            contacts == names,
+            "contacts {limit} at a time: {contacts:?}, expected {names:?}"
+        );
+        ensure!(
+            requests == expected,
+            "requests {limit} at a time: {requests:?}, expected {expected:?}"
+        );
+        ensure!(
+            due == expected,
+            "due requests {limit} at a time: {due:?}, expected {expected:?}"
+        );
+    }
     Ok(())
 }
 

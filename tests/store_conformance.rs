@@ -1,4 +1,4 @@
-//! The in-memory store passes the conformance suite it ships (R6, R29, R31, R35).
+//! The in-memory store passes the conformance suite it ships (R6, R29, R31, R35, R45).
 #![cfg(feature = "testing")]
 
 use service_contacts::MemoryStore;
@@ -6,7 +6,8 @@ use service_contacts::testing::{CASES, run_store_suite};
 
 #[test]
 fn memory_store_conforms() {
-    // R31: versions, all-or-nothing; R6, R35, R29: the indexed listings.
+    // R31: versions, all-or-nothing; R6, R35, R29: the indexed listings;
+    // R45: their pages and filters.
     let report = run_store_suite(MemoryStore::new);
     report.assert_passed();
     assert_eq!(report.passed, CASES);
@@ -14,12 +15,14 @@ fn memory_store_conforms() {
 
 #[test]
 fn a_broken_store_is_caught() {
-    // The suite can fail: a store that forgets its indexes is reported.
+    // R45, R6, R29: the suite can fail: a store that forgets its indexes is
+    // reported.
     use service_contacts::{
-        ChangeRequest, Changes, CommitError, CustomerId, RequestId, Roles, Service, ServiceName,
-        Store,
+        ChangeRequest, Changes, CommitError, CustomerId, RequestFilter, RequestId, RequestKey,
+        Roles, Service, ServiceName, Store,
     };
     use std::convert::Infallible;
+    use time::OffsetDateTime;
 
     struct NoIndexes(MemoryStore);
     impl Store for NoIndexes {
@@ -30,15 +33,29 @@ fn a_broken_store_is_caught() {
         fn request(&self, id: RequestId) -> Result<Option<ChangeRequest>, Infallible> {
             self.0.request(id)
         }
-        fn contacts_of(&self, _: CustomerId) -> Result<Vec<(ServiceName, Roles)>, Infallible> {
+        fn contacts_of(
+            &self,
+            _: CustomerId,
+            _: Option<&ServiceName>,
+            _: usize,
+        ) -> Result<Vec<(ServiceName, Roles)>, Infallible> {
             Ok(Vec::new())
         }
-        fn requests_of(&self, customer: CustomerId) -> Result<Vec<ChangeRequest>, Infallible> {
-            self.0.requests_of(customer)
+        fn requests_of(
+            &self,
+            customer: CustomerId,
+            filter: &RequestFilter,
+            now: OffsetDateTime,
+            after: Option<RequestKey>,
+            limit: usize,
+        ) -> Result<Vec<ChangeRequest>, Infallible> {
+            self.0.requests_of(customer, filter, now, after, limit)
         }
         fn due_for_expiry(
             &self,
-            _: time::OffsetDateTime,
+            _: OffsetDateTime,
+            _: Option<RequestKey>,
+            _: usize,
         ) -> Result<Vec<ChangeRequest>, Infallible> {
             Ok(Vec::new())
         }
@@ -57,6 +74,9 @@ fn a_broken_store_is_caught() {
             "due_for_expiry_at_the_deadline",
             "due_for_expiry_order",
             "due_for_expiry_follows_changes",
+            "contacts_of_pages_stay_stable",
+            "due_for_expiry_pages_stay_stable",
+            "listings_answer_at_most_limit",
         ]
     );
 }

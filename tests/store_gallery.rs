@@ -1,5 +1,5 @@
 //! A gallery of deliberately broken stores, and the cases of the conformance
-//! suite that catch each (R6, R29, R31, R35, R44).
+//! suite that catch each (R6, R29, R31, R35, R44, R45).
 //!
 //! Every store here is one reference store (a few maps behind a mutex, with
 //! listings by scan) with one fault switched on. The tests check, for every
@@ -8,6 +8,7 @@
 //! and each says which contract point is broken.
 #![cfg(feature = "testing")]
 
+use std::cmp::Reverse;
 use std::collections::BTreeMap;
 use std::convert::Infallible;
 use std::sync::{Condvar, Mutex, MutexGuard, OnceLock, PoisonError};
@@ -16,8 +17,8 @@ use std::time::Duration;
 
 use service_contacts::testing::{CASES, RACERS, run_store_suite};
 use service_contacts::{
-    ChangeRequest, Changes, CommitError, CustomerId, RequestId, Roles, Service, ServiceName, Store,
-    Version, Write,
+    ChangeRequest, Changes, CommitError, CustomerId, Part, RequestFilter, RequestId, RequestKey,
+    Roles, Service, ServiceName, Store, Version, Write,
 };
 use time::OffsetDateTime;
 
@@ -119,7 +120,59 @@ enum Fault {
     DeletesRemoved,
     /// `contacts_of` lists removed services.
     ListsRemoved,
+    /// `requests_of` sorts requests opened at the same instant by id from
+    /// the highest (an index on the id in descending order).
+    RequestTiesByIdDescending,
+    /// This listing pages by offset: its cursor counts the rows already
+    /// listed, so rows that join or leave before it shift the next pages
+    /// (R45).
+    PagesByOffset(Listing),
+    /// Every listing starts at the row it was asked to start after, not
+    /// after it (`>=` for `>`).
+    AfterInclusive,
+    /// Every listing starts from the beginning, whatever the cursor.
+    IgnoresAfter,
+    /// The state filter of `requests_of` reads the recorded state: an
+    /// awaiting request past its deadline that no sweep recorded is not
+    /// `expired` (R29).
+    StateFilterRecorded,
+    /// `Part::WaitingForMe` lists every live request the customer must
+    /// confirm, confirmed already or not.
+    WaitingIgnoresConfirmations,
+    /// The service filter of `requests_of` is ignored.
+    ServiceFilterIgnored,
+    /// `requests_of` and `due_for_expiry` answer `limit` rows and then every
+    /// row whose time ties with the last (SQL's `FETCH FIRST n ROWS WITH
+    /// TIES`).
+    LimitWithTies,
 }
+
+/// A listing of the store.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Listing {
+    /// `contacts_of`.
+    Contacts,
+    /// `requests_of`.
+    Requests,
+    /// `due_for_expiry`.
+    Due,
+}
+
+/// The cases that read a listing of more than one page: what a store that
+/// repeats rows across pages fails (R45).
+const EVERY_PAGED_LISTING: &[&str] = &[
+    "import_batch_is_all_or_nothing",
+    "contacts_of_follows_holders",
+    "requests_of_parties_and_order",
+    "requests_of_current_contents",
+    "due_for_expiry_at_the_deadline",
+    "due_for_expiry_order",
+    "contacts_of_pages_stay_stable",
+    "requests_of_pages_stay_stable",
+    "due_for_expiry_pages_stay_stable",
+    "requests_of_every_filter",
+    "listings_answer_at_most_limit",
+];
 
 /// Every gallery store, with the cases it must fail.
 const GALLERY: &[(Fault, &[&str])] = &[
@@ -222,6 +275,10 @@ const GALLERY: &[(Fault, &[&str])] = &[
             "due_for_expiry_at_the_deadline",
             "due_for_expiry_order",
             "due_for_expiry_follows_changes",
+            "requests_of_pages_stay_stable",
+            "due_for_expiry_pages_stay_stable",
+            "requests_of_every_filter",
+            "listings_answer_at_most_limit",
             "racing_service_writes_one_wins",
             "racing_request_writes_one_wins",
             "racing_mixed_writes_one_wins",
@@ -241,7 +298,7 @@ const GALLERY: &[(Fault, &[&str])] = &[
     ),
     (
         Fault::OutgoingNotIndexed,
-        &["requests_of_parties_and_order"],
+        &["requests_of_parties_and_order", "requests_of_every_filter"],
     ),
     (
         Fault::RequestsOfAsCreated,
@@ -263,6 +320,31 @@ const GALLERY: &[(Fault, &[&str])] = &[
         &["removed_service_keeps_its_versions"],
     ),
     (Fault::ListsRemoved, &["removed_service_keeps_its_versions"]),
+    (
+        Fault::RequestTiesByIdDescending,
+        &["requests_of_parties_and_order"],
+    ),
+    (
+        Fault::PagesByOffset(Listing::Contacts),
+        &["contacts_of_pages_stay_stable"],
+    ),
+    (
+        Fault::PagesByOffset(Listing::Requests),
+        &["requests_of_pages_stay_stable"],
+    ),
+    (
+        Fault::PagesByOffset(Listing::Due),
+        &["due_for_expiry_pages_stay_stable"],
+    ),
+    (Fault::AfterInclusive, EVERY_PAGED_LISTING),
+    (Fault::IgnoresAfter, EVERY_PAGED_LISTING),
+    (Fault::StateFilterRecorded, &["requests_of_every_filter"]),
+    (
+        Fault::WaitingIgnoresConfirmations,
+        &["requests_of_every_filter"],
+    ),
+    (Fault::ServiceFilterIgnored, &["requests_of_every_filter"]),
+    (Fault::LimitWithTies, &["listings_answer_at_most_limit"]),
 ];
 
 // ----- the reference store, with its faults -----
@@ -281,6 +363,9 @@ struct Tables {
     lag_requests: BTreeMap<RequestId, Option<ChangeRequest>>,
     /// `DueKeepsClosed`: every request that was ever open.
     ever_open: BTreeMap<RequestId, OffsetDateTime>,
+    /// `PagesByOffset`: for each reading (listing, customer, filter) and the
+    /// last row of a page it answered, how many rows it had listed.
+    offsets: BTreeMap<(String, String), usize>,
 }
 
 impl Tables {
@@ -495,6 +580,89 @@ impl Gallery {
     }
 }
 
+/// One page asked of a listing, its cursor as the listing's sort key.
+struct Paging<K> {
+    listing: Listing,
+    /// Which reading of the listing (customer, filter, time): what an offset
+    /// cursor would be valid for.
+    reading: String,
+    after: Option<K>,
+    limit: usize,
+}
+
+impl Gallery {
+    /// The page of `rows` (sorted by `key`) that `paging` asks for, with
+    /// this store's paging fault. `tie` is the time a `LimitWithTies` store
+    /// extends a page by.
+    fn page<T, K: Ord + std::fmt::Debug>(
+        &self,
+        tables: &mut Tables,
+        paging: &Paging<K>,
+        mut rows: Vec<T>,
+        key: impl Fn(&T) -> K,
+        tie: Option<fn(&T) -> OffsetDateTime>,
+    ) -> Vec<T> {
+        let reading = |k: &K| {
+            (
+                format!("{:?} {}", paging.listing, paging.reading),
+                format!("{k:?}"),
+            )
+        };
+        let start = match (&paging.after, self.fault) {
+            (None, _) | (Some(_), Fault::IgnoresAfter) => 0,
+            (Some(after), Fault::PagesByOffset(listing)) if listing == paging.listing => {
+                // The cursor is the count of rows listed before it.
+                tables.offsets.get(&reading(after)).copied().unwrap_or(0)
+            }
+            (Some(after), Fault::AfterInclusive) => rows.partition_point(|r| key(r) < *after),
+            (Some(after), _) => rows.partition_point(|r| key(r) <= *after),
+        };
+        let start = start.min(rows.len());
+        let mut end = rows.len().min(start + paging.limit);
+        if let (Fault::LimitWithTies, Some(time)) = (self.fault, tie)
+            && end > start
+        {
+            while end < rows.len() && time(&rows[end]) == time(&rows[end - 1]) {
+                end += 1;
+            }
+        }
+        rows.truncate(end);
+        let page = rows.split_off(start);
+        if let Some(last) = page.last() {
+            tables.offsets.insert(reading(&key(last)), end);
+        }
+        page
+    }
+
+    /// Whether `filter` lists `request` (of which `customer` is a party) at
+    /// `now`, with this store's filter fault.
+    fn filtered(
+        &self,
+        filter: &RequestFilter,
+        request: &ChangeRequest,
+        customer: CustomerId,
+        now: OffsetDateTime,
+    ) -> bool {
+        let state = match self.fault {
+            Fault::StateFilterRecorded => request.state().name(),
+            _ => request.state_name_at(now),
+        };
+        let part = |part: Part| match (part, self.fault) {
+            (Part::WaitingForMe, Fault::WaitingIgnoresConfirmations) => {
+                request.is_live(now) && request.confirmers().contains(&customer)
+            }
+            _ => part.of(request, customer, now),
+        };
+        let service = match self.fault {
+            Fault::ServiceFilterIgnored => None,
+            _ => filter.service_name(),
+        };
+        filter.states().any(|s| s == state)
+            && filter.parts().any(part)
+            && service.is_none_or(|s| s == request.service())
+    }
+}
+
 /// Runs the step for services and the step for requests, `first` first,
 /// stopping at the first that fails.
 fn in_order(
@@ -598,10 +766,15 @@ impl Store for Gallery {
         Ok(tables.requests.get(&id).cloned())
     }
 
-    fn contacts_of(&self, customer: CustomerId) -> Result<Vec<(ServiceName, Roles)>, Infallible> {
-        let tables = self.lock();
+    fn contacts_of(
+        &self,
+        customer: CustomerId,
+        after: Option<&ServiceName>,
+        limit: usize,
+    ) -> Result<Vec<(ServiceName, Roles)>, Infallible> {
+        let mut tables = self.lock();
         // A map by name: sorted by name.
-        Ok(tables
+        let rows: Vec<(ServiceName, Roles)> = tables
             .services
             .iter()
             .filter(|(name, service)| {
@@ -619,29 +792,73 @@ impl Store for Gallery {
                 };
                 (name.clone(), listed.roles_of(customer))
             })
-            .collect())
+            .collect();
+        let page = Paging {
+            listing: Listing::Contacts,
+            reading: format!("{customer}"),
+            after: after.cloned(),
+            limit,
+        };
+        Ok(self.page(&mut tables, &page, rows, |(name, _)| name.clone(), None))
     }
 
-    fn requests_of(&self, customer: CustomerId) -> Result<Vec<ChangeRequest>, Infallible> {
-        let tables = self.lock();
-        let mut listed: Vec<ChangeRequest> = tables
+    fn requests_of(
+        &self,
+        customer: CustomerId,
+        filter: &RequestFilter,
+        now: OffsetDateTime,
+        after: Option<RequestKey>,
+        limit: usize,
+    ) -> Result<Vec<ChangeRequest>, Infallible> {
+        let mut tables = self.lock();
+        let mut rows: Vec<ChangeRequest> = tables
             .requests
             .values()
             .filter(|r| match self.fault {
                 Fault::OutgoingNotIndexed => r.requester() == customer || r.incoming() == customer,
                 _ => r.is_party(customer),
             })
+            .filter(|r| self.filtered(filter, r, customer, now))
             .map(|r| match self.fault {
                 Fault::RequestsOfAsCreated => tables.first_requests[&r.id()].clone(),
                 _ => r.clone(),
             })
             .collect();
-        listed.sort_by(|a, b| b.opened_at().cmp(&a.opened_at()).then(a.id().cmp(&b.id())));
-        Ok(listed)
+        // Newest first, ties by id (`RequestTiesByIdDescending`: by the id's
+        // complement, highest first).
+        let descending = self.fault == Fault::RequestTiesByIdDescending;
+        let order = move |at: OffsetDateTime, id: RequestId| {
+            let id = if descending {
+                RequestId::from_bytes(id.as_bytes().map(|b| !b))
+            } else {
+                id
+            };
+            (Reverse(at), id)
+        };
+        let key = move |r: &ChangeRequest| order(r.opened_at(), r.id());
+        rows.sort_by_key(key);
+        let page = Paging {
+            listing: Listing::Requests,
+            reading: format!("{customer} {filter:?} {now}"),
+            after: after.map(|k| order(k.at, k.id)),
+            limit,
+        };
+        Ok(self.page(
+            &mut tables,
+            &page,
+            rows,
+            key,
+            Some(ChangeRequest::opened_at),
+        ))
     }
 
-    fn due_for_expiry(&self, now: OffsetDateTime) -> Result<Vec<ChangeRequest>, Infallible> {
-        let tables = self.lock();
+    fn due_for_expiry(
+        &self,
+        now: OffsetDateTime,
+        after: Option<RequestKey>,
+        limit: usize,
+    ) -> Result<Vec<ChangeRequest>, Infallible> {
+        let mut tables = self.lock();
         let mut due: Vec<ChangeRequest> = tables
             .requests
             .values()
@@ -659,11 +876,30 @@ impl Store for Gallery {
                 _ => r.clone(),
             })
             .collect();
-        match self.fault {
-            Fault::DueById => due.sort_by_key(ChangeRequest::id),
-            _ => due.sort_by_key(|r| (r.deadline(), r.id())),
-        }
-        Ok(due)
+        // `DueById`: an index on the id alone, paged by id.
+        let by_id = self.fault == Fault::DueById;
+        let key = move |r: &ChangeRequest| {
+            let at = if by_id {
+                OffsetDateTime::UNIX_EPOCH
+            } else {
+                r.deadline()
+            };
+            (at, r.id())
+        };
+        due.sort_by_key(key);
+        let page = Paging {
+            listing: Listing::Due,
+            reading: format!("{now}"),
+            after: after.map(|k| {
+                if by_id {
+                    (OffsetDateTime::UNIX_EPOCH, k.id)
+                } else {
+                    (k.at, k.id)
+                }
+            }),
+            limit,
+        };
+        Ok(self.page(&mut tables, &page, due, key, Some(ChangeRequest::deadline)))
     }
 
     fn commit(&self, changes: Changes) -> Result<(), CommitError<Infallible>> {
@@ -729,7 +965,7 @@ fn results() -> &'static [Run] {
 
 #[test]
 fn each_broken_store_fails_exactly_its_cases() {
-    // R31, R6, R29, R35, R44: the table below is the gallery.
+    // R31, R6, R29, R35, R44, R45: the table below is the gallery.
     let mut wrong = Vec::new();
     println!("{:<42} fails", "gallery store");
     for ((_, expected), Run { fault, failed, why }) in GALLERY.iter().zip(results()) {
