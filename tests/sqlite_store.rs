@@ -1,8 +1,9 @@
 //! The `SQLite` store of `examples/sqlite_store/` (the same file, included
 //! below) against the crate's `Store` contract: the conformance suite, the
-//! query plans of the listings, requests surviving a reopen, four connections
-//! racing on one file, busy locks, interrupted commits, and bad files and
-//! rows (R6, R26, R27, R29, R31, R34, R35).
+//! query plans of the listings, keyset paging under every filter while
+//! commits land, requests surviving a reopen, four connections racing on one
+//! file, busy locks, interrupted commits, and bad files and rows (R6, R26,
+//! R27, R29, R31, R34, R35, R45).
 #![cfg(all(feature = "serde", feature = "testing"))]
 
 #[path = "../examples/sqlite_store/store.rs"]
@@ -11,6 +12,7 @@ mod store;
 mod common;
 use common::{last_token, open_tech, race};
 
+use std::cmp::Reverse;
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -19,15 +21,16 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration as StdDuration;
 
 use rand_chacha::ChaCha20Rng;
-use rand_chacha::rand_core::SeedableRng;
+use rand_chacha::rand_core::{Rng, SeedableRng};
 use rusqlite::Connection;
 use service_contacts::testing::{CASES, run_store_suite};
 use service_contacts::{
     ActError, ChangeRequest, Changes, CommitError, Contacts, CustomerId, Driver, DriverError, Edit,
-    Event, EventKind, MemoryDirectory, MemoryNotifier, Refusal, RequestId, RequestState, Role,
-    Roles, Service, ServiceName, StateName, Store, SubmitError, Version, Write,
+    Event, EventKind, MemoryDirectory, MemoryNotifier, Part, Refusal, RequestFilter, RequestId,
+    RequestKey, RequestState, Role, Roles, Service, ServiceName, StateName, Store, SubmitError,
+    Version, Write,
 };
-use store::{APPLICATION_ID, Options, SqliteStore, SqliteStoreError};
+use store::{APPLICATION_ID, Options, SqliteStore, SqliteStoreError, arm_count};
 use time::{Duration, OffsetDateTime, macros::datetime};
 
 type TestDriver<'a> = Driver<&'a SqliteStore, &'a MemoryNotifier, &'a MemoryDirectory>;
@@ -100,6 +103,70 @@ fn listing(dir: &Path) -> Vec<String> {
     names
 }
 
+/// The rows of a listing read `page` at a time through `read`, which gets
+/// the last row read so far: every page holds at most `page` rows, and a
+/// short page is the last.
+fn read_pages<T: Clone>(
+    page: usize,
+    mut read: impl FnMut(Option<&T>, usize) -> Result<Vec<T>, SqliteStoreError>,
+) -> Vec<T> {
+    let mut rows: Vec<T> = Vec::new();
+    for _ in 0..10_000 {
+        let next = read(rows.last(), page).unwrap();
+        assert!(next.len() <= page, "a page of {page} holds {}", next.len());
+        let done = next.len() < page;
+        rows.extend(next);
+        if done {
+            return rows;
+        }
+    }
+    panic!("the pages never end (a cursor that does not move on?)");
+}
+
+/// The key of `request` in "my requests".
+fn opened_key(request: &ChangeRequest) -> RequestKey {
+    RequestKey {
+        at: request.opened_at(),
+        id: request.id(),
+    }
+}
+
+/// `customer`'s contacts, read `page` at a time (R6, R45).
+fn all_contacts(
+    store: &SqliteStore,
+    customer: CustomerId,
+    page: usize,
+) -> Vec<(ServiceName, Roles)> {
+    read_pages(page, |last: Option<&(ServiceName, Roles)>, n| {
+        store.contacts_of(customer, last.map(|(name, _)| name), n)
+    })
+}
+
+/// `customer`'s requests that `filter` lists at `now`, read `page` at a
+/// time (R35, R45).
+fn all_requests(
+    store: &SqliteStore,
+    customer: CustomerId,
+    filter: &RequestFilter,
+    now: OffsetDateTime,
+    page: usize,
+) -> Vec<ChangeRequest> {
+    read_pages(page, |last: Option<&ChangeRequest>, n| {
+        store.requests_of(customer, filter, now, last.map(opened_key), n)
+    })
+}
+
+/// The requests due at `now`, read `page` at a time (R29, R45).
+fn all_due(store: &SqliteStore, now: OffsetDateTime, page: usize) -> Vec<ChangeRequest> {
+    read_pages(page, |last: Option<&ChangeRequest>, n| {
+        let after = last.map(|r| RequestKey {
+            at: r.deadline(),
+            id: r.id(),
+        });
+        store.due_for_expiry(now, after, n)
+    })
+}
+
 // ----- the contract -----
 
 #[test]
@@ -118,9 +185,12 @@ fn conforms_to_the_store_suite() {
 
 #[test]
 fn listings_are_served_by_indexes() {
-    // R6, R35, R29: "my contacts", "my requests", "due for expiry" and the
-    // open requests of a service cost in proportion to their answer: the
-    // plans search an index and never scan a table.
+    // R6, R35, R29, R45: "my contacts", "my requests" (with and without
+    // filters) and "due for expiry" cost in proportion to one page: each
+    // query starts at its cursor (every listing query binds one; the first
+    // page binds a position before everything) inside an index, reads it in
+    // the listing's order (no temporary B-tree to sort, so `LIMIT` stops the
+    // search) and never scans a table.
     let dir = TempDir::new("plans");
     let store = SqliteStore::open(dir.file("plans.db")).unwrap();
     let (notifier, directory) = (MemoryNotifier::new(), directory());
@@ -153,60 +223,495 @@ fn listings_are_served_by_indexes() {
         .unwrap();
     let reopened = SqliteStore::open(store.path()).unwrap();
     let after = reopened.query_plans().unwrap();
+    let arms = [
+        (
+            "requests_of: every part and state",
+            RequestFilter::all(),
+            18,
+        ),
+        (
+            "requests_of: waiting for me",
+            RequestFilter::all().part(Part::WaitingForMe),
+            2,
+        ),
+        (
+            "requests_of: asked by me, done",
+            RequestFilter::all()
+                .part(Part::AskedByMe)
+                .state(StateName::Done),
+            1,
+        ),
+        (
+            "requests_of: asked by me or coming to me, expired",
+            RequestFilter::all()
+                .part(Part::AskedByMe)
+                .part(Part::ComingToMe)
+                .state(StateName::Expired),
+            4,
+        ),
+    ];
     for plans in [before, after] {
-        let plan: BTreeMap<&str, Vec<String>> = plans.into_iter().collect();
-        for (query, lines) in &plan {
-            println!("{query}:\n  {}", lines.join("\n  "));
-            for line in lines {
-                let step = line.trim_start();
-                assert!(!step.starts_with("SCAN"), "{query} scans: {lines:?}");
-                if step.starts_with("SEARCH") {
-                    assert!(
-                        step.contains("USING INDEX")
-                            || step.contains("USING COVERING INDEX")
-                            || step.contains("USING PRIMARY KEY"),
-                        "{query}: {step}"
-                    );
-                }
+        assert_plans(&plans.into_iter().collect(), &arms);
+    }
+    // And the listings answer on this database, page by page.
+    let customer = id(3);
+    let contacts = all_contacts(&reopened, customer, 7);
+    assert_eq!(contacts.len(), 150);
+    assert!(contacts.windows(2).all(|w| w[0].0 < w[1].0));
+    let incoming = id(53);
+    assert_eq!(
+        all_requests(&reopened, incoming, &RequestFilter::all(), t0(), 1).len(),
+        3
+    );
+    assert_eq!(all_due(&reopened, t0() + Duration::days(7), 9).len(), 100);
+}
+
+// ----- paging (R45) -----
+
+/// The customers of the paging world.
+const PAGING_CUSTOMERS: u32 = 5;
+
+/// A world for paging: six services of three owners, and requests opened on
+/// them over fifteen minutes (several in the same minute, so opening times
+/// tie), each left open, applied, refused or cancelled at random; then those
+/// opened in the first five minutes recorded as expired. At [`paging_now`],
+/// those opened before minute 10 and still recorded as awaiting read as
+/// expired, the later ones as awaiting.
+fn paging_world(driver: &TestDriver<'_>, notifier: &MemoryNotifier, seed: u64) {
+    let mut rng = rng(seed);
+    for k in 0..6u32 {
+        driver
+            .order_service(&name(&format!("s{k}.example")), id(1 + k % 3))
+            .unwrap();
+    }
+    for n in 0..60u32 {
+        let at = t0() + Duration::minutes(i64::from(n / 4));
+        let _ = random_request(driver, notifier, &mut rng, at);
+    }
+    let _ = driver
+        .expire_due(t0() + Duration::days(7) + Duration::minutes(5))
+        .unwrap();
+}
+
+/// When the paging world is listed.
+fn paging_now() -> OffsetDateTime {
+    t0() + Duration::days(7) + Duration::minutes(10)
+}
+
+/// Opens a random edit at `at` (refusals are skipped) and gives it a random
+/// fate: left open, applied, refused or cancelled.
+fn random_request(
+    driver: &TestDriver<'_>,
+    notifier: &MemoryNotifier,
+    rng: &mut ChaCha20Rng,
+    at: OffsetDateTime,
+) -> Option<RequestId> {
+    let service = name(&format!("s{}.example", rng.next_u32() % 6));
+    let role = Role::ALL[rng.next_u32() as usize % 3];
+    let incoming = id(1 + rng.next_u32() % PAGING_CUSTOMERS);
+    let held = driver.store().service(&service).unwrap()?;
+    // The admin, or the role's own holder asking for their replacement.
+    let requester = if rng.next_u32().is_multiple_of(2) {
+        held.holder(Role::Admin)
+    } else {
+        held.holder(role)
+    };
+    let edit = Edit::new(service).with(role, incoming);
+    let request = driver.submit(&edit, requester, at, rng).ok()?.value[0];
+    let opened = driver.store().request(request).unwrap()?;
+    match rng.next_u32() % 5 {
+        0 | 1 => {}
+        2 => {
+            for who in opened.confirmers() {
+                let token = last_token(notifier, who, request);
+                let _ = driver.accept(request, who, &token, at);
             }
         }
-        let uses = |query: &str, what: &str| {
-            assert!(
-                plan[query].iter().any(|line| line.contains(what)),
-                "{query} does not use {what}: {:?}",
-                plan[query]
-            );
-        };
-        uses("service", "SEARCH services USING PRIMARY KEY (name=?)");
-        uses(
-            "request",
-            "SEARCH requests USING INDEX sqlite_autoindex_requests_1 (id=?)",
-        );
-        for index in [
-            "services_admin (admin=?)",
-            "services_tech (tech=?)",
-            "services_billing (billing=?)",
-        ] {
-            uses("contacts_of", index);
+        3 => {
+            let token = last_token(notifier, opened.incoming(), request);
+            let _ = driver.refuse(request, opened.incoming(), &token, at);
         }
-        uses("requests_of", "SEARCH p USING PRIMARY KEY (customer=?)");
-        uses(
-            "requests_of",
-            "SEARCH r USING INDEX sqlite_autoindex_requests_1 (id=?)",
+        _ => {
+            let _ = driver.cancel(request, requester, at);
+        }
+    }
+    Some(request)
+}
+
+/// Every filter the paging tests try: each set of parts, with no state,
+/// each single state and two pairs, on every service or on one.
+fn paging_filters() -> Vec<RequestFilter> {
+    let parts = [
+        Part::AskedByMe,
+        Part::WaitingForMe,
+        Part::ComingToMe,
+        Part::TakingFromMe,
+    ];
+    let states: Vec<Vec<StateName>> = vec![
+        vec![],
+        vec![StateName::ValidatingByCustomers],
+        vec![StateName::Done],
+        vec![StateName::Refused],
+        vec![StateName::Aborted],
+        vec![StateName::Expired],
+        vec![StateName::Error],
+        vec![StateName::ValidatingByCustomers, StateName::Expired],
+        vec![
+            StateName::Done,
+            StateName::Refused,
+            StateName::Aborted,
+            StateName::Error,
+        ],
+    ];
+    let mut filters = Vec::new();
+    for service in [None, Some(name("s0.example")), Some(name("s4.example"))] {
+        for chosen in &states {
+            for mask in 0..16usize {
+                let mut filter = RequestFilter::all();
+                for (bit, part) in parts.iter().enumerate() {
+                    if mask & (1 << bit) != 0 {
+                        filter = filter.part(*part);
+                    }
+                }
+                for state in chosen {
+                    filter = filter.state(*state);
+                }
+                if let Some(service) = &service {
+                    filter = filter.service(service.clone());
+                }
+                filters.push(filter);
+            }
+        }
+    }
+    filters
+}
+
+/// `requests` that `filter` lists for `customer` at `now`, in the listing's
+/// order: the definition, on a full scan.
+fn scan(
+    requests: &[ChangeRequest],
+    customer: CustomerId,
+    filter: &RequestFilter,
+    now: OffsetDateTime,
+) -> Vec<ChangeRequest> {
+    let mut listed: Vec<ChangeRequest> = requests
+        .iter()
+        .filter(|r| filter.matches(r, customer, now))
+        .cloned()
+        .collect();
+    listed.sort_by_key(|r| (Reverse(r.opened_at()), r.id()));
+    listed
+}
+
+#[test]
+fn request_pages_agree_with_a_filtered_scan() {
+    // R35, R45: for every filter (432 of them) and every customer, "my
+    // requests" read one row a page, three a page or all at once is exactly
+    // the full scan filtered by `RequestFilter::matches`, in its order; the
+    // same for "my contacts" (R6) and "due for expiry" (R29).
+    let dir = TempDir::new("pages");
+    let store = SqliteStore::open(dir.file("pages.db")).unwrap();
+    let (notifier, directory) = (MemoryNotifier::new(), directory());
+    let driver: TestDriver<'_> = Driver::new(&store, &notifier, &directory);
+    paging_world(&driver, &notifier, 7);
+    store.audit().unwrap();
+    let requests = store.requests().unwrap();
+    let now = paging_now();
+    // The world has what the filters tell apart.
+    let states: BTreeSet<StateName> = requests.iter().map(|r| r.state_name_at(now)).collect();
+    for state in [
+        StateName::ValidatingByCustomers,
+        StateName::Done,
+        StateName::Refused,
+        StateName::Aborted,
+        StateName::Expired,
+    ] {
+        assert!(states.contains(&state), "no request is {state}: {states:?}");
+    }
+    assert!(
+        requests
+            .iter()
+            .any(|r| r.is_due(now) && r.state().name() == StateName::ValidatingByCustomers),
+        "no request is due but unrecorded"
+    );
+    let mut times = BTreeMap::<OffsetDateTime, usize>::new();
+    for request in &requests {
+        *times.entry(request.opened_at()).or_default() += 1;
+    }
+    assert!(
+        times.values().any(|n| *n > 1),
+        "no two requests opened together"
+    );
+
+    let (mut listings, mut rows) = (0, 0);
+    for filter in paging_filters() {
+        for customer in (1..=PAGING_CUSTOMERS).map(id) {
+            let expected = scan(&requests, customer, &filter, now);
+            for page in [1, 3, 500] {
+                let listed = all_requests(&store, customer, &filter, now, page);
+                assert_eq!(listed, expected, "{customer} {filter:?}, pages of {page}");
+            }
+            listings += 1;
+            rows += expected.len();
+        }
+    }
+    assert_eq!(listings, 432 * 5);
+    assert!(rows > 2000, "the filters listed only {rows} rows");
+
+    for customer in (0..=PAGING_CUSTOMERS).map(id) {
+        let expected: Vec<(ServiceName, Roles)> = store
+            .services()
+            .unwrap()
+            .iter()
+            .filter(|s| !s.roles_of(customer).is_empty())
+            .map(|s| (s.name().clone(), s.roles_of(customer)))
+            .collect();
+        for page in [1, 2, 500] {
+            assert_eq!(all_contacts(&store, customer, page), expected, "{customer}");
+        }
+    }
+    for minutes in [0, 5, 9, 10, 14, 15] {
+        let at = t0() + Duration::days(7) + Duration::minutes(minutes);
+        let mut expected: Vec<&ChangeRequest> = requests.iter().filter(|r| r.is_due(at)).collect();
+        expected.sort_by_key(|r| (r.deadline(), r.id()));
+        for page in [1, 2, 500] {
+            let due = all_due(&store, at, page);
+            assert_eq!(
+                due.iter().collect::<Vec<_>>(),
+                expected,
+                "due at +{minutes}"
+            );
+        }
+    }
+}
+
+#[test]
+fn request_pages_stay_stable_while_commits_land() {
+    // R45: between the pages of a listing, one row a page, other commits
+    // land: new requests (opened at times that sort before, among and after
+    // the rows not read yet), cancels, applies, refusals and recorded
+    // expiries that move requests between states. No row comes twice, the
+    // rows come in order, each matches the filter as it was read, and every
+    // request no commit touched during the listing is listed exactly when
+    // the filter lists it.
+    let dir = TempDir::new("pages-stable");
+    let store = SqliteStore::open(dir.file("pages.db")).unwrap();
+    let (notifier, directory) = (MemoryNotifier::new(), directory());
+    let driver: TestDriver<'_> = Driver::new(&store, &notifier, &directory);
+    paging_world(&driver, &notifier, 11);
+    let now = paging_now();
+    let mut rng = rng(12);
+    let filters = paging_filters();
+    let (mut listings, mut changed_during, mut untouched_listed) = (0, 0, 0);
+    for round in 0..120 {
+        let filter = &filters[rng.next_u32() as usize % filters.len()];
+        let customer = id(1 + rng.next_u32() % PAGING_CUSTOMERS);
+        let before: BTreeMap<RequestId, Version> = store
+            .requests()
+            .unwrap()
+            .iter()
+            .map(|r| (r.id(), r.version()))
+            .collect();
+        let mut listed: Vec<ChangeRequest> = Vec::new();
+        loop {
+            let page = store
+                .requests_of(customer, filter, now, listed.last().map(opened_key), 1)
+                .unwrap();
+            assert!(page.len() <= 1);
+            let Some(row) = page.into_iter().next() else {
+                break;
+            };
+            if let Some(last) = listed.last() {
+                assert!(
+                    (Reverse(last.opened_at()), last.id()) < (Reverse(row.opened_at()), row.id()),
+                    "round {round}: {} listed after {}",
+                    row.id(),
+                    last.id()
+                );
+            }
+            assert!(
+                filter.matches(&row, customer, now),
+                "round {round}: {} listed but not matching",
+                row.id()
+            );
+            listed.push(row);
+            commit_something(&driver, &notifier, &mut rng, now);
+        }
+        let keys: Vec<(Reverse<OffsetDateTime>, RequestId)> = listed
+            .iter()
+            .map(|r| (Reverse(r.opened_at()), r.id()))
+            .collect();
+        assert!(
+            keys.windows(2).all(|w| w[0] < w[1]),
+            "round {round}: rows repeated or out of order: {keys:?}"
         );
-        uses(
-            "due_for_expiry",
-            "SEARCH requests USING INDEX requests_due (deadline_s<?)",
+        let after = store.requests().unwrap();
+        let listed_ids: BTreeSet<RequestId> = listed.iter().map(ChangeRequest::id).collect();
+        for request in &after {
+            if before.get(&request.id()) != Some(&request.version()) {
+                changed_during += 1;
+                continue;
+            }
+            let expected = filter.matches(request, customer, now);
+            assert_eq!(
+                listed_ids.contains(&request.id()),
+                expected,
+                "round {round}: untouched request {} {} with {filter:?} for {customer}",
+                request.id(),
+                if expected { "skipped" } else { "listed" }
+            );
+            if expected {
+                untouched_listed += 1;
+            }
+        }
+        listings += 1;
+    }
+    store.audit().unwrap();
+    assert_eq!(listings, 120);
+    assert!(
+        changed_during > 50,
+        "only {changed_during} requests changed during listings"
+    );
+    assert!(
+        untouched_listed > 100,
+        "only {untouched_listed} untouched rows listed"
+    );
+}
+
+/// One commit by someone else: a new request at a random time among the
+/// world's, or a cancel, a refusal or an apply of a random open request, or
+/// the recorded expiry of those due at `now`.
+fn commit_something(
+    driver: &TestDriver<'_>,
+    notifier: &MemoryNotifier,
+    rng: &mut ChaCha20Rng,
+    now: OffsetDateTime,
+) {
+    let open: Vec<ChangeRequest> = driver
+        .store()
+        .requests()
+        .unwrap()
+        .into_iter()
+        .filter(ChangeRequest::is_open)
+        .collect();
+    let choice = rng.next_u32() % 4;
+    if choice == 0 || open.is_empty() {
+        let at = t0() + Duration::seconds(i64::from(rng.next_u32() % 1200));
+        let _ = random_request(driver, notifier, rng, at);
+        return;
+    }
+    let request = &open[rng.next_u32() as usize % open.len()];
+    // Before every deadline of the world, so the request is still live.
+    let at = t0() + Duration::minutes(20);
+    match choice {
+        1 => {
+            let _ = driver.cancel(request.id(), request.requester(), at);
+        }
+        2 => {
+            for who in request.missing_at(at) {
+                let token = last_token(notifier, who, request.id());
+                let _ = driver.accept(request.id(), who, &token, at);
+            }
+        }
+        _ => {
+            let _ = driver.expire_due(now).unwrap();
+        }
+    }
+}
+
+/// Asserts what [`listings_are_served_by_indexes`] says of each plan;
+/// `arms` are the "my requests" filters with their number of searches.
+fn assert_plans(plan: &BTreeMap<&str, Vec<String>>, arms: &[(&str, RequestFilter, usize)]) {
+    for (query, lines) in plan {
+        println!("{query}:\n  {}", lines.join("\n  "));
+        for line in lines {
+            let step = line.trim_start();
+            assert!(!step.starts_with("SCAN"), "{query} scans: {lines:?}");
+            if step.starts_with("SEARCH") {
+                assert!(
+                    step.contains("USING INDEX")
+                        || step.contains("USING COVERING INDEX")
+                        || step.contains("USING PRIMARY KEY"),
+                    "{query}: {step}"
+                );
+            }
+            if !query.starts_with("commit") {
+                assert!(!step.contains("TEMP B-TREE"), "{query} sorts: {lines:?}");
+            }
+        }
+    }
+    let uses = |query: &str, what: &str| {
+        assert!(
+            plan[query].iter().any(|line| line.contains(what)),
+            "{query} does not use {what}: {:?}",
+            plan[query]
         );
-        uses(
-            "commit: update a service",
-            "SEARCH services USING PRIMARY KEY (name=?)",
+    };
+    // Every step of a listing searches the listing's index; `count`
+    // searches in all.
+    let searches_only = |query: &str, what: &str, count: usize| {
+        let searches = plan[query]
+            .iter()
+            .filter(|line| line.trim_start().starts_with("SEARCH"));
+        assert!(
+            searches.clone().all(|line| line.contains(what)),
+            "{query} does not search only {what}: {:?}",
+            plan[query]
         );
+        assert_eq!(searches.count(), count, "{query}: {:?}", plan[query]);
+    };
+    uses("service", "SEARCH services USING PRIMARY KEY (name=?)");
+    uses(
+        "request",
+        "SEARCH requests USING INDEX sqlite_autoindex_requests_1 (id=?)",
+    );
+    for (index, role) in [
+        ("services_admin", "admin"),
+        ("services_tech", "tech"),
+        ("services_billing", "billing"),
+    ] {
         uses(
-            "commit: update a request",
-            "SEARCH requests USING INDEX sqlite_autoindex_requests_1 (id=?)",
+            "contacts_of",
+            &format!(" INDEX {index} ({role}=? AND name>?)"),
         );
     }
+    uses("contacts_of", "MERGE (UNION)");
+    for (query, filter, count) in arms {
+        assert_eq!(arm_count(filter), *count, "{query}");
+        searches_only(
+            query,
+            "SEARCH request_parties USING COVERING INDEX request_parties_listing \
+             (customer=? AND part=? AND state=? AND (opened_s,opened_ns)<(?,?))",
+            *count,
+        );
+        if *count > 1 {
+            uses(query, "MERGE (UNION ALL)");
+        }
+    }
+    searches_only(
+        "requests_of: a service",
+        "SEARCH requests USING INDEX requests_service (service=? AND (opened_s,opened_ns)<(?,?))",
+        1,
+    );
+    searches_only(
+        "due_for_expiry",
+        "SEARCH requests USING INDEX requests_due \
+         ((deadline_s,deadline_ns,id)>(?,?,?) AND (deadline_s,deadline_ns)<(?,?))",
+        1,
+    );
+    uses(
+        "commit: update a service",
+        "SEARCH services USING PRIMARY KEY (name=?)",
+    );
+    uses(
+        "commit: update a request",
+        "SEARCH requests USING INDEX sqlite_autoindex_requests_1 (id=?)",
+    );
+    searches_only(
+        "commit: update a request's parties",
+        "SEARCH request_parties USING PRIMARY KEY (request_id=?)",
+        1,
+    );
 }
 
 #[test]
@@ -253,11 +758,11 @@ fn requests_survive_a_reopen() {
     let service = store.service(&site).unwrap().unwrap();
     assert_eq!(service.requests_to_load().collect::<Vec<_>>(), [request]);
     assert_eq!(
-        store.requests_of(incoming).unwrap(),
+        all_requests(&store, incoming, &RequestFilter::all(), later, 1),
         slice::from_ref(&before)
     );
     assert_eq!(
-        store.due_for_expiry(before.deadline()).unwrap(),
+        all_due(&store, before.deadline(), 1),
         slice::from_ref(&before)
     );
     match before.state() {
@@ -284,7 +789,7 @@ fn requests_survive_a_reopen() {
     assert_eq!(after, done.value);
     assert_eq!(after.history()[..before.history().len()], *before.history());
     assert_eq!(
-        store.contacts_of(incoming).unwrap(),
+        all_contacts(&store, incoming, 1),
         [(site.clone(), Role::Tech | Role::Billing)]
     );
     let service = store.service(&site).unwrap().unwrap();
@@ -542,7 +1047,7 @@ fn check_consistency(store: &SqliteStore, opened: usize) {
     }
     let mut listed_roles: BTreeMap<(ServiceName, Role), usize> = BTreeMap::new();
     for customer in (0..100).map(id) {
-        let listed = store.contacts_of(customer).unwrap();
+        let listed = all_contacts(store, customer, 2);
         assert_eq!(
             listed,
             holders.remove(&customer).unwrap_or_default(),
@@ -564,12 +1069,11 @@ fn check_consistency(store: &SqliteStore, opened: usize) {
     let customers: BTreeSet<CustomerId> =
         requests.iter().flat_map(ChangeRequest::parties).collect();
     for customer in customers {
-        let listed: BTreeSet<RequestId> = store
-            .requests_of(customer)
-            .unwrap()
-            .iter()
-            .map(ChangeRequest::id)
-            .collect();
+        let listed: BTreeSet<RequestId> =
+            all_requests(store, customer, &RequestFilter::all(), t0(), 3)
+                .iter()
+                .map(ChangeRequest::id)
+                .collect();
         let expected: BTreeSet<RequestId> = requests
             .iter()
             .filter(|r| r.is_party(customer))
@@ -820,7 +1324,7 @@ fn a_file_of_another_schema_is_refused_and_left_alone() {
         .unwrap()
         .execute_batch(&format!(
             "CREATE TABLE services (name TEXT PRIMARY KEY);
-             PRAGMA application_id = {APPLICATION_ID}; PRAGMA user_version = 3;"
+             PRAGMA application_id = {APPLICATION_ID}; PRAGMA user_version = 4;"
         ))
         .unwrap();
     // A file of the previous schema (version 1, before services named their
@@ -831,6 +1335,18 @@ fn a_file_of_another_schema_is_refused_and_left_alone() {
         .execute_batch(&format!(
             "CREATE TABLE services (name TEXT PRIMARY KEY);
              PRAGMA application_id = {APPLICATION_ID}; PRAGMA user_version = 1;"
+        ))
+        .unwrap();
+    // A file of schema version 2 (before the parties carried their part,
+    // state and opening): refused, not listed from an index it lacks.
+    let version_2 = dir.file("version-2.db");
+    Connection::open(&version_2)
+        .unwrap()
+        .execute_batch(&format!(
+            "CREATE TABLE services (name TEXT PRIMARY KEY);
+             CREATE TABLE request_parties (customer TEXT NOT NULL, request_id TEXT NOT NULL,
+                 PRIMARY KEY (customer, request_id)) STRICT, WITHOUT ROWID;
+             PRAGMA application_id = {APPLICATION_ID}; PRAGMA user_version = 2;"
         ))
         .unwrap();
     let tampered = dir.file("tampered.db");
@@ -848,6 +1364,12 @@ fn a_file_of_another_schema_is_refused_and_left_alone() {
         .unwrap()
         .execute_batch("PRAGMA journal_mode = DELETE; DROP INDEX requests_due;")
         .unwrap();
+    let unlisted = dir.file("unlisted.db");
+    SqliteStore::open(&unlisted).unwrap().close().unwrap();
+    Connection::open(&unlisted)
+        .unwrap()
+        .execute_batch("PRAGMA journal_mode = DELETE; DROP INDEX request_parties_listing;")
+        .unwrap();
 
     let cases = [
         (&garbage, "the file is not a SQLite database"),
@@ -855,8 +1377,9 @@ fn a_file_of_another_schema_is_refused_and_left_alone() {
             &other,
             "application id 0x0 (expected 0x53436f6e), 1 tables and indexes of another application",
         ),
-        (&newer, "it has schema version 3"),
+        (&newer, "it has schema version 4"),
         (&older, "it has schema version 1"),
+        (&version_2, "it has schema version 2"),
         (
             &tampered,
             "table services has columns (name, admin, tech, version, last_admin, last_tech, \
@@ -864,6 +1387,7 @@ fn a_file_of_another_schema_is_refused_and_left_alone() {
              last_tech, last_billing, removed)",
         ),
         (&unindexed, "index requests_due is missing"),
+        (&unlisted, "index request_parties_listing is missing"),
     ];
     let files = listing(&dir.0);
     for (path, detail) in cases {
@@ -879,7 +1403,7 @@ fn a_file_of_another_schema_is_refused_and_left_alone() {
         assert_eq!(
             err.to_string(),
             format!(
-                "{}: not a service-contacts database of schema version 2: {detail}",
+                "{}: not a service-contacts database of schema version 3: {detail}",
                 path.display()
             )
         );
@@ -1008,7 +1532,7 @@ fn a_service_row_that_does_not_parse_is_reported_not_trusted() {
     );
     // The listings meet the row through the admin index.
     assert_corrupt(
-        c.store.contacts_of(id(1)),
+        c.store.contacts_of(id(1), None, 10),
         "services",
         "a.example",
         "column tech",
@@ -1066,7 +1590,7 @@ fn a_service_row_that_does_not_parse_is_reported_not_trusted() {
         )
         .unwrap();
     assert_corrupt(
-        c.store.contacts_of(id(1)),
+        c.store.contacts_of(id(1), None, 10),
         "services",
         "b example",
         "column name",
@@ -1087,9 +1611,27 @@ fn a_request_document_that_does_not_parse_is_reported_not_trusted() {
     c.set_doc(&good[..good.len() / 2]);
     let expected = "column doc: EOF while parsing";
     assert_corrupt(c.store.request(c.request), "requests", &key, expected);
-    assert_corrupt(c.store.requests_of(id(2)), "requests", &key, expected);
+    let all = RequestFilter::all();
+    assert_corrupt(
+        c.store.requests_of(id(2), &all, t0(), None, 10),
+        "requests",
+        &key,
+        expected,
+    );
+    let by_service = RequestFilter::all().service(name("a.example"));
+    assert_corrupt(
+        c.store.requests_of(id(2), &by_service, t0(), None, 10),
+        "requests",
+        &key,
+        expected,
+    );
     let later = t0() + Duration::days(30);
-    assert_corrupt(c.store.due_for_expiry(later), "requests", &key, expected);
+    assert_corrupt(
+        c.store.due_for_expiry(later, None, 10),
+        "requests",
+        &key,
+        expected,
+    );
     assert_corrupt(c.store.audit(), "requests", &key, expected);
     let before = c.row(&c.select_request());
     let admin_token = last_token(&c.notifier, id(1), c.request);
@@ -1147,26 +1689,6 @@ fn request_columns_that_disagree_are_reported_not_trusted() {
     let key = c.request.to_string();
     let good = c.doc();
 
-    // A party missing from the index (R35): "my requests" cannot see it;
-    // the audit names it.
-    c.raw
-        .execute("DELETE FROM request_parties WHERE customer = 'CU2-OVH'", [])
-        .unwrap();
-    assert!(c.store.requests_of(id(2)).unwrap().is_empty());
-    assert_corrupt(
-        c.store.audit(),
-        "request_parties",
-        "CU2-OVH",
-        &format!("CU2-OVH is a party of {key} but is not listed"),
-    );
-    c.raw
-        .execute(
-            "INSERT INTO request_parties (customer, request_id) VALUES ('CU2-OVH', ?1)",
-            [key.as_str()],
-        )
-        .unwrap();
-    c.store.audit().unwrap();
-
     // A document that is another request.
     let mut doc: serde_json::Value = serde_json::from_str(&good).unwrap();
     doc["id"] = serde_json::json!("0123456789abcdef0123456789abcdef");
@@ -1222,6 +1744,162 @@ fn request_columns_that_disagree_are_reported_not_trusted() {
     );
     assert_eq!(c.store.request(c.request).unwrap(), None);
     assert!(c.store.audit().is_err());
+}
+
+/// Edits the party row of request `c.request`'s incoming contact in four
+/// ways, each undone by deleting it and running `restore`: each edit is
+/// reported by the listings that read the row, and by the audit.
+fn assert_bad_party_rows_reported(c: &Corruptible, restore: &str, opened: &str) {
+    // A party row that disagrees with its request is reported by every
+    // listing that reads it and by the audit, never used: a stale state, a
+    // wrong opening time, a part the customer does not have, a customer who
+    // is no party, a request that does not exist.
+    let all = RequestFilter::all();
+    let waiting = RequestFilter::all().part(Part::WaitingForMe);
+    // (Each edit, the customer listing it, what is reported, and whether
+    // "waiting for me" searches the row: it searches awaiting rows of
+    // requesters and incoming contacts only.)
+    let edits = [
+        (
+            "UPDATE request_parties SET state = 'done' WHERE customer = 'CU2-OVH'",
+            "CU2-OVH",
+            "the request is validatingByCustomers".to_owned(),
+            false,
+        ),
+        (
+            "UPDATE request_parties SET opened_ns = 5 WHERE customer = 'CU2-OVH'",
+            "CU2-OVH",
+            format!("the request {opened}"),
+            true,
+        ),
+        (
+            "UPDATE request_parties SET part = 'outgoing' WHERE customer = 'CU2-OVH'",
+            "CU2-OVH",
+            "the request has no outgoing CU2-OVH".to_owned(),
+            false,
+        ),
+        (
+            "UPDATE request_parties SET customer = 'CU9-OVH' WHERE customer = 'CU2-OVH'",
+            "CU9-OVH",
+            "the request has no incoming CU9-OVH".to_owned(),
+            true,
+        ),
+    ];
+    for (edit, customer, detail, seen_waiting) in edits {
+        let before =
+            c.row("SELECT count(*), group_concat(customer || part || state) FROM request_parties");
+        c.raw.execute(edit, []).unwrap();
+        let listed_by: CustomerId = customer.parse().unwrap();
+        assert_corrupt(
+            c.store.requests_of(listed_by, &all, t0(), None, 10),
+            "request_parties",
+            customer,
+            &detail,
+        );
+        let waits = c.store.requests_of(listed_by, &waiting, t0(), None, 10);
+        if seen_waiting {
+            assert_corrupt(waits, "request_parties", customer, &detail);
+        } else {
+            assert!(waits.unwrap().is_empty());
+        }
+        // The audit reports the first row that differs: CU2-OVH's, listed
+        // wrong or not listed.
+        assert_corrupt(c.store.audit(), "request_parties", "CU2-OVH", "");
+        c.raw
+            .execute(
+                "DELETE FROM request_parties WHERE customer = ?1",
+                [customer],
+            )
+            .unwrap();
+        c.raw.execute(restore, []).unwrap();
+        assert_eq!(
+            c.row("SELECT count(*), group_concat(customer || part || state) FROM request_parties"),
+            before
+        );
+        c.store.audit().unwrap();
+    }
+}
+
+#[test]
+fn party_rows_that_disagree_are_reported_not_trusted() {
+    // R35, R45, bad input: `request_parties` copies each request's parties,
+    // state and opening time for the index; a copy that disagrees with the
+    // request is reported by the listing that reads it and by the audit,
+    // never used to list a request; one that is missing hides the request
+    // from its listing, and the audit reports it.
+    let c = corruptible();
+    let key = c.request.to_string();
+    // A party missing from the index (R35): "my requests" cannot see it;
+    // the audit names it.
+    let row = c.row(&format!(
+        "SELECT * FROM request_parties WHERE customer = 'CU2-OVH' AND request_id = '{key}'"
+    ));
+    assert_eq!(
+        row,
+        [
+            "Text(\"CU2-OVH\")".to_owned(),
+            format!("Text(\"{key}\")"),
+            "Text(\"incoming\")".to_owned(),
+            "Text(\"validatingByCustomers\")".to_owned(),
+            format!("Integer({})", t0().unix_timestamp()),
+            "Integer(0)".to_owned(),
+        ]
+    );
+    c.raw
+        .execute("DELETE FROM request_parties WHERE customer = 'CU2-OVH'", [])
+        .unwrap();
+    let all = RequestFilter::all();
+    assert!(
+        c.store
+            .requests_of(id(2), &all, t0(), None, 10)
+            .unwrap()
+            .is_empty()
+    );
+    let opened = format!("opened at {}.000000000", t0().unix_timestamp());
+    assert_corrupt(
+        c.store.audit(),
+        "request_parties",
+        "CU2-OVH",
+        &format!("CU2-OVH as incoming of {key} (validatingByCustomers, {opened}) is not listed"),
+    );
+    let restore = format!(
+        "INSERT INTO request_parties (customer, request_id, part, state, opened_s, opened_ns) \
+         VALUES ('CU2-OVH', '{key}', 'incoming', 'validatingByCustomers', {}, 0)",
+        t0().unix_timestamp()
+    );
+    c.raw.execute(&restore, []).unwrap();
+    c.store.audit().unwrap();
+    assert_eq!(
+        c.store
+            .requests_of(id(2), &all, t0(), None, 10)
+            .unwrap()
+            .len(),
+        1
+    );
+
+    assert_bad_party_rows_reported(&c, &restore, &opened);
+    c.raw.execute_batch("PRAGMA foreign_keys = OFF").unwrap();
+    c.raw
+        .execute(
+            "INSERT INTO request_parties (customer, request_id, part, state, opened_s, opened_ns) \
+             VALUES ('CU2-OVH', '0123456789abcdef0123456789abcdef', 'incoming', 'done', 0, 0)",
+            [],
+        )
+        .unwrap();
+    assert_corrupt(
+        c.store.requests_of(id(2), &all, t0(), None, 10),
+        "request_parties",
+        "CU2-OVH",
+        "the request does not exist",
+    );
+    c.raw
+        .execute(
+            "DELETE FROM request_parties WHERE request_id = '0123456789abcdef0123456789abcdef'",
+            [],
+        )
+        .unwrap();
+    c.raw.execute_batch("PRAGMA foreign_keys = ON").unwrap();
+    c.store.audit().unwrap();
 }
 
 #[test]

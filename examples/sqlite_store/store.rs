@@ -5,22 +5,46 @@
 //! tests check exactly the code the example shows. The library itself has no
 //! database and no `rusqlite` dependency (it is a dev-dependency).
 //!
-//! # Schema (version 2)
+//! # Schema (version 3)
 //!
 //! - `services`: one row per service: `name`, `admin`, `tech`, `billing`
 //!   (canonical customer identifiers), `version`, the last request opened on
 //!   each role (`last_admin`, `last_tech`, `last_billing`, R27, R44) and
 //!   `removed` (a tombstone: a removed service's row stays, so its name's
-//!   versions never restart). One index per role holder serves "my
-//!   contacts" (R6).
+//!   versions never restart). One partial index per role holder, `(holder,
+//!   name) WHERE removed = 0`, serves "my contacts" (R6): three index searches
+//!   from the cursor on, merged by name, so a page costs its own rows and
+//!   tombstones are not even in the indexes.
 //! - `requests`: one row per change request: the whole request as one JSON
 //!   document (`doc`, with its state and history, R34), plus the columns the
 //!   queries need: `service`, `open`, `opened_s`/`opened_ns`,
 //!   `deadline_s`/`deadline_ns` (unix seconds and nanoseconds) and `version`.
 //!   A partial index covers the open requests only, by deadline ("due for
-//!   expiry", R29).
-//! - `request_parties`: `(customer, request_id)`, the index behind "my
-//!   requests" (R35).
+//!   expiry", R29); another, `(service, opened DESC, id)`, serves "my
+//!   requests" filtered by service (R45).
+//! - `request_parties`: one row per customer and part (`requester`,
+//!   `incoming`, `outgoing`) of each request, with copies of the request's
+//!   recorded `state` and `opened_s`/`opened_ns`: the index
+//!   `(customer, part, state, opened DESC, request_id)` behind "my requests"
+//!   (R35, R45). A request's parties and opening never change; its state does,
+//!   and every commit that writes a request writes its parties' `state` in
+//!   the same transaction. A page of "my requests" merges one index search
+//!   per (part, recorded state) pair the filter can list, from the cursor
+//!   on, newest first.
+//!
+//! Every listing is keyset-paged: a page starts strictly after the cursor's
+//! key (`name > ?`, or a row-value range on the time and id), never at an
+//! `OFFSET`, so it costs its own rows whatever the page number and stays
+//! stable while other commits land.
+//!
+//! A `request_parties` row is a copy, so it is checked, never trusted: each
+//! row "my requests" reads must name a request that exists and whose document
+//! has that customer in that part, that recorded state and that opening time;
+//! a row that disagrees is reported as [`SqliteStoreError::Corrupt`] (table
+//! `request_parties`, keyed by the customer). A row that is missing or whose
+//! state is stale cannot be seen by the query that should have found it:
+//! [`SqliteStore::audit`] compares every row with the documents and reports
+//! those too.
 //!
 //! The file is marked with `PRAGMA application_id` and `PRAGMA user_version`;
 //! [`SqliteStore::open`] creates the schema in an empty file and refuses, without
@@ -47,13 +71,14 @@ use std::path::{Path, PathBuf};
 use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
-use rusqlite::types::{FromSql, ValueRef};
+use rusqlite::types::{FromSql, Value, ValueRef};
 use rusqlite::{
     Connection, ErrorCode, OpenFlags, OptionalExtension, Row, TransactionBehavior, params,
+    params_from_iter,
 };
 use service_contacts::{
-    ChangeRequest, Changes, CommitError, Contacts, CustomerId, RequestId, Role, Roles, Service,
-    ServiceName, Store, Version, Write,
+    ChangeRequest, Changes, CommitError, Contacts, CustomerId, Part, RequestFilter, RequestId,
+    RequestKey, Role, Roles, Service, ServiceName, StateName, Store, Version, Write,
 };
 use time::OffsetDateTime;
 
@@ -61,7 +86,7 @@ use time::OffsetDateTime;
 pub(crate) const APPLICATION_ID: i32 = 0x5343_6f6e;
 
 /// `PRAGMA user_version`: the version of the schema below.
-pub(crate) const SCHEMA_VERSION: i32 = 2;
+pub(crate) const SCHEMA_VERSION: i32 = 3;
 
 /// The schema, created in one transaction in an empty file.
 const SCHEMA: &str = "
@@ -76,9 +101,9 @@ CREATE TABLE services (
     last_billing TEXT,
     removed INTEGER NOT NULL CHECK (removed IN (0, 1))
 ) STRICT, WITHOUT ROWID;
-CREATE INDEX services_admin ON services (admin);
-CREATE INDEX services_tech ON services (tech);
-CREATE INDEX services_billing ON services (billing);
+CREATE INDEX services_admin ON services (admin, name) WHERE removed = 0;
+CREATE INDEX services_tech ON services (tech, name) WHERE removed = 0;
+CREATE INDEX services_billing ON services (billing, name) WHERE removed = 0;
 
 CREATE TABLE requests (
     id          TEXT NOT NULL PRIMARY KEY,
@@ -92,12 +117,20 @@ CREATE TABLE requests (
     doc         TEXT NOT NULL
 ) STRICT;
 CREATE INDEX requests_due ON requests (deadline_s, deadline_ns, id) WHERE open = 1;
+CREATE INDEX requests_service ON requests (service, opened_s DESC, opened_ns DESC, id);
 
 CREATE TABLE request_parties (
     customer   TEXT NOT NULL,
     request_id TEXT NOT NULL REFERENCES requests (id),
-    PRIMARY KEY (customer, request_id)
+    part       TEXT NOT NULL CHECK (part IN ('requester', 'incoming', 'outgoing')),
+    state      TEXT NOT NULL CHECK (state IN ('validatingByCustomers', 'done', 'refused',
+                                              'aborted', 'expired', 'error')),
+    opened_s   INTEGER NOT NULL,
+    opened_ns  INTEGER NOT NULL,
+    PRIMARY KEY (request_id, customer, part)
 ) STRICT, WITHOUT ROWID;
+CREATE INDEX request_parties_listing
+    ON request_parties (customer, part, state, opened_s DESC, opened_ns DESC, request_id);
 ";
 
 /// Each table of the schema with its columns, in order: what `open` checks.
@@ -130,15 +163,27 @@ const TABLES: [(&str, &[&str]); 3] = [
             "doc",
         ],
     ),
-    ("request_parties", &["customer", "request_id"]),
+    (
+        "request_parties",
+        &[
+            "customer",
+            "request_id",
+            "part",
+            "state",
+            "opened_s",
+            "opened_ns",
+        ],
+    ),
 ];
 
 /// The indexes of the schema: what `open` checks besides the tables.
-const INDEXES: [&str; 4] = [
+const INDEXES: [&str; 6] = [
     "services_admin",
     "services_tech",
     "services_billing",
     "requests_due",
+    "requests_service",
+    "request_parties_listing",
 ];
 
 /// The columns a service is read from, in the order `read_service` expects.
@@ -165,25 +210,34 @@ const REQUEST: &str = concat!(
     request_columns!(),
     " FROM requests WHERE id = ?1"
 );
-/// One index per role, combined (`MULTI-INDEX OR`); tombstones are skipped.
-const CONTACTS_OF: &str = concat!(
+/// The names of a page of "my contacts": one search of each role's partial
+/// index from the cursor on (`?2`, `''` for the first page), merged by name
+/// (`MERGE (UNION)`, which also drops a name found under two roles), at most
+/// `?3` of them. The rows are then read by name.
+const CONTACTS_OF: &str = "\
+    SELECT name FROM services WHERE admin = ?1 AND name > ?2 AND removed = 0 \
+    UNION SELECT name FROM services WHERE tech = ?1 AND name > ?2 AND removed = 0 \
+    UNION SELECT name FROM services WHERE billing = ?1 AND name > ?2 AND removed = 0 \
+    ORDER BY name LIMIT ?3";
+/// A page of one service's requests, newest first, after the position
+/// `(?2, ?3, ?4)` (opening seconds, nanoseconds, id), at most `?5`: the range
+/// `opened <= cursor` is searched in `requests_service`; the rows of the
+/// cursor's own opening time up to its id are passed over.
+const SERVICE_REQUESTS: &str = concat!(
     "SELECT ",
-    service_columns!(),
-    " FROM services WHERE (admin = ?1 OR tech = ?1 OR billing = ?1) AND removed = 0 \
-     ORDER BY name"
+    request_columns!(),
+    " FROM requests WHERE service = ?1 AND (opened_s, opened_ns) <= (?2, ?3) \
+     AND NOT (opened_s = ?2 AND opened_ns = ?3 AND id <= ?4) \
+     ORDER BY opened_s DESC, opened_ns DESC, id LIMIT ?5"
 );
-/// `CROSS JOIN` fixes the join order: parties first, through their key.
-const REQUESTS_OF: &str = "SELECT r.id, r.service, r.open, r.opened_s, r.opened_ns, \
-                           r.deadline_s, r.deadline_ns, r.version, r.doc \
-                           FROM request_parties AS p CROSS JOIN requests AS r \
-                           ON r.id = p.request_id WHERE p.customer = ?1 \
-                           ORDER BY r.opened_s DESC, r.opened_ns DESC, r.id";
-/// Selects by whole seconds through `requests_due`; the few requests due
-/// later within the same second are dropped after reading.
+/// A page of the requests due at `(?4, ?5)`, after the position `(?1, ?2,
+/// ?3)` (deadline seconds, nanoseconds, id), at most `?6`: one range of
+/// `requests_due`, bounded on both ends.
 const DUE_FOR_EXPIRY: &str = concat!(
     "SELECT ",
     request_columns!(),
-    " FROM requests WHERE open = 1 AND deadline_s <= ?1 ORDER BY deadline_s, deadline_ns, id"
+    " FROM requests WHERE open = 1 AND (deadline_s, deadline_ns, id) > (?1, ?2, ?3) \
+     AND (deadline_s, deadline_ns) <= (?4, ?5) ORDER BY deadline_s, deadline_ns, id LIMIT ?6"
 );
 const ALL_SERVICES: &str = concat!(
     "SELECT ",
@@ -191,6 +245,8 @@ const ALL_SERVICES: &str = concat!(
     " FROM services ORDER BY name"
 );
 const ALL_REQUESTS: &str = concat!("SELECT ", request_columns!(), " FROM requests ORDER BY id");
+const ALL_PARTIES: &str = "SELECT customer, request_id, part, state, opened_s, opened_ns \
+                           FROM request_parties";
 
 const INSERT_SERVICE: &str = "INSERT INTO services (name, admin, tech, billing, version, \
                               last_admin, last_tech, last_billing, removed) \
@@ -207,20 +263,228 @@ const INSERT_REQUEST: &str = "INSERT INTO requests (id, service, open, opened_s,
 const UPDATE_REQUEST: &str = "UPDATE requests SET service = ?2, open = ?3, opened_s = ?4, \
                               opened_ns = ?5, deadline_s = ?6, deadline_ns = ?7, \
                               version = ?8, doc = ?9 WHERE id = ?1 AND version = ?10";
-const INSERT_PARTY: &str = "INSERT INTO request_parties (customer, request_id) VALUES (?1, ?2) \
-                            ON CONFLICT DO NOTHING";
+/// A party row of a new request. A row already there (left by a hand edit)
+/// fails the commit rather than be kept with what it says.
+const INSERT_PARTY: &str = "INSERT INTO request_parties (customer, request_id, part, state, \
+                            opened_s, opened_ns) VALUES (?1, ?2, ?3, ?4, ?5, ?6)";
+/// The recorded state of every party row of a request that changed.
+const UPDATE_PARTIES: &str = "UPDATE request_parties SET state = ?2 \
+                              WHERE request_id = ?1 AND state <> ?2";
+
+/// The columns a party row is read from, in the order `read_party` expects.
+const PARTY_COLUMNS: &str = "SELECT customer, part, state, opened_s, opened_ns, request_id \
+                             FROM request_parties";
+
+/// A page of "my requests" through `request_parties`, for `arms` (part,
+/// recorded state) pairs: one search of `request_parties_listing` per pair,
+/// for customer `?1`, from the position `(?2, ?3, ?4)` (opening seconds,
+/// nanoseconds, id) on, merged newest first (`MERGE (UNION ALL)`), at most
+/// `?5` rows. The pairs' part and state are `?6`, `?7`, then `?8`, `?9`...
+/// A request where the customer has two parts comes once per part, on
+/// adjacent rows.
+fn requests_of_sql(arms: usize) -> String {
+    let arm = |n: usize| {
+        format!(
+            "{PARTY_COLUMNS} WHERE customer = ?1 AND part = ?{} AND state = ?{} \
+             AND (opened_s, opened_ns) <= (?2, ?3) \
+             AND NOT (opened_s = ?2 AND opened_ns = ?3 AND request_id <= ?4)",
+            6 + 2 * n,
+            7 + 2 * n
+        )
+    };
+    let arms: Vec<String> = (0..arms).map(arm).collect();
+    format!(
+        "{} ORDER BY opened_s DESC, opened_ns DESC, request_id LIMIT ?5",
+        arms.join(" UNION ALL ")
+    )
+}
+
+/// A filter for each plan of "my requests" that [`queries`] shows.
+fn sample_filters() -> Vec<(&'static str, RequestFilter)> {
+    vec![
+        ("requests_of: every part and state", RequestFilter::all()),
+        (
+            "requests_of: waiting for me",
+            RequestFilter::all().part(Part::WaitingForMe),
+        ),
+        (
+            "requests_of: asked by me, done",
+            RequestFilter::all()
+                .part(Part::AskedByMe)
+                .state(StateName::Done),
+        ),
+        (
+            "requests_of: asked by me or coming to me, expired",
+            RequestFilter::all()
+                .part(Part::AskedByMe)
+                .part(Part::ComingToMe)
+                .state(StateName::Expired),
+        ),
+    ]
+}
 
 /// The queries behind each method, by name: what [`SqliteStore::query_plans`]
-/// explains.
-pub(crate) const QUERIES: [(&str, &str); 7] = [
-    ("service", SERVICE),
-    ("request", REQUEST),
-    ("contacts_of", CONTACTS_OF),
-    ("requests_of", REQUESTS_OF),
-    ("due_for_expiry", DUE_FOR_EXPIRY),
-    ("commit: update a service", UPDATE_SERVICE),
-    ("commit: update a request", UPDATE_REQUEST),
-];
+/// explains. "My requests" has one query per number of (part, state) pairs
+/// its filter needs; a few filters stand for them, with the service filter's
+/// own query.
+pub(crate) fn queries() -> Vec<(&'static str, String)> {
+    let mut queries = vec![
+        ("service", SERVICE.to_owned()),
+        ("request", REQUEST.to_owned()),
+        ("contacts_of", CONTACTS_OF.to_owned()),
+    ];
+    for (name, filter) in sample_filters() {
+        queries.push((name, requests_of_sql(arms(&filter).len())));
+    }
+    queries.extend([
+        ("requests_of: a service", SERVICE_REQUESTS.to_owned()),
+        ("due_for_expiry", DUE_FOR_EXPIRY.to_owned()),
+        ("commit: update a service", UPDATE_SERVICE.to_owned()),
+        ("commit: update a request", UPDATE_REQUEST.to_owned()),
+        (
+            "commit: update a request's parties",
+            UPDATE_PARTIES.to_owned(),
+        ),
+    ]);
+    queries
+}
+
+/// The number of (part, state) pairs "my requests" searches for `filter`
+/// without a service (see [`requests_of_sql`]).
+pub(crate) fn arm_count(filter: &RequestFilter) -> usize {
+    arms(filter).len()
+}
+
+/// Where a customer sits in a request: the parts that never change, one
+/// `request_parties` row each.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+enum Seat {
+    Requester,
+    Incoming,
+    Outgoing,
+}
+
+impl Seat {
+    const fn as_str(self) -> &'static str {
+        match self {
+            Seat::Requester => "requester",
+            Seat::Incoming => "incoming",
+            Seat::Outgoing => "outgoing",
+        }
+    }
+
+    fn parse(text: &str) -> Option<Seat> {
+        [Seat::Requester, Seat::Incoming, Seat::Outgoing]
+            .into_iter()
+            .find(|seat| seat.as_str() == text)
+    }
+
+    /// Whether `customer` sits here in `request`.
+    fn holds(self, request: &ChangeRequest, customer: CustomerId) -> bool {
+        match self {
+            Seat::Requester => request.requester() == customer,
+            Seat::Incoming => request.incoming() == customer,
+            Seat::Outgoing => request.outgoing_holders().any(|(_, c)| c == customer),
+        }
+    }
+
+    /// Every seat of `request`, with its customer, each once.
+    fn of(request: &ChangeRequest) -> Vec<(CustomerId, Seat)> {
+        let mut seats = vec![
+            (request.requester(), Seat::Requester),
+            (request.incoming(), Seat::Incoming),
+        ];
+        for (_, holder) in request.outgoing_holders() {
+            if !seats.contains(&(holder, Seat::Outgoing)) {
+                seats.push((holder, Seat::Outgoing));
+            }
+        }
+        seats
+    }
+
+    /// The seats where a customer with `part` sits.
+    fn for_part(part: Part) -> &'static [Seat] {
+        match part {
+            Part::AskedByMe => &[Seat::Requester],
+            Part::ComingToMe => &[Seat::Incoming],
+            Part::TakingFromMe => &[Seat::Outgoing],
+            // Only a confirmer is waited for.
+            Part::WaitingForMe => &[Seat::Requester, Seat::Incoming],
+        }
+    }
+}
+
+/// The recorded states a request in `state` at some time may have: past its
+/// deadline, a request still recorded as awaiting reads as expired (R29).
+fn recorded(state: StateName) -> &'static [StateName] {
+    match state {
+        StateName::Expired => &[StateName::Expired, StateName::ValidatingByCustomers],
+        StateName::ValidatingByCustomers => &[StateName::ValidatingByCustomers],
+        StateName::Done => &[StateName::Done],
+        StateName::Refused => &[StateName::Refused],
+        StateName::Aborted => &[StateName::Aborted],
+        StateName::Error => &[StateName::Error],
+    }
+}
+
+/// The (seat, recorded state) pairs whose rows may hold a request `filter`
+/// lists: every request it lists is in one of them (its part gives the seat,
+/// its state at `now` the recorded state; a request waits only while
+/// recorded as awaiting), so searching these and applying
+/// [`RequestFilter::matches`] to what they hold lists exactly the filter's
+/// requests.
+fn arms(filter: &RequestFilter) -> Vec<(Seat, StateName)> {
+    let states: Vec<StateName> = filter
+        .states()
+        .flat_map(|state| recorded(state).iter().copied())
+        .collect();
+    let mut arms = Vec::new();
+    for part in filter.parts() {
+        for seat in Seat::for_part(part) {
+            for state in &states {
+                let possible =
+                    part != Part::WaitingForMe || *state == StateName::ValidatingByCustomers;
+                if possible && !arms.contains(&(*seat, *state)) {
+                    arms.push((*seat, *state));
+                }
+            }
+        }
+    }
+    arms
+}
+
+/// How many rows a listing reads at least per query when the filter passes
+/// over some: key rows of `request_parties` are small.
+const MIN_BATCH: usize = 16;
+/// The most rows one query of a listing reads.
+const MAX_BATCH: usize = 512;
+
+/// A listing's position as SQL values: seconds, nanoseconds, request id.
+#[derive(Clone, Debug)]
+struct Position(i64, i64, String);
+
+impl Position {
+    /// Strictly after `key`, or before everything (newest first, ties by
+    /// id: the first page starts at the greatest time).
+    fn newest_after(key: Option<RequestKey>) -> Position {
+        key.map_or_else(|| Position(i64::MAX, i64::MAX, String::new()), Position::of)
+    }
+
+    /// Strictly after `key`, or before everything (earliest first).
+    fn earliest_after(key: Option<RequestKey>) -> Position {
+        key.map_or_else(|| Position(i64::MIN, i64::MIN, String::new()), Position::of)
+    }
+
+    fn of(key: RequestKey) -> Position {
+        let (s, ns) = unix(key.at);
+        Position(s, ns, key.id.to_string())
+    }
+}
+
+/// A SQL `LIMIT` of `rows`.
+fn sql_limit(rows: usize) -> i64 {
+    i64::try_from(rows).unwrap_or(i64::MAX)
+}
 
 /// What can go wrong in a [`SqliteStore`].
 #[derive(Debug, thiserror::Error)]
@@ -311,6 +575,9 @@ impl SqliteStore {
             | OpenFlags::SQLITE_OPEN_NO_MUTEX;
         let mut conn = Connection::open_with_flags(&path, flags)?;
         conn.busy_timeout(options.busy_timeout)?;
+        // Room for every statement, "my requests" having one per number of
+        // (part, state) pairs.
+        conn.set_prepared_statement_cache_capacity(64);
         // Look before writing anything: even the journal mode is a write.
         match inspect(&conn, &path)? {
             Found::Ours => {}
@@ -363,9 +630,11 @@ impl SqliteStore {
 
     /// Checks the whole database against itself: `SQLite`'s integrity check
     /// (every index matches its table), every row parses, every request's
-    /// columns match its document, and `request_parties` holds exactly the
-    /// parties of each request. A full scan, in one read transaction (one
-    /// snapshot, whatever other connections write meanwhile).
+    /// columns match its document, and `request_parties` holds exactly one
+    /// row per customer and part of each request (requester, incoming, each
+    /// outgoing holder), each with the request's recorded state and opening
+    /// time. A full scan, in one read transaction (one snapshot, whatever
+    /// other connections write meanwhile).
     pub(crate) fn audit(&self) -> Result<(), SqliteStoreError> {
         let conn = self.lock();
         let snapshot = conn.unchecked_transaction()?;
@@ -382,28 +651,28 @@ impl SqliteStore {
                 detail: integrity.join("; "),
             });
         }
-        let expected: BTreeSet<(String, String)> = requests
-            .iter()
-            .flat_map(|request| {
-                request
-                    .parties()
-                    .into_iter()
-                    .map(|party| (party.as_str().to_owned(), request.id().to_string()))
-            })
-            .collect();
-        let stored: BTreeSet<(String, String)> = snapshot
-            .prepare("SELECT customer, request_id FROM request_parties")?
-            .query_map([], |row| Ok((row.get(0)?, row.get(1)?)))?
+        let expected: BTreeSet<PartyRow> = requests.iter().flat_map(PartyRow::all_of).collect();
+        let stored: BTreeSet<PartyRow> = snapshot
+            .prepare(ALL_PARTIES)?
+            .query_map([], |row| {
+                Ok(PartyRow {
+                    customer: row.get(0)?,
+                    request_id: row.get(1)?,
+                    part: row.get(2)?,
+                    state: row.get(3)?,
+                    opened: (row.get(4)?, row.get(5)?),
+                })
+            })?
             .collect::<Result<_, _>>()?;
-        if let Some((customer, id)) = stored.symmetric_difference(&expected).next() {
-            let detail = if stored.contains(&(customer.clone(), id.clone())) {
-                format!("{customer} is listed as a party of {id} but is not one")
+        if let Some(row) = stored.symmetric_difference(&expected).next() {
+            let detail = if stored.contains(row) {
+                format!("{row} is listed, but the request does not say so")
             } else {
-                format!("{customer} is a party of {id} but is not listed")
+                format!("{row} is not listed")
             };
             return Err(SqliteStoreError::Corrupt {
                 table: "request_parties",
-                key: customer.clone(),
+                key: row.customer.clone(),
                 detail,
             });
         }
@@ -412,11 +681,12 @@ impl SqliteStore {
     }
 
     /// The plan `SQLite` chooses for each query of the store (`EXPLAIN QUERY
-    /// PLAN`), by name ([`QUERIES`]), one line per step, indented by depth.
+    /// PLAN`), by name ([`queries`]), one line per step, indented by depth.
     pub(crate) fn query_plans(&self) -> Result<Vec<(&'static str, Vec<String>)>, SqliteStoreError> {
         let conn = self.lock();
-        let mut plans = Vec::with_capacity(QUERIES.len());
-        for (name, sql) in QUERIES {
+        let queries = queries();
+        let mut plans = Vec::with_capacity(queries.len());
+        for (name, sql) in queries {
             let mut stmt = conn.prepare(&format!("EXPLAIN QUERY PLAN {sql}"))?;
             // Unbound parameters are NULL; the plan does not depend on them.
             let nulls = vec![rusqlite::types::Null; stmt.parameter_count()];
@@ -474,29 +744,100 @@ impl Store for SqliteStore {
     fn contacts_of(
         &self,
         customer: CustomerId,
+        after: Option<&ServiceName>,
+        limit: usize,
     ) -> Result<Vec<(ServiceName, Roles)>, SqliteStoreError> {
+        if limit == 0 {
+            return Ok(Vec::new());
+        }
         let conn = self.lock();
-        let mut stmt = conn.prepare_cached(CONTACTS_OF)?;
-        collect(stmt.query([customer.as_str()])?, |row| {
-            let service = read_service(row)?;
-            let roles = service.roles_of(customer);
-            Ok((service.name().clone(), roles))
-        })
+        // One snapshot for the names and the rows read by name.
+        let snapshot = conn.unchecked_transaction()?;
+        let names: Vec<String> = snapshot
+            .prepare_cached(CONTACTS_OF)?
+            .query_map(
+                params![
+                    customer.as_str(),
+                    after.map_or("", ServiceName::as_str),
+                    sql_limit(limit)
+                ],
+                |row| row.get(0),
+            )?
+            .collect::<Result<_, _>>()?;
+        let mut page = Vec::with_capacity(names.len());
+        let mut stmt = snapshot.prepare_cached(SERVICE)?;
+        for name in names {
+            let mut rows = stmt.query([name.as_str()])?;
+            let service = rows.next()?.map(read_service).transpose()?;
+            let roles = service
+                .as_ref()
+                .filter(|s| !s.is_removed())
+                .map_or(Roles::EMPTY, |s| s.roles_of(customer));
+            match service {
+                Some(service) if !roles.is_empty() => page.push((service.name().clone(), roles)),
+                _ => {
+                    return Err(SqliteStoreError::Corrupt {
+                        table: "services",
+                        key: name,
+                        detail: format!(
+                            "a holder index lists it for {customer}, who holds no role of \
+                             a live service there"
+                        ),
+                    });
+                }
+            }
+        }
+        drop(stmt);
+        snapshot.finish()?;
+        Ok(page)
     }
 
-    fn requests_of(&self, customer: CustomerId) -> Result<Vec<ChangeRequest>, SqliteStoreError> {
+    fn requests_of(
+        &self,
+        customer: CustomerId,
+        filter: &RequestFilter,
+        now: OffsetDateTime,
+        after: Option<RequestKey>,
+        limit: usize,
+    ) -> Result<Vec<ChangeRequest>, SqliteStoreError> {
+        if limit == 0 {
+            return Ok(Vec::new());
+        }
         let conn = self.lock();
-        let mut stmt = conn.prepare_cached(REQUESTS_OF)?;
-        collect(stmt.query([customer.as_str()])?, read_request)
+        // One snapshot for every query of the page.
+        let snapshot = conn.unchecked_transaction()?;
+        let page = RequestPage {
+            conn: &snapshot,
+            customer,
+            filter,
+            now,
+            limit,
+        };
+        let page = match filter.service_name() {
+            Some(service) => page.by_service(service, after)?,
+            None => page.by_parties(after)?,
+        };
+        snapshot.finish()?;
+        Ok(page)
     }
 
-    fn due_for_expiry(&self, now: OffsetDateTime) -> Result<Vec<ChangeRequest>, SqliteStoreError> {
+    fn due_for_expiry(
+        &self,
+        now: OffsetDateTime,
+        after: Option<RequestKey>,
+        limit: usize,
+    ) -> Result<Vec<ChangeRequest>, SqliteStoreError> {
+        if limit == 0 {
+            return Ok(Vec::new());
+        }
         let conn = self.lock();
         let mut stmt = conn.prepare_cached(DUE_FOR_EXPIRY)?;
-        let mut due = collect(stmt.query([now.unix_timestamp()])?, read_request)?;
-        // The query selects whole seconds; drop those due later within `now`'s second.
-        due.retain(|request| request.deadline() <= now);
-        Ok(due)
+        let Position(s, ns, id) = Position::earliest_after(after);
+        let until = unix(now);
+        collect(
+            stmt.query(params![s, ns, id, until.0, until.1, sql_limit(limit)])?,
+            read_request,
+        )
     }
 
     fn commit(&self, changes: Changes) -> Result<(), CommitError<SqliteStoreError>> {
@@ -531,6 +872,204 @@ impl Store for SqliteStore {
             Err(err) => Err(CommitError::Store(err.into())),
         }
     }
+}
+
+/// One page of "my requests" being read, in one snapshot.
+struct RequestPage<'a> {
+    conn: &'a Connection,
+    customer: CustomerId,
+    filter: &'a RequestFilter,
+    now: OffsetDateTime,
+    limit: usize,
+}
+
+impl RequestPage<'_> {
+    /// Through `requests_service`: the service's requests from `after` on,
+    /// newest first, those the filter lists, read by batches until the page
+    /// is full or the service has no more.
+    fn by_service(
+        &self,
+        service: &ServiceName,
+        after: Option<RequestKey>,
+    ) -> Result<Vec<ChangeRequest>, SqliteStoreError> {
+        let mut stmt = self.conn.prepare_cached(SERVICE_REQUESTS)?;
+        let mut from = Position::newest_after(after);
+        let mut page = Vec::new();
+        let mut batch = self.limit.min(MAX_BATCH);
+        loop {
+            let Position(s, ns, id) = &from;
+            let rows = collect(
+                stmt.query(params![service.as_str(), s, ns, id, sql_limit(batch)])?,
+                read_request,
+            )?;
+            let more = rows.len() == batch;
+            for request in rows {
+                from = Position::of(RequestKey {
+                    at: request.opened_at(),
+                    id: request.id(),
+                });
+                if self.filter.matches(&request, self.customer, self.now) {
+                    page.push(request);
+                    if page.len() == self.limit {
+                        return Ok(page);
+                    }
+                }
+            }
+            if !more {
+                return Ok(page);
+            }
+            // Rows were passed over: read further ahead.
+            batch = (batch * 2).clamp(MIN_BATCH, MAX_BATCH);
+        }
+    }
+
+    /// Through `request_parties_listing`: the customer's rows in every
+    /// (part, recorded state) pair the filter needs, merged newest first
+    /// from `after` on; each request read once (its rows are adjacent), its
+    /// rows checked against it ([`PartyRow::check`]) and kept if the filter
+    /// lists it, until the page is full or the rows end.
+    fn by_parties(
+        &self,
+        after: Option<RequestKey>,
+    ) -> Result<Vec<ChangeRequest>, SqliteStoreError> {
+        let arms = arms(self.filter);
+        if arms.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut stmt = self.conn.prepare_cached(&requests_of_sql(arms.len()))?;
+        let mut read = self.conn.prepare_cached(REQUEST)?;
+        let mut from = Position::newest_after(after);
+        let mut page = Vec::new();
+        let mut current: Option<ChangeRequest> = None;
+        let mut batch = self.limit.clamp(MIN_BATCH, MAX_BATCH);
+        loop {
+            let Position(s, ns, id) = from.clone();
+            let mut values: Vec<Value> = vec![
+                Value::Text(self.customer.as_str().to_owned()),
+                Value::Integer(s),
+                Value::Integer(ns),
+                Value::Text(id),
+                Value::Integer(sql_limit(batch)),
+            ];
+            for (seat, state) in &arms {
+                values.push(Value::Text(seat.as_str().to_owned()));
+                values.push(Value::Text(state.as_str().to_owned()));
+            }
+            let rows = collect(stmt.query(params_from_iter(values))?, read_party)?;
+            let more = rows.len() == batch;
+            for (row, key) in rows {
+                from = Position(row.opened.0, row.opened.1, row.request_id.clone());
+                if let Some(request) = current.as_ref().filter(|r| r.id() == key) {
+                    // Another part of the request just read.
+                    row.check(request)?;
+                    continue;
+                }
+                let mut found = read.query([row.request_id.as_str()])?;
+                let Some(request) = found.next()?.map(read_request).transpose()? else {
+                    return Err(row.corrupt("the request does not exist"));
+                };
+                row.check(&request)?;
+                if self.filter.matches(&request, self.customer, self.now) {
+                    page.push(request.clone());
+                    if page.len() == self.limit {
+                        return Ok(page);
+                    }
+                }
+                current = Some(request);
+            }
+            if !more {
+                return Ok(page);
+            }
+            batch = (batch * 2).min(MAX_BATCH);
+        }
+    }
+}
+
+/// One `request_parties` row, as stored.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
+struct PartyRow {
+    customer: String,
+    request_id: String,
+    part: String,
+    state: String,
+    opened: (i64, i64),
+}
+
+impl PartyRow {
+    /// The rows `request` must have: one per customer and seat.
+    fn all_of(request: &ChangeRequest) -> Vec<PartyRow> {
+        let (state, opened) = (request.state().name().as_str(), unix(request.opened_at()));
+        Seat::of(request)
+            .into_iter()
+            .map(|(customer, seat)| PartyRow {
+                customer: customer.as_str().to_owned(),
+                request_id: request.id().to_string(),
+                part: seat.as_str().to_owned(),
+                state: state.to_owned(),
+                opened,
+            })
+            .collect()
+    }
+
+    fn corrupt(&self, detail: &str) -> SqliteStoreError {
+        SqliteStoreError::Corrupt {
+            table: "request_parties",
+            key: self.customer.clone(),
+            detail: format!("{self}: {detail}"),
+        }
+    }
+
+    /// Whether the row says what `request`, its request, says: the customer
+    /// sits in that part, and the row's state and opening time are the
+    /// request's. A row that disagrees would list a request under a filter
+    /// it does not belong to, or out of order: it is reported, not used.
+    fn check(&self, request: &ChangeRequest) -> Result<(), SqliteStoreError> {
+        let customer = CustomerId::parse(&self.customer)
+            .ok()
+            .filter(|c| c.as_str() == self.customer);
+        let seat = Seat::parse(&self.part);
+        let (state, opened) = (request.state().name(), unix(request.opened_at()));
+        let detail = if customer.zip(seat).is_none_or(|(c, s)| !s.holds(request, c)) {
+            format!("the request has no {} {}", self.part, self.customer)
+        } else if self.state != state.as_str() {
+            format!("the request is {state}")
+        } else if self.opened != opened {
+            format!("the request opened at {}.{:09}", opened.0, opened.1)
+        } else {
+            return Ok(());
+        };
+        Err(self.corrupt(&detail))
+    }
+}
+
+impl fmt::Display for PartyRow {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{} as {} of {} ({}, opened at {}.{:09})",
+            self.customer, self.part, self.request_id, self.state, self.opened.0, self.opened.1
+        )
+    }
+}
+
+/// A row of [`requests_of_sql`] (customer, part, state, opening, request
+/// id) and the request id it names.
+fn read_party(row: &Row<'_>) -> Result<(PartyRow, RequestId), SqliteStoreError> {
+    let cells = Cells::new(row, "request_parties");
+    let party = PartyRow {
+        customer: cells.get(0, "customer")?,
+        part: cells.get(1, "part")?,
+        state: cells.get(2, "state")?,
+        opened: (cells.get(3, "opened_s")?, cells.get(4, "opened_ns")?),
+        request_id: cells.get(5, "request_id")?,
+    };
+    let key = party
+        .request_id
+        .parse::<RequestId>()
+        .ok()
+        .filter(|id| id.to_string() == party.request_id)
+        .ok_or_else(|| party.corrupt("the request id is not a request id"))?;
+    Ok((party, key))
 }
 
 /// Whether `SQLite` gave up waiting for another connection's lock.
@@ -606,12 +1145,23 @@ fn write_all(
         if changed != 1 {
             return Ok(false);
         }
-        // A request's parties are fixed when it opens; index them once.
+        // A request's parties and opening are fixed when it opens: its rows
+        // are written once; its state, on every write.
         if write.expected.is_none() {
             let mut insert = tx.prepare_cached(INSERT_PARTY)?;
-            for party in &write.parties {
-                insert.execute(params![party, row.id])?;
+            for (party, seat) in &write.parties {
+                insert.execute(params![
+                    party,
+                    row.id,
+                    seat.as_str(),
+                    write.state,
+                    row.opened.0,
+                    row.opened.1
+                ])?;
             }
+        } else {
+            tx.prepare_cached(UPDATE_PARTIES)?
+                .execute(params![row.id, write.state])?;
         }
     }
     tx.commit()?;
@@ -656,11 +1206,13 @@ impl ServiceWrite {
     }
 }
 
-/// A request write: its columns, its JSON document and its parties.
+/// A request write: its columns, its JSON document, its parties (each
+/// customer with each seat) and its recorded state.
 struct RequestWrite {
     row: RequestColumns,
     doc: String,
-    parties: Vec<String>,
+    parties: Vec<(String, Seat)>,
+    state: &'static str,
     expected: Option<i64>,
 }
 
@@ -674,11 +1226,11 @@ impl RequestWrite {
         Ok(RequestWrite {
             row: RequestColumns::of(request).map_err(unstorable)?,
             doc: serde_json::to_string(request).map_err(|err| unstorable(err.to_string()))?,
-            parties: request
-                .parties()
-                .iter()
-                .map(|c| c.as_str().to_owned())
+            parties: Seat::of(request)
+                .into_iter()
+                .map(|(c, seat)| (c.as_str().to_owned(), seat))
                 .collect(),
+            state: request.state().name().as_str(),
             expected: write
                 .expected
                 .map(sql_version)
