@@ -233,6 +233,10 @@ fn my_requests_paged(c: &mut Criterion) {
 
 /// Imports 1M services (three different holders each) into an empty
 /// `MemoryStore` in one batch through `Driver::import_services`.
+///
+/// `IMPORT_SIZE` (default 1,000,000) and `IMPORT_HOLDERS` (how many
+/// customers the holders are drawn from, default 3) change the batch, to
+/// see how the import scales.
 fn import(c: &mut Criterion) {
     let mut group = c.benchmark_group("import");
     group.sample_size(10);
