@@ -14,6 +14,7 @@ use std::hint::black_box;
 use rand_chacha::ChaCha20Rng;
 use rand_chacha::rand_core::SeedableRng;
 use service_contacts::{CustomerId, OsRng, Token};
+use service_contacts::{Driver, MemoryNotifier, MemoryStore, PageSize};
 use stats_alloc::{INSTRUMENTED_SYSTEM, Region, Stats, StatsAlloc};
 
 #[expect(dead_code, reason = "the fixtures are shared with the timing bench")]
@@ -31,10 +32,12 @@ fn count(times: u32, mut work: impl FnMut()) -> Stats {
     region.change()
 }
 
-/// Bytes still allocated: allocated minus freed, reallocations included.
+/// Bytes still allocated: allocated minus freed. `stats_alloc` already
+/// counts a reallocation's growth in `bytes_allocated` (and its shrinking in
+/// `bytes_deallocated`); `bytes_reallocated` is the same change again, so
+/// adding it would count every growth twice, also of buffers freed since.
 fn live_bytes(stats: &Stats) -> i128 {
     stats.bytes_allocated as i128 - stats.bytes_deallocated as i128
-        + stats.bytes_reallocated as i128
 }
 
 fn per_op(label: &str, times: u32, stats: &Stats) {
@@ -96,5 +99,95 @@ fn main() {
         );
         assert_eq!(store.service_count(), size as usize);
         drop(store);
+    }
+
+    pages();
+    import_memory();
+}
+
+/// Allocations of one page of the paged listings, in the big worlds.
+fn pages() {
+    println!("\n== allocations of one page of 50 rows");
+    let times = 1_000;
+    let size = PageSize::default();
+    let driver = common::many_contacts_world(1_000_000);
+    let middle = common::contacts_cursor(&driver, common::big_holder(), 50_000);
+    for (label, who, after) in [
+        (
+            "my contacts, 100 of 1M services",
+            common::small_holder(),
+            None,
+        ),
+        (
+            "my contacts, 100k of 1M services",
+            common::big_holder(),
+            None,
+        ),
+        (
+            "my contacts, 100k of 1M, middle page",
+            common::big_holder(),
+            Some(&middle),
+        ),
+    ] {
+        let stats = count(times, || {
+            black_box(driver.my_contacts(black_box(who), after, size).ok());
+        });
+        per_op(label, times, &stats);
+    }
+    drop(driver);
+    let driver = common::many_requests_world(100_000);
+    for (label, filter) in common::request_filters() {
+        for (who, customer) in [
+            ("100", common::small_holder()),
+            ("100k", common::big_holder()),
+        ] {
+            let stats = count(times, || {
+                black_box(
+                    driver
+                        .my_requests(
+                            black_box(customer),
+                            &filter,
+                            common::REQUESTS_READ_AT,
+                            None,
+                            size,
+                        )
+                        .ok(),
+                );
+            });
+            per_op(&format!("my requests ({label}), in {who}"), times, &stats);
+        }
+    }
+    drop(driver);
+}
+
+/// The store's memory after one `Driver::import_services` batch
+/// (`IMPORT_HOLDERS`: how many customers hold the roles, default 3).
+fn import_memory() {
+    println!("\n== memory of MemoryStore after Driver::import_services (one batch)");
+    let holders: u32 = std::env::var("IMPORT_HOLDERS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(3);
+    for size in [100_000u32, 1_000_000] {
+        let (directory, _) = common::import_batch(0, holders);
+        // The batch is made and consumed inside the region, so only what
+        // the store keeps stays live.
+        let region = Region::new(GLOBAL);
+        let (_, batch) = common::import_batch(size, holders);
+        let driver = Driver::new(
+            MemoryStore::with_capacity(size as usize),
+            MemoryNotifier::new(),
+            directory,
+        );
+        let imported = driver.import_services(batch).expect("imported");
+        drop(imported);
+        let stats = region.change();
+        let per_service = live_bytes(&stats) as f64 / f64::from(size);
+        println!(
+            "{size:>9} services ({holders} holders): {:>12} bytes live, {per_service:>6.1} bytes per service",
+            live_bytes(&stats)
+        );
+        assert_eq!(driver.store().service_count(), size as usize);
+        drop(driver);
     }
 }

@@ -1,7 +1,8 @@
 //! Timings of the hot paths, against the budget in the README's performance
 //! section. Run all with `cargo bench --bench hot_paths`, one group with
 //! `cargo bench --bench hot_paths -- <group>` (`parse`, `format`, `token`,
-//! `lifecycle`, `my_contacts`, `my_requests`).
+//! `lifecycle`, `my_contacts`, `my_requests`, `my_contacts_paged`,
+//! `my_requests_paged`, `import`).
 
 use std::cell::OnceCell;
 use std::hint::black_box;
@@ -10,7 +11,9 @@ use criterion::{BatchSize, BenchmarkId, Criterion, Throughput, criterion_group, 
 use rand_chacha::ChaCha20Rng;
 use rand_chacha::rand_core::SeedableRng;
 use regex::Regex;
-use service_contacts::{CustomerId, OsRng, Token};
+use service_contacts::{
+    CustomerId, Driver, MemoryNotifier, MemoryStore, OsRng, PageSize, RequestFilter, Token,
+};
 use time::macros::datetime;
 
 mod common;
@@ -129,7 +132,11 @@ fn my_contacts(c: &mut Criterion) {
         let world = OnceCell::new();
         group.bench_with_input(BenchmarkId::from_parameter(size), &size, |b, &size| {
             let (driver, customer) = world.get_or_init(|| fixtures::contacts_world(size));
-            b.iter(|| driver.my_contacts(black_box(*customer)).expect("listed"));
+            b.iter(|| {
+                driver
+                    .my_contacts(black_box(*customer), None, PageSize::default())
+                    .expect("listed")
+            });
         });
     }
     group.finish();
@@ -138,17 +145,124 @@ fn my_contacts(c: &mut Criterion) {
 fn my_requests(c: &mut Criterion) {
     let mut group = c.benchmark_group("my_requests");
     group.sample_size(50);
+    let all = RequestFilter::all();
     for open in [1_000, 10_000, 100_000] {
-        let (driver, customer) = fixtures::requests_world(open);
+        let world = OnceCell::new();
         let now = datetime!(2026-11-21 12:00 UTC);
-        group.bench_with_input(BenchmarkId::from_parameter(open), &open, |b, _| {
+        group.bench_with_input(BenchmarkId::from_parameter(open), &open, |b, &open| {
+            let (driver, customer) = world.get_or_init(|| fixtures::requests_world(open));
             b.iter(|| {
                 driver
-                    .my_requests(black_box(customer), now)
+                    .my_requests(black_box(*customer), &all, now, None, PageSize::default())
                     .expect("listed")
             });
         });
     }
+    group.finish();
+}
+
+/// One page of 50 rows of "my contacts" among 1M services, for a customer
+/// holding roles on 100k of them (first page, and the page after a cursor
+/// in the middle) and for one holding 100 (`big` within 2× of `small`).
+fn my_contacts_paged(c: &mut Criterion) {
+    let mut group = c.benchmark_group("my_contacts_paged");
+    let world = OnceCell::new();
+    let world = || world.get_or_init(|| fixtures::many_contacts_world(1_000_000));
+    let size = PageSize::default();
+    let (big, small) = (fixtures::big_holder(), fixtures::small_holder());
+    group.bench_function("1M/small_100", |b| {
+        let driver = world();
+        b.iter(|| {
+            driver
+                .my_contacts(black_box(small), None, size)
+                .expect("listed")
+        });
+    });
+    group.bench_function("1M/big_100k", |b| {
+        let driver = world();
+        b.iter(|| {
+            driver
+                .my_contacts(black_box(big), None, size)
+                .expect("listed")
+        });
+    });
+    group.bench_function("1M/big_100k_middle", |b| {
+        let driver = world();
+        let middle = fixtures::contacts_cursor(driver, big, 50_000);
+        b.iter(|| {
+            let page = driver
+                .my_contacts(black_box(big), Some(black_box(&middle)), size)
+                .expect("listed");
+            debug_assert_eq!(page.items.len(), size.get());
+            page
+        });
+    });
+    group.finish();
+}
+
+/// One page of 50 rows of "my requests" with a state filter, for a
+/// customer in 100k requests (nine in ten done) and one in 100 (half done),
+/// in the same store (`big` within 2× of `small`, for each filter).
+fn my_requests_paged(c: &mut Criterion) {
+    let mut group = c.benchmark_group("my_requests_paged");
+    let world = OnceCell::new();
+    let world = || world.get_or_init(|| fixtures::many_requests_world(100_000));
+    let size = PageSize::default();
+    let now = fixtures::REQUESTS_READ_AT;
+    for (label, filter) in fixtures::request_filters() {
+        for (who, customer) in [
+            ("small_100", fixtures::small_holder()),
+            ("big_100k", fixtures::big_holder()),
+        ] {
+            group.bench_function(format!("{label}/{who}"), |b| {
+                let driver = world();
+                let page = driver
+                    .my_requests(customer, &filter, now, None, size)
+                    .expect("listed");
+                assert_eq!(page.items.len(), size.get(), "{label}/{who}: a full page");
+                b.iter(|| {
+                    driver
+                        .my_requests(black_box(customer), &filter, now, None, size)
+                        .expect("listed")
+                });
+            });
+        }
+    }
+    group.finish();
+}
+
+/// Imports 1M services (three different holders each) into an empty
+/// `MemoryStore` in one batch through `Driver::import_services`.
+///
+/// `IMPORT_SIZE` (default 1,000,000) and `IMPORT_HOLDERS` (how many
+/// customers the holders are drawn from, default 3) change the batch, to
+/// see how the import scales.
+fn import(c: &mut Criterion) {
+    let mut group = c.benchmark_group("import");
+    group.sample_size(10);
+    let size: u32 = std::env::var("IMPORT_SIZE")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(1_000_000);
+    let holders: u32 = std::env::var("IMPORT_HOLDERS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(3);
+    group.throughput(Throughput::Elements(u64::from(size)));
+    group.bench_function(format!("{size}/holders_{holders}"), |b| {
+        b.iter_batched(
+            || {
+                let (directory, batch) = fixtures::import_batch(size, holders);
+                let store = MemoryStore::with_capacity(size as usize);
+                (Driver::new(store, MemoryNotifier::new(), directory), batch)
+            },
+            |(driver, batch)| {
+                let imported = driver.import_services(batch).expect("imported");
+                (driver, imported)
+            },
+            BatchSize::PerIteration,
+        );
+    });
     group.finish();
 }
 
@@ -159,6 +273,9 @@ criterion_group!(
     token,
     lifecycle,
     my_contacts,
-    my_requests
+    my_requests,
+    my_contacts_paged,
+    my_requests_paged,
+    import
 );
 criterion_main!(benches);

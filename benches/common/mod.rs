@@ -4,10 +4,10 @@ use rand_chacha::ChaCha20Rng;
 use rand_chacha::rand_core::SeedableRng;
 use rand_core::TryCryptoRng;
 use service_contacts::{
-    Changes, CustomerId, Driver, Edit, MemoryDirectory, MemoryNotifier, MemoryStore, Role, Service,
-    ServiceName, StateName, Store, Write,
+    Changes, Contacts, CustomerId, Driver, Edit, MemoryDirectory, MemoryNotifier, MemoryStore,
+    PageSize, RequestFilter, Role, Service, ServiceName, StateName, Store, Write,
 };
-use time::{OffsetDateTime, macros::datetime};
+use time::{Duration, OffsetDateTime, macros::datetime};
 
 /// The in-memory driver the benchmarks use.
 pub(crate) type MemoryDriver = Driver<MemoryStore, MemoryNotifier, MemoryDirectory>;
@@ -22,7 +22,7 @@ pub(crate) fn service_name(n: u32) -> ServiceName {
     ServiceName::parse(&format!("s{n}.example.com")).expect("valid bench service name")
 }
 
-const NOW: OffsetDateTime = datetime!(2026-11-21 10:00 UTC);
+pub(crate) const NOW: OffsetDateTime = datetime!(2026-11-21 10:00 UTC);
 
 /// One service, its admin and the customer who becomes tech.
 pub(crate) struct LifeWorld {
@@ -95,7 +95,10 @@ pub(crate) fn contacts_world(size: u32) -> (MemoryDriver, CustomerId) {
     let directory = MemoryDirectory::new();
     directory.add(queried);
     let driver = Driver::new(store, MemoryNotifier::new(), directory);
-    assert_eq!(driver.my_contacts(queried).expect("listed").len(), 3);
+    let page = driver
+        .my_contacts(queried, None, PageSize::default())
+        .expect("listed");
+    assert_eq!(page.items.len(), 3);
     (driver, queried)
 }
 
@@ -147,6 +150,240 @@ pub(crate) fn requests_world(open: u32) -> (MemoryDriver, CustomerId) {
         // Keep the notifier from growing with the store.
         let _ = driver.notifier().take();
     }
-    assert_eq!(driver.my_requests(queried, NOW).expect("listed").len(), 3);
+    let page = driver
+        .my_requests(
+            queried,
+            &RequestFilter::all(),
+            NOW,
+            None,
+            PageSize::default(),
+        )
+        .expect("listed");
+    assert_eq!(page.items.len(), 3);
     (driver, queried)
+}
+
+/// A fixed customer, outside the `BN<n>-OVH` range: `<prefix>1-OVH`.
+fn named(prefix: &str) -> CustomerId {
+    CustomerId::parse(&format!("{prefix}1-OVH")).expect("valid bench identifier")
+}
+
+/// The customer holding roles on a tenth of the services of a
+/// [`many_contacts_world`], and the one holding 100.
+pub(crate) fn big_holder() -> CustomerId {
+    named("BG")
+}
+
+/// See [`big_holder`].
+pub(crate) fn small_holder() -> CustomerId {
+    named("SM")
+}
+
+/// The names `s0.example.com` to `s<size-1>.example.com`, in name order
+/// (the order of the store's holder index, so that building the index
+/// appends instead of inserting in the middle).
+fn names_in_order(size: u32) -> Vec<ServiceName> {
+    let mut names: Vec<ServiceName> = (0..size).map(service_name).collect();
+    names.sort_unstable();
+    names
+}
+
+/// Commits `services` to `store` in batches of 10k (built directly, not
+/// through the driver: this is set-up, not what is measured).
+fn commit_in_batches(store: &MemoryStore, services: impl IntoIterator<Item = Service>) {
+    let mut batch = Vec::with_capacity(10_000);
+    let flush = |batch: &mut Vec<Write<Service>>| {
+        store
+            .commit(Changes {
+                services: std::mem::take(batch),
+                requests: Vec::new(),
+            })
+            .expect("new services");
+    };
+    for service in services {
+        batch.push(Write {
+            value: service,
+            expected: None,
+        });
+        if batch.len() == 10_000 {
+            flush(&mut batch);
+        }
+    }
+    if !batch.is_empty() {
+        flush(&mut batch);
+    }
+}
+
+/// A store of `size` services (in name order): [`big_holder`] holds all
+/// three roles of every tenth one, [`small_holder`] of 100 of them, spread
+/// out; everyone else holds three services.
+pub(crate) fn many_contacts_world(size: u32) -> MemoryDriver {
+    let (big, small) = (big_holder(), small_holder());
+    let spacing = size / 10 / 100;
+    let store = MemoryStore::with_capacity(size as usize);
+    let services = names_in_order(size)
+        .into_iter()
+        .zip(0u32..)
+        .map(|(name, i)| {
+            let holder = if i % 10 == 0 {
+                big
+            } else if i % 10 == 1 && (i / 10) % spacing == 0 {
+                small
+            } else {
+                customer(i / 3)
+            };
+            Service::order(name, holder)
+        });
+    commit_in_batches(&store, services);
+    let directory = MemoryDirectory::new();
+    directory.add(big);
+    directory.add(small);
+    let driver = Driver::new(store, MemoryNotifier::new(), directory);
+    let all = PageSize::new(PageSize::MAX).expect("valid page size");
+    let count = |who| {
+        let (mut rows, mut after) = (0, None);
+        loop {
+            let page = driver
+                .my_contacts(who, after.as_ref(), all)
+                .expect("listed");
+            rows += page.items.len();
+            match page.next {
+                Some(next) => after = Some(next),
+                None => return rows,
+            }
+        }
+    };
+    assert_eq!(count(big), size as usize / 10);
+    assert_eq!(count(small), 100);
+    driver
+}
+
+/// The cursor after the first `rows` rows of `customer`'s contacts.
+pub(crate) fn contacts_cursor(
+    driver: &MemoryDriver,
+    customer: CustomerId,
+    rows: usize,
+) -> service_contacts::Cursor {
+    let all = PageSize::new(PageSize::MAX).expect("valid page size");
+    let mut after = None;
+    for _ in 0..rows / PageSize::MAX {
+        after = driver
+            .my_contacts(customer, after.as_ref(), all)
+            .expect("listed")
+            .next;
+    }
+    after.expect("more rows than asked to skip")
+}
+
+/// The time a [`many_requests_world`] is read at: after every request
+/// opened, before any deadline.
+pub(crate) const REQUESTS_READ_AT: OffsetDateTime = datetime!(2026-11-22 10:00 UTC);
+
+/// A store where [`big_holder`] asked for 100k requests, one on each of the
+/// 100k services it holds, of which nine in ten are done and one in ten
+/// (spread out) still awaits confirmations; and [`small_holder`] asked for
+/// 100 (50 done, 50 awaiting, alternating). Each request proposes a new
+/// tech contact, one of 1,000 customers, who accepts with the requester
+/// for the done ones. Built through the driver (about a second).
+pub(crate) fn many_requests_world(big_requests: u32) -> MemoryDriver {
+    let (big, small) = (big_holder(), small_holder());
+    let directory = MemoryDirectory::new();
+    directory.add(big);
+    directory.add(small);
+    let incoming: Vec<CustomerId> = (0..1_000).map(customer).collect();
+    for who in &incoming {
+        directory.add(*who);
+    }
+    let driver = Driver::new(
+        MemoryStore::with_capacity(big_requests as usize + 100),
+        MemoryNotifier::new(),
+        directory,
+    );
+    let names = names_in_order(big_requests + 100);
+    // Interleaved so neither holder's services are all at one end.
+    let owners = (0u32..).map(|i| {
+        if i % (big_requests / 100 + 1) == 0 {
+            small
+        } else {
+            big
+        }
+    });
+    let owned: Vec<(ServiceName, CustomerId)> = names.into_iter().zip(owners).collect();
+    for chunk in owned.chunks(10_000) {
+        let _ = driver
+            .import_services(
+                chunk
+                    .iter()
+                    .map(|(name, owner)| (name.clone(), Contacts::all(*owner))),
+            )
+            .expect("imported");
+    }
+    let mut rng = ChaCha20Rng::seed_from_u64(11);
+    let (mut big_count, mut small_count) = (0u32, 0u32);
+    for (i, (site, owner)) in (0u32..).zip(owned) {
+        let (count, open_one_in) = if owner == big {
+            (&mut big_count, 10)
+        } else {
+            (&mut small_count, 2)
+        };
+        let stays_open = *count % open_one_in == 0;
+        *count += 1;
+        let tech = incoming[i as usize % incoming.len()];
+        let at = NOW + Duration::milliseconds(i64::from(i));
+        let edit = Edit::new(site).with(Role::Tech, tech);
+        let opened = driver.submit(&edit, owner, at, &mut rng).expect("opened");
+        let mail = driver.notifier().take();
+        if stays_open {
+            continue;
+        }
+        let request = opened.value[0];
+        for who in [tech, owner] {
+            let token = mail
+                .iter()
+                .find(|m| m.to() == who)
+                .and_then(|m| m.token())
+                .expect("a token for each confirmer")
+                .reveal();
+            let _ = driver.accept(request, who, &token, at).expect("accepted");
+        }
+        let _ = driver.notifier().take();
+    }
+    assert_eq!((big_count, small_count), (big_requests, 100));
+    driver
+}
+
+/// The filters the paged "my requests" benchmarks use, with their labels.
+pub(crate) fn request_filters() -> [(&'static str, RequestFilter); 2] {
+    [
+        ("done", RequestFilter::all().state(StateName::Done)),
+        (
+            "validating",
+            RequestFilter::all().state(StateName::ValidatingByCustomers),
+        ),
+    ]
+}
+
+/// `size` services to import, each with three different holders (admin,
+/// tech, billing) among `holders` customers; returns the directory knowing
+/// them all and the batch, in the order of the numbers (not of the names).
+pub(crate) fn import_batch(
+    size: u32,
+    holders: u32,
+) -> (MemoryDirectory, Vec<(ServiceName, Contacts)>) {
+    let directory = MemoryDirectory::new();
+    for n in 0..holders {
+        directory.add(customer(n));
+    }
+    let batch = (0..size)
+        .map(|n| {
+            let first = n % holders;
+            let contacts = Contacts::new(
+                customer(first),
+                customer((first + 1) % holders),
+                customer((first + 2) % holders),
+            );
+            (service_name(n), contacts)
+        })
+        .collect();
+    (directory, batch)
 }
