@@ -343,14 +343,12 @@ impl<S: Store, N: Notifier, D: Directory> Driver<S, N, D> {
         services: impl IntoIterator<Item = (ServiceName, Contacts)>,
     ) -> Result<Vec<Service>, DriverErrorFor<S, D>> {
         let services: Vec<(ServiceName, Contacts)> = services.into_iter().collect();
-        let mut holders: Vec<CustomerId> = Vec::new();
-        for (_, contacts) in &services {
-            for holder in contacts.holders() {
-                if !holders.contains(&holder) {
-                    holders.push(holder);
-                }
-            }
-        }
+        let mut holders: Vec<CustomerId> = services
+            .iter()
+            .flat_map(|(_, contacts)| contacts.iter().map(|(_, holder)| holder))
+            .collect();
+        holders.sort_unstable();
+        holders.dedup();
         for holder in holders {
             self.known(holder)?;
         }

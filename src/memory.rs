@@ -2,7 +2,7 @@
 //! box: for tests, documentation and examples.
 
 use std::cmp::Reverse;
-use std::collections::{BTreeMap, BTreeSet, HashMap, btree_set};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet, btree_set};
 use std::convert::Infallible;
 use std::fmt;
 use std::ops::Bound;
@@ -126,6 +126,33 @@ fn recorded_states(filter: &RequestFilter) -> Vec<StateName> {
         }
     }
     states
+}
+
+/// Sorts service slots by their services' names: by the names' first eight
+/// bytes first (cheap integer keys, next to each other in memory), then by
+/// the whole names within a run of equal prefixes.
+fn sort_by_name(slots: &mut [u32], services: &[Service]) {
+    let prefix = |slot: u32| {
+        let mut bytes = [0u8; 8];
+        let name = services[slot as usize].name().as_str().as_bytes();
+        let n = name.len().min(8);
+        bytes[..n].copy_from_slice(&name[..n]);
+        u64::from_be_bytes(bytes)
+    };
+    let mut keyed: Vec<(u64, u32)> = slots.iter().map(|s| (prefix(*s), *s)).collect();
+    keyed.sort_unstable();
+    for run in keyed.chunk_by_mut(|a, b| a.0 == b.0) {
+        if run.len() > 1 {
+            run.sort_unstable_by(|a, b| {
+                services[a.1 as usize]
+                    .name()
+                    .cmp(services[b.1 as usize].name())
+            });
+        }
+    }
+    for (slot, (_, sorted)) in slots.iter_mut().zip(keyed) {
+        *slot = sorted;
+    }
 }
 
 /// The position just after `key` in a newest-first order.
@@ -275,20 +302,15 @@ impl Tables {
         self.services[slot as usize].name()
     }
 
-    /// Adds `slot` to `holder`'s services, in name order.
-    fn index_holder(&mut self, holder: CustomerId, slot: u32) {
-        let services = &self.services;
-        let name = services[slot as usize].name();
-        let slots = self.by_holder.entry(holder).or_default();
-        let at = slots.partition_point(|s| services[*s as usize].name() < name);
-        if slots.get(at) != Some(&slot) {
-            slots.insert(at, slot);
-        }
-    }
-
     fn unindex_holder(&mut self, holder: CustomerId, slot: u32) {
+        let services = &self.services;
         if let Some(slots) = self.by_holder.get_mut(&holder) {
-            slots.retain(|s| *s != slot);
+            // The slot's service keeps its name: find it by name.
+            let name = services[slot as usize].name();
+            let at = slots.partition_point(|s| services[*s as usize].name() < name);
+            if slots.get(at) == Some(&slot) {
+                slots.remove(at);
+            }
             if slots.is_empty() {
                 self.by_holder.remove(&holder);
             }
@@ -314,27 +336,69 @@ impl Tables {
         services_ok && requests_ok && room
     }
 
-    fn put_service(&mut self, service: Service) {
-        if let Some(&slot) = self.by_name.get(service.name()) {
-            let new_holders = Tables::listed_holders(&service);
+    /// Writes `service`; the holders it gains are added to `added` (to be
+    /// indexed by [`Tables::index_holders`]), those it loses are unindexed.
+    fn put_service(&mut self, service: Service, added: &mut Vec<(CustomerId, u32)>) {
+        let new_holders = Tables::listed_holders(&service);
+        let (slot, old_holders) = if let Some(&slot) = self.by_name.get(service.name()) {
             let old = std::mem::replace(&mut self.services[slot as usize], service);
-            let old_holders = Tables::listed_holders(&old);
-            for holder in &old_holders {
-                if !new_holders.contains(holder) {
-                    self.unindex_holder(*holder, slot);
-                }
-            }
-            for holder in new_holders {
-                self.index_holder(holder, slot);
-            }
+            (slot, Tables::listed_holders(&old))
         } else {
             let slot = u32::try_from(self.services.len()).expect("fewer than 2^32 services");
-            let holders = Tables::listed_holders(&service);
             self.by_name.insert(service.name().clone(), slot);
             self.services.push(service);
-            for holder in holders {
-                self.index_holder(holder, slot);
+            (slot, Vec::new())
+        };
+        for holder in &old_holders {
+            if !new_holders.contains(holder) {
+                self.unindex_holder(*holder, slot);
             }
+        }
+        for holder in new_holders {
+            if !old_holders.contains(&holder) {
+                added.push((holder, slot));
+            }
+        }
+    }
+
+    /// Adds the slots of `added` to their holders' lists, in name order: a
+    /// few by binary insertion, many (an import) by one sort and a merge, so
+    /// that a batch costs about `n log n`, not `n` times a holder's list.
+    fn index_holders(&mut self, mut added: Vec<(CustomerId, u32)>) {
+        added.sort_unstable_by_key(|(holder, _)| *holder);
+        for run in added.chunk_by(|a, b| a.0 == b.0) {
+            let holder = run[0].0;
+            let services = &self.services;
+            let slots = self.by_holder.entry(holder).or_default();
+            if run.len() < 16 {
+                for &(_, slot) in run {
+                    let name = services[slot as usize].name();
+                    let at = slots.partition_point(|s| services[*s as usize].name() < name);
+                    slots.insert(at, slot);
+                }
+                continue;
+            }
+            let mut new: Vec<u32> = run.iter().map(|(_, slot)| *slot).collect();
+            sort_by_name(&mut new, services);
+            let old = std::mem::take(slots);
+            let mut merged = Vec::with_capacity(old.len() + new.len());
+            let (mut a, mut b) = (old.into_iter().peekable(), new.into_iter().peekable());
+            loop {
+                let next = match (a.peek(), b.peek()) {
+                    (Some(x), Some(y)) => {
+                        if services[*x as usize].name() <= services[*y as usize].name() {
+                            a.next()
+                        } else {
+                            b.next()
+                        }
+                    }
+                    (Some(_), None) => a.next(),
+                    (None, Some(_)) => b.next(),
+                    (None, None) => break,
+                };
+                merged.extend(next);
+            }
+            *slots = merged;
         }
     }
 
@@ -494,16 +558,19 @@ impl Store for MemoryStore {
         if !tables.check(&changes) {
             return Err(CommitError::Conflict);
         }
-        let names: BTreeSet<&ServiceName> =
+        let names: HashSet<&ServiceName> =
             changes.services.iter().map(|w| w.value.name()).collect();
-        let ids: BTreeSet<RequestId> = changes.requests.iter().map(|w| w.value.id()).collect();
+        let ids: HashSet<RequestId> = changes.requests.iter().map(|w| w.value.id()).collect();
         if names.len() != changes.services.len() || ids.len() != changes.requests.len() {
             // Two writes of one record in one batch: neither can be right.
             return Err(CommitError::Conflict);
         }
+        drop(names);
+        let mut added = Vec::new();
         for write in changes.services {
-            tables.put_service(write.value);
+            tables.put_service(write.value, &mut added);
         }
+        tables.index_holders(added);
         for write in changes.requests {
             tables.put_request(write.value);
         }

@@ -410,3 +410,33 @@ fn an_outdated_read_is_read_again_then_given_up() {
         }
     }
 }
+
+#[test]
+fn a_large_import_is_indexed_in_name_order() {
+    // R42, R6, R45: a batch big enough to be indexed by sort and merge (not
+    // one insertion at a time), in no particular name order, onto holders
+    // who already hold services: "my contacts" pages through it in name
+    // order, and every index agrees with a scan.
+    let driver = driver();
+    driver
+        .import_services([(name("m-early.example"), three_holders())])
+        .unwrap();
+    let batch: Vec<(ServiceName, Contacts)> = (0..2_000u32)
+        .map(|n| {
+            let scrambled = n.wrapping_mul(7919) % 2_000;
+            let holders = if n % 2 == 0 {
+                three_holders()
+            } else {
+                Contacts::all(newcomer())
+            };
+            (name(&format!("s{scrambled}.example")), holders)
+        })
+        .collect();
+    driver.import_services(batch).unwrap();
+    driver.store().audit().unwrap();
+    let listed = common::all_contacts(&driver, admin(), PageSize::new(7).unwrap()).unwrap();
+    assert_eq!(listed.len(), 1_001);
+    assert!(listed.windows(2).all(|w| w[0].0 < w[1].0));
+    let listed = common::all_contacts(&driver, newcomer(), PageSize::default()).unwrap();
+    assert_eq!(listed.len(), 1_000);
+}
