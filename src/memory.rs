@@ -76,18 +76,25 @@ enum Seat {
 }
 
 impl Seat {
-    /// The seats `customer` has in `request`.
-    fn of(request: &ChangeRequest) -> Vec<(CustomerId, Seat)> {
-        let mut seats = vec![
+    /// Each customer's seats in `request`, once each, without allocating.
+    fn of(request: &ChangeRequest) -> impl Iterator<Item = (CustomerId, Seat)> + '_ {
+        let outgoing = request.outgoing_holders().map(|(_, holder)| holder);
+        let mut seen: [Option<CustomerId>; 3] = [None; 3];
+        let outgoing = outgoing.filter(move |holder| {
+            if seen.contains(&Some(*holder)) {
+                return false;
+            }
+            if let Some(free) = seen.iter_mut().find(|s| s.is_none()) {
+                *free = Some(*holder);
+            }
+            true
+        });
+        [
             (request.requester(), Seat::Requester),
             (request.incoming(), Seat::Incoming),
-        ];
-        for (_, holder) in request.outgoing_holders() {
-            if !seats.contains(&(holder, Seat::Outgoing)) {
-                seats.push((holder, Seat::Outgoing));
-            }
-        }
-        seats
+        ]
+        .into_iter()
+        .chain(outgoing.map(|holder| (holder, Seat::Outgoing)))
     }
 
     /// The seats a filter's parts need to look in.

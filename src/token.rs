@@ -191,7 +191,8 @@ fn decode(text: &str) -> Option<[u8; TOKEN_BYTES]> {
     if text.len() != TOKEN_TEXT_LEN {
         return None;
     }
-    base64url_decode(text)?.try_into().ok()
+    let mut out = [0u8; TOKEN_BYTES];
+    (base64url_decode_into(text, &mut out)? == TOKEN_BYTES).then_some(out)
 }
 
 /// Unpadded base64url (RFC 4648, section 5) of `bytes`.
@@ -218,11 +219,20 @@ pub(crate) fn base64url_encode(bytes: &[u8]) -> String {
 /// alphabet, a length no encoding has, or spare bits that are not zero), so
 /// that each byte string has exactly one text.
 pub(crate) fn base64url_decode(text: &str) -> Option<Vec<u8>> {
+    let mut out = vec![0u8; text.len() * 3 / 4];
+    let n = base64url_decode_into(text, &mut out)?;
+    out.truncate(n);
+    Some(out)
+}
+
+/// [`base64url_decode`] into `out`, without allocating; returns how many
+/// bytes it wrote, or `None` if `text` is not canonical or `out` too short.
+fn base64url_decode_into(text: &str, out: &mut [u8]) -> Option<usize> {
     let b = text.as_bytes();
     if b.len() % 4 == 1 {
         return None;
     }
-    let mut out = Vec::with_capacity(b.len() * 3 / 4);
+    let mut n = 0;
     let mut acc: u32 = 0;
     let mut bits = 0;
     for &c in b {
@@ -238,13 +248,14 @@ pub(crate) fn base64url_decode(text: &str) -> Option<Vec<u8>> {
         bits += 6;
         if bits >= 8 {
             bits -= 8;
-            out.push(((acc >> bits) & 0xff) as u8);
+            *out.get_mut(n)? = ((acc >> bits) & 0xff) as u8;
+            n += 1;
         }
     }
     if acc & ((1 << bits) - 1) != 0 {
         return None;
     }
-    Some(out)
+    Some(n)
 }
 
 /// A cryptographically secure generator backed by the operating system

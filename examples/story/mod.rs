@@ -286,6 +286,18 @@ impl Story {
         self.step("9. Dave hands billing to Carol; both still have to confirm");
         self.propose(store, dave, Role::Billing, carol)?;
 
+        self.listings(store)
+    }
+
+    /// Steps 10 and 11: the listings, a page at a time.
+    fn listings<S: Store>(&mut self, store: &S) -> Result<(), Error> {
+        let Cast {
+            alice,
+            bob,
+            carol,
+            dave,
+            ..
+        } = self.cast;
         self.step("10. \"My contacts\" (R6), a page at a time (R45)");
         let blog: ServiceName = "blog.example.net".parse()?;
         self.driver(store).order_service(&blog, bob)?;
