@@ -136,7 +136,7 @@ fn pages() {
     }
     drop(driver);
     let driver = common::many_requests_world(100_000);
-    for (label, filter) in common::request_filters() {
+    for (label, filter, _) in common::request_filters() {
         for (who, customer) in [
             ("100", common::small_holder()),
             ("100k", common::big_holder()),

@@ -88,11 +88,14 @@ pub trait Store {
     /// `limit` of them.
     ///
     /// Must cost in proportion to `limit` plus the rows the filter passes
-    /// over that an index on the parties cannot tell apart (requests past
-    /// their deadline not yet recorded as expired, and, with a service in
-    /// the filter, that service's other requests): an index on (customer,
-    /// part, state, opening time), or on the service's requests when the
-    /// filter names one.
+    /// over that an index cannot tell apart because they depend on `now`:
+    /// requests past their deadline not yet recorded as expired, and, for a
+    /// filter on `expired`, the awaiting requests still before their
+    /// deadline; with a service in the filter, also that service's other
+    /// requests. In practice: an index on (customer, part, recorded state,
+    /// opening time), where the part "waiting for me" is kept up to date as
+    /// confirmations land (a confirmer waited for while the request is
+    /// awaiting), or on the service's requests when the filter names one.
     fn requests_of(
         &self,
         customer: CustomerId,

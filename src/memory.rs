@@ -12,8 +12,8 @@ use time::OffsetDateTime;
 
 use crate::host::{CommitError, Directory, Notifier, Store};
 use crate::{
-    ChangeRequest, Changes, CustomerId, Message, Part, RequestFilter, RequestId, RequestKey, Roles,
-    Service, ServiceName, StateName, Version,
+    ChangeRequest, Changes, CustomerId, Message, Part, RequestFilter, RequestId, RequestKey,
+    RequestState, Roles, Service, ServiceName, StateName, Version,
 };
 
 /// A [`Store`] in memory, safe to share across threads.
@@ -67,54 +67,83 @@ struct Tables {
 /// A request's place in "my requests": newest first, ties by id.
 type Newest = (Reverse<OffsetDateTime>, RequestId);
 
-/// Where a customer sits in a request: the parts that never change.
+/// Where a customer sits in a request: the parts that never change, and
+/// `Waiting`, which holds the confirmers an awaiting request still waits for
+/// (it changes as they confirm).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 enum Seat {
     Requester,
     Incoming,
     Outgoing,
+    Waiting,
 }
 
-impl Seat {
-    /// Each customer's seats in `request`, once each, without allocating.
-    fn of(request: &ChangeRequest) -> impl Iterator<Item = (CustomerId, Seat)> + '_ {
-        let outgoing = request.outgoing_holders().map(|(_, holder)| holder);
-        let mut seen: [Option<CustomerId>; 3] = [None; 3];
-        let outgoing = outgoing.filter(move |holder| {
-            if seen.contains(&Some(*holder)) {
-                return false;
-            }
-            if let Some(free) = seen.iter_mut().find(|s| s.is_none()) {
-                *free = Some(*holder);
-            }
-            true
-        });
-        [
-            (request.requester(), Seat::Requester),
-            (request.incoming(), Seat::Incoming),
-        ]
-        .into_iter()
-        .chain(outgoing.map(|holder| (holder, Seat::Outgoing)))
-    }
+/// One entry of the party index: a customer, their seat, the recorded
+/// state.
+type PartyKey = (CustomerId, Seat, StateName);
 
-    /// The seats a filter's parts need to look in.
-    fn for_parts(filter: &RequestFilter) -> Vec<Seat> {
-        let mut seats = Vec::with_capacity(3);
-        for part in filter.parts() {
-            let needed: &[Seat] = match part {
-                Part::AskedByMe => &[Seat::Requester],
-                Part::ComingToMe => &[Seat::Incoming],
-                Part::TakingFromMe => &[Seat::Outgoing],
-                Part::WaitingForMe => &[Seat::Requester, Seat::Incoming],
-            };
-            for seat in needed {
-                if !seats.contains(seat) {
-                    seats.push(*seat);
-                }
+/// The entries of one request: at most requester, incoming, three outgoing
+/// contacts and two confirmers waited for.
+#[derive(Clone, Copy, Default)]
+struct PartyKeys {
+    keys: [Option<PartyKey>; 7],
+}
+
+impl PartyKeys {
+    /// The party-index entries of `request`, without allocating.
+    fn of(request: &ChangeRequest) -> PartyKeys {
+        let state = request.state().name();
+        let mut out = PartyKeys::default();
+        let mut push = |key: PartyKey| {
+            if !out.keys.contains(&Some(key))
+                && let Some(free) = out.keys.iter_mut().find(|k| k.is_none())
+            {
+                *free = Some(key);
+            }
+        };
+        push((request.requester(), Seat::Requester, state));
+        push((request.incoming(), Seat::Incoming, state));
+        for (_, holder) in request.outgoing_holders() {
+            push((holder, Seat::Outgoing, state));
+        }
+        if let RequestState::Awaiting(awaiting) = request.state() {
+            for customer in awaiting.missing() {
+                push((customer, Seat::Waiting, state));
             }
         }
-        seats
+        out
     }
+
+    fn iter(&self) -> impl Iterator<Item = PartyKey> + '_ {
+        self.keys.iter().flatten().copied()
+    }
+
+    fn contains(&self, key: &PartyKey) -> bool {
+        self.keys.contains(&Some(*key))
+    }
+}
+
+/// The (seat, recorded state) sets a filter needs: each part's seat, in the
+/// recorded states its states can be in ("waiting for me" only while
+/// awaiting).
+fn seats_and_states(filter: &RequestFilter) -> Vec<(Seat, StateName)> {
+    let states = recorded_states(filter);
+    let mut pairs = Vec::with_capacity(8);
+    for part in filter.parts() {
+        let seat = match part {
+            Part::AskedByMe => Seat::Requester,
+            Part::ComingToMe => Seat::Incoming,
+            Part::TakingFromMe => Seat::Outgoing,
+            Part::WaitingForMe => Seat::Waiting,
+        };
+        for state in &states {
+            let possible = seat != Seat::Waiting || *state == StateName::ValidatingByCustomers;
+            if possible && !pairs.contains(&(seat, *state)) {
+                pairs.push((seat, *state));
+            }
+        }
+    }
+    pairs
 }
 
 /// The recorded states a filter's states (at `now`) need to look in.
@@ -248,11 +277,11 @@ impl MemoryStore {
         let mut deadlines = BTreeSet::new();
         for request in tables.requests.values() {
             let key = (Reverse(request.opened_at()), request.id());
-            for (customer, seat) in Seat::of(request) {
+            for (customer, seat, state) in PartyKeys::of(request).iter() {
                 parties
                     .entry(customer)
                     .or_default()
-                    .entry((seat, request.state().name()))
+                    .entry((seat, state))
                     .or_default()
                     .insert(key);
             }
@@ -412,14 +441,11 @@ impl Tables {
     fn put_request(&mut self, request: ChangeRequest) {
         let id = request.id();
         let key = (Reverse(request.opened_at()), id);
-        let state = request.state().name();
-        // Parties and times never change after creation: only the state
-        // moves a request between its customers' sets.
-        let old_state = if let Some(old) = self.requests.get(&id) {
+        let old_keys = if let Some(old) = self.requests.get(&id) {
             if old.is_open() {
                 self.deadlines.remove(&(old.deadline(), id));
             }
-            Some(old.state().name())
+            Some(PartyKeys::of(old))
         } else {
             self.by_service
                 .entry(request.service().clone())
@@ -427,19 +453,32 @@ impl Tables {
                 .insert(key);
             None
         };
-        if old_state != Some(state) {
-            for (customer, seat) in Seat::of(&request) {
-                let sets = self.by_party.entry(customer).or_default();
-                if let Some(old_state) = old_state {
-                    let emptied = sets.get_mut(&(seat, old_state)).is_some_and(|set| {
-                        set.remove(&key);
-                        set.is_empty()
-                    });
-                    if emptied {
-                        sets.remove(&(seat, old_state));
-                    }
+        // Only a change of state or of whom it waits for moves a request
+        // between its customers' sets.
+        let new_keys = PartyKeys::of(&request);
+        let old_keys = old_keys.unwrap_or_default();
+        for (customer, seat, state) in old_keys.iter() {
+            if new_keys.contains(&(customer, seat, state)) {
+                continue;
+            }
+            if let Some(sets) = self.by_party.get_mut(&customer) {
+                let emptied = sets.get_mut(&(seat, state)).is_some_and(|set| {
+                    set.remove(&key);
+                    set.is_empty()
+                });
+                if emptied {
+                    sets.remove(&(seat, state));
                 }
-                sets.entry((seat, state)).or_default().insert(key);
+            }
+        }
+        for (customer, seat, state) in new_keys.iter() {
+            if !old_keys.contains(&(customer, seat, state)) {
+                self.by_party
+                    .entry(customer)
+                    .or_default()
+                    .entry((seat, state))
+                    .or_default()
+                    .insert(key);
             }
         }
         if request.is_open() {
@@ -464,10 +503,8 @@ impl Tables {
                 streams.push(set.range((from, Bound::Unbounded)).peekable());
             }
         } else if let Some(sets) = self.by_party.get(&customer) {
-            let seats = Seat::for_parts(filter);
-            let states = recorded_states(filter);
-            for ((seat, state), set) in sets {
-                if seats.contains(seat) && states.contains(state) {
+            for pair in seats_and_states(filter) {
+                if let Some(set) = sets.get(&pair) {
                     streams.push(set.range((from, Bound::Unbounded)).peekable());
                 }
             }
