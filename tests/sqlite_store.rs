@@ -26,11 +26,11 @@ use rusqlite::Connection;
 use service_contacts::testing::{CASES, run_store_suite};
 use service_contacts::{
     ActError, ChangeRequest, Changes, CommitError, Contacts, CustomerId, Driver, DriverError, Edit,
-    Event, EventKind, MemoryDirectory, MemoryNotifier, Part, Refusal, RequestFilter, RequestId,
-    RequestKey, RequestState, Role, Roles, Service, ServiceName, StateName, Store, SubmitError,
-    Version, Write,
+    Event, EventKind, MemoryDirectory, MemoryNotifier, MemoryStore, Part, Refusal, RequestFilter,
+    RequestId, RequestKey, RequestState, Role, Roles, Service, ServiceName, StateName, Store,
+    SubmitError, Version, Write,
 };
-use store::{APPLICATION_ID, Options, SqliteStore, SqliteStoreError, arm_count};
+use store::{APPLICATION_ID, Options, SqliteStore, SqliteStoreError, arm_count, party_rows_read};
 use time::{Duration, OffsetDateTime, macros::datetime};
 
 type TestDriver<'a> = Driver<&'a SqliteStore, &'a MemoryNotifier, &'a MemoryDirectory>;
@@ -227,12 +227,13 @@ fn listings_are_served_by_indexes() {
         (
             "requests_of: every part and state",
             RequestFilter::all(),
-            18,
+            19,
         ),
         (
+            // Only the `waiting` rows, of requests recorded as awaiting.
             "requests_of: waiting for me",
             RequestFilter::all().part(Part::WaitingForMe),
-            2,
+            1,
         ),
         (
             "requests_of: asked by me, done",
@@ -264,6 +265,172 @@ fn listings_are_served_by_indexes() {
         3
     );
     assert_eq!(all_due(&reopened, t0() + Duration::days(7), 9).len(), 100);
+}
+
+/// The tokens mailed to each recipient for each request.
+type Tokens = BTreeMap<(CustomerId, RequestId), String>;
+
+/// A reseller's world in `store`: the reseller (customer 1) holds every
+/// role of 1,000 services and asked for 3,000 changes on them, all
+/// confirmed by them and waiting for their incoming contacts, opened a
+/// second apart; among them (at times of their own) 5 requests of customer
+/// 60 give the reseller a role and wait for both. The 5 (oldest first) and
+/// the tokens mailed for them.
+fn reseller_world(store: &SqliteStore) -> (Vec<RequestId>, Tokens) {
+    let (reseller, owner) = (id(1), id(60));
+    let (notifier, directory) = (MemoryNotifier::new(), directory());
+    // Built in memory (fast), then copied into the file in one commit.
+    let memory = MemoryStore::new();
+    let built = Driver::new(&memory, &notifier, &directory);
+    let mailed = || -> Tokens {
+        notifier
+            .take()
+            .into_iter()
+            .filter_map(|m| Some(((m.to(), m.request()), m.token()?.reveal().clone())))
+            .collect()
+    };
+    let resold = |n: u32| name(&format!("r{n}.example"));
+    let of_owner = |n: u32| name(&format!("w{n}.example"));
+    built
+        .import_services((0..1000).map(|n| (resold(n), Contacts::all(reseller))))
+        .unwrap();
+    built
+        .import_services((0..5).map(|n| (of_owner(n), Contacts::all(owner))))
+        .unwrap();
+    let mut seeds = rng(5);
+    let (mut waiting_for_reseller, mut tokens) = (Vec::new(), BTreeMap::new());
+    for n in 0..1000u32 {
+        for (k, role) in (0u32..).zip(Role::ALL) {
+            let at = t0() + Duration::seconds(i64::from(n * 3 + k));
+            let edit = Edit::new(resold(n)).with(role, id(2 + n % 50));
+            let request = built.submit(&edit, reseller, at, &mut seeds).unwrap().value[0];
+            let token = mailed().remove(&(reseller, request)).unwrap();
+            let confirmed = built.accept(request, reseller, &token, at).unwrap();
+            assert!(confirmed.all_delivered());
+        }
+        if n % 200 == 100 {
+            let at = t0() + Duration::seconds(i64::from(n * 3));
+            let request = open_tech(&built, &of_owner(n / 200), reseller, at, u64::from(n));
+            waiting_for_reseller.push(request);
+            tokens.extend(mailed());
+        }
+    }
+    let changes = Changes {
+        services: memory
+            .services()
+            .into_iter()
+            .map(|value| Write {
+                value,
+                expected: None,
+            })
+            .collect(),
+        requests: memory
+            .requests()
+            .into_iter()
+            .map(|value| Write {
+                value,
+                expected: None,
+            })
+            .collect(),
+    };
+    store.commit(changes).unwrap();
+    (waiting_for_reseller, tokens)
+}
+
+#[test]
+fn waiting_for_me_reads_only_what_waits() {
+    // R35, R45: "waiting for me" searches the customer's own `waiting` rows,
+    // one per request that still waits for them, so its cost follows what
+    // it lists, not what the customer sits in: a reseller with 3,000 open
+    // requests they already confirmed (each still waiting for its incoming
+    // contact) and 5 that wait for them reads 5 party rows for the whole
+    // listing and none for an empty page, where a search of their awaiting
+    // requester and incoming rows would read 3,005. Confirming removes the
+    // row in the commit that records it; a terminal request has none.
+    // (Counted rows, not timings: the count is what a page costs.)
+    let (reseller, owner) = (id(1), id(60));
+    let store_dir = TempDir::new("waiting");
+    let store = SqliteStore::open(store_dir.file("waiting.db")).unwrap();
+    let (mut waiting_for_reseller, tokens) = reseller_world(&store);
+    store.audit().unwrap();
+    let raw = Connection::open(store.path()).unwrap();
+    let count = |sql: &str| -> i64 {
+        raw.query_row(sql, [reseller.as_str()], |r| r.get(0))
+            .unwrap()
+    };
+    assert_eq!(
+        count(
+            "SELECT count(*) FROM request_parties WHERE customer = ?1 \
+             AND part IN ('requester', 'incoming') AND state = 'validatingByCustomers'"
+        ),
+        3005
+    );
+    assert_eq!(
+        count("SELECT count(*) FROM request_parties WHERE customer = ?1 AND part = 'waiting'"),
+        5
+    );
+
+    let waiting = RequestFilter::all().part(Part::WaitingForMe);
+    let now = t0() + Duration::hours(2);
+    let rows_read = |list: &dyn Fn() -> Vec<ChangeRequest>| {
+        let before = party_rows_read();
+        let listed = list();
+        (listed, party_rows_read() - before)
+    };
+    waiting_for_reseller.reverse(); // newest first
+    // The whole listing, one page.
+    let (listed, read) = rows_read(&|| all_requests(&store, reseller, &waiting, now, 10));
+    assert_eq!(
+        listed.iter().map(ChangeRequest::id).collect::<Vec<_>>(),
+        waiting_for_reseller
+    );
+    assert_eq!(read, 5);
+    // An empty page, after the last: no row read.
+    let last = opened_key(&listed[4]);
+    let (empty, read) = rows_read(&|| {
+        store
+            .requests_of(reseller, &waiting, now, Some(last), 10)
+            .unwrap()
+    });
+    assert!(empty.is_empty());
+    assert_eq!(read, 0);
+    // Past their deadline the requests no longer wait: the rows are read,
+    // and the filter's final check lists none.
+    let late = t0() + Duration::days(8);
+    let (expired, read) = rows_read(&|| all_requests(&store, reseller, &waiting, late, 10));
+    assert!(expired.is_empty());
+    assert_eq!(read, 5);
+    // The other listings still see the 3,000: "asked by me, awaiting".
+    let asked = RequestFilter::all()
+        .part(Part::AskedByMe)
+        .state(StateName::ValidatingByCustomers);
+    assert_eq!(all_requests(&store, reseller, &asked, now, 500).len(), 3000);
+
+    // The reseller confirms the five: each commit removes their row (the
+    // request still waits for its owner); the owner's confirmation applies
+    // the change and removes the last.
+    let (notifier, directory) = (MemoryNotifier::new(), directory());
+    let driver: TestDriver<'_> = Driver::new(&store, &notifier, &directory);
+    for (k, request) in waiting_for_reseller.iter().enumerate() {
+        let token = &tokens[&(reseller, *request)];
+        let confirmed = driver.accept(*request, reseller, token, now).unwrap();
+        assert!(confirmed.all_delivered());
+        let (left, read) = rows_read(&|| all_requests(&store, reseller, &waiting, now, 10));
+        assert_eq!(left.len(), 4 - k);
+        assert_eq!(read, 4 - k);
+    }
+    assert_eq!(all_requests(&store, owner, &waiting, now, 10).len(), 5);
+    let first = waiting_for_reseller[0];
+    let done = driver
+        .accept(first, owner, &tokens[&(owner, first)], now)
+        .unwrap();
+    assert_eq!(done.value.state().name(), StateName::Done);
+    assert_eq!(all_requests(&store, owner, &waiting, now, 10).len(), 4);
+    assert_eq!(
+        count("SELECT count(*) FROM request_parties WHERE customer = ?1 AND part = 'waiting'"),
+        0
+    );
+    store.audit().unwrap();
 }
 
 // ----- paging (R45) -----
@@ -709,6 +876,11 @@ fn assert_plans(plan: &BTreeMap<&str, Vec<String>>, arms: &[(&str, RequestFilter
     );
     searches_only(
         "commit: update a request's parties",
+        "SEARCH request_parties USING PRIMARY KEY (request_id=?)",
+        1,
+    );
+    searches_only(
+        "commit: clear a request's waiting rows",
         "SEARCH request_parties USING PRIMARY KEY (request_id=?)",
         1,
     );
@@ -1303,6 +1475,20 @@ fn a_crash_mid_transaction_loses_only_that_transaction() {
 
 // ----- bad input -----
 
+/// A file in `dir` marked as a service-contacts database of schema
+/// `version`, holding `tables` (SQL) and a `services` table.
+fn marked_file(dir: &TempDir, version: i32, tables: &str) -> PathBuf {
+    let path = dir.file(&format!("version-{version}.db"));
+    Connection::open(&path)
+        .unwrap()
+        .execute_batch(&format!(
+            "CREATE TABLE services (name TEXT PRIMARY KEY); {tables}
+             PRAGMA application_id = {APPLICATION_ID}; PRAGMA user_version = {version};"
+        ))
+        .unwrap();
+    path
+}
+
 #[test]
 fn a_file_of_another_schema_is_refused_and_left_alone() {
     // Bad input: each file gives a schema error that says what was found,
@@ -1319,36 +1505,29 @@ fn a_file_of_another_schema_is_refused_and_left_alone() {
              INSERT INTO customers (name) VALUES ('Alice');",
         )
         .unwrap();
-    let newer = dir.file("newer.db");
-    Connection::open(&newer)
-        .unwrap()
-        .execute_batch(&format!(
-            "CREATE TABLE services (name TEXT PRIMARY KEY);
-             PRAGMA application_id = {APPLICATION_ID}; PRAGMA user_version = 4;"
-        ))
-        .unwrap();
-    // A file of the previous schema (version 1, before services named their
+    let newer = marked_file(&dir, 5, "");
+    // A file of the first schema (version 1, before services named their
     // last requests): refused, not silently read without its locks.
-    let older = dir.file("older.db");
-    Connection::open(&older)
-        .unwrap()
-        .execute_batch(&format!(
-            "CREATE TABLE services (name TEXT PRIMARY KEY);
-             PRAGMA application_id = {APPLICATION_ID}; PRAGMA user_version = 1;"
-        ))
-        .unwrap();
+    let older = marked_file(&dir, 1, "");
     // A file of schema version 2 (before the parties carried their part,
     // state and opening): refused, not listed from an index it lacks.
-    let version_2 = dir.file("version-2.db");
-    Connection::open(&version_2)
-        .unwrap()
-        .execute_batch(&format!(
-            "CREATE TABLE services (name TEXT PRIMARY KEY);
-             CREATE TABLE request_parties (customer TEXT NOT NULL, request_id TEXT NOT NULL,
-                 PRIMARY KEY (customer, request_id)) STRICT, WITHOUT ROWID;
-             PRAGMA application_id = {APPLICATION_ID}; PRAGMA user_version = 2;"
-        ))
-        .unwrap();
+    let version_2 = marked_file(
+        &dir,
+        2,
+        "CREATE TABLE request_parties (customer TEXT NOT NULL, request_id TEXT NOT NULL,
+             PRIMARY KEY (customer, request_id)) STRICT, WITHOUT ROWID;",
+    );
+    // A file of schema version 3 (before the parties held a `waiting` row
+    // per confirmer still waited for): refused, not listed "waiting for me"
+    // from rows it never wrote.
+    let version_3 = marked_file(
+        &dir,
+        3,
+        "CREATE TABLE request_parties (customer TEXT NOT NULL, request_id TEXT NOT NULL,
+             part TEXT NOT NULL CHECK (part IN ('requester', 'incoming', 'outgoing')),
+             state TEXT NOT NULL, opened_s INTEGER NOT NULL, opened_ns INTEGER NOT NULL,
+             PRIMARY KEY (request_id, customer, part)) STRICT, WITHOUT ROWID;",
+    );
     let tampered = dir.file("tampered.db");
     SqliteStore::open(&tampered).unwrap().close().unwrap();
     Connection::open(&tampered)
@@ -1377,9 +1556,10 @@ fn a_file_of_another_schema_is_refused_and_left_alone() {
             &other,
             "application id 0x0 (expected 0x53436f6e), 1 tables and indexes of another application",
         ),
-        (&newer, "it has schema version 4"),
+        (&newer, "it has schema version 5"),
         (&older, "it has schema version 1"),
         (&version_2, "it has schema version 2"),
+        (&version_3, "it has schema version 3"),
         (
             &tampered,
             "table services has columns (name, admin, tech, version, last_admin, last_tech, \
@@ -1403,7 +1583,7 @@ fn a_file_of_another_schema_is_refused_and_left_alone() {
         assert_eq!(
             err.to_string(),
             format!(
-                "{}: not a service-contacts database of schema version 3: {detail}",
+                "{}: not a service-contacts database of schema version 4: {detail}",
                 path.display()
             )
         );
@@ -1746,76 +1926,114 @@ fn request_columns_that_disagree_are_reported_not_trusted() {
     assert!(c.store.audit().is_err());
 }
 
-/// Edits the party row of request `c.request`'s incoming contact in four
-/// ways, each undone by deleting it and running `restore`: each edit is
-/// reported by the listings that read the row, and by the audit.
+/// Edits the party rows of request `c.request`'s incoming contact (CU2-OVH,
+/// who sits as `incoming` and, not having confirmed, as `waiting`) in eight
+/// ways, each undone by deleting the edited rows and running `restore`: each
+/// edit is reported by the listings that read the row, and by the audit.
 fn assert_bad_party_rows_reported(c: &Corruptible, restore: &str, opened: &str) {
     // A party row that disagrees with its request is reported by every
     // listing that reads it and by the audit, never used: a stale state, a
     // wrong opening time, a part the customer does not have, a customer who
-    // is no party, a request that does not exist.
+    // is no party or is not waited for, a request that does not exist.
     let all = RequestFilter::all();
     let waiting = RequestFilter::all().part(Part::WaitingForMe);
-    // (Each edit, the customer listing it, what is reported, and whether
-    // "waiting for me" searches the row: it searches awaiting rows of
-    // requesters and incoming contacts only.)
+    let incoming = "WHERE customer = 'CU2-OVH' AND part = 'incoming'";
+    let waits = "WHERE customer = 'CU2-OVH' AND part = 'waiting'";
+    // (Each edit, the customer listing it, what is reported, whether "every
+    // part" searches the edited row, and whether "waiting for me" does: it
+    // searches awaiting `waiting` rows only, each in the `all` search too.)
     let edits = [
         (
-            "UPDATE request_parties SET state = 'done' WHERE customer = 'CU2-OVH'",
+            format!("UPDATE request_parties SET state = 'done' {incoming}"),
             "CU2-OVH",
             "the request is validatingByCustomers".to_owned(),
+            true,
             false,
         ),
         (
-            "UPDATE request_parties SET opened_ns = 5 WHERE customer = 'CU2-OVH'",
+            format!("UPDATE request_parties SET opened_ns = 5 {incoming}"),
             "CU2-OVH",
             format!("the request {opened}"),
             true,
-        ),
-        (
-            "UPDATE request_parties SET part = 'outgoing' WHERE customer = 'CU2-OVH'",
-            "CU2-OVH",
-            "the request has no outgoing CU2-OVH".to_owned(),
             false,
         ),
         (
-            "UPDATE request_parties SET customer = 'CU9-OVH' WHERE customer = 'CU2-OVH'",
+            format!("UPDATE request_parties SET part = 'outgoing' {incoming}"),
+            "CU2-OVH",
+            "the request has no outgoing CU2-OVH".to_owned(),
+            true,
+            false,
+        ),
+        (
+            format!("UPDATE request_parties SET customer = 'CU9-OVH' {incoming}"),
             "CU9-OVH",
             "the request has no incoming CU9-OVH".to_owned(),
             true,
+            false,
+        ),
+        // A `waiting` row recorded in another state is searched by nobody:
+        // only the audit finds it.
+        (
+            format!("UPDATE request_parties SET state = 'done' {waits}"),
+            "CU2-OVH",
+            String::new(),
+            false,
+            false,
+        ),
+        (
+            format!("UPDATE request_parties SET opened_ns = 5 {waits}"),
+            "CU2-OVH",
+            format!("the request {opened}"),
+            true,
+            true,
+        ),
+        (
+            format!("UPDATE request_parties SET part = 'outgoing' {waits}"),
+            "CU2-OVH",
+            "the request has no outgoing CU2-OVH".to_owned(),
+            true,
+            false,
+        ),
+        // A `waiting` row for a customer the request does not wait for.
+        (
+            format!("UPDATE request_parties SET customer = 'CU9-OVH' {waits}"),
+            "CU9-OVH",
+            "the request does not wait for CU9-OVH".to_owned(),
+            true,
+            true,
         ),
     ];
-    for (edit, customer, detail, seen_waiting) in edits {
-        let before =
-            c.row("SELECT count(*), group_concat(customer || part || state) FROM request_parties");
-        c.raw.execute(edit, []).unwrap();
+    let rows = "SELECT count(*), group_concat(customer || part || state) FROM request_parties";
+    for (edit, customer, detail, seen_all, seen_waiting) in edits {
+        let before = c.row(rows);
+        c.raw.execute(&edit, []).unwrap();
         let listed_by: CustomerId = customer.parse().unwrap();
-        assert_corrupt(
-            c.store.requests_of(listed_by, &all, t0(), None, 10),
-            "request_parties",
-            customer,
-            &detail,
-        );
+        let listed = c.store.requests_of(listed_by, &all, t0(), None, 10);
+        if seen_all {
+            assert_corrupt(listed, "request_parties", customer, &detail);
+        } else {
+            assert_eq!(listed.unwrap().len(), 1, "{edit}");
+        }
         let waits = c.store.requests_of(listed_by, &waiting, t0(), None, 10);
         if seen_waiting {
             assert_corrupt(waits, "request_parties", customer, &detail);
         } else {
-            assert!(waits.unwrap().is_empty());
+            // The request is listed from CU2-OVH's other, intact, row, or
+            // not at all for CU9-OVH or once CU2-OVH's row is gone.
+            let expected = usize::from(customer == "CU2-OVH" && edit.contains("'incoming'"));
+            assert_eq!(waits.unwrap().len(), expected, "{edit}");
         }
         // The audit reports the first row that differs: CU2-OVH's, listed
         // wrong or not listed.
         assert_corrupt(c.store.audit(), "request_parties", "CU2-OVH", "");
         c.raw
             .execute(
-                "DELETE FROM request_parties WHERE customer = ?1",
-                [customer],
+                "DELETE FROM request_parties WHERE customer IN ('CU2-OVH', 'CU9-OVH')",
+                [],
             )
             .unwrap();
-        c.raw.execute(restore, []).unwrap();
-        assert_eq!(
-            c.row("SELECT count(*), group_concat(customer || part || state) FROM request_parties"),
-            before
-        );
+        c.raw.execute_batch(restore).unwrap();
+        assert_eq!(c.row(rows), before);
         c.store.audit().unwrap();
     }
 }
@@ -1823,51 +2041,59 @@ fn assert_bad_party_rows_reported(c: &Corruptible, restore: &str, opened: &str) 
 #[test]
 fn party_rows_that_disagree_are_reported_not_trusted() {
     // R35, R45, bad input: `request_parties` copies each request's parties,
-    // state and opening time for the index; a copy that disagrees with the
-    // request is reported by the listing that reads it and by the audit,
-    // never used to list a request; one that is missing hides the request
-    // from its listing, and the audit reports it.
+    // the confirmers it waits for, its state and opening time for the
+    // index; a copy that disagrees with the request is reported by the
+    // listing that reads it and by the audit, never used to list a request;
+    // one that is missing hides the request from its listing, and the audit
+    // reports it.
     let c = corruptible();
     let key = c.request.to_string();
+    let (s, opened) = (
+        t0().unix_timestamp(),
+        format!("opened at {}.000000000", t0().unix_timestamp()),
+    );
+    // CU2-OVH sits as incoming and, not having confirmed yet, as waiting.
+    for part in ["incoming", "waiting"] {
+        let row = c.row(&format!(
+            "SELECT * FROM request_parties \
+             WHERE customer = 'CU2-OVH' AND request_id = '{key}' AND part = '{part}'"
+        ));
+        assert_eq!(
+            row,
+            [
+                "Text(\"CU2-OVH\")".to_owned(),
+                format!("Text(\"{key}\")"),
+                format!("Text(\"{part}\")"),
+                "Text(\"validatingByCustomers\")".to_owned(),
+                format!("Integer({s})"),
+                "Integer(0)".to_owned(),
+            ]
+        );
+    }
+    let all = RequestFilter::all();
+    let restore = format!(
+        "INSERT INTO request_parties (customer, request_id, part, state, opened_s, opened_ns) \
+         VALUES ('CU2-OVH', '{key}', 'incoming', 'validatingByCustomers', {s}, 0), \
+                ('CU2-OVH', '{key}', 'waiting', 'validatingByCustomers', {s}, 0);"
+    );
     // A party missing from the index (R35): "my requests" cannot see it;
     // the audit names it.
-    let row = c.row(&format!(
-        "SELECT * FROM request_parties WHERE customer = 'CU2-OVH' AND request_id = '{key}'"
-    ));
-    assert_eq!(
-        row,
-        [
-            "Text(\"CU2-OVH\")".to_owned(),
-            format!("Text(\"{key}\")"),
-            "Text(\"incoming\")".to_owned(),
-            "Text(\"validatingByCustomers\")".to_owned(),
-            format!("Integer({})", t0().unix_timestamp()),
-            "Integer(0)".to_owned(),
-        ]
-    );
     c.raw
         .execute("DELETE FROM request_parties WHERE customer = 'CU2-OVH'", [])
         .unwrap();
-    let all = RequestFilter::all();
     assert!(
         c.store
             .requests_of(id(2), &all, t0(), None, 10)
             .unwrap()
             .is_empty()
     );
-    let opened = format!("opened at {}.000000000", t0().unix_timestamp());
     assert_corrupt(
         c.store.audit(),
         "request_parties",
         "CU2-OVH",
         &format!("CU2-OVH as incoming of {key} (validatingByCustomers, {opened}) is not listed"),
     );
-    let restore = format!(
-        "INSERT INTO request_parties (customer, request_id, part, state, opened_s, opened_ns) \
-         VALUES ('CU2-OVH', '{key}', 'incoming', 'validatingByCustomers', {}, 0)",
-        t0().unix_timestamp()
-    );
-    c.raw.execute(&restore, []).unwrap();
+    c.raw.execute_batch(&restore).unwrap();
     c.store.audit().unwrap();
     assert_eq!(
         c.store
@@ -1900,6 +2126,53 @@ fn party_rows_that_disagree_are_reported_not_trusted() {
         .unwrap();
     c.raw.execute_batch("PRAGMA foreign_keys = ON").unwrap();
     c.store.audit().unwrap();
+}
+
+#[test]
+fn a_missing_waiting_row_is_found_by_the_audit() {
+    // R35, R45, bad input: a `waiting` row missing hides the request from
+    // "waiting for me" only (every listing by part still shows it); the
+    // audit names the row.
+    let c = corruptible();
+    let key = c.request.to_string();
+    let s = t0().unix_timestamp();
+    let waiting = RequestFilter::all().part(Part::WaitingForMe);
+    let listed = |filter: &RequestFilter| {
+        c.store
+            .requests_of(id(2), filter, t0(), None, 10)
+            .unwrap()
+            .len()
+    };
+    assert_eq!(listed(&waiting), 1);
+    c.raw
+        .execute(
+            "DELETE FROM request_parties WHERE customer = 'CU2-OVH' AND part = 'waiting'",
+            [],
+        )
+        .unwrap();
+    assert_eq!(listed(&waiting), 0);
+    assert_eq!(listed(&RequestFilter::all().part(Part::ComingToMe)), 1);
+    assert_corrupt(
+        c.store.audit(),
+        "request_parties",
+        "CU2-OVH",
+        &format!(
+            "CU2-OVH as waiting of {key} (validatingByCustomers, opened at {s}.000000000) \
+             is not listed"
+        ),
+    );
+    c.raw
+        .execute(
+            &format!(
+                "INSERT INTO request_parties \
+                 (customer, request_id, part, state, opened_s, opened_ns) \
+                 VALUES ('CU2-OVH', '{key}', 'waiting', 'validatingByCustomers', {s}, 0)"
+            ),
+            [],
+        )
+        .unwrap();
+    c.store.audit().unwrap();
+    assert_eq!(listed(&waiting), 1);
 }
 
 #[test]

@@ -5,7 +5,7 @@
 //! tests check exactly the code the example shows. The library itself has no
 //! database and no `rusqlite` dependency (it is a dev-dependency).
 //!
-//! # Schema (version 3)
+//! # Schema (version 4)
 //!
 //! - `services`: one row per service: `name`, `admin`, `tech`, `billing`
 //!   (canonical customer identifiers), `version`, the last request opened on
@@ -23,14 +23,20 @@
 //!   expiry", R29); another, `(service, opened DESC, id)`, serves "my
 //!   requests" filtered by service (R45).
 //! - `request_parties`: one row per customer and part (`requester`,
-//!   `incoming`, `outgoing`) of each request, with copies of the request's
-//!   recorded `state` and `opened_s`/`opened_ns`: the index
+//!   `incoming`, `outgoing`) of each request, plus one `waiting` row per
+//!   confirmer the request still waits for while it is recorded as awaiting
+//!   (a pending confirmer, with or without a live token: the customers of
+//!   [`ChangeRequest::missing_at`] ignoring the deadline), each with copies
+//!   of the request's recorded `state` and `opened_s`/`opened_ns`: the index
 //!   `(customer, part, state, opened DESC, request_id)` behind "my requests"
-//!   (R35, R45). A request's parties and opening never change; its state does,
-//!   and every commit that writes a request writes its parties' `state` in
-//!   the same transaction. A page of "my requests" merges one index search
-//!   per (part, recorded state) pair the filter can list, from the cursor
-//!   on, newest first.
+//!   (R35, R45). A request's parties and opening never change; its state and
+//!   the confirmers it waits for do, and every commit that writes a request
+//!   writes its parties' `state` and replaces its `waiting` rows in the same
+//!   transaction (a request that is no longer awaiting has none). A page of
+//!   "my requests" merges one index search per (part, recorded state) pair
+//!   the filter can list, from the cursor on, newest first; "waiting for me"
+//!   is the one pair (`waiting`, `validatingByCustomers`), so a customer's
+//!   requests they already confirmed cost that listing nothing.
 //!
 //! Every listing is keyset-paged: a page starts strictly after the cursor's
 //! key (`name > ?`, or a row-value range on the time and id), never at an
@@ -39,7 +45,8 @@
 //!
 //! A `request_parties` row is a copy, so it is checked, never trusted: each
 //! row "my requests" reads must name a request that exists and whose document
-//! has that customer in that part, that recorded state and that opening time;
+//! has that customer in that part (for a `waiting` row: still waits for that
+//! customer), that recorded state and that opening time;
 //! a row that disagrees is reported as [`SqliteStoreError::Corrupt`] (table
 //! `request_parties`, keyed by the customer). A row that is missing or whose
 //! state is stale cannot be seen by the query that should have found it:
@@ -78,7 +85,7 @@ use rusqlite::{
 };
 use service_contacts::{
     ChangeRequest, Changes, CommitError, Contacts, CustomerId, Part, RequestFilter, RequestId,
-    RequestKey, Role, Roles, Service, ServiceName, StateName, Store, Version, Write,
+    RequestKey, RequestState, Role, Roles, Service, ServiceName, StateName, Store, Version, Write,
 };
 use time::OffsetDateTime;
 
@@ -86,7 +93,7 @@ use time::OffsetDateTime;
 pub(crate) const APPLICATION_ID: i32 = 0x5343_6f6e;
 
 /// `PRAGMA user_version`: the version of the schema below.
-pub(crate) const SCHEMA_VERSION: i32 = 3;
+pub(crate) const SCHEMA_VERSION: i32 = 4;
 
 /// The schema, created in one transaction in an empty file.
 const SCHEMA: &str = "
@@ -122,7 +129,8 @@ CREATE INDEX requests_service ON requests (service, opened_s DESC, opened_ns DES
 CREATE TABLE request_parties (
     customer   TEXT NOT NULL,
     request_id TEXT NOT NULL REFERENCES requests (id),
-    part       TEXT NOT NULL CHECK (part IN ('requester', 'incoming', 'outgoing')),
+    part       TEXT NOT NULL CHECK (part IN ('requester', 'incoming', 'outgoing',
+                                            'waiting')),
     state      TEXT NOT NULL CHECK (state IN ('validatingByCustomers', 'done', 'refused',
                                               'aborted', 'expired', 'error')),
     opened_s   INTEGER NOT NULL,
@@ -270,6 +278,10 @@ const INSERT_PARTY: &str = "INSERT INTO request_parties (customer, request_id, p
 /// The recorded state of every party row of a request that changed.
 const UPDATE_PARTIES: &str = "UPDATE request_parties SET state = ?2 \
                               WHERE request_id = ?1 AND state <> ?2";
+/// The `waiting` rows of a request written again: replaced by its current
+/// ones.
+const DELETE_WAITING: &str = "DELETE FROM request_parties \
+                              WHERE request_id = ?1 AND part = 'waiting'";
 
 /// The columns a party row is read from, in the order `read_party` expects.
 const PARTY_COLUMNS: &str = "SELECT customer, part, state, opened_s, opened_ns, request_id \
@@ -345,6 +357,10 @@ pub(crate) fn queries() -> Vec<(&'static str, String)> {
             "commit: update a request's parties",
             UPDATE_PARTIES.to_owned(),
         ),
+        (
+            "commit: clear a request's waiting rows",
+            DELETE_WAITING.to_owned(),
+        ),
     ]);
     queries
 }
@@ -355,13 +371,15 @@ pub(crate) fn arm_count(filter: &RequestFilter) -> usize {
     arms(filter).len()
 }
 
-/// Where a customer sits in a request: the parts that never change, one
-/// `request_parties` row each.
+/// Where a customer sits in a request, one `request_parties` row each: the
+/// parts that never change, and `Waiting`, held by each confirmer the
+/// request waits for while it is recorded as awaiting.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
 enum Seat {
     Requester,
     Incoming,
     Outgoing,
+    Waiting,
 }
 
 impl Seat {
@@ -370,13 +388,19 @@ impl Seat {
             Seat::Requester => "requester",
             Seat::Incoming => "incoming",
             Seat::Outgoing => "outgoing",
+            Seat::Waiting => "waiting",
         }
     }
 
     fn parse(text: &str) -> Option<Seat> {
-        [Seat::Requester, Seat::Incoming, Seat::Outgoing]
-            .into_iter()
-            .find(|seat| seat.as_str() == text)
+        [
+            Seat::Requester,
+            Seat::Incoming,
+            Seat::Outgoing,
+            Seat::Waiting,
+        ]
+        .into_iter()
+        .find(|seat| seat.as_str() == text)
     }
 
     /// Whether `customer` sits here in `request`.
@@ -385,10 +409,28 @@ impl Seat {
             Seat::Requester => request.requester() == customer,
             Seat::Incoming => request.incoming() == customer,
             Seat::Outgoing => request.outgoing_holders().any(|(_, c)| c == customer),
+            Seat::Waiting => Seat::waiting(request).contains(&customer),
         }
     }
 
-    /// Every seat of `request`, with its customer, each once.
+    /// The customers `request` waits for, each once: its confirmers who have
+    /// not confirmed while it is recorded as awaiting, deadline or not (past
+    /// its deadline the filter's final check reads it as expired); nobody
+    /// once it is recorded as anything else.
+    fn waiting(request: &ChangeRequest) -> Vec<CustomerId> {
+        let mut waiting = Vec::new();
+        if let RequestState::Awaiting(awaiting) = request.state() {
+            for customer in awaiting.missing() {
+                if !waiting.contains(&customer) {
+                    waiting.push(customer);
+                }
+            }
+        }
+        waiting
+    }
+
+    /// Every seat of `request` that never changes, with its customer, each
+    /// once (the `Waiting` seats are [`Seat::waiting`]).
     fn of(request: &ChangeRequest) -> Vec<(CustomerId, Seat)> {
         let mut seats = vec![
             (request.requester(), Seat::Requester),
@@ -408,8 +450,8 @@ impl Seat {
             Part::AskedByMe => &[Seat::Requester],
             Part::ComingToMe => &[Seat::Incoming],
             Part::TakingFromMe => &[Seat::Outgoing],
-            // Only a confirmer is waited for.
-            Part::WaitingForMe => &[Seat::Requester, Seat::Incoming],
+            // Its own rows: confirmers the request still waits for.
+            Part::WaitingForMe => &[Seat::Waiting],
         }
     }
 }
@@ -430,7 +472,8 @@ fn recorded(state: StateName) -> &'static [StateName] {
 /// The (seat, recorded state) pairs whose rows may hold a request `filter`
 /// lists: every request it lists is in one of them (its part gives the seat,
 /// its state at `now` the recorded state; a request waits only while
-/// recorded as awaiting), so searching these and applying
+/// recorded as awaiting, so "waiting for me" is at most the one pair
+/// (`Waiting`, awaiting)), so searching these and applying
 /// [`RequestFilter::matches`] to what they hold lists exactly the filter's
 /// requests.
 fn arms(filter: &RequestFilter) -> Vec<(Seat, StateName)> {
@@ -632,7 +675,8 @@ impl SqliteStore {
     /// (every index matches its table), every row parses, every request's
     /// columns match its document, and `request_parties` holds exactly one
     /// row per customer and part of each request (requester, incoming, each
-    /// outgoing holder), each with the request's recorded state and opening
+    /// outgoing holder, each confirmer it waits for while recorded as
+    /// awaiting), each with the request's recorded state and opening
     /// time. A full scan, in one read transaction (one snapshot, whatever
     /// other connections write meanwhile).
     pub(crate) fn audit(&self) -> Result<(), SqliteStoreError> {
@@ -874,6 +918,20 @@ impl Store for SqliteStore {
     }
 }
 
+#[cfg(test)]
+thread_local! {
+    /// The `request_parties` rows "my requests" read on this thread: what a
+    /// test measures the cost of a listing with (tests only).
+    static PARTY_ROWS_READ: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
+}
+
+/// The `request_parties` rows "my requests" has read on this thread so far
+/// (tests only: the example has no counter).
+#[cfg(test)]
+pub(crate) fn party_rows_read() -> usize {
+    PARTY_ROWS_READ.with(std::cell::Cell::get)
+}
+
 /// One page of "my requests" being read, in one snapshot.
 struct RequestPage<'a> {
     conn: &'a Connection,
@@ -956,6 +1014,8 @@ impl RequestPage<'_> {
                 values.push(Value::Text(state.as_str().to_owned()));
             }
             let rows = collect(stmt.query(params_from_iter(values))?, read_party)?;
+            #[cfg(test)]
+            PARTY_ROWS_READ.with(|read| read.set(read.get() + rows.len()));
             let more = rows.len() == batch;
             for (row, key) in rows {
                 from = Position(row.opened.0, row.opened.1, row.request_id.clone());
@@ -996,11 +1056,16 @@ struct PartyRow {
 }
 
 impl PartyRow {
-    /// The rows `request` must have: one per customer and seat.
+    /// The rows `request` must have: one per customer and seat, the
+    /// `waiting` ones included.
     fn all_of(request: &ChangeRequest) -> Vec<PartyRow> {
         let (state, opened) = (request.state().name().as_str(), unix(request.opened_at()));
+        let waiting = Seat::waiting(request)
+            .into_iter()
+            .map(|c| (c, Seat::Waiting));
         Seat::of(request)
             .into_iter()
+            .chain(waiting)
             .map(|(customer, seat)| PartyRow {
                 customer: customer.as_str().to_owned(),
                 request_id: request.id().to_string(),
@@ -1020,9 +1085,10 @@ impl PartyRow {
     }
 
     /// Whether the row says what `request`, its request, says: the customer
-    /// sits in that part, and the row's state and opening time are the
-    /// request's. A row that disagrees would list a request under a filter
-    /// it does not belong to, or out of order: it is reported, not used.
+    /// sits in that part (a `waiting` row: the request still waits for
+    /// them), and the row's state and opening time are the request's. A row
+    /// that disagrees would list a request under a filter it does not belong
+    /// to, or out of order: it is reported, not used.
     fn check(&self, request: &ChangeRequest) -> Result<(), SqliteStoreError> {
         let customer = CustomerId::parse(&self.customer)
             .ok()
@@ -1030,7 +1096,11 @@ impl PartyRow {
         let seat = Seat::parse(&self.part);
         let (state, opened) = (request.state().name(), unix(request.opened_at()));
         let detail = if customer.zip(seat).is_none_or(|(c, s)| !s.holds(request, c)) {
-            format!("the request has no {} {}", self.part, self.customer)
+            if seat == Some(Seat::Waiting) {
+                format!("the request does not wait for {}", self.customer)
+            } else {
+                format!("the request has no {} {}", self.part, self.customer)
+            }
         } else if self.state != state.as_str() {
             format!("the request is {state}")
         } else if self.opened != opened {
@@ -1145,23 +1215,34 @@ fn write_all(
         if changed != 1 {
             return Ok(false);
         }
-        // A request's parties and opening are fixed when it opens: its rows
-        // are written once; its state, on every write.
-        if write.expected.is_none() {
-            let mut insert = tx.prepare_cached(INSERT_PARTY)?;
-            for (party, seat) in &write.parties {
-                insert.execute(params![
-                    party,
-                    row.id,
-                    seat.as_str(),
-                    write.state,
-                    row.opened.0,
-                    row.opened.1
-                ])?;
-            }
+        // A request's parties and opening are fixed when it opens: their
+        // rows are written once; its state, on every write. The confirmers
+        // it waits for change: its `waiting` rows are replaced on every
+        // write.
+        let mut insert = tx.prepare_cached(INSERT_PARTY)?;
+        let waiting = write.waiting.iter().map(|c| (c, Seat::Waiting));
+        let new_rows: Vec<(&String, Seat)> = if write.expected.is_none() {
+            write
+                .parties
+                .iter()
+                .map(|(c, s)| (c, *s))
+                .chain(waiting)
+                .collect()
         } else {
+            tx.prepare_cached(DELETE_WAITING)?.execute([&row.id])?;
             tx.prepare_cached(UPDATE_PARTIES)?
                 .execute(params![row.id, write.state])?;
+            waiting.collect()
+        };
+        for (party, seat) in new_rows {
+            insert.execute(params![
+                party,
+                row.id,
+                seat.as_str(),
+                write.state,
+                row.opened.0,
+                row.opened.1
+            ])?;
         }
     }
     tx.commit()?;
@@ -1207,11 +1288,13 @@ impl ServiceWrite {
 }
 
 /// A request write: its columns, its JSON document, its parties (each
-/// customer with each seat) and its recorded state.
+/// customer with each seat that never changes), the customers it waits for
+/// and its recorded state.
 struct RequestWrite {
     row: RequestColumns,
     doc: String,
     parties: Vec<(String, Seat)>,
+    waiting: Vec<String>,
     state: &'static str,
     expected: Option<i64>,
 }
@@ -1229,6 +1312,10 @@ impl RequestWrite {
             parties: Seat::of(request)
                 .into_iter()
                 .map(|(c, seat)| (c.as_str().to_owned(), seat))
+                .collect(),
+            waiting: Seat::waiting(request)
+                .into_iter()
+                .map(|c| c.as_str().to_owned())
                 .collect(),
             state: request.state().name().as_str(),
             expected: write
