@@ -2,7 +2,7 @@
 //! box: for tests, documentation and examples.
 
 use std::cmp::Reverse;
-use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet, btree_set};
+use std::collections::{BTreeSet, HashMap, HashSet};
 use std::convert::Infallible;
 use std::fmt;
 use std::ops::Bound;
@@ -57,7 +57,7 @@ struct Tables {
     requests: HashMap<RequestId, ChangeRequest>,
     /// For each customer, their requests by their part (see [`Seat`]) and
     /// the recorded state, newest first.
-    by_party: HashMap<CustomerId, BTreeMap<(Seat, StateName), BTreeSet<Newest>>>,
+    by_party: HashMap<CustomerId, BTreeSet<PartyEntry>>,
     /// For each service, its requests, newest first.
     by_service: HashMap<ServiceName, BTreeSet<Newest>>,
     /// Deadlines of the requests in the awaiting state.
@@ -65,7 +65,21 @@ struct Tables {
 }
 
 /// A request's place in "my requests": newest first, ties by id.
-type Newest = (Reverse<OffsetDateTime>, RequestId);
+type Newest = (Reverse<i128>, RequestId);
+
+/// One entry of a customer's party index: their seat, the recorded state,
+/// the request's place. One ordered set per customer holds them all, so a
+/// (seat, state) is a range of it.
+type PartyEntry = (Seat, StateName, Newest);
+
+/// A request's place in "my requests", from its opening time.
+fn newest(at: OffsetDateTime, id: RequestId) -> Newest {
+    (Reverse(at.unix_timestamp_nanos()), id)
+}
+
+/// The first and last places of any (seat, state) range.
+const FIRST: Newest = (Reverse(i128::MAX), RequestId::from_bytes([0; 16]));
+const LAST: Newest = (Reverse(i128::MIN), RequestId::from_bytes([0xff; 16]));
 
 /// Where a customer sits in a request: the parts that never change, and
 /// `Waiting`, which holds the confirmers an awaiting request still waits for
@@ -193,7 +207,7 @@ fn sort_by_name(slots: &mut [u32], services: &[Service]) {
 
 /// The position just after `key` in a newest-first order.
 fn newest_after(key: Option<RequestKey>) -> Bound<Newest> {
-    key.map_or(Bound::Unbounded, |k| Bound::Excluded((Reverse(k.at), k.id)))
+    key.map_or(Bound::Unbounded, |k| Bound::Excluded(newest(k.at, k.id)))
 }
 
 impl MemoryStore {
@@ -271,19 +285,16 @@ impl MemoryStore {
         if tables.by_holder != holders {
             return Err("holder index disagrees with the services, or is out of order".into());
         }
-        let mut parties: HashMap<CustomerId, BTreeMap<(Seat, StateName), BTreeSet<Newest>>> =
-            HashMap::new();
+        let mut parties: HashMap<CustomerId, BTreeSet<PartyEntry>> = HashMap::new();
         let mut by_service: HashMap<ServiceName, BTreeSet<Newest>> = HashMap::new();
         let mut deadlines = BTreeSet::new();
         for request in tables.requests.values() {
-            let key = (Reverse(request.opened_at()), request.id());
+            let key = newest(request.opened_at(), request.id());
             for (customer, seat, state) in PartyKeys::of(request).iter() {
                 parties
                     .entry(customer)
                     .or_default()
-                    .entry((seat, state))
-                    .or_default()
-                    .insert(key);
+                    .insert((seat, state, key));
             }
             by_service
                 .entry(request.service().clone())
@@ -293,18 +304,11 @@ impl MemoryStore {
                 deadlines.insert((request.deadline(), request.id()));
             }
         }
-        let indexed: HashMap<_, BTreeMap<_, _>> = tables
+        let indexed: HashMap<CustomerId, BTreeSet<PartyEntry>> = tables
             .by_party
             .iter()
-            .map(|(c, sets)| {
-                let sets = sets
-                    .iter()
-                    .filter(|(_, set)| !set.is_empty())
-                    .map(|(k, set)| (*k, set.clone()))
-                    .collect();
-                (*c, sets)
-            })
-            .filter(|(_, sets): &(_, BTreeMap<_, _>)| !sets.is_empty())
+            .filter(|(_, set)| !set.is_empty())
+            .map(|(c, set)| (*c, set.clone()))
             .collect();
         if indexed != parties {
             return Err("party index disagrees with the requests".into());
@@ -440,7 +444,7 @@ impl Tables {
 
     fn put_request(&mut self, request: ChangeRequest) {
         let id = request.id();
-        let key = (Reverse(request.opened_at()), id);
+        let key = newest(request.opened_at(), id);
         let old_keys = if let Some(old) = self.requests.get(&id) {
             if old.is_open() {
                 self.deadlines.remove(&(old.deadline(), id));
@@ -461,14 +465,8 @@ impl Tables {
             if new_keys.contains(&(customer, seat, state)) {
                 continue;
             }
-            if let Some(sets) = self.by_party.get_mut(&customer) {
-                let emptied = sets.get_mut(&(seat, state)).is_some_and(|set| {
-                    set.remove(&key);
-                    set.is_empty()
-                });
-                if emptied {
-                    sets.remove(&(seat, state));
-                }
+            if let Some(set) = self.by_party.get_mut(&customer) {
+                set.remove(&(seat, state, key));
             }
         }
         for (customer, seat, state) in new_keys.iter() {
@@ -476,9 +474,7 @@ impl Tables {
                 self.by_party
                     .entry(customer)
                     .or_default()
-                    .entry((seat, state))
-                    .or_default()
-                    .insert(key);
+                    .insert((seat, state, key));
             }
         }
         if request.is_open() {
@@ -497,16 +493,23 @@ impl Tables {
         after: Option<RequestKey>,
     ) -> impl Iterator<Item = RequestId> + 'a {
         let from = newest_after(after);
-        let mut streams: Vec<std::iter::Peekable<btree_set::Range<'a, Newest>>> = Vec::new();
+        let mut streams: Vec<std::iter::Peekable<Box<dyn Iterator<Item = Newest> + 'a>>> =
+            Vec::new();
         if let Some(service) = filter.service_name() {
             if let Some(set) = self.by_service.get(service) {
-                streams.push(set.range((from, Bound::Unbounded)).peekable());
+                let range = set.range((from, Bound::Unbounded)).copied();
+                streams.push((Box::new(range) as Box<dyn Iterator<Item = Newest>>).peekable());
             }
-        } else if let Some(sets) = self.by_party.get(&customer) {
-            for pair in seats_and_states(filter) {
-                if let Some(set) = sets.get(&pair) {
-                    streams.push(set.range((from, Bound::Unbounded)).peekable());
-                }
+        } else if let Some(set) = self.by_party.get(&customer) {
+            for (seat, state) in seats_and_states(filter) {
+                let lower = match from {
+                    Bound::Excluded(key) => Bound::Excluded((seat, state, key)),
+                    _ => Bound::Included((seat, state, FIRST)),
+                };
+                let range = set
+                    .range((lower, Bound::Included((seat, state, LAST))))
+                    .map(|(_, _, key)| *key);
+                streams.push((Box::new(range) as Box<dyn Iterator<Item = Newest>>).peekable());
             }
         }
         let mut last: Option<Newest> = None;
@@ -515,7 +518,7 @@ impl Tables {
                 let (index, key) = streams
                     .iter_mut()
                     .enumerate()
-                    .filter_map(|(i, s)| s.peek().map(|k| (i, **k)))
+                    .filter_map(|(i, s)| s.peek().map(|k| (i, *k)))
                     .min_by_key(|(_, k)| *k)?;
                 streams[index].next();
                 if last != Some(key) {
