@@ -500,14 +500,17 @@ fn many_services<S: Store>(
     names
 }
 
-#[test]
-fn expire_due_sweeps_250_requests_sharing_one_deadline() {
-    let driver = Driver::new(MemoryStore::new(), MemoryNotifier::new(), directory());
-    let names = many_services(&driver, 250);
-    let mut rng = ChaCha20Rng::seed_from_u64(1);
+/// Orders `n` services, opens a tech change on each at `T0`, and returns the
+/// deadline they all share.
+fn open_tech_everywhere<S: Store>(
+    driver: &Driver<S, MemoryNotifier, MemoryDirectory>,
+    n: usize,
+    seed: u64,
+) -> OffsetDateTime {
+    let mut rng = ChaCha20Rng::seed_from_u64(seed);
     let mut opened = Vec::new();
-    for n in &names {
-        let edit = Edit::new(n.clone()).with(Role::Tech, cid(PEOPLE[1]));
+    for name in many_services(driver, n) {
+        let edit = Edit::new(name).with(Role::Tech, cid(PEOPLE[1]));
         opened.extend(
             driver
                 .submit(&edit, cid(PEOPLE[0]), T0, &mut rng)
@@ -515,7 +518,13 @@ fn expire_due_sweeps_250_requests_sharing_one_deadline() {
                 .value,
         );
     }
-    let deadline = driver.request(opened[0], T0).unwrap().request.deadline();
+    driver.request(opened[0], T0).unwrap().request.deadline()
+}
+
+#[test]
+fn expire_due_sweeps_250_requests_sharing_one_deadline() {
+    let driver = Driver::new(MemoryStore::new(), MemoryNotifier::new(), directory());
+    let deadline = open_tech_everywhere(&driver, 250, 1);
     let sweep = driver.expire_due(deadline).unwrap();
     assert!(sweep.value.failed.is_empty());
     assert_eq!(sweep.value.expired.len(), 250);
@@ -571,19 +580,7 @@ fn expire_due_goes_past_a_request_that_cannot_expire_at_a_page_end() {
         broken: std::sync::Mutex::new(None),
     };
     let driver = Driver::new(store, MemoryNotifier::new(), directory());
-    let names = many_services(&driver, 205);
-    let mut rng = ChaCha20Rng::seed_from_u64(2);
-    let mut opened = Vec::new();
-    for n in &names {
-        let edit = Edit::new(n.clone()).with(Role::Tech, cid(PEOPLE[1]));
-        opened.extend(
-            driver
-                .submit(&edit, cid(PEOPLE[0]), T0, &mut rng)
-                .unwrap()
-                .value,
-        );
-    }
-    let deadline = driver.request(opened[0], T0).unwrap().request.deadline();
+    let deadline = open_tech_everywhere(&driver, 205, 2);
     // The request at position 100 (the first of the second page).
     let order = driver.store().due_for_expiry(deadline, None, 500).unwrap();
     *driver.store().broken.lock().unwrap() = Some(order[100].id());

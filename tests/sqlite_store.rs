@@ -223,34 +223,18 @@ fn listings_are_served_by_indexes() {
         .unwrap();
     let reopened = SqliteStore::open(store.path()).unwrap();
     let after = reopened.query_plans().unwrap();
-    let arms = [
-        (
-            "requests_of: every part and state",
-            RequestFilter::all(),
-            19,
-        ),
-        (
-            // Only the `waiting` rows, of requests recorded as awaiting.
-            "requests_of: waiting for me",
-            RequestFilter::all().part(Part::WaitingForMe),
-            1,
-        ),
-        (
-            "requests_of: asked by me, done",
-            RequestFilter::all()
-                .part(Part::AskedByMe)
-                .state(StateName::Done),
-            1,
-        ),
-        (
-            "requests_of: asked by me or coming to me, expired",
-            RequestFilter::all()
-                .part(Part::AskedByMe)
-                .part(Part::ComingToMe)
-                .state(StateName::Expired),
-            4,
-        ),
-    ];
+    // The searches each sample filter makes: every (part, recorded state)
+    // for no filter; only the `waiting` rows, of requests recorded as
+    // awaiting, for "waiting for me"; one; the requester and incoming rows of
+    // expired and awaiting requests.
+    let searches = [19, 1, 1, 4];
+    let samples = store::sample_filters();
+    assert_eq!(samples.len(), searches.len());
+    let arms: Vec<(&str, RequestFilter, usize)> = samples
+        .into_iter()
+        .zip(searches)
+        .map(|((name, filter), n)| (name, filter, n))
+        .collect();
     for plans in [before, after] {
         assert_plans(&plans.into_iter().collect(), &arms);
     }

@@ -312,7 +312,7 @@ fn requests_of_sql(arms: usize) -> String {
 }
 
 /// A filter for each plan of "my requests" that [`queries`] shows.
-fn sample_filters() -> Vec<(&'static str, RequestFilter)> {
+pub(crate) fn sample_filters() -> Vec<(&'static str, RequestFilter)> {
     vec![
         ("requests_of: every part and state", RequestFilter::all()),
         (
