@@ -538,6 +538,23 @@ fn open_request<S: Store>(
     Ok(opened)
 }
 
+/// [`open_request`] of the tech role for `BB2-OVH` at the suite's start.
+fn open_tech<S: Store>(store: &S, service: &ServiceName, seed: u64) -> Result<Opened, String> {
+    open_request(store, service, id("BB2-OVH"), Role::Tech.into(), t0(), seed)
+}
+
+/// [`open_request`] of the billing role for `CC3-OVH` at the suite's start.
+fn open_billing<S: Store>(store: &S, service: &ServiceName, seed: u64) -> Result<Opened, String> {
+    open_request(
+        store,
+        service,
+        id("CC3-OVH"),
+        Role::Billing.into(),
+        t0(),
+        seed,
+    )
+}
+
 /// `who` accepts `request` (its current version) with the token `opened`
 /// gave them, at `now`; the last confirmation applies the change against the
 /// service as stored. Not committed.
@@ -687,7 +704,7 @@ fn create_existing_request_conflicts<S: Store>(store: &S) -> Outcome {
     let admin = id("AA1-OVH");
     let one = ordered(store, "one.example", admin)?;
     let two = ordered(store, "two.example", admin)?;
-    let opened = open_request(store, one.name(), id("BB2-OVH"), Role::Tech.into(), t0(), 1)?;
+    let opened = open_tech(store, one.name(), 1)?;
     // The same seed draws the same id: another request under that id.
     let (other, _) = propose(
         store,
@@ -727,14 +744,7 @@ fn stale_version_conflicts<S: Store>(store: &S) -> Outcome {
     )?;
     reads_service(store, &v2, "the service updates")?;
 
-    let opened = open_request(
-        store,
-        v2.name(),
-        id("CC3-OVH"),
-        Role::Billing.into(),
-        t0(),
-        2,
-    )?;
+    let opened = open_billing(store, v2.name(), 2)?;
     let cancelled = cancel(&opened.request, t0() + Duration::minutes(1))?;
     let mut ahead = write_of(&cancelled.changes, &opened.request)?;
     ahead.expected = Some(Version::new(7));
@@ -821,14 +831,7 @@ fn all_or_nothing_stale_service<S: Store>(store: &S) -> Outcome {
     // R31: a stale service write, then good request writes (an update and a
     // creation): the shape of an apply decided on an old service.
     let service = ordered(store, "atomic.example", id("AA1-OVH"))?;
-    let tech = open_request(
-        store,
-        service.name(),
-        id("BB2-OVH"),
-        Role::Tech.into(),
-        t0(),
-        4,
-    )?;
+    let tech = open_tech(store, service.name(), 4)?;
     let current = read_service(store, service.name())?;
     let later = t0() + Duration::minutes(1);
     let cancelled = cancel(&tech.request, later)?;
@@ -859,14 +862,7 @@ fn all_or_nothing_stale_request<S: Store>(store: &S) -> Outcome {
     // R31: a good service write, then a stale request write and a good
     // request creation.
     let service = ordered(store, "atomic.example", id("AA1-OVH"))?;
-    let tech = open_request(
-        store,
-        service.name(),
-        id("BB2-OVH"),
-        Role::Tech.into(),
-        t0(),
-        6,
-    )?;
+    let tech = open_tech(store, service.name(), 6)?;
     let later = t0() + Duration::minutes(1);
     // A confirmation decided on the request before a cancel replaced it.
     let confirmed = accept(store, &tech, &tech.request, id("BB2-OVH"), later)?;
@@ -896,22 +892,8 @@ fn all_or_nothing_stale_request<S: Store>(store: &S) -> Outcome {
 fn all_or_nothing_requests_only<S: Store>(store: &S) -> Outcome {
     // R31: request writes alone, a good one then a stale one.
     let service = ordered(store, "atomic.example", id("AA1-OVH"))?;
-    let tech = open_request(
-        store,
-        service.name(),
-        id("BB2-OVH"),
-        Role::Tech.into(),
-        t0(),
-        8,
-    )?;
-    let billing = open_request(
-        store,
-        service.name(),
-        id("CC3-OVH"),
-        Role::Billing.into(),
-        t0(),
-        9,
-    )?;
+    let tech = open_tech(store, service.name(), 8)?;
+    let billing = open_billing(store, service.name(), 9)?;
     let later = t0() + Duration::minutes(1);
     let stale = accept(store, &billing, &billing.request, id("CC3-OVH"), later)?;
     let billing_now = commit_step(
@@ -1262,14 +1244,7 @@ fn requests_of_current_contents<S: Store>(store: &S) -> Outcome {
 fn due_for_expiry_at_the_deadline<S: Store>(store: &S) -> Outcome {
     // R29: due at the deadline itself, not before.
     let service = ordered(store, "due.example", id("AA1-OVH"))?;
-    let early = open_request(
-        store,
-        service.name(),
-        id("BB2-OVH"),
-        Role::Tech.into(),
-        t0(),
-        17,
-    )?;
+    let early = open_tech(store, service.name(), 17)?;
     let late_at = t0() + Duration::days(1);
     let late = open_request(
         store,
@@ -1351,14 +1326,7 @@ fn due_for_expiry_follows_changes<S: Store>(store: &S) -> Outcome {
     let other = ordered(store, "other.example", id("AA1-OVH"))?;
     let tech = id("BB2-OVH");
     let a = open_request(store, service.name(), tech, Role::Tech.into(), t0(), 24)?;
-    let b = open_request(
-        store,
-        service.name(),
-        id("CC3-OVH"),
-        Role::Billing.into(),
-        t0(),
-        25,
-    )?;
+    let b = open_billing(store, service.name(), 25)?;
     let c = open_request(store, other.name(), tech, Role::Tech.into(), t0(), 26)?;
     let at = t0() + Duration::hours(1);
     let step = accept(store, &a, &a.request, tech, at)?;
