@@ -93,9 +93,10 @@ pub trait Store {
     /// filter on `expired`, the awaiting requests still before their
     /// deadline; with a service in the filter, also that service's other
     /// requests. In practice: an index on (customer, part, recorded state,
-    /// opening time), where the part "waiting for me" is kept up to date as
-    /// confirmations land (a confirmer waited for while the request is
-    /// awaiting), or on the service's requests when the filter names one.
+    /// opening time) holding [`ChangeRequest::party_entries`] (the part
+    /// "waiting for me" kept up to date as confirmations land), searched in
+    /// the ranges [`RequestFilter::index_ranges`] names, or on the service's
+    /// requests when the filter names one.
     fn requests_of(
         &self,
         customer: CustomerId,

@@ -7,7 +7,9 @@ use core::str::FromStr;
 use time::OffsetDateTime;
 
 use crate::token::{base64url_decode, base64url_encode};
-use crate::{ChangeRequest, CustomerId, RequestId, Role, Roles, ServiceName, StateName};
+use crate::{
+    ChangeRequest, CustomerId, RequestId, RequestState, Role, Roles, ServiceName, StateName,
+};
 
 /// How many rows a page holds: from 1 to [`PageSize::MAX`].
 ///
@@ -380,7 +382,7 @@ pub enum CursorError {
 }
 
 /// A customer's part in a request, for filtering "my requests" (R35).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Part {
     /// The customer asked for it (the provider's `askingAccount`; "sent").
     AskedByMe,
@@ -394,7 +396,8 @@ pub enum Part {
 }
 
 impl Part {
-    const ALL: [Part; 4] = [
+    /// Every part, in a fixed order.
+    pub const ALL: [Part; 4] = [
         Part::AskedByMe,
         Part::WaitingForMe,
         Part::ComingToMe,
@@ -439,6 +442,74 @@ const fn state_bit(state: StateName) -> u8 {
         StateName::Aborted => 8,
         StateName::Expired => 16,
         StateName::Error => 32,
+    }
+}
+
+impl ChangeRequest {
+    /// The entries a store's party index holds for this request (R35, R45):
+    /// each customer with each of their parts, once. The requester asked for
+    /// it, the incoming customer has it coming, each outgoing contact has a
+    /// role taken, and, while the request is recorded as awaiting (whatever
+    /// the deadline), each confirmer still missing is waited for. Each entry
+    /// goes with the request's recorded state and opening time; the
+    /// requester's, incoming and outgoing entries never change, the waiting
+    /// ones change as confirmations land, so a store rewrites them with the
+    /// request.
+    ///
+    /// With [`RequestFilter::index_ranges`], this is all a store needs to
+    /// serve "my requests" from one index; both in-crate stores do.
+    ///
+    /// ```
+    /// use service_contacts::{AccountStatus, Edit, Engine, Part, Role, Service, Snapshot};
+    /// use time::macros::datetime;
+    /// # use rand_chacha::{ChaCha20Rng, rand_core::SeedableRng};
+    /// # let mut rng = ChaCha20Rng::seed_from_u64(3);
+    ///
+    /// let (admin, tech) = ("AD1-OVH".parse()?, "TE2-OVH".parse()?);
+    /// let service = Service::order("example.com".parse()?, admin);
+    /// let edit = Edit::new(service.name().clone()).with(Role::Tech, tech);
+    /// let snapshot = Snapshot { service: &service, requests: &[] };
+    /// let opened = Engine::default().submit(&edit, admin, snapshot, &|_| AccountStatus::GoodStanding, datetime!(2026-11-21 10:00 UTC), &mut rng)?;
+    /// let request = opened.requests().next().unwrap();
+    /// let entries: Vec<_> = request.party_entries().collect();
+    /// assert_eq!(entries, [
+    ///     (admin, Part::AskedByMe),
+    ///     (tech, Part::ComingToMe),
+    ///     (admin, Part::TakingFromMe),
+    ///     (admin, Part::WaitingForMe),
+    ///     (tech, Part::WaitingForMe),
+    /// ]);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn party_entries(&self) -> impl Iterator<Item = (CustomerId, Part)> + '_ {
+        let mut outgoing: [Option<CustomerId>; 3] = [None; 3];
+        for (slot, (_, holder)) in outgoing.iter_mut().zip(self.outgoing_holders()) {
+            *slot = Some(holder);
+        }
+        let waiting: [Option<CustomerId>; 2] = match &self.state {
+            RequestState::Awaiting(awaiting) => {
+                let mut missing = awaiting.missing();
+                [missing.next(), missing.next()]
+            }
+            _ => [None, None],
+        };
+        let fixed = [
+            (self.requester, Part::AskedByMe),
+            (self.incoming, Part::ComingToMe),
+        ];
+        let outgoing = outgoing
+            .into_iter()
+            .enumerate()
+            .filter_map(move |(i, holder)| {
+                // One holder of several roles has one entry.
+                let holder = holder?;
+                (!outgoing[..i].contains(&Some(holder))).then_some((holder, Part::TakingFromMe))
+            });
+        let waiting = waiting
+            .into_iter()
+            .flatten()
+            .map(|customer| (customer, Part::WaitingForMe));
+        fixed.into_iter().chain(outgoing).chain(waiting)
     }
 }
 
@@ -517,6 +588,47 @@ impl RequestFilter {
     #[must_use]
     pub fn service_name(&self) -> Option<&ServiceName> {
         self.service.as_ref()
+    }
+
+    /// The (part, recorded state) ranges of a party index
+    /// ([`ChangeRequest::party_entries`]) that hold every request this
+    /// filter lists, each once: each part chosen, in the recorded states its
+    /// states at `now` can come from (`expired` also from an awaiting request
+    /// past its deadline; "waiting for me" only while awaiting). A store
+    /// searches these ranges and keeps the rows [`RequestFilter::matches`]
+    /// lists.
+    ///
+    /// ```
+    /// use service_contacts::{Part, RequestFilter, StateName};
+    ///
+    /// let filter = RequestFilter::all().part(Part::AskedByMe).state(StateName::Expired);
+    /// assert_eq!(filter.index_ranges(), [
+    ///     (Part::AskedByMe, StateName::ValidatingByCustomers),
+    ///     (Part::AskedByMe, StateName::Expired),
+    /// ]);
+    /// assert_eq!(RequestFilter::all().part(Part::WaitingForMe).index_ranges().len(), 1);
+    /// ```
+    #[must_use]
+    pub fn index_ranges(&self) -> Vec<(Part, StateName)> {
+        let mut ranges = Vec::with_capacity(8);
+        for part in self.parts() {
+            for state in self.states() {
+                let recorded: &[StateName] = match state {
+                    // Past its deadline, an awaiting request reads as
+                    // expired (R29).
+                    StateName::Expired => &[StateName::ValidatingByCustomers, StateName::Expired],
+                    other => &[other],
+                };
+                for recorded in recorded {
+                    let possible =
+                        part != Part::WaitingForMe || *recorded == StateName::ValidatingByCustomers;
+                    if possible && !ranges.contains(&(part, *recorded)) {
+                        ranges.push((part, *recorded));
+                    }
+                }
+            }
+        }
+        ranges
     }
 
     /// Whether `request` belongs to `customer`'s filtered listing at `now`:

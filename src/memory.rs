@@ -12,8 +12,8 @@ use time::OffsetDateTime;
 
 use crate::host::{CommitError, Directory, Notifier, Store};
 use crate::{
-    ChangeRequest, Changes, CustomerId, Message, Part, RequestFilter, RequestId, RequestKey,
-    RequestState, Roles, Service, ServiceName, StateName, Version,
+    ChangeRequest, Changes, CustomerId, Message, Part, RequestFilter, RequestId, RequestKey, Roles,
+    Service, ServiceName, StateName, Version,
 };
 
 /// A [`Store`] in memory, safe to share across threads.
@@ -55,7 +55,7 @@ struct Tables {
     /// role, sorted by service name.
     by_holder: HashMap<CustomerId, Vec<u32>>,
     requests: HashMap<RequestId, ChangeRequest>,
-    /// For each customer, their requests by their part (see [`Seat`]) and
+    /// For each customer, their requests by their part ([`ChangeRequest::party_entries`]) and
     /// the recorded state, newest first.
     by_party: HashMap<CustomerId, BTreeSet<PartyEntry>>,
     /// For each service, its requests, newest first.
@@ -67,34 +67,23 @@ struct Tables {
 /// A request's place in "my requests": newest first, ties by id.
 type Newest = (Reverse<i128>, RequestId);
 
-/// One entry of a customer's party index: their seat, the recorded state,
+/// One entry of a customer's party index: their part, the recorded state,
 /// the request's place. One ordered set per customer holds them all, so a
-/// (seat, state) is a range of it.
-type PartyEntry = (Seat, StateName, Newest);
+/// (part, state) is a range of it.
+type PartyEntry = (Part, StateName, Newest);
 
 /// A request's place in "my requests", from its opening time.
 fn newest(at: OffsetDateTime, id: RequestId) -> Newest {
     (Reverse(at.unix_timestamp_nanos()), id)
 }
 
-/// The first and last places of any (seat, state) range.
+/// The first and last places of any (part, state) range.
 const FIRST: Newest = (Reverse(i128::MAX), RequestId::from_bytes([0; 16]));
 const LAST: Newest = (Reverse(i128::MIN), RequestId::from_bytes([0xff; 16]));
 
-/// Where a customer sits in a request: the parts that never change, and
-/// `Waiting`, which holds the confirmers an awaiting request still waits for
-/// (it changes as they confirm).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
-enum Seat {
-    Requester,
-    Incoming,
-    Outgoing,
-    Waiting,
-}
-
-/// One entry of the party index: a customer, their seat, the recorded
-/// state.
-type PartyKey = (CustomerId, Seat, StateName);
+/// One entry of the party index: a customer, their part, the recorded
+/// state ([`ChangeRequest::party_entries`]).
+type PartyKey = (CustomerId, Part, StateName);
 
 /// The entries of one request: at most requester, incoming, three outgoing
 /// contacts and two confirmers waited for.
@@ -108,22 +97,8 @@ impl PartyKeys {
     fn of(request: &ChangeRequest) -> PartyKeys {
         let state = request.state().name();
         let mut out = PartyKeys::default();
-        let mut push = |key: PartyKey| {
-            if !out.keys.contains(&Some(key))
-                && let Some(free) = out.keys.iter_mut().find(|k| k.is_none())
-            {
-                *free = Some(key);
-            }
-        };
-        push((request.requester(), Seat::Requester, state));
-        push((request.incoming(), Seat::Incoming, state));
-        for (_, holder) in request.outgoing_holders() {
-            push((holder, Seat::Outgoing, state));
-        }
-        if let RequestState::Awaiting(awaiting) = request.state() {
-            for customer in awaiting.missing() {
-                push((customer, Seat::Waiting, state));
-            }
+        for (slot, (customer, part)) in out.keys.iter_mut().zip(request.party_entries()) {
+            *slot = Some((customer, part, state));
         }
         out
     }
@@ -135,47 +110,6 @@ impl PartyKeys {
     fn contains(&self, key: &PartyKey) -> bool {
         self.keys.contains(&Some(*key))
     }
-}
-
-/// The (seat, recorded state) sets a filter needs: each part's seat, in the
-/// recorded states its states can be in ("waiting for me" only while
-/// awaiting).
-fn seats_and_states(filter: &RequestFilter) -> Vec<(Seat, StateName)> {
-    let states = recorded_states(filter);
-    let mut pairs = Vec::with_capacity(8);
-    for part in filter.parts() {
-        let seat = match part {
-            Part::AskedByMe => Seat::Requester,
-            Part::ComingToMe => Seat::Incoming,
-            Part::TakingFromMe => Seat::Outgoing,
-            Part::WaitingForMe => Seat::Waiting,
-        };
-        for state in &states {
-            let possible = seat != Seat::Waiting || *state == StateName::ValidatingByCustomers;
-            if possible && !pairs.contains(&(seat, *state)) {
-                pairs.push((seat, *state));
-            }
-        }
-    }
-    pairs
-}
-
-/// The recorded states a filter's states (at `now`) need to look in.
-fn recorded_states(filter: &RequestFilter) -> Vec<StateName> {
-    let mut states = Vec::with_capacity(6);
-    for state in filter.states() {
-        let needed: &[StateName] = match state {
-            // Past its deadline, an awaiting request reads as expired.
-            StateName::Expired => &[StateName::Expired, StateName::ValidatingByCustomers],
-            other => &[other],
-        };
-        for state in needed {
-            if !states.contains(state) {
-                states.push(*state);
-            }
-        }
-    }
-    states
 }
 
 /// Sorts service slots by their services' names: by the names' first eight
@@ -461,20 +395,20 @@ impl Tables {
         // between its customers' sets.
         let new_keys = PartyKeys::of(&request);
         let old_keys = old_keys.unwrap_or_default();
-        for (customer, seat, state) in old_keys.iter() {
-            if new_keys.contains(&(customer, seat, state)) {
+        for (customer, part, state) in old_keys.iter() {
+            if new_keys.contains(&(customer, part, state)) {
                 continue;
             }
             if let Some(set) = self.by_party.get_mut(&customer) {
-                set.remove(&(seat, state, key));
+                set.remove(&(part, state, key));
             }
         }
-        for (customer, seat, state) in new_keys.iter() {
-            if !old_keys.contains(&(customer, seat, state)) {
+        for (customer, part, state) in new_keys.iter() {
+            if !old_keys.contains(&(customer, part, state)) {
                 self.by_party
                     .entry(customer)
                     .or_default()
-                    .insert((seat, state, key));
+                    .insert((part, state, key));
             }
         }
         if request.is_open() {
@@ -501,13 +435,13 @@ impl Tables {
                 streams.push((Box::new(range) as Box<dyn Iterator<Item = Newest>>).peekable());
             }
         } else if let Some(set) = self.by_party.get(&customer) {
-            for (seat, state) in seats_and_states(filter) {
+            for (part, state) in filter.index_ranges() {
                 let lower = match from {
-                    Bound::Excluded(key) => Bound::Excluded((seat, state, key)),
-                    _ => Bound::Included((seat, state, FIRST)),
+                    Bound::Excluded(key) => Bound::Excluded((part, state, key)),
+                    _ => Bound::Included((part, state, FIRST)),
                 };
                 let range = set
-                    .range((lower, Bound::Included((seat, state, LAST))))
+                    .range((lower, Bound::Included((part, state, LAST))))
                     .map(|(_, _, key)| *key);
                 streams.push((Box::new(range) as Box<dyn Iterator<Item = Newest>>).peekable());
             }

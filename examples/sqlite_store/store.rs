@@ -85,7 +85,7 @@ use rusqlite::{
 };
 use service_contacts::{
     ChangeRequest, Changes, CommitError, Contacts, CustomerId, Part, RequestFilter, RequestId,
-    RequestKey, RequestState, Role, Roles, Service, ServiceName, StateName, Store, Version, Write,
+    RequestKey, Role, Roles, Service, ServiceName, StateName, Store, Version, Write,
 };
 use time::OffsetDateTime;
 
@@ -371,9 +371,10 @@ pub(crate) fn arm_count(filter: &RequestFilter) -> usize {
     arms(filter).len()
 }
 
-/// Where a customer sits in a request, one `request_parties` row each: the
-/// parts that never change, and `Waiting`, held by each confirmer the
-/// request waits for while it is recorded as awaiting.
+/// The `part` column of a `request_parties` row: one value for each
+/// [`Part`] of [`ChangeRequest::party_entries`] (requester, incoming,
+/// outgoing, and `waiting` for each confirmer an awaiting request still
+/// waits for).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
 enum Seat {
     Requester,
@@ -403,97 +404,35 @@ impl Seat {
         .find(|seat| seat.as_str() == text)
     }
 
-    /// Whether `customer` sits here in `request`.
-    fn holds(self, request: &ChangeRequest, customer: CustomerId) -> bool {
-        match self {
-            Seat::Requester => request.requester() == customer,
-            Seat::Incoming => request.incoming() == customer,
-            Seat::Outgoing => request.outgoing_holders().any(|(_, c)| c == customer),
-            Seat::Waiting => Seat::waiting(request).contains(&customer),
-        }
-    }
-
-    /// The customers `request` waits for, each once: its confirmers who have
-    /// not confirmed while it is recorded as awaiting, deadline or not (past
-    /// its deadline the filter's final check reads it as expired); nobody
-    /// once it is recorded as anything else.
-    fn waiting(request: &ChangeRequest) -> Vec<CustomerId> {
-        let mut waiting = Vec::new();
-        if let RequestState::Awaiting(awaiting) = request.state() {
-            for customer in awaiting.missing() {
-                if !waiting.contains(&customer) {
-                    waiting.push(customer);
-                }
-            }
-        }
-        waiting
-    }
-
-    /// Every seat of `request` that never changes, with its customer, each
-    /// once (the `Waiting` seats are [`Seat::waiting`]).
-    fn of(request: &ChangeRequest) -> Vec<(CustomerId, Seat)> {
-        let mut seats = vec![
-            (request.requester(), Seat::Requester),
-            (request.incoming(), Seat::Incoming),
-        ];
-        for (_, holder) in request.outgoing_holders() {
-            if !seats.contains(&(holder, Seat::Outgoing)) {
-                seats.push((holder, Seat::Outgoing));
-            }
-        }
-        seats
-    }
-
-    /// The seats where a customer with `part` sits.
-    fn for_part(part: Part) -> &'static [Seat] {
+    /// The seat of a customer with `part` (one column value each).
+    const fn of_part(part: Part) -> Seat {
         match part {
-            Part::AskedByMe => &[Seat::Requester],
-            Part::ComingToMe => &[Seat::Incoming],
-            Part::TakingFromMe => &[Seat::Outgoing],
-            // Its own rows: confirmers the request still waits for.
-            Part::WaitingForMe => &[Seat::Waiting],
+            Part::AskedByMe => Seat::Requester,
+            Part::ComingToMe => Seat::Incoming,
+            Part::TakingFromMe => Seat::Outgoing,
+            Part::WaitingForMe => Seat::Waiting,
         }
     }
-}
 
-/// The recorded states a request in `state` at some time may have: past its
-/// deadline, a request still recorded as awaiting reads as expired (R29).
-fn recorded(state: StateName) -> &'static [StateName] {
-    match state {
-        StateName::Expired => &[StateName::Expired, StateName::ValidatingByCustomers],
-        StateName::ValidatingByCustomers => &[StateName::ValidatingByCustomers],
-        StateName::Done => &[StateName::Done],
-        StateName::Refused => &[StateName::Refused],
-        StateName::Aborted => &[StateName::Aborted],
-        StateName::Error => &[StateName::Error],
+    /// The rows `request` must have ([`ChangeRequest::party_entries`]):
+    /// each customer with each seat, once.
+    fn all_of(request: &ChangeRequest) -> impl Iterator<Item = (CustomerId, Seat)> + '_ {
+        request
+            .party_entries()
+            .map(|(customer, part)| (customer, Seat::of_part(part)))
     }
 }
 
 /// The (seat, recorded state) pairs whose rows may hold a request `filter`
-/// lists: every request it lists is in one of them (its part gives the seat,
-/// its state at `now` the recorded state; a request waits only while
-/// recorded as awaiting, so "waiting for me" is at most the one pair
-/// (`Waiting`, awaiting)), so searching these and applying
+/// lists ([`RequestFilter::index_ranges`]): searching these and applying
 /// [`RequestFilter::matches`] to what they hold lists exactly the filter's
 /// requests.
 fn arms(filter: &RequestFilter) -> Vec<(Seat, StateName)> {
-    let states: Vec<StateName> = filter
-        .states()
-        .flat_map(|state| recorded(state).iter().copied())
-        .collect();
-    let mut arms = Vec::new();
-    for part in filter.parts() {
-        for seat in Seat::for_part(part) {
-            for state in &states {
-                let possible =
-                    part != Part::WaitingForMe || *state == StateName::ValidatingByCustomers;
-                if possible && !arms.contains(&(*seat, *state)) {
-                    arms.push((*seat, *state));
-                }
-            }
-        }
-    }
-    arms
+    filter
+        .index_ranges()
+        .into_iter()
+        .map(|(part, state)| (Seat::of_part(part), state))
+        .collect()
 }
 
 /// How many rows a listing reads at least per query when the filter passes
@@ -1060,12 +999,7 @@ impl PartyRow {
     /// `waiting` ones included.
     fn all_of(request: &ChangeRequest) -> Vec<PartyRow> {
         let (state, opened) = (request.state().name().as_str(), unix(request.opened_at()));
-        let waiting = Seat::waiting(request)
-            .into_iter()
-            .map(|c| (c, Seat::Waiting));
-        Seat::of(request)
-            .into_iter()
-            .chain(waiting)
+        Seat::all_of(request)
             .map(|(customer, seat)| PartyRow {
                 customer: customer.as_str().to_owned(),
                 request_id: request.id().to_string(),
@@ -1095,7 +1029,8 @@ impl PartyRow {
             .filter(|c| c.as_str() == self.customer);
         let seat = Seat::parse(&self.part);
         let (state, opened) = (request.state().name(), unix(request.opened_at()));
-        let detail = if customer.zip(seat).is_none_or(|(c, s)| !s.holds(request, c)) {
+        let held = |(c, s): (CustomerId, Seat)| Seat::all_of(request).any(|row| row == (c, s));
+        let detail = if customer.zip(seat).is_none_or(|row| !held(row)) {
             if seat == Some(Seat::Waiting) {
                 format!("the request does not wait for {}", self.customer)
             } else {
@@ -1309,13 +1244,13 @@ impl RequestWrite {
         Ok(RequestWrite {
             row: RequestColumns::of(request).map_err(unstorable)?,
             doc: serde_json::to_string(request).map_err(|err| unstorable(err.to_string()))?,
-            parties: Seat::of(request)
-                .into_iter()
+            parties: Seat::all_of(request)
+                .filter(|(_, seat)| *seat != Seat::Waiting)
                 .map(|(c, seat)| (c.as_str().to_owned(), seat))
                 .collect(),
-            waiting: Seat::waiting(request)
-                .into_iter()
-                .map(|c| c.as_str().to_owned())
+            waiting: Seat::all_of(request)
+                .filter(|(_, seat)| *seat == Seat::Waiting)
+                .map(|(c, _)| c.as_str().to_owned())
                 .collect(),
             state: request.state().name().as_str(),
             expected: write
