@@ -2,9 +2,13 @@
 //!
 //! Each trait is a real boundary, a thing the host owns and the crate must not
 //! assume: the database ([`Store`]), the mail system ([`Notifier`]) and the
-//! customer accounts ([`Directory`]). They are synchronous and small; an
-//! async host drives the pure [`Engine`](crate::Engine) itself instead (see
-//! the crate docs).
+//! customer accounts ([`Directory`]). Each comes twice, with one contract:
+//! blocking ([`Store`], [`Notifier`], [`Directory`]) for the blocking
+//! [`Driver`](crate::Driver), and async ([`AsyncStore`], [`AsyncNotifier`],
+//! [`AsyncDirectory`]) for the [`AsyncDriver`](crate::AsyncDriver).
+
+use std::future::Future;
+use std::ops::Deref;
 
 use time::OffsetDateTime;
 
@@ -256,3 +260,329 @@ macro_rules! forward {
 }
 
 forward!(&T, std::sync::Arc<T>);
+
+/// The async twin of [`Store`], for hosts whose database client is async.
+///
+/// **The contract is [`Store`]'s, method for method**: the same reads, the
+/// same listings with the same order and cost, the same atomic,
+/// version-checked [`commit`](AsyncStore::commit). Only the calling
+/// convention differs: each method returns a future, which is `Send` so that
+/// an action can be spawned on a multi-threaded runtime. Implement it with
+/// `async fn` in the `impl` block:
+///
+/// ```
+/// use service_contacts::{AsyncStore, ChangeRequest, Changes, CommitError, CustomerId, MemoryStore};
+/// use service_contacts::{RequestFilter, RequestId, RequestKey, Roles, Service, ServiceName};
+/// use time::OffsetDateTime;
+///
+/// /// A store behind an async client; here it forwards to memory.
+/// struct Remote(MemoryStore);
+///
+/// impl AsyncStore for Remote {
+///     type Error = std::convert::Infallible;
+///     async fn service(&self, name: &ServiceName) -> Result<Option<Service>, Self::Error> {
+///         AsyncStore::service(&self.0, name).await // a real host awaits its client here
+///     }
+///     async fn request(&self, id: RequestId) -> Result<Option<ChangeRequest>, Self::Error> {
+///         AsyncStore::request(&self.0, id).await
+///     }
+///     async fn contacts_of(&self, customer: CustomerId, after: Option<&ServiceName>, limit: usize)
+///         -> Result<Vec<(ServiceName, Roles)>, Self::Error> {
+///         AsyncStore::contacts_of(&self.0, customer, after, limit).await
+///     }
+///     async fn requests_of(&self, customer: CustomerId, filter: &RequestFilter, now: OffsetDateTime,
+///         after: Option<RequestKey>, limit: usize) -> Result<Vec<ChangeRequest>, Self::Error> {
+///         AsyncStore::requests_of(&self.0, customer, filter, now, after, limit).await
+///     }
+///     async fn due_for_expiry(&self, now: OffsetDateTime, after: Option<RequestKey>, limit: usize)
+///         -> Result<Vec<ChangeRequest>, Self::Error> {
+///         AsyncStore::due_for_expiry(&self.0, now, after, limit).await
+///     }
+///     async fn commit(&self, changes: Changes) -> Result<(), CommitError<Self::Error>> {
+///         AsyncStore::commit(&self.0, changes).await
+///     }
+/// }
+/// ```
+///
+/// # Cancellation
+///
+/// The [`AsyncDriver`](crate::AsyncDriver) may be dropped at any await point
+/// (the client hung up), so each future may be dropped before it completes.
+/// A dropped [`commit`](AsyncStore::commit) must leave the store as before
+/// the commit or as after it, never half: a database transaction that is
+/// not committed when its future is dropped rolls back, which is what the
+/// async database clients do.
+pub trait AsyncStore {
+    /// The store's own failures, as [`Store::Error`].
+    type Error: std::error::Error + Send + Sync + 'static;
+
+    /// As [`Store::service`].
+    fn service(
+        &self,
+        name: &ServiceName,
+    ) -> impl Future<Output = Result<Option<Service>, Self::Error>> + Send;
+
+    /// As [`Store::request`].
+    fn request(
+        &self,
+        id: RequestId,
+    ) -> impl Future<Output = Result<Option<ChangeRequest>, Self::Error>> + Send;
+
+    /// As [`Store::contacts_of`].
+    fn contacts_of(
+        &self,
+        customer: CustomerId,
+        after: Option<&ServiceName>,
+        limit: usize,
+    ) -> impl Future<Output = Result<Vec<(ServiceName, Roles)>, Self::Error>> + Send;
+
+    /// As [`Store::requests_of`].
+    fn requests_of(
+        &self,
+        customer: CustomerId,
+        filter: &RequestFilter,
+        now: OffsetDateTime,
+        after: Option<RequestKey>,
+        limit: usize,
+    ) -> impl Future<Output = Result<Vec<ChangeRequest>, Self::Error>> + Send;
+
+    /// As [`Store::due_for_expiry`].
+    fn due_for_expiry(
+        &self,
+        now: OffsetDateTime,
+        after: Option<RequestKey>,
+        limit: usize,
+    ) -> impl Future<Output = Result<Vec<ChangeRequest>, Self::Error>> + Send;
+
+    /// As [`Store::commit`]: all or nothing, also when the future is dropped
+    /// before it completes.
+    fn commit(
+        &self,
+        changes: Changes,
+    ) -> impl Future<Output = Result<(), CommitError<Self::Error>>> + Send;
+}
+
+/// The async twin of [`Notifier`]: the same contract, each method returning
+/// a `Send` future. A delivery whose future is dropped before it completes
+/// may or may not have reached its recipient; the state it announces was
+/// committed either way (R41).
+pub trait AsyncNotifier {
+    /// As [`Notifier::Error`].
+    type Error: std::error::Error + Send + Sync + 'static;
+
+    /// As [`Notifier::deliver`].
+    fn deliver(&self, message: &Message) -> impl Future<Output = Result<(), Self::Error>> + Send;
+}
+
+/// The async twin of [`Directory`]: the same contract, each method
+/// returning a `Send` future.
+pub trait AsyncDirectory {
+    /// As [`Directory::Error`].
+    type Error: std::error::Error + Send + Sync + 'static;
+
+    /// As [`Directory::exists`].
+    fn exists(
+        &self,
+        customer: CustomerId,
+    ) -> impl Future<Output = Result<bool, Self::Error>> + Send;
+
+    /// As [`Directory::in_good_standing`].
+    fn in_good_standing(
+        &self,
+        customer: CustomerId,
+    ) -> impl Future<Output = Result<bool, Self::Error>> + Send;
+}
+
+/// Forwards the async traits through a pointer type (`&T`, `Arc<T>`).
+macro_rules! forward_async {
+    ($($ptr:ty),*) => {$(
+        impl<T: AsyncStore + Sync + ?Sized> AsyncStore for $ptr {
+            type Error = T::Error;
+            fn service(
+                &self,
+                name: &ServiceName,
+            ) -> impl Future<Output = Result<Option<Service>, Self::Error>> + Send {
+                (**self).service(name)
+            }
+            fn request(
+                &self,
+                id: RequestId,
+            ) -> impl Future<Output = Result<Option<ChangeRequest>, Self::Error>> + Send {
+                (**self).request(id)
+            }
+            fn contacts_of(
+                &self,
+                customer: CustomerId,
+                after: Option<&ServiceName>,
+                limit: usize,
+            ) -> impl Future<Output = Result<Vec<(ServiceName, Roles)>, Self::Error>> + Send {
+                (**self).contacts_of(customer, after, limit)
+            }
+            fn requests_of(
+                &self,
+                customer: CustomerId,
+                filter: &RequestFilter,
+                now: OffsetDateTime,
+                after: Option<RequestKey>,
+                limit: usize,
+            ) -> impl Future<Output = Result<Vec<ChangeRequest>, Self::Error>> + Send {
+                (**self).requests_of(customer, filter, now, after, limit)
+            }
+            fn due_for_expiry(
+                &self,
+                now: OffsetDateTime,
+                after: Option<RequestKey>,
+                limit: usize,
+            ) -> impl Future<Output = Result<Vec<ChangeRequest>, Self::Error>> + Send {
+                (**self).due_for_expiry(now, after, limit)
+            }
+            fn commit(
+                &self,
+                changes: Changes,
+            ) -> impl Future<Output = Result<(), CommitError<Self::Error>>> + Send {
+                (**self).commit(changes)
+            }
+        }
+
+        impl<T: AsyncNotifier + Sync + ?Sized> AsyncNotifier for $ptr {
+            type Error = T::Error;
+            fn deliver(
+                &self,
+                message: &Message,
+            ) -> impl Future<Output = Result<(), Self::Error>> + Send {
+                (**self).deliver(message)
+            }
+        }
+
+        impl<T: AsyncDirectory + Sync + ?Sized> AsyncDirectory for $ptr {
+            type Error = T::Error;
+            fn exists(
+                &self,
+                customer: CustomerId,
+            ) -> impl Future<Output = Result<bool, Self::Error>> + Send {
+                (**self).exists(customer)
+            }
+            fn in_good_standing(
+                &self,
+                customer: CustomerId,
+            ) -> impl Future<Output = Result<bool, Self::Error>> + Send {
+                (**self).in_good_standing(customer)
+            }
+        }
+    )*};
+}
+
+forward_async!(&T, std::sync::Arc<T>);
+
+/// A blocking host part seen through the async traits: each call runs to its
+/// end on the calling thread and returns a future that is ready at once.
+///
+/// This is how the blocking [`Driver`](crate::Driver) runs the one loop the
+/// two drivers share (see `driver::actions`): it polls that loop to its end
+/// without a runtime, since nothing in it ever waits.
+pub(crate) struct Blocking<T: ?Sized>(pub(crate) T);
+
+impl<T: ?Sized> Deref for Blocking<T> {
+    type Target = T;
+    fn deref(&self) -> &T {
+        &self.0
+    }
+}
+
+/// Shows the part itself: the wrapper is an implementation detail.
+impl<T: std::fmt::Debug + ?Sized> std::fmt::Debug for Blocking<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+forward!(Blocking<T>);
+
+/// Implements an async trait of a type through its blocking twin, with
+/// futures that are ready at once: for parts that never wait long (memory,
+/// and [`Blocking`]).
+macro_rules! async_by_blocking {
+    (Store for [$($generics:tt)*] $part:ty) => {
+        impl<$($generics)*> AsyncStore for $part {
+            type Error = <Self as Store>::Error;
+            fn service(
+                &self,
+                name: &ServiceName,
+            ) -> impl Future<Output = Result<Option<Service>, Self::Error>> + Send {
+                std::future::ready(Store::service(self, name))
+            }
+            fn request(
+                &self,
+                id: RequestId,
+            ) -> impl Future<Output = Result<Option<ChangeRequest>, Self::Error>> + Send {
+                std::future::ready(Store::request(self, id))
+            }
+            fn contacts_of(
+                &self,
+                customer: CustomerId,
+                after: Option<&ServiceName>,
+                limit: usize,
+            ) -> impl Future<Output = Result<Vec<(ServiceName, Roles)>, Self::Error>> + Send {
+                std::future::ready(Store::contacts_of(self, customer, after, limit))
+            }
+            fn requests_of(
+                &self,
+                customer: CustomerId,
+                filter: &RequestFilter,
+                now: OffsetDateTime,
+                after: Option<RequestKey>,
+                limit: usize,
+            ) -> impl Future<Output = Result<Vec<ChangeRequest>, Self::Error>> + Send {
+                std::future::ready(Store::requests_of(self, customer, filter, now, after, limit))
+            }
+            fn due_for_expiry(
+                &self,
+                now: OffsetDateTime,
+                after: Option<RequestKey>,
+                limit: usize,
+            ) -> impl Future<Output = Result<Vec<ChangeRequest>, Self::Error>> + Send {
+                std::future::ready(Store::due_for_expiry(self, now, after, limit))
+            }
+            fn commit(
+                &self,
+                changes: Changes,
+            ) -> impl Future<Output = Result<(), CommitError<Self::Error>>> + Send {
+                std::future::ready(Store::commit(self, changes))
+            }
+        }
+    };
+    (Notifier for [$($generics:tt)*] $part:ty) => {
+        impl<$($generics)*> AsyncNotifier for $part {
+            type Error = <Self as Notifier>::Error;
+            fn deliver(
+                &self,
+                message: &Message,
+            ) -> impl Future<Output = Result<(), Self::Error>> + Send {
+                std::future::ready(Notifier::deliver(self, message))
+            }
+        }
+    };
+    (Directory for [$($generics:tt)*] $part:ty) => {
+        impl<$($generics)*> AsyncDirectory for $part {
+            type Error = <Self as Directory>::Error;
+            fn exists(
+                &self,
+                customer: CustomerId,
+            ) -> impl Future<Output = Result<bool, Self::Error>> + Send {
+                std::future::ready(Directory::exists(self, customer))
+            }
+            fn in_good_standing(
+                &self,
+                customer: CustomerId,
+            ) -> impl Future<Output = Result<bool, Self::Error>> + Send {
+                std::future::ready(Directory::in_good_standing(self, customer))
+            }
+        }
+    };
+}
+
+pub(crate) use async_by_blocking;
+
+async_by_blocking!(Store for [T: Store + ?Sized] Blocking<T>);
+async_by_blocking!(Notifier for [T: Notifier + ?Sized] Blocking<T>);
+async_by_blocking!(Directory for [T: Directory + ?Sized] Blocking<T>);

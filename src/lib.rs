@@ -186,14 +186,16 @@ pub mod testing;
 
 pub use customer::{CustomerId, ParseCustomerIdError};
 pub use driver::{
-    Driver, DriverError, DriverErrorFor, EXPIRY_PAGE, Outcome, Refusal, RequestStatus, Sweep,
-    SweepFor, Undelivered,
+    AsyncDriver, AsyncDriverErrorFor, AsyncSweepFor, Driver, DriverError, DriverErrorFor,
+    EXPIRY_PAGE, Outcome, Refusal, RequestStatus, Sweep, SweepFor, Undelivered,
 };
 pub use engine::{
     AccountStatus, Accounts, ActError, Blocked, Changes, Config, ConfigError, Edit, Engine,
     Proposable, Rejection, ServiceError, Snapshot, SubmitError, Transition, Write,
 };
-pub use host::{CommitError, Directory, Notifier, Store};
+pub use host::{
+    AsyncDirectory, AsyncNotifier, AsyncStore, CommitError, Directory, Notifier, Store,
+};
 pub use listing::{
     Cursor, CursorError, Listing, Page, PageSize, PageSizeError, Part, RequestFilter, RequestKey,
     RequestSummary,

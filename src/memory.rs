@@ -10,7 +10,10 @@ use std::sync::{Mutex, PoisonError, RwLock};
 
 use time::OffsetDateTime;
 
-use crate::host::{CommitError, Directory, Notifier, Store};
+use crate::host::{
+    AsyncDirectory, AsyncNotifier, AsyncStore, CommitError, Directory, Notifier, Store,
+    async_by_blocking,
+};
 use crate::{
     ChangeRequest, Changes, CustomerId, Message, Part, RequestFilter, RequestId, RequestKey, Roles,
     Service, ServiceName, StateName, Version,
@@ -558,6 +561,11 @@ impl Store for MemoryStore {
         Ok(())
     }
 }
+
+// The async traits too, each call done at once: memory never waits.
+async_by_blocking!(Store for [] MemoryStore);
+async_by_blocking!(Notifier for [] MemoryNotifier);
+async_by_blocking!(Directory for [] MemoryDirectory);
 
 impl fmt::Debug for MemoryStore {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {

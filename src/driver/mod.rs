@@ -1,15 +1,22 @@
-//! The driver: one call per user action, wiring the pure engine to the host.
+//! The drivers: one call per user action, wiring the pure engine to the
+//! host, blocking ([`Driver`]) or async ([`AsyncDriver`]), both running the
+//! one implementation of each action in `actions`.
 
 use rand_core::TryCryptoRng;
 use time::OffsetDateTime;
 
-use crate::host::{CommitError, Directory, Notifier, Store};
+use crate::host::{Blocking, Directory, Notifier, Store};
 use crate::{
-    AccountStatus, ActError, ChangeRequest, Changes, Config, Contacts, Cursor, CursorError,
-    CustomerId, Edit, Engine, Listing, Message, Page, PageSize, Proposable, Rejection,
-    RequestFilter, RequestId, RequestKey, RequestSummary, Role, Roles, Service, ServiceError,
-    ServiceName, Snapshot, StateName, SubmitError, Transition,
+    ActError, ChangeRequest, Config, Contacts, Cursor, CursorError, CustomerId, Edit, Engine,
+    Message, Page, PageSize, Proposable, RequestFilter, RequestId, RequestSummary, Roles, Service,
+    ServiceError, ServiceName, StateName, SubmitError,
 };
+
+mod actions;
+mod asynch;
+
+use actions::{Actions, block_on};
+pub use asynch::{AsyncDriver, AsyncDriverErrorFor, AsyncSweepFor};
 
 /// How many times an action is decided again after a commit conflict, by
 /// default.
@@ -29,6 +36,8 @@ pub const EXPIRY_PAGE: usize = 100;
 ///
 /// The driver holds no state of its own beyond its parts: share one across
 /// threads behind `&` if the parts are `Sync` (the in-memory ones are).
+/// Its actions are those of the [`AsyncDriver`], the same code run to its
+/// end on the calling thread.
 ///
 /// ```
 /// use service_contacts::{Driver, MemoryDirectory, MemoryNotifier, MemoryStore, PageSize};
@@ -45,11 +54,72 @@ pub const EXPIRY_PAGE: usize = 100;
 /// ```
 #[derive(Debug)]
 pub struct Driver<S, N, D> {
-    store: S,
-    notifier: N,
-    directory: D,
+    store: Blocking<S>,
+    notifier: Blocking<N>,
+    directory: Blocking<D>,
     engine: Engine,
     retries: u32,
+}
+
+/// The constructors and accessors of a driver type (the two drivers hold
+/// the same parts).
+macro_rules! parts {
+    ($driver:ident, $wrap:path $(, .$inner:tt)?) => {
+        impl<S, N, D> $driver<S, N, D> {
+            /// A driver with the default [`Config`].
+            pub fn new(store: S, notifier: N, directory: D) -> Self {
+                $driver::with_config(store, notifier, directory, Config::default())
+            }
+
+            /// A driver with `config`.
+            pub fn with_config(store: S, notifier: N, directory: D, config: Config) -> Self {
+                $driver {
+                    store: $wrap(store),
+                    notifier: $wrap(notifier),
+                    directory: $wrap(directory),
+                    engine: Engine::new(config),
+                    retries: DEFAULT_RETRIES,
+                }
+            }
+
+            /// Sets how many times an action is decided again after a commit
+            /// conflict (default 16).
+            #[must_use]
+            pub fn with_retries(mut self, retries: u32) -> Self {
+                self.retries = retries;
+                self
+            }
+
+            /// The store.
+            pub fn store(&self) -> &S {
+                &self.store$(.$inner)?
+            }
+
+            /// The notifier.
+            pub fn notifier(&self) -> &N {
+                &self.notifier$(.$inner)?
+            }
+
+            /// The directory.
+            pub fn directory(&self) -> &D {
+                &self.directory$(.$inner)?
+            }
+
+            /// The engine.
+            pub fn engine(&self) -> &Engine {
+                &self.engine
+            }
+        }
+    };
+}
+
+use parts;
+
+parts!(Driver, Blocking, .0);
+
+/// The page size of a whole sweep ([`EXPIRY_PAGE`]).
+fn expiry_page() -> PageSize {
+    PageSize::new(EXPIRY_PAGE).unwrap_or_default()
 }
 
 /// The driver's error type for a store `S` and a directory `D`.
@@ -209,76 +279,16 @@ pub struct RequestStatus {
     pub waiting_for: Vec<CustomerId>,
 }
 
-/// What one attempt decided.
-enum Step<T> {
-    /// Commit, then deliver and return `value`.
-    Commit(Transition, T),
-    /// Commit the record of a failed attempt, then report the refusal.
-    RecordThenRefuse(Changes, Refusal),
-    /// The reads disagreed with each other (R44): read and decide again, as
-    /// after a commit conflict.
-    Retry,
-}
-
-/// A service as the store holds it, with the requests it names (see
-/// [`Snapshot`]).
-struct Loaded {
-    service: Service,
-    requests: Vec<ChangeRequest>,
-}
-
-impl Loaded {
-    fn snapshot(&self) -> Snapshot<'_> {
-        Snapshot {
-            service: &self.service,
-            requests: &self.requests,
-        }
-    }
-}
-
 impl<S: Store, N: Notifier, D: Directory> Driver<S, N, D> {
-    /// A driver with the default [`Config`].
-    pub fn new(store: S, notifier: N, directory: D) -> Self {
-        Driver::with_config(store, notifier, directory, Config::default())
-    }
-
-    /// A driver with `config`.
-    pub fn with_config(store: S, notifier: N, directory: D, config: Config) -> Self {
-        Driver {
-            store,
-            notifier,
-            directory,
-            engine: Engine::new(config),
-            retries: DEFAULT_RETRIES,
+    /// The shared actions over this driver's parts, which answer at once.
+    fn actions(&self) -> Actions<'_, Blocking<S>, Blocking<N>, Blocking<D>> {
+        Actions {
+            store: &self.store,
+            notifier: &self.notifier,
+            directory: &self.directory,
+            engine: &self.engine,
+            retries: self.retries,
         }
-    }
-
-    /// Sets how many times an action is decided again after a commit
-    /// conflict (default 16).
-    #[must_use]
-    pub fn with_retries(mut self, retries: u32) -> Self {
-        self.retries = retries;
-        self
-    }
-
-    /// The store.
-    pub fn store(&self) -> &S {
-        &self.store
-    }
-
-    /// The notifier.
-    pub fn notifier(&self) -> &N {
-        &self.notifier
-    }
-
-    /// The directory.
-    pub fn directory(&self) -> &D {
-        &self.directory
-    }
-
-    /// The engine.
-    pub fn engine(&self) -> &Engine {
-        &self.engine
     }
 
     // ----- actions -----
@@ -342,39 +352,10 @@ impl<S: Store, N: Notifier, D: Directory> Driver<S, N, D> {
         &self,
         services: impl IntoIterator<Item = (ServiceName, Contacts)>,
     ) -> Result<Vec<Service>, DriverErrorFor<S, D>> {
-        let services: Vec<(ServiceName, Contacts)> = services.into_iter().collect();
-        let mut holders: Vec<CustomerId> = services
-            .iter()
-            .flat_map(|(_, contacts)| contacts.iter().map(|(_, holder)| holder))
-            .collect();
-        holders.sort_unstable();
-        holders.dedup();
-        for holder in holders {
-            self.known(holder)?;
-        }
-        // A conflict means a name was taken meanwhile, or the store was
-        // busy: read again to tell which.
-        let imported = self.run(|| {
-            let mut existing = Vec::new();
-            for (name, _) in &services {
-                if let Some(service) = self.store.service(name).map_err(DriverError::Store)? {
-                    existing.push(service);
-                }
-            }
-            let transition = match self.engine.import(services.iter().cloned(), &existing) {
-                Ok(transition) => transition,
-                Err(ServiceError::SnapshotOutdated) => return Ok(Step::Retry),
-                Err(err) => return Err(Refusal::from(err).into()),
-            };
-            let stored = transition
-                .changes
-                .services
-                .iter()
-                .map(|w| w.value.clone())
-                .collect();
-            Ok(Step::Commit(transition, stored))
-        });
-        imported.map(|outcome| outcome.value)
+        block_on(
+            self.actions()
+                .import_services(services.into_iter().collect()),
+        )
     }
 
     /// Removes a service, as a host does when the service is terminated:
@@ -391,17 +372,7 @@ impl<S: Store, N: Notifier, D: Directory> Driver<S, N, D> {
         name: &ServiceName,
         now: OffsetDateTime,
     ) -> Result<Outcome<Service, N::Error>, DriverErrorFor<S, D>> {
-        self.run(|| {
-            let loaded = self.load_live(name)?;
-            match self.engine.remove(loaded.snapshot(), now) {
-                Ok(transition) => {
-                    let tombstone = transition.changes.services[0].value.clone();
-                    Ok(Step::Commit(transition, tombstone))
-                }
-                Err(ServiceError::SnapshotOutdated) => Ok(Step::Retry),
-                Err(_) => Err(Refusal::UnknownService(name.clone()).into()),
-            }
-        })
+        block_on(self.actions().remove_service(name, now))
     }
 
     /// Submits an edit of a service's contacts by `actor` (R8–R16, R27, R33,
@@ -418,29 +389,7 @@ impl<S: Store, N: Notifier, D: Directory> Driver<S, N, D> {
         now: OffsetDateTime,
         rng: &mut R,
     ) -> Result<Outcome<Vec<RequestId>, N::Error>, DriverErrorFor<S, D>> {
-        self.run(|| {
-            let loaded = self.load_live(edit.service())?;
-            let accounts = self.accounts(&edit.accounts_to_check(&loaded.service))?;
-            let transition =
-                match self
-                    .engine
-                    .submit(edit, actor, loaded.snapshot(), &accounts, now, rng)
-                {
-                    Ok(transition) => transition,
-                    Err(SubmitError::SnapshotOutdated) => return Ok(Step::Retry),
-                    Err(err) => return Err(Refusal::Submit(err).into()),
-                };
-            // The requests opened (requests past their deadline that the
-            // service names are written too, as expired).
-            let ids = transition
-                .changes
-                .requests
-                .iter()
-                .filter(|w| w.expected.is_none())
-                .map(|w| w.value.id())
-                .collect();
-            Ok(Step::Commit(transition, ids))
-        })
+        block_on(self.actions().submit(edit, actor, now, rng))
     }
 
     /// Accepts a request as `actor` with their token (R16, R20, R24–R26); the
@@ -459,27 +408,7 @@ impl<S: Store, N: Notifier, D: Directory> Driver<S, N, D> {
         token: &str,
         now: OffsetDateTime,
     ) -> Result<Outcome<ChangeRequest, N::Error>, DriverErrorFor<S, D>> {
-        self.run(|| {
-            let request = self.load_request(id)?;
-            // Only the last confirmation applies the change (R30–R32), and
-            // only then does the engine consult the service, its open
-            // requests and the accounts: skip loading them otherwise.
-            let last = request.waits_for(actor, now) && request.missing_at(now).len() == 1;
-            if !last {
-                let nobody: &[(CustomerId, AccountStatus)] = &[];
-                let decided = self
-                    .engine
-                    .accept(&request, actor, token, now, None, nobody);
-                return settle(decided, id);
-            }
-            let loaded = self.load(request.service())?;
-            let accounts = self.accounts(&request.accounts_to_check())?;
-            let snapshot = loaded.as_ref().map(Loaded::snapshot);
-            let decided = self
-                .engine
-                .accept(&request, actor, token, now, snapshot, &accounts);
-            settle(decided, id)
-        })
+        block_on(self.actions().accept(id, actor, token, now))
     }
 
     /// Refuses a request as `actor` with their token (R21, R24–R26, R39).
@@ -494,10 +423,7 @@ impl<S: Store, N: Notifier, D: Directory> Driver<S, N, D> {
         token: &str,
         now: OffsetDateTime,
     ) -> Result<Outcome<ChangeRequest, N::Error>, DriverErrorFor<S, D>> {
-        self.run(|| {
-            let request = self.load_request(id)?;
-            settle(self.engine.refuse(&request, actor, token, now), id)
-        })
+        block_on(self.actions().refuse(id, actor, token, now))
     }
 
     /// Sends a request again with new tokens, at a confirmer's demand (R22,
@@ -514,14 +440,7 @@ impl<S: Store, N: Notifier, D: Directory> Driver<S, N, D> {
         now: OffsetDateTime,
         rng: &mut R,
     ) -> Result<Outcome<ChangeRequest, N::Error>, DriverErrorFor<S, D>> {
-        self.run(|| {
-            let request = self.load_request(id)?;
-            let transition = self
-                .engine
-                .resend(&request, actor, now, rng)
-                .map_err(Refusal::Act)?;
-            commit_step(transition, id)
-        })
+        block_on(self.actions().resend(id, actor, now, rng))
     }
 
     /// Cancels a request at the requester's demand (R28, R39).
@@ -536,14 +455,7 @@ impl<S: Store, N: Notifier, D: Directory> Driver<S, N, D> {
         actor: CustomerId,
         now: OffsetDateTime,
     ) -> Result<Outcome<ChangeRequest, N::Error>, DriverErrorFor<S, D>> {
-        self.run(|| {
-            let request = self.load_request(id)?;
-            let transition = self
-                .engine
-                .cancel(&request, actor, now)
-                .map_err(Refusal::Act)?;
-            commit_step(transition, id)
-        })
+        block_on(self.actions().cancel(id, actor, now))
     }
 
     /// Records the expiry of every request past its deadline at `now` and
@@ -571,26 +483,7 @@ impl<S: Store, N: Notifier, D: Directory> Driver<S, N, D> {
         &self,
         now: OffsetDateTime,
     ) -> Result<Outcome<SweepFor<S, D>, N::Error>, DriverErrorFor<S, D>> {
-        let size = PageSize::new(EXPIRY_PAGE).unwrap_or_default();
-        let mut total = Outcome {
-            value: Sweep {
-                expired: Vec::new(),
-                failed: Vec::new(),
-                next: None,
-            },
-            undelivered: Vec::new(),
-        };
-        let mut after: Option<Cursor> = None;
-        loop {
-            let page = self.expire_due_page(now, after.as_ref(), size)?;
-            total.value.expired.extend(page.value.expired);
-            total.value.failed.extend(page.value.failed);
-            total.undelivered.extend(page.undelivered);
-            match page.value.next {
-                Some(next) => after = Some(next),
-                None => return Ok(total),
-            }
-        }
+        block_on(self.actions().expire_due(now, expiry_page()))
     }
 
     /// Sweeps one page of the requests due at `now` (R29, R45): those after
@@ -613,52 +506,7 @@ impl<S: Store, N: Notifier, D: Directory> Driver<S, N, D> {
         after: Option<&Cursor>,
         size: PageSize,
     ) -> Result<Outcome<SweepFor<S, D>, N::Error>, DriverErrorFor<S, D>> {
-        let after = after
-            .map(|c| c.request_for(Listing::DueForExpiry, None))
-            .transpose()
-            .map_err(Refusal::Cursor)?;
-        let due = self
-            .store
-            .due_for_expiry(now, after, size.get() + 1)
-            .map_err(DriverError::Store)?;
-        let page = paged(due, size, |r: &ChangeRequest| {
-            Cursor::after_request(
-                Listing::DueForExpiry,
-                None,
-                RequestKey {
-                    at: r.deadline(),
-                    id: r.id(),
-                },
-            )
-        });
-        let mut total = Outcome {
-            value: Sweep {
-                expired: Vec::new(),
-                failed: Vec::new(),
-                next: page.next,
-            },
-            undelivered: Vec::new(),
-        };
-        for request in page.items {
-            let id = request.id();
-            let result = self.run(|| {
-                let request = self.load_request(id)?;
-                let transition = self.engine.expire(&request, now).map_err(Refusal::Act)?;
-                commit_step(transition, id)
-            });
-            match result {
-                Ok(outcome) => {
-                    total.value.expired.push(id);
-                    total.undelivered.extend(outcome.undelivered);
-                }
-                // Closed by someone else in the meantime: nothing to do.
-                Err(DriverError::Refused(Refusal::Act(
-                    ActError::Closed { .. } | ActError::OutOfOrder { .. },
-                ))) => {}
-                Err(err) => total.value.failed.push((id, err)),
-            }
-        }
-        Ok(total)
+        block_on(self.actions().expire_due_page(now, after, size))
     }
 
     // ----- queries -----
@@ -694,18 +542,7 @@ impl<S: Store, N: Notifier, D: Directory> Driver<S, N, D> {
         after: Option<&Cursor>,
         size: PageSize,
     ) -> Result<Page<(ServiceName, Roles)>, DriverErrorFor<S, D>> {
-        self.known(customer)?;
-        let after = after
-            .map(|c| c.service_for(customer))
-            .transpose()
-            .map_err(Refusal::Cursor)?;
-        let rows = self
-            .store
-            .contacts_of(customer, after, size.get() + 1)
-            .map_err(DriverError::Store)?;
-        Ok(paged(rows, size, |(name, _): &(ServiceName, Roles)| {
-            Cursor::after_service(customer, name.clone())
-        }))
+        block_on(self.actions().my_contacts(customer, after, size))
     }
 
     /// One page of the requests where `customer` is a party that `filter`
@@ -728,33 +565,10 @@ impl<S: Store, N: Notifier, D: Directory> Driver<S, N, D> {
         after: Option<&Cursor>,
         size: PageSize,
     ) -> Result<Page<RequestSummary>, DriverErrorFor<S, D>> {
-        self.known(customer)?;
-        let after = after
-            .map(|c| c.request_for(Listing::Requests, Some(customer)))
-            .transpose()
-            .map_err(Refusal::Cursor)?;
-        let rows = self
-            .store
-            .requests_of(customer, filter, now, after, size.get() + 1)
-            .map_err(DriverError::Store)?;
-        let page = paged(rows, size, |r: &ChangeRequest| {
-            Cursor::after_request(
-                Listing::Requests,
-                Some(customer),
-                RequestKey {
-                    at: r.opened_at(),
-                    id: r.id(),
-                },
-            )
-        });
-        Ok(Page {
-            items: page
-                .items
-                .iter()
-                .map(|r| RequestSummary::of(r, customer, now))
-                .collect(),
-            next: page.next,
-        })
+        block_on(
+            self.actions()
+                .my_requests(customer, filter, now, after, size),
+        )
     }
 
     /// The service `name` as stored now, with its contacts.
@@ -764,11 +578,7 @@ impl<S: Store, N: Notifier, D: Directory> Driver<S, N, D> {
     /// [`Refusal::UnknownService`] (also for a removed service) or a host
     /// failure.
     pub fn service(&self, name: &ServiceName) -> Result<Service, DriverErrorFor<S, D>> {
-        self.store
-            .service(name)
-            .map_err(DriverError::Store)?
-            .filter(|service| !service.is_removed())
-            .ok_or_else(|| Refusal::UnknownService(name.clone()).into())
+        block_on(self.actions().service(name))
     }
 
     /// The request `id` as it stands at `now`: its state (`expired` past the
@@ -805,12 +615,7 @@ impl<S: Store, N: Notifier, D: Directory> Driver<S, N, D> {
         id: RequestId,
         now: OffsetDateTime,
     ) -> Result<RequestStatus, DriverErrorFor<S, D>> {
-        let request = self.load_request(id)?;
-        Ok(RequestStatus {
-            state: request.state_name_at(now),
-            waiting_for: request.missing_at(now),
-            request,
-        })
+        block_on(self.actions().request(id, now))
     }
 
     /// What `actor` may propose on the service right now (R15): the same
@@ -825,167 +630,6 @@ impl<S: Store, N: Notifier, D: Directory> Driver<S, N, D> {
         actor: CustomerId,
         now: OffsetDateTime,
     ) -> Result<Proposable, DriverErrorFor<S, D>> {
-        let loaded = self.load_live(service)?;
-        let accounts = self.accounts(&[loaded.service.holder(Role::Billing)])?;
-        Ok(self
-            .engine
-            .proposable(loaded.snapshot(), actor, &accounts, now))
-    }
-
-    // ----- internals -----
-
-    /// Decides, commits and delivers, retrying on conflicts.
-    fn run<T>(
-        &self,
-        mut decide: impl FnMut() -> Result<Step<T>, DriverErrorFor<S, D>>,
-    ) -> Result<Outcome<T, N::Error>, DriverErrorFor<S, D>> {
-        for _ in 0..=self.retries {
-            let (changes, then) = match decide()? {
-                Step::Commit(transition, value) => {
-                    (transition.changes, Ok((value, transition.messages)))
-                }
-                Step::RecordThenRefuse(changes, refusal) => (changes, Err(refusal)),
-                Step::Retry => {
-                    std::thread::yield_now();
-                    continue;
-                }
-            };
-            match self.store.commit(changes) {
-                Ok(()) => {
-                    let (value, messages) = then?;
-                    return Ok(self.deliver(value, messages));
-                }
-                Err(CommitError::Conflict) => std::thread::yield_now(),
-                Err(CommitError::Store(err)) => return Err(DriverError::Store(err)),
-            }
-        }
-        Err(DriverError::Contention {
-            attempts: self.retries.saturating_add(1),
-        })
-    }
-
-    /// Delivers every message; failures are collected, not fatal (R41).
-    fn deliver<T>(&self, value: T, messages: Vec<Message>) -> Outcome<T, N::Error> {
-        let mut undelivered = Vec::new();
-        for message in messages {
-            if let Err(error) = self.notifier.deliver(&message) {
-                undelivered.push(Undelivered { message, error });
-            }
-        }
-        Outcome { value, undelivered }
-    }
-
-    /// The service `name` as stored (removed or not) and the requests it
-    /// names; `None` if there never was one.
-    fn load(&self, name: &ServiceName) -> Result<Option<Loaded>, DriverErrorFor<S, D>> {
-        let Some(service) = self.store.service(name).map_err(DriverError::Store)? else {
-            return Ok(None);
-        };
-        let mut requests = Vec::with_capacity(3);
-        for id in service.requests_to_load() {
-            // A request named but not found leaves the snapshot short: the
-            // engine then asks for a new read, or treats the role as locked.
-            if let Some(request) = self.store.request(id).map_err(DriverError::Store)? {
-                requests.push(request);
-            }
-        }
-        Ok(Some(Loaded { service, requests }))
-    }
-
-    /// The live service `name` and the requests it names.
-    fn load_live(&self, name: &ServiceName) -> Result<Loaded, DriverErrorFor<S, D>> {
-        self.load(name)?
-            .filter(|loaded| !loaded.service.is_removed())
-            .ok_or_else(|| Refusal::UnknownService(name.clone()).into())
-    }
-
-    fn load_request(&self, id: RequestId) -> Result<ChangeRequest, DriverErrorFor<S, D>> {
-        self.store
-            .request(id)
-            .map_err(DriverError::Store)?
-            // A store that answers with another record has no request `id`.
-            .filter(|request| request.id() == id)
-            .ok_or_else(|| Refusal::UnknownRequest(id).into())
-    }
-
-    fn known(&self, customer: CustomerId) -> Result<(), DriverErrorFor<S, D>> {
-        if self
-            .directory
-            .exists(customer)
-            .map_err(DriverError::Directory)?
-        {
-            Ok(())
-        } else {
-            Err(Refusal::UnknownCustomer(customer).into())
-        }
-    }
-
-    /// Looks up the accounts the engine will consult (R13, R14).
-    fn accounts(
-        &self,
-        customers: &[CustomerId],
-    ) -> Result<Vec<(CustomerId, AccountStatus)>, DriverErrorFor<S, D>> {
-        let mut out = Vec::with_capacity(customers.len());
-        for &customer in customers {
-            let exists = self
-                .directory
-                .exists(customer)
-                .map_err(DriverError::Directory)?;
-            let good = exists
-                && self
-                    .directory
-                    .in_good_standing(customer)
-                    .map_err(DriverError::Directory)?;
-            out.push((customer, AccountStatus::from_answers(exists, good)));
-        }
-        Ok(out)
-    }
-}
-
-/// The page of `size` rows among `rows` (read with a limit of `size + 1`),
-/// with the cursor after its last row if more follow.
-fn paged<T>(mut rows: Vec<T>, size: PageSize, cursor_after: impl Fn(&T) -> Cursor) -> Page<T> {
-    let next = if rows.len() > size.get() {
-        rows.truncate(size.get());
-        rows.last().map(cursor_after)
-    } else {
-        None
-    };
-    Page { items: rows, next }
-}
-
-/// The step for a transition that updates request `id`.
-fn commit_step<SE, DE>(
-    transition: Transition,
-    id: RequestId,
-) -> Result<Step<ChangeRequest>, DriverError<SE, DE>> {
-    // The engine writes the request it acted on; `load_request` made sure
-    // that is request `id`.
-    match transition.request(id).cloned() {
-        Some(request) => Ok(Step::Commit(transition, request)),
-        None => Err(Refusal::UnknownRequest(id).into()),
-    }
-}
-
-/// The step for an accept or refuse: commit, or record a failed attempt and
-/// refuse, or refuse outright.
-fn settle<SE, DE>(
-    decided: Result<Transition, Rejection>,
-    id: RequestId,
-) -> Result<Step<ChangeRequest>, DriverError<SE, DE>> {
-    match decided {
-        Ok(transition) => commit_step(transition, id),
-        Err(Rejection {
-            error,
-            record: Some(changes),
-        }) => Ok(Step::RecordThenRefuse(changes, Refusal::Act(error))),
-        Err(Rejection {
-            error: ActError::SnapshotOutdated,
-            record: None,
-        }) => Ok(Step::Retry),
-        Err(Rejection {
-            error,
-            record: None,
-        }) => Err(Refusal::Act(error).into()),
+        block_on(self.actions().proposable(service, actor, now))
     }
 }

@@ -1,0 +1,641 @@
+//! The one implementation of every driver action, shared by the blocking
+//! [`Driver`](super::Driver) and the [`AsyncDriver`](super::AsyncDriver).
+//!
+//! Each action is an `async fn` over the async host traits. The async driver
+//! awaits it on the host's runtime; the blocking driver runs it over its
+//! blocking parts seen through [`Blocking`](crate::host::Blocking), whose
+//! futures are ready at once, and polls it to its end without a runtime
+//! ([`block_on`]). The order of the loads, the decision, the commit, the
+//! retry on conflict, the recorded failed attempt and the delivery after the
+//! commit are written here, once.
+
+use std::future::Future;
+use std::pin::{Pin, pin};
+use std::task::{Context, Poll, Waker};
+
+use rand_core::TryCryptoRng;
+use time::OffsetDateTime;
+
+use super::{DriverError, Outcome, Refusal, RequestStatus, Sweep, Undelivered};
+use crate::host::{AsyncDirectory, AsyncNotifier, AsyncStore, CommitError};
+use crate::{
+    AccountStatus, ActError, ChangeRequest, Changes, Contacts, Cursor, CustomerId, Edit, Engine,
+    Listing, Message, Page, PageSize, Proposable, Rejection, RequestFilter, RequestId, RequestKey,
+    RequestSummary, Role, Roles, Service, ServiceError, ServiceName, Snapshot, SubmitError,
+    Transition,
+};
+
+/// The error of an action over the parts `S` and `D`.
+type Error<S, D> = DriverError<<S as AsyncStore>::Error, <D as AsyncDirectory>::Error>;
+
+/// The result of an action that commits.
+type Committed<T, S, N, D> = Result<Outcome<T, <N as AsyncNotifier>::Error>, Error<S, D>>;
+
+/// Decides with `decide` (an async block: one attempt's reads and decision,
+/// giving a [`Step`]) and concludes it ([`Actions::conclude`]), again and
+/// again until it lands, is refused, or the retries run out: the driver's
+/// loop, which every action that commits runs.
+macro_rules! attempt {
+    ($actions:ident, $decide:expr) => {
+        async {
+            let mut attempts = 0;
+            loop {
+                let step: Result<Step<_>, Error<S, D>> = $decide.await;
+                if let Some(done) = $actions.conclude(step?, &mut attempts).await? {
+                    return Ok(done);
+                }
+            }
+        }
+        .await
+    };
+}
+
+/// The host's parts and the engine, as one action sees them.
+pub(super) struct Actions<'a, S, N, D> {
+    pub(super) store: &'a S,
+    pub(super) notifier: &'a N,
+    pub(super) directory: &'a D,
+    pub(super) engine: &'a Engine,
+    pub(super) retries: u32,
+}
+
+/// What one attempt decided.
+enum Step<T> {
+    /// Commit, then deliver and return `value`.
+    Commit(Transition, T),
+    /// Commit the record of a failed attempt, then report the refusal.
+    RecordThenRefuse(Changes, Refusal),
+    /// The reads disagreed with each other (R44): read and decide again, as
+    /// after a commit conflict.
+    Retry,
+}
+
+/// A service as the store holds it, with the requests it names (see
+/// [`Snapshot`]).
+struct Loaded {
+    service: Service,
+    requests: Vec<ChangeRequest>,
+}
+
+impl Loaded {
+    fn snapshot(&self) -> Snapshot<'_> {
+        Snapshot {
+            service: &self.service,
+            requests: &self.requests,
+        }
+    }
+}
+
+impl<S: AsyncStore, N: AsyncNotifier, D: AsyncDirectory> Actions<'_, S, N, D> {
+    pub(super) async fn import_services(
+        &self,
+        services: Vec<(ServiceName, Contacts)>,
+    ) -> Result<Vec<Service>, Error<S, D>> {
+        let mut holders: Vec<CustomerId> = services
+            .iter()
+            .flat_map(|(_, contacts)| contacts.iter().map(|(_, holder)| holder))
+            .collect();
+        holders.sort_unstable();
+        holders.dedup();
+        for holder in holders {
+            self.known(holder).await?;
+        }
+        // A conflict means a name was taken meanwhile, or the store was
+        // busy: read again to tell which.
+        let imported = attempt!(self, async {
+            let mut existing = Vec::new();
+            for (name, _) in &services {
+                if let Some(service) = self.store.service(name).await.map_err(DriverError::Store)? {
+                    existing.push(service);
+                }
+            }
+            let transition = match self.engine.import(services.iter().cloned(), &existing) {
+                Ok(transition) => transition,
+                Err(ServiceError::SnapshotOutdated) => return Ok(Step::Retry),
+                Err(err) => return Err(Refusal::from(err).into()),
+            };
+            let stored = transition
+                .changes
+                .services
+                .iter()
+                .map(|w| w.value.clone())
+                .collect();
+            Ok(Step::Commit(transition, stored))
+        });
+        imported.map(|outcome| outcome.value)
+    }
+
+    pub(super) async fn remove_service(
+        &self,
+        name: &ServiceName,
+        now: OffsetDateTime,
+    ) -> Committed<Service, S, N, D> {
+        attempt!(self, async {
+            let loaded = self.load_live(name).await?;
+            match self.engine.remove(loaded.snapshot(), now) {
+                Ok(transition) => {
+                    let tombstone = transition.changes.services[0].value.clone();
+                    Ok(Step::Commit(transition, tombstone))
+                }
+                Err(ServiceError::SnapshotOutdated) => Ok(Step::Retry),
+                Err(_) => Err(Refusal::UnknownService(name.clone()).into()),
+            }
+        })
+    }
+
+    pub(super) async fn submit<R: TryCryptoRng + ?Sized>(
+        &self,
+        edit: &Edit,
+        actor: CustomerId,
+        now: OffsetDateTime,
+        rng: &mut R,
+    ) -> Committed<Vec<RequestId>, S, N, D> {
+        attempt!(self, async {
+            let loaded = self.load_live(edit.service()).await?;
+            let accounts = self
+                .accounts(&edit.accounts_to_check(&loaded.service))
+                .await?;
+            let transition =
+                match self
+                    .engine
+                    .submit(edit, actor, loaded.snapshot(), &accounts, now, rng)
+                {
+                    Ok(transition) => transition,
+                    Err(SubmitError::SnapshotOutdated) => return Ok(Step::Retry),
+                    Err(err) => return Err(Refusal::Submit(err).into()),
+                };
+            // The requests opened (requests past their deadline that the
+            // service names are written too, as expired).
+            let ids = transition
+                .changes
+                .requests
+                .iter()
+                .filter(|w| w.expected.is_none())
+                .map(|w| w.value.id())
+                .collect();
+            Ok(Step::Commit(transition, ids))
+        })
+    }
+
+    pub(super) async fn accept(
+        &self,
+        id: RequestId,
+        actor: CustomerId,
+        token: &str,
+        now: OffsetDateTime,
+    ) -> Committed<ChangeRequest, S, N, D> {
+        attempt!(self, async {
+            let request = self.load_request(id).await?;
+            // Only the last confirmation applies the change (R30–R32), and
+            // only then does the engine consult the service, its open
+            // requests and the accounts: skip loading them otherwise.
+            let last = request.waits_for(actor, now) && request.missing_at(now).len() == 1;
+            if !last {
+                let nobody: &[(CustomerId, AccountStatus)] = &[];
+                let decided = self
+                    .engine
+                    .accept(&request, actor, token, now, None, nobody);
+                return settle(decided, id);
+            }
+            let loaded = self.load(request.service()).await?;
+            let accounts = self.accounts(&request.accounts_to_check()).await?;
+            let snapshot = loaded.as_ref().map(Loaded::snapshot);
+            let decided = self
+                .engine
+                .accept(&request, actor, token, now, snapshot, &accounts);
+            settle(decided, id)
+        })
+    }
+
+    pub(super) async fn refuse(
+        &self,
+        id: RequestId,
+        actor: CustomerId,
+        token: &str,
+        now: OffsetDateTime,
+    ) -> Committed<ChangeRequest, S, N, D> {
+        attempt!(self, async {
+            let request = self.load_request(id).await?;
+            settle(self.engine.refuse(&request, actor, token, now), id)
+        })
+    }
+
+    pub(super) async fn resend<R: TryCryptoRng + ?Sized>(
+        &self,
+        id: RequestId,
+        actor: CustomerId,
+        now: OffsetDateTime,
+        rng: &mut R,
+    ) -> Committed<ChangeRequest, S, N, D> {
+        attempt!(self, async {
+            let request = self.load_request(id).await?;
+            let transition = self
+                .engine
+                .resend(&request, actor, now, rng)
+                .map_err(Refusal::Act)?;
+            commit_step(transition, id)
+        })
+    }
+
+    pub(super) async fn cancel(
+        &self,
+        id: RequestId,
+        actor: CustomerId,
+        now: OffsetDateTime,
+    ) -> Committed<ChangeRequest, S, N, D> {
+        attempt!(self, async {
+            let request = self.load_request(id).await?;
+            let transition = self
+                .engine
+                .cancel(&request, actor, now)
+                .map_err(Refusal::Act)?;
+            commit_step(transition, id)
+        })
+    }
+
+    pub(super) async fn expire_due(
+        &self,
+        now: OffsetDateTime,
+        page_size: PageSize,
+    ) -> Committed<Sweep<S::Error, D::Error>, S, N, D> {
+        let mut total = Outcome {
+            value: Sweep {
+                expired: Vec::new(),
+                failed: Vec::new(),
+                next: None,
+            },
+            undelivered: Vec::new(),
+        };
+        let mut after: Option<Cursor> = None;
+        loop {
+            let page = self.expire_due_page(now, after.as_ref(), page_size).await?;
+            total.value.expired.extend(page.value.expired);
+            total.value.failed.extend(page.value.failed);
+            total.undelivered.extend(page.undelivered);
+            match page.value.next {
+                Some(next) => after = Some(next),
+                None => return Ok(total),
+            }
+        }
+    }
+
+    pub(super) async fn expire_due_page(
+        &self,
+        now: OffsetDateTime,
+        after: Option<&Cursor>,
+        size: PageSize,
+    ) -> Committed<Sweep<S::Error, D::Error>, S, N, D> {
+        let after = after
+            .map(|c| c.request_for(Listing::DueForExpiry, None))
+            .transpose()
+            .map_err(Refusal::Cursor)?;
+        let due = self
+            .store
+            .due_for_expiry(now, after, size.get() + 1)
+            .await
+            .map_err(DriverError::Store)?;
+        let page = paged(due, size, |r: &ChangeRequest| {
+            Cursor::after_request(
+                Listing::DueForExpiry,
+                None,
+                RequestKey {
+                    at: r.deadline(),
+                    id: r.id(),
+                },
+            )
+        });
+        let mut total = Outcome {
+            value: Sweep {
+                expired: Vec::new(),
+                failed: Vec::new(),
+                next: page.next,
+            },
+            undelivered: Vec::new(),
+        };
+        for request in page.items {
+            let id = request.id();
+            let result = attempt!(self, async {
+                let request = self.load_request(id).await?;
+                let transition = self.engine.expire(&request, now).map_err(Refusal::Act)?;
+                commit_step(transition, id)
+            });
+            match result {
+                Ok(outcome) => {
+                    total.value.expired.push(id);
+                    total.undelivered.extend(outcome.undelivered);
+                }
+                // Closed by someone else in the meantime: nothing to do.
+                Err(DriverError::Refused(Refusal::Act(
+                    ActError::Closed { .. } | ActError::OutOfOrder { .. },
+                ))) => {}
+                Err(err) => total.value.failed.push((id, err)),
+            }
+        }
+        Ok(total)
+    }
+
+    pub(super) async fn my_contacts(
+        &self,
+        customer: CustomerId,
+        after: Option<&Cursor>,
+        size: PageSize,
+    ) -> Result<Page<(ServiceName, Roles)>, Error<S, D>> {
+        self.known(customer).await?;
+        let after = after
+            .map(|c| c.service_for(customer))
+            .transpose()
+            .map_err(Refusal::Cursor)?;
+        let rows = self
+            .store
+            .contacts_of(customer, after, size.get() + 1)
+            .await
+            .map_err(DriverError::Store)?;
+        Ok(paged(rows, size, |(name, _): &(ServiceName, Roles)| {
+            Cursor::after_service(customer, name.clone())
+        }))
+    }
+
+    pub(super) async fn my_requests(
+        &self,
+        customer: CustomerId,
+        filter: &RequestFilter,
+        now: OffsetDateTime,
+        after: Option<&Cursor>,
+        size: PageSize,
+    ) -> Result<Page<RequestSummary>, Error<S, D>> {
+        self.known(customer).await?;
+        let after = after
+            .map(|c| c.request_for(Listing::Requests, Some(customer)))
+            .transpose()
+            .map_err(Refusal::Cursor)?;
+        let rows = self
+            .store
+            .requests_of(customer, filter, now, after, size.get() + 1)
+            .await
+            .map_err(DriverError::Store)?;
+        let page = paged(rows, size, |r: &ChangeRequest| {
+            Cursor::after_request(
+                Listing::Requests,
+                Some(customer),
+                RequestKey {
+                    at: r.opened_at(),
+                    id: r.id(),
+                },
+            )
+        });
+        Ok(Page {
+            items: page
+                .items
+                .iter()
+                .map(|r| RequestSummary::of(r, customer, now))
+                .collect(),
+            next: page.next,
+        })
+    }
+
+    pub(super) async fn service(&self, name: &ServiceName) -> Result<Service, Error<S, D>> {
+        self.store
+            .service(name)
+            .await
+            .map_err(DriverError::Store)?
+            .filter(|service| !service.is_removed())
+            .ok_or_else(|| Refusal::UnknownService(name.clone()).into())
+    }
+
+    pub(super) async fn request(
+        &self,
+        id: RequestId,
+        now: OffsetDateTime,
+    ) -> Result<RequestStatus, Error<S, D>> {
+        let request = self.load_request(id).await?;
+        Ok(RequestStatus {
+            state: request.state_name_at(now),
+            waiting_for: request.missing_at(now),
+            request,
+        })
+    }
+
+    pub(super) async fn proposable(
+        &self,
+        service: &ServiceName,
+        actor: CustomerId,
+        now: OffsetDateTime,
+    ) -> Result<Proposable, Error<S, D>> {
+        let loaded = self.load_live(service).await?;
+        let accounts = self
+            .accounts(&[loaded.service.holder(Role::Billing)])
+            .await?;
+        Ok(self
+            .engine
+            .proposable(loaded.snapshot(), actor, &accounts, now))
+    }
+
+    // ----- the loop -----
+
+    /// Ends one attempt decided as `step`: commits and delivers, and
+    /// returns the outcome; or, after a conflict (or reads that disagreed),
+    /// `None` to decide again, unless this was the last attempt allowed.
+    ///
+    /// Dropped at any await point, it leaves the store as before the commit
+    /// or as after it (the store's commit is atomic, also when dropped), and
+    /// delivers nothing before the commit returned (R41).
+    async fn conclude<T>(
+        &self,
+        step: Step<T>,
+        attempts: &mut u32,
+    ) -> Result<Option<Outcome<T, N::Error>>, Error<S, D>> {
+        *attempts = attempts.saturating_add(1);
+        let (changes, then) = match step {
+            Step::Commit(transition, value) => {
+                (transition.changes, Ok((value, transition.messages)))
+            }
+            Step::RecordThenRefuse(changes, refusal) => (changes, Err(refusal)),
+            Step::Retry => return self.again(*attempts).await.map(|()| None),
+        };
+        match self.store.commit(changes).await {
+            Ok(()) => {
+                let (value, messages) = then?;
+                Ok(Some(self.deliver(value, messages).await))
+            }
+            Err(CommitError::Conflict) => self.again(*attempts).await.map(|()| None),
+            Err(CommitError::Store(err)) => Err(DriverError::Store(err)),
+        }
+    }
+
+    /// After `attempts` attempts that did not land: gives the others a turn
+    /// before the next, or gives up once `retries` retries were made.
+    async fn again(&self, attempts: u32) -> Result<(), Error<S, D>> {
+        if attempts > self.retries {
+            return Err(DriverError::Contention { attempts });
+        }
+        YieldNow::default().await;
+        Ok(())
+    }
+
+    /// Delivers every message; failures are collected, not fatal (R41).
+    async fn deliver<T>(&self, value: T, messages: Vec<Message>) -> Outcome<T, N::Error> {
+        let mut undelivered = Vec::new();
+        for message in messages {
+            if let Err(error) = self.notifier.deliver(&message).await {
+                undelivered.push(Undelivered { message, error });
+            }
+        }
+        Outcome { value, undelivered }
+    }
+
+    /// The service `name` as stored (removed or not) and the requests it
+    /// names; `None` if there never was one.
+    async fn load(&self, name: &ServiceName) -> Result<Option<Loaded>, Error<S, D>> {
+        let Some(service) = self.store.service(name).await.map_err(DriverError::Store)? else {
+            return Ok(None);
+        };
+        let mut requests = Vec::with_capacity(3);
+        for id in service.requests_to_load() {
+            // A request named but not found leaves the snapshot short: the
+            // engine then asks for a new read, or treats the role as locked.
+            if let Some(request) = self.store.request(id).await.map_err(DriverError::Store)? {
+                requests.push(request);
+            }
+        }
+        Ok(Some(Loaded { service, requests }))
+    }
+
+    /// The live service `name` and the requests it names.
+    async fn load_live(&self, name: &ServiceName) -> Result<Loaded, Error<S, D>> {
+        self.load(name)
+            .await?
+            .filter(|loaded| !loaded.service.is_removed())
+            .ok_or_else(|| Refusal::UnknownService(name.clone()).into())
+    }
+
+    async fn load_request(&self, id: RequestId) -> Result<ChangeRequest, Error<S, D>> {
+        self.store
+            .request(id)
+            .await
+            .map_err(DriverError::Store)?
+            // A store that answers with another record has no request `id`.
+            .filter(|request| request.id() == id)
+            .ok_or_else(|| Refusal::UnknownRequest(id).into())
+    }
+
+    async fn known(&self, customer: CustomerId) -> Result<(), Error<S, D>> {
+        if self
+            .directory
+            .exists(customer)
+            .await
+            .map_err(DriverError::Directory)?
+        {
+            Ok(())
+        } else {
+            Err(Refusal::UnknownCustomer(customer).into())
+        }
+    }
+
+    /// Looks up the accounts the engine will consult (R13, R14).
+    async fn accounts(
+        &self,
+        customers: &[CustomerId],
+    ) -> Result<Vec<(CustomerId, AccountStatus)>, Error<S, D>> {
+        let mut out = Vec::with_capacity(customers.len());
+        for &customer in customers {
+            let exists = self
+                .directory
+                .exists(customer)
+                .await
+                .map_err(DriverError::Directory)?;
+            let good = exists
+                && self
+                    .directory
+                    .in_good_standing(customer)
+                    .await
+                    .map_err(DriverError::Directory)?;
+            out.push((customer, AccountStatus::from_answers(exists, good)));
+        }
+        Ok(out)
+    }
+}
+
+/// The page of `size` rows among `rows` (read with a limit of `size + 1`),
+/// with the cursor after its last row if more follow.
+fn paged<T>(mut rows: Vec<T>, size: PageSize, cursor_after: impl Fn(&T) -> Cursor) -> Page<T> {
+    let next = if rows.len() > size.get() {
+        rows.truncate(size.get());
+        rows.last().map(cursor_after)
+    } else {
+        None
+    };
+    Page { items: rows, next }
+}
+
+/// The step for a transition that updates request `id`.
+fn commit_step<SE, DE>(
+    transition: Transition,
+    id: RequestId,
+) -> Result<Step<ChangeRequest>, DriverError<SE, DE>> {
+    // The engine writes the request it acted on; `load_request` made sure
+    // that is request `id`.
+    match transition.request(id).cloned() {
+        Some(request) => Ok(Step::Commit(transition, request)),
+        None => Err(Refusal::UnknownRequest(id).into()),
+    }
+}
+
+/// The step for an accept or refuse: commit, or record a failed attempt and
+/// refuse, or refuse outright.
+fn settle<SE, DE>(
+    decided: Result<Transition, Rejection>,
+    id: RequestId,
+) -> Result<Step<ChangeRequest>, DriverError<SE, DE>> {
+    match decided {
+        Ok(transition) => commit_step(transition, id),
+        Err(Rejection {
+            error,
+            record: Some(changes),
+        }) => Ok(Step::RecordThenRefuse(changes, Refusal::Act(error))),
+        Err(Rejection {
+            error: ActError::SnapshotOutdated,
+            record: None,
+        }) => Ok(Step::Retry),
+        Err(Rejection {
+            error,
+            record: None,
+        }) => Err(Refusal::Act(error).into()),
+    }
+}
+
+/// Gives the other tasks (or threads) a turn before deciding again: pending
+/// once, having asked to be polled again at once.
+#[derive(Default)]
+struct YieldNow {
+    yielded: bool,
+}
+
+impl Future for YieldNow {
+    type Output = ();
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        if self.yielded {
+            Poll::Ready(())
+        } else {
+            self.yielded = true;
+            cx.waker().wake_by_ref();
+            Poll::Pending
+        }
+    }
+}
+
+/// Runs an action of the blocking driver to its end on this thread.
+///
+/// The blocking driver's parts answer at once ([`Blocking`](crate::host::Blocking)),
+/// so the only pending point is [`YieldNow`] after a conflict: the thread
+/// yields, as the blocking driver always did, and polls again.
+pub(super) fn block_on<F: Future>(future: F) -> F::Output {
+    let mut future = pin!(future);
+    let mut cx = Context::from_waker(Waker::noop());
+    loop {
+        if let Poll::Ready(output) = future.as_mut().poll(&mut cx) {
+            return output;
+        }
+        std::thread::yield_now();
+    }
+}
