@@ -393,22 +393,25 @@ pub trait AsyncDirectory {
     ) -> impl Future<Output = Result<bool, Self::Error>> + Send;
 }
 
-/// Forwards the async traits through a pointer type (`&T`, `Arc<T>`).
-macro_rules! forward_async {
-    ($($ptr:ty),*) => {$(
-        impl<T: AsyncStore + Sync + ?Sized> AsyncStore for $ptr {
-            type Error = T::Error;
+/// Implements an async trait for a type, each method's body made by `$how`:
+/// `forwarded` (to the pointee of `&T`, `Arc<T>`) or `ready` (the blocking
+/// twin's answer, in a future ready at once: for parts that never wait long,
+/// such as memory and [`Blocking`]).
+macro_rules! async_impl {
+    (Store for [$($generics:tt)*] $part:ty, $error:ty, $how:ident) => {
+        impl<$($generics)*> AsyncStore for $part {
+            type Error = $error;
             fn service(
                 &self,
                 name: &ServiceName,
             ) -> impl Future<Output = Result<Option<Service>, Self::Error>> + Send {
-                (**self).service(name)
+                $how!(self, Store::service(name))
             }
             fn request(
                 &self,
                 id: RequestId,
             ) -> impl Future<Output = Result<Option<ChangeRequest>, Self::Error>> + Send {
-                (**self).request(id)
+                $how!(self, Store::request(id))
             }
             fn contacts_of(
                 &self,
@@ -416,7 +419,7 @@ macro_rules! forward_async {
                 after: Option<&ServiceName>,
                 limit: usize,
             ) -> impl Future<Output = Result<Vec<(ServiceName, Roles)>, Self::Error>> + Send {
-                (**self).contacts_of(customer, after, limit)
+                $how!(self, Store::contacts_of(customer, after, limit))
             }
             fn requests_of(
                 &self,
@@ -426,7 +429,7 @@ macro_rules! forward_async {
                 after: Option<RequestKey>,
                 limit: usize,
             ) -> impl Future<Output = Result<Vec<ChangeRequest>, Self::Error>> + Send {
-                (**self).requests_of(customer, filter, now, after, limit)
+                $how!(self, Store::requests_of(customer, filter, now, after, limit))
             }
             fn due_for_expiry(
                 &self,
@@ -434,45 +437,66 @@ macro_rules! forward_async {
                 after: Option<RequestKey>,
                 limit: usize,
             ) -> impl Future<Output = Result<Vec<ChangeRequest>, Self::Error>> + Send {
-                (**self).due_for_expiry(now, after, limit)
+                $how!(self, Store::due_for_expiry(now, after, limit))
             }
             fn commit(
                 &self,
                 changes: Changes,
             ) -> impl Future<Output = Result<(), CommitError<Self::Error>>> + Send {
-                (**self).commit(changes)
+                $how!(self, Store::commit(changes))
             }
         }
-
-        impl<T: AsyncNotifier + Sync + ?Sized> AsyncNotifier for $ptr {
-            type Error = T::Error;
+    };
+    (Notifier for [$($generics:tt)*] $part:ty, $error:ty, $how:ident) => {
+        impl<$($generics)*> AsyncNotifier for $part {
+            type Error = $error;
             fn deliver(
                 &self,
                 message: &Message,
             ) -> impl Future<Output = Result<(), Self::Error>> + Send {
-                (**self).deliver(message)
+                $how!(self, Notifier::deliver(message))
             }
         }
-
-        impl<T: AsyncDirectory + Sync + ?Sized> AsyncDirectory for $ptr {
-            type Error = T::Error;
+    };
+    (Directory for [$($generics:tt)*] $part:ty, $error:ty, $how:ident) => {
+        impl<$($generics)*> AsyncDirectory for $part {
+            type Error = $error;
             fn exists(
                 &self,
                 customer: CustomerId,
             ) -> impl Future<Output = Result<bool, Self::Error>> + Send {
-                (**self).exists(customer)
+                $how!(self, Directory::exists(customer))
             }
             fn in_good_standing(
                 &self,
                 customer: CustomerId,
             ) -> impl Future<Output = Result<bool, Self::Error>> + Send {
-                (**self).in_good_standing(customer)
+                $how!(self, Directory::in_good_standing(customer))
             }
         }
-    )*};
+    };
 }
 
-forward_async!(&T, std::sync::Arc<T>);
+/// The body of a forwarded async method: the pointee's own future.
+macro_rules! forwarded {
+    ($this:ident, $trait:ident :: $method:ident ($($arg:ident),*)) => {
+        (**$this).$method($($arg),*)
+    };
+}
+
+/// The body of an async method answered by the blocking twin, at once.
+macro_rules! ready {
+    ($this:ident, $trait:ident :: $method:ident ($($arg:ident),*)) => {
+        std::future::ready($trait::$method($this, $($arg),*))
+    };
+}
+
+async_impl!(Store for [T: AsyncStore + Sync + ?Sized] &T, T::Error, forwarded);
+async_impl!(Notifier for [T: AsyncNotifier + Sync + ?Sized] &T, T::Error, forwarded);
+async_impl!(Directory for [T: AsyncDirectory + Sync + ?Sized] &T, T::Error, forwarded);
+async_impl!(Store for [T: AsyncStore + Sync + ?Sized] std::sync::Arc<T>, T::Error, forwarded);
+async_impl!(Notifier for [T: AsyncNotifier + Sync + ?Sized] std::sync::Arc<T>, T::Error, forwarded);
+async_impl!(Directory for [T: AsyncDirectory + Sync + ?Sized] std::sync::Arc<T>, T::Error, forwarded);
 
 /// A blocking host part seen through the async traits: each call runs to its
 /// end on the calling thread and returns a future that is ready at once.
@@ -498,91 +522,8 @@ impl<T: std::fmt::Debug + ?Sized> std::fmt::Debug for Blocking<T> {
 
 forward!(Blocking<T>);
 
-/// Implements an async trait of a type through its blocking twin, with
-/// futures that are ready at once: for parts that never wait long (memory,
-/// and [`Blocking`]).
-macro_rules! async_by_blocking {
-    (Store for [$($generics:tt)*] $part:ty) => {
-        impl<$($generics)*> AsyncStore for $part {
-            type Error = <Self as Store>::Error;
-            fn service(
-                &self,
-                name: &ServiceName,
-            ) -> impl Future<Output = Result<Option<Service>, Self::Error>> + Send {
-                std::future::ready(Store::service(self, name))
-            }
-            fn request(
-                &self,
-                id: RequestId,
-            ) -> impl Future<Output = Result<Option<ChangeRequest>, Self::Error>> + Send {
-                std::future::ready(Store::request(self, id))
-            }
-            fn contacts_of(
-                &self,
-                customer: CustomerId,
-                after: Option<&ServiceName>,
-                limit: usize,
-            ) -> impl Future<Output = Result<Vec<(ServiceName, Roles)>, Self::Error>> + Send {
-                std::future::ready(Store::contacts_of(self, customer, after, limit))
-            }
-            fn requests_of(
-                &self,
-                customer: CustomerId,
-                filter: &RequestFilter,
-                now: OffsetDateTime,
-                after: Option<RequestKey>,
-                limit: usize,
-            ) -> impl Future<Output = Result<Vec<ChangeRequest>, Self::Error>> + Send {
-                std::future::ready(Store::requests_of(self, customer, filter, now, after, limit))
-            }
-            fn due_for_expiry(
-                &self,
-                now: OffsetDateTime,
-                after: Option<RequestKey>,
-                limit: usize,
-            ) -> impl Future<Output = Result<Vec<ChangeRequest>, Self::Error>> + Send {
-                std::future::ready(Store::due_for_expiry(self, now, after, limit))
-            }
-            fn commit(
-                &self,
-                changes: Changes,
-            ) -> impl Future<Output = Result<(), CommitError<Self::Error>>> + Send {
-                std::future::ready(Store::commit(self, changes))
-            }
-        }
-    };
-    (Notifier for [$($generics:tt)*] $part:ty) => {
-        impl<$($generics)*> AsyncNotifier for $part {
-            type Error = <Self as Notifier>::Error;
-            fn deliver(
-                &self,
-                message: &Message,
-            ) -> impl Future<Output = Result<(), Self::Error>> + Send {
-                std::future::ready(Notifier::deliver(self, message))
-            }
-        }
-    };
-    (Directory for [$($generics:tt)*] $part:ty) => {
-        impl<$($generics)*> AsyncDirectory for $part {
-            type Error = <Self as Directory>::Error;
-            fn exists(
-                &self,
-                customer: CustomerId,
-            ) -> impl Future<Output = Result<bool, Self::Error>> + Send {
-                std::future::ready(Directory::exists(self, customer))
-            }
-            fn in_good_standing(
-                &self,
-                customer: CustomerId,
-            ) -> impl Future<Output = Result<bool, Self::Error>> + Send {
-                std::future::ready(Directory::in_good_standing(self, customer))
-            }
-        }
-    };
-}
+pub(crate) use {async_impl, ready};
 
-pub(crate) use async_by_blocking;
-
-async_by_blocking!(Store for [T: Store + ?Sized] Blocking<T>);
-async_by_blocking!(Notifier for [T: Notifier + ?Sized] Blocking<T>);
-async_by_blocking!(Directory for [T: Directory + ?Sized] Blocking<T>);
+async_impl!(Store for [T: Store + ?Sized] Blocking<T>, T::Error, ready);
+async_impl!(Notifier for [T: Notifier + ?Sized] Blocking<T>, T::Error, ready);
+async_impl!(Directory for [T: Directory + ?Sized] Blocking<T>, T::Error, ready);

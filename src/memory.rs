@@ -11,8 +11,8 @@ use std::sync::{Mutex, PoisonError, RwLock};
 use time::OffsetDateTime;
 
 use crate::host::{
-    AsyncDirectory, AsyncNotifier, AsyncStore, CommitError, Directory, Notifier, Store,
-    async_by_blocking,
+    AsyncDirectory, AsyncNotifier, AsyncStore, CommitError, Directory, Notifier, Store, async_impl,
+    ready,
 };
 use crate::{
     ChangeRequest, Changes, CustomerId, Message, Part, RequestFilter, RequestId, RequestKey, Roles,
@@ -563,9 +563,9 @@ impl Store for MemoryStore {
 }
 
 // The async traits too, each call done at once: memory never waits.
-async_by_blocking!(Store for [] MemoryStore);
-async_by_blocking!(Notifier for [] MemoryNotifier);
-async_by_blocking!(Directory for [] MemoryDirectory);
+async_impl!(Store for [] MemoryStore, Infallible, ready);
+async_impl!(Notifier for [] MemoryNotifier, DeliveryFailed, ready);
+async_impl!(Directory for [] MemoryDirectory, Infallible, ready);
 
 impl fmt::Debug for MemoryStore {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
