@@ -60,7 +60,9 @@
 //!   writes, then the [`Message`]s) or a typed error.
 //! - **The host boundary**: [`Store`], [`Notifier`] and [`Directory`], and
 //!   the [`Driver`] that turns each user action into one call: load, decide,
-//!   commit atomically, then deliver (R41). Existing services come in with
+//!   commit atomically, then deliver (R41). Async hosts have the same in
+//!   [`AsyncStore`], [`AsyncNotifier`], [`AsyncDirectory`] and the
+//!   [`AsyncDriver`], which runs the very same code. Existing services come in with
 //!   [`Driver::import_services`] (R42); a terminated one leaves with
 //!   [`Driver::remove_service`], which keeps a tombstone so its name's
 //!   versions never restart (R44).
@@ -94,10 +96,82 @@
 //! # }
 //! ```
 //!
-//! # For async hosts: driving the pure core
+//! # For async hosts
 //!
-//! The traits are synchronous. An async host skips them and the driver, and
-//! calls the [`Engine`] itself, which never blocks:
+//! Each host trait has an async twin with the same contract:
+//! [`AsyncStore`], [`AsyncNotifier`] and [`AsyncDirectory`], whose methods
+//! return `Send` futures (write them as `async fn` in the `impl`). The
+//! [`AsyncDriver`] runs every action of the [`Driver`] over them, with the
+//! same guarantees, because it runs the same code: both drivers share one
+//! implementation of each action (load, decide, commit, retry, deliver). The
+//! crate depends on no runtime; await the actions on yours. The in-memory
+//! parts implement both kinds of traits:
+//!
+//! ```
+//! use std::sync::Arc;
+//! use service_contacts::{AsyncDriver, Edit, MemoryDirectory, MemoryNotifier, MemoryStore, PageSize, Role};
+//! use time::macros::datetime;
+//! # use rand_chacha::{ChaCha20Rng, rand_core::SeedableRng};
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let (alice, bob) = ("AL1-OVH".parse()?, "BO2-OVH".parse()?);
+//! let accounts = MemoryDirectory::new();
+//! accounts.add(alice);
+//! accounts.add(bob);
+//! // One driver for the whole server, shared by the handlers.
+//! let driver = Arc::new(AsyncDriver::new(MemoryStore::new(), MemoryNotifier::new(), accounts));
+//! let now = datetime!(2026-11-21 10:00 UTC);
+//! driver.order_service(&"example.com".parse()?, alice).await?;
+//!
+//! // An action is a `Send` future: it can run on any worker thread.
+//! let edit = Edit::new("example.com".parse()?).with(Role::Tech, bob);
+//! let handler = Arc::clone(&driver);
+//! let opened = tokio::spawn(async move {
+//!     # let mut rng = ChaCha20Rng::seed_from_u64(1); // a host passes `&mut OsRng` or its own generator
+//!     handler.submit(&edit, alice, now, &mut rng).await
+//! })
+//! .await??;
+//! let request = opened.value[0];
+//!
+//! let page = driver.my_requests(bob, &Default::default(), now, None, PageSize::default()).await?;
+//! assert_eq!(page.items[0].id, request);
+//! assert!(page.items[0].waits_for_me);
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! A handler of an async HTTP framework then makes one call per request.
+//! A sketch in the style of axum (not a dependency of this crate):
+//!
+//! ```text
+//! async fn accept(
+//!     State(app): State<Arc<App>>,          // holds an Arc<AsyncDriver<PgStore, Mailer, Accounts>>
+//!     session: Session,                      // the signed-in customer
+//!     Path(id): Path<RequestId>,
+//!     Json(body): Json<TokenBody>,           // { "token": "..." } from the e-mailed link
+//! ) -> Result<Json<RequestView>, ApiError> {
+//!     let now = OffsetDateTime::now_utc();   // the host reads the clock, the crate never does
+//!     let outcome = app.driver.accept(id, session.customer, &body.token, now).await?;
+//!     for lost in &outcome.undelivered {     // committed anyway (R41): log it, let the
+//!         tracing::warn!(to = %lost.message.to(), "undelivered");  // confirmer resend
+//!     }
+//!     Ok(Json(RequestView::from(outcome.value)))
+//! }
+//! // `ApiError: From<AsyncDriverErrorFor<PgStore, Accounts>>` maps `Refused(..)` to
+//! // 4xx (`InvalidToken` to 403, `UnknownRequest` to 404), `Contention` to 409 or 503,
+//! // and a store or directory failure to 500.
+//! ```
+//!
+//! If the client hangs up, the framework drops the handler's future: the
+//! store holds the state before the commit or after it, never half, and no
+//! message goes out for a state that was not committed (see
+//! [`AsyncDriver`], "Cancellation").
+//!
+//! ## Driving the engine yourself
+//!
+//! A host that wants its own loop (batching, its own transactions) can call
+//! the [`Engine`], which never blocks, as the drivers do:
 //!
 //! 1. load the state with its own async client: the request, the service, the
 //!    requests the service names ([`Service::requests_to_load`]), and the
