@@ -522,6 +522,9 @@ impl<T: std::fmt::Debug + ?Sized> std::fmt::Debug for Blocking<T> {
 
 forward!(Blocking<T>);
 
+/// The conformance suite forwards a wrapper of the host's store.
+#[cfg(feature = "testing")]
+pub(crate) use forwarded;
 pub(crate) use {async_impl, ready};
 
 async_impl!(Store for [T: Store + ?Sized] Blocking<T>, T::Error, ready);

@@ -223,8 +223,8 @@
 //!   requests (with state and history), and `Serialize` for messages. Every
 //!   deserialized value is validated; plain tokens never serialize.
 //! - `proptest`: [`strategy`], proptest strategies for downstream tests.
-//! - `testing`: `testing`, the conformance suite for [`Store`]
-//!   implementations.
+//! - `testing`: `testing`, the conformance suite for [`Store`] and
+//!   [`AsyncStore`] implementations (a blocking and an async runner).
 //!
 //! # Security
 //!

@@ -1,11 +1,27 @@
-//! A conformance suite for [`Store`] implementations (feature `testing`).
+//! A conformance suite for [`Store`] and [`AsyncStore`] implementations
+//! (feature `testing`).
 //!
-//! A host that implements [`Store`] on its own database runs the suite
-//! against fresh, empty stores and gets a report of every contract point:
-//! version conflicts, all-or-nothing commits, reads that follow every commit,
-//! indexes right after contacts change, due-for-expiry queries, request
-//! listings and their filters, pages that stay stable while commits land,
-//! page sizes, racing commits.
+//! A host that implements [`Store`] or [`AsyncStore`] on its own database
+//! runs the suite against fresh, empty stores and gets a report of every
+//! contract point: version conflicts, all-or-nothing commits, reads that
+//! follow every commit, indexes right after contacts change, due-for-expiry
+//! queries, request listings and their filters, pages that stay stable while
+//! commits land, page sizes, racing commits.
+//!
+//! # Two runners, one suite
+//!
+//! | Runner | Checks | Runs | The racers of a race case |
+//! |--------|--------|------|---------------------------|
+//! | [`run_store_suite`] | a [`Store`] | on the calling thread, to its end | [`RACERS`] threads, released together by a barrier |
+//! | [`run_async_store_suite`] | an [`AsyncStore`] | as a future the host awaits on its own runtime | [`RACERS`] commit futures, polled together in that future |
+//!
+//! The cases are written once, as async code over [`AsyncStore`]. The
+//! blocking runner runs them over the blocking store, whose answers are
+//! ready at once, and polls them to their end without a runtime; only its
+//! races differ, on threads, so that a store that is not isolated between
+//! threads is caught. Both runners run every case of [`CASES`] in that
+//! order, each on a fresh store, and report alike ([`Report`]); a case that
+//! panics is reported as failed with the panic's message.
 //!
 //! ```
 //! use service_contacts::MemoryStore;
@@ -17,6 +33,24 @@
 //! assert_eq!(report.passed.len(), service_contacts::testing::CASES.len());
 //! ```
 //!
+//! An async host awaits the async runner on its runtime (the crate depends
+//! on none). Its future is `Send` when the store and the builder are, so it
+//! may be spawned on a multi-threaded runtime:
+//!
+//! ```
+//! use service_contacts::MemoryStore;
+//! use service_contacts::testing::{CASES, run_async_store_suite};
+//!
+//! #[tokio::main]
+//! async fn main() -> Result<(), tokio::task::JoinError> {
+//!     // `MemoryStore` implements `AsyncStore` too; a host builds its own.
+//!     let report = tokio::spawn(run_async_store_suite(MemoryStore::new)).await?;
+//!     report.assert_passed();
+//!     assert_eq!(report.passed, CASES);
+//!     Ok(())
+//! }
+//! ```
+//!
 //! For a database, the builder creates a new schema or a new file per call
 //! (see the `SQLite` example in the repository).
 //!
@@ -26,8 +60,9 @@
 //! what that point is about (a listing case that checks membership compares
 //! ids; the case that checks contents compares whole records), so a failure
 //! names the broken point. The crate's own tests (`tests/store_gallery.rs`)
-//! keep a gallery of deliberately broken stores and check that every case
-//! below is the only one to fail on at least one of them (its *witness*).
+//! keep a gallery of deliberately broken stores, run each through both
+//! runners, and check that every case below is the only one to fail on at
+//! least one of them (its *witness*), under each runner.
 //!
 //! | Case | Contract point | Broken store it rejects (witness) |
 //! |------|----------------|-----------------------------------|
@@ -70,43 +105,64 @@
 //! (R45).
 //!
 //! The race cases make the race likely on a real store: every racer decides
-//! from the same read, then all wait at a [`std::sync::Barrier`] and commit
-//! at once.
+//! from the same read, then all commit at once. In [`run_store_suite`] the
+//! racers are threads that wait at a [`std::sync::Barrier`]; in
+//! [`run_async_store_suite`] their commit futures are polled in turn, again
+//! each time one wakes, until all are done, as an async client with several
+//! connections runs them: each racer's commit runs to its first wait (its
+//! transaction begun, a statement sent) before the next racer's starts, and
+//! all go on as their answers come. The async race is as concurrent as the
+//! store's futures are: a store whose commit never waits commits the racers
+//! one after another.
 
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, BTreeSet};
 use std::convert::Infallible;
 use std::fmt::Display;
+use std::future::{Future, poll_fn};
+use std::ops::Deref;
 use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::pin::{Pin, pin};
 use std::sync::Barrier;
+use std::task::Poll;
 
 use rand_core::{TryCryptoRng, TryRng};
 use sha2::{Digest, Sha256};
 use time::{Duration, OffsetDateTime};
 
-use crate::host::{CommitError, Store};
+use crate::driver::block_on;
+use crate::host::{AsyncStore, Blocking, CommitError, Store, async_impl, forwarded};
 use crate::{
     AccountStatus, Accounts, ChangeRequest, Changes, Contacts, CustomerId, Edit, Engine, Part,
     RequestFilter, RequestId, RequestKey, Role, Roles, Service, ServiceName, Snapshot, StateName,
     Transition, Version, Write,
 };
 
-/// How many threads each race case runs: each commits once per round.
+/// How many racers each race case runs (threads in [`run_store_suite`],
+/// commit futures in [`run_async_store_suite`]): each commits once per
+/// round.
 pub const RACERS: usize = 4;
 
 /// How many rounds each race case runs.
 const ROUNDS: u32 = 3;
 
-/// Defines [`CASES`] and the runner's list from one list of case functions.
+/// Defines [`CASES`] and the one loop that runs them, for both runners, from
+/// one list of case functions.
 macro_rules! cases {
     ($($case:ident),* $(,)?) => {
         /// The names of the cases, in the order they run (see the module
         /// docs for what each proves).
         pub const CASES: &[&str] = &[$(stringify!($case)),*];
 
-        /// Every case, named, in the order of [`CASES`].
-        fn cases<S: Store + Sync>() -> Vec<Case<S>> {
-            vec![$((stringify!($case), $case::<S> as fn(&S) -> Outcome)),*]
+        /// Runs every case in the order of [`CASES`], each against a fresh
+        /// store from `make`, a panic counted as the case's failure.
+        async fn run_cases<S: Tested>(mut make: impl FnMut() -> S) -> Report {
+            let mut report = Report::default();
+            $({
+                let store = make();
+                report.record(stringify!($case), unwound($case(&store)).await);
+            })*
+            report
         }
     };
 }
@@ -141,7 +197,8 @@ cases![
     racing_mixed_writes_one_wins,
 ];
 
-/// The outcome of [`run_store_suite`].
+/// The outcome of a run of the suite ([`run_store_suite`] or
+/// [`run_async_store_suite`]).
 #[derive(Debug, Default)]
 pub struct Report {
     /// The cases that passed.
@@ -151,6 +208,14 @@ pub struct Report {
 }
 
 impl Report {
+    /// Records one case's outcome.
+    fn record(&mut self, case: &'static str, outcome: Outcome) {
+        match outcome {
+            Ok(()) => self.passed.push(case),
+            Err(why) => self.failed.push((case, why)),
+        }
+    }
+
     /// Panics with every failure if any case failed.
     ///
     /// # Panics
@@ -168,38 +233,152 @@ impl Report {
     }
 }
 
-/// Runs every case of the suite, each against a fresh store from `make`.
+/// Runs every case of the suite on a blocking [`Store`], each against a
+/// fresh store from `make`.
 ///
 /// A case that panics is reported as failed with the panic's message. The
-/// race cases share the store with [`RACERS`] threads.
+/// race cases share the store with [`RACERS`] threads, released together by
+/// a barrier.
 pub fn run_store_suite<S, F>(mut make: F) -> Report
 where
     S: Store + Sync,
     F: FnMut() -> S,
 {
-    let mut report = Report::default();
-    for (name, case) in cases::<S>() {
-        let store = make();
-        match catch_unwind(AssertUnwindSafe(|| case(&store))) {
-            Ok(Ok(())) => report.passed.push(name),
-            Ok(Err(why)) => report.failed.push((name, why)),
-            Err(panic) => {
-                let why = panic
-                    .downcast_ref::<String>()
-                    .cloned()
-                    .or_else(|| panic.downcast_ref::<&str>().map(|s| (*s).to_owned()))
-                    .unwrap_or_else(|| "panicked".to_owned());
-                report.failed.push((name, format!("panicked: {why}")));
+    block_on(run_cases(|| Blocking(make())))
+}
+
+/// Runs every case of the suite on an [`AsyncStore`], each against a fresh
+/// store from `make`: the same cases as [`run_store_suite`], awaited on the
+/// host's own runtime (the crate depends on none).
+///
+/// A case that panics is reported as failed with the panic's message. The
+/// race cases run [`RACERS`] commits concurrently in this one future, as an
+/// async client with several connections does: every racer decides from the
+/// same read, then their commit futures are polled together until all are
+/// done. The future is `Send` when `S` and `F` are, so it can be spawned on
+/// a multi-threaded runtime.
+pub fn run_async_store_suite<S, F>(mut make: F) -> impl Future<Output = Report>
+where
+    S: AsyncStore + Sync,
+    F: FnMut() -> S,
+{
+    run_cases(move || Joined(make()))
+}
+
+// ----- the two runners: the store as the cases see it -----
+
+/// A store as the cases see it: the async traits, and the runner's way of
+/// racing commits, the one thing the two runners do differently.
+trait Tested: AsyncStore + Sync {
+    /// Commits `batches`, one per racer, all at once: every racer has
+    /// decided (the batches are built) before any commits. Returns which
+    /// committed.
+    fn race(&self, batches: Vec<Changes>)
+    -> impl Future<Output = Result<Vec<bool>, String>> + Send;
+}
+
+/// The blocking runner's store: each racer is a thread, and a barrier
+/// releases them together.
+impl<S: Store + Sync> Tested for Blocking<S> {
+    fn race(
+        &self,
+        batches: Vec<Changes>,
+    ) -> impl Future<Output = Result<Vec<bool>, String>> + Send {
+        let barrier = Barrier::new(batches.len());
+        let store = &self.0;
+        let outcomes: Vec<Result<bool, String>> = std::thread::scope(|scope| {
+            let handles: Vec<_> = batches
+                .into_iter()
+                .map(|batch| {
+                    let barrier = &barrier;
+                    scope.spawn(move || {
+                        barrier.wait();
+                        won(store.commit(batch))
+                    })
+                })
+                .collect();
+            handles
+                .into_iter()
+                .map(|h| h.join().unwrap_or_else(|_| Err("a racer panicked".into())))
+                .collect()
+        });
+        std::future::ready(outcomes.into_iter().collect())
+    }
+}
+
+/// The async runner's store: the racers' commit futures are polled together
+/// in the case's own future.
+struct Joined<S>(S);
+
+impl<S> Deref for Joined<S> {
+    type Target = S;
+    fn deref(&self) -> &S {
+        &self.0
+    }
+}
+
+async_impl!(Store for [S: AsyncStore + Sync] Joined<S>, S::Error, forwarded);
+
+impl<S: AsyncStore + Sync> Tested for Joined<S> {
+    fn race(
+        &self,
+        batches: Vec<Changes>,
+    ) -> impl Future<Output = Result<Vec<bool>, String>> + Send {
+        let commits: Vec<_> = batches.into_iter().map(|b| self.0.commit(b)).collect();
+        async move { joined(commits).await.into_iter().map(won).collect() }
+    }
+}
+
+/// Whether a racer's commit won: `false` for a conflict, an error for a
+/// store error.
+fn won<E: Display>(result: Result<(), CommitError<E>>) -> Result<bool, String> {
+    match result {
+        Ok(()) => Ok(true),
+        Err(CommitError::Conflict) => Ok(false),
+        Err(CommitError::Store(err)) => Err(format!("store error: {err}")),
+    }
+}
+
+/// Polls every one of `futures` in turn, again each time one wakes the task,
+/// until all are done: their outputs, in order.
+async fn joined<F: Future>(futures: Vec<F>) -> Vec<F::Output> {
+    let mut futures: Vec<Pin<Box<F>>> = futures.into_iter().map(Box::pin).collect();
+    let mut outputs: Vec<Option<F::Output>> = futures.iter().map(|_| None).collect();
+    poll_fn(|cx| {
+        for (future, output) in futures.iter_mut().zip(outputs.iter_mut()) {
+            if output.is_none()
+                && let Poll::Ready(done) = future.as_mut().poll(cx)
+            {
+                *output = Some(done);
             }
         }
-    }
-    report
+        if outputs.iter().all(Option::is_some) {
+            Poll::Ready(outputs.drain(..).flatten().collect())
+        } else {
+            Poll::Pending
+        }
+    })
+    .await
+}
+
+/// `case`'s outcome, or its failure if it panics: each poll runs inside
+/// [`catch_unwind`], and a case that panicked is not polled again.
+async fn unwound(case: impl Future<Output = Outcome>) -> Outcome {
+    let mut case = pin!(case);
+    poll_fn(|cx| {
+        catch_unwind(AssertUnwindSafe(|| case.as_mut().poll(cx))).unwrap_or_else(|panic| {
+            let why = panic
+                .downcast_ref::<String>()
+                .cloned()
+                .or_else(|| panic.downcast_ref::<&str>().map(|s| (*s).to_owned()))
+                .unwrap_or_else(|| "panicked".to_owned());
+            Poll::Ready(Err(format!("panicked: {why}")))
+        })
+    })
+    .await
 }
 
 type Outcome = Result<(), String>;
-
-/// One named case of the suite.
-type Case<S> = (&'static str, fn(&S) -> Outcome);
 
 macro_rules! ensure {
     ($cond:expr, $($why:tt)+) => {
@@ -303,9 +482,13 @@ fn request_writes(writes: Vec<Write<ChangeRequest>>) -> Changes {
 }
 
 /// Creates a service ordered by `owner` (R5) and returns it.
-fn ordered<S: Store>(store: &S, service: &str, owner: CustomerId) -> Result<Service, String> {
+async fn ordered<S: AsyncStore>(
+    store: &S,
+    service: &str,
+    owner: CustomerId,
+) -> Result<Service, String> {
     let service = Service::order(name(service), owner);
-    committed(store.commit(create(&service)), "creating a service")?;
+    committed(store.commit(create(&service)).await, "creating a service")?;
     Ok(service)
 }
 
@@ -324,22 +507,28 @@ const PAGE: usize = 2;
 const MAX_PAGES: usize = 1_000;
 
 /// Reads a listing whole, `limit` rows at a time, each page starting after
-/// the last row of the one before; `between(n)` runs before page `n` (from
-/// 1), where a case commits while the listing is read. A store that answers
-/// more rows than asked, lists a row twice (by `key`), or pages that never
-/// end, fails the case (R45).
-fn read_pages<T, K: PartialEq + core::fmt::Debug>(
+/// the last row of the one before (its `cursor`); `between(n)` runs before
+/// page `n` (from 1), where a case commits while the listing is read. A
+/// store that answers more rows than asked, lists a row twice (by `key`), or
+/// pages that never end, fails the case (R45).
+async fn read_pages<T, K, C, P, B>(
     limit: usize,
     key: impl Fn(&T) -> K,
-    mut page: impl FnMut(Option<&T>, usize) -> Result<Vec<T>, String>,
-    mut between: impl FnMut(usize) -> Outcome,
-) -> Result<Vec<T>, String> {
+    cursor: impl Fn(&T) -> C,
+    mut page: impl FnMut(Option<C>, usize) -> P,
+    mut between: impl FnMut(usize) -> B,
+) -> Result<Vec<T>, String>
+where
+    K: PartialEq + core::fmt::Debug,
+    P: Future<Output = Result<Vec<T>, String>>,
+    B: Future<Output = Outcome>,
+{
     let mut rows: Vec<T> = Vec::new();
     for n in 0..MAX_PAGES {
         if n > 0 {
-            between(n)?;
+            between(n).await?;
         }
-        let next = page(rows.last(), limit)?;
+        let next = page(rows.last().map(&cursor), limit).await?;
         ensure!(
             next.len() <= limit,
             "page {n}: {} rows, at most {limit} asked",
@@ -362,11 +551,21 @@ fn read_pages<T, K: PartialEq + core::fmt::Debug>(
 }
 
 /// [`read_pages`] with `PAGE` rows a page and no commit in between.
-fn read_all<T, K: PartialEq + core::fmt::Debug>(
+async fn read_all<T, K, C, P>(
     key: impl Fn(&T) -> K,
-    mut page: impl FnMut(Option<&T>) -> Result<Vec<T>, String>,
-) -> Result<Vec<T>, String> {
-    read_pages(PAGE, key, |last, _| page(last), |_| Ok(()))
+    cursor: impl Fn(&T) -> C,
+    mut page: impl FnMut(Option<C>) -> P,
+) -> Result<Vec<T>, String>
+where
+    K: PartialEq + core::fmt::Debug,
+    P: Future<Output = Result<Vec<T>, String>>,
+{
+    read_pages(PAGE, key, cursor, |after, _| page(after), nothing_between).await
+}
+
+/// No commit between pages.
+async fn nothing_between(_: usize) -> Outcome {
+    Ok(())
 }
 
 /// The name of a "my contacts" row.
@@ -391,46 +590,55 @@ fn deadline_key(request: &ChangeRequest) -> RequestKey {
 }
 
 /// `customer`'s contacts, every page (R6).
-fn all_contacts<S: Store>(
+async fn all_contacts<S: AsyncStore>(
     store: &S,
     customer: CustomerId,
 ) -> Result<Vec<(ServiceName, Roles)>, String> {
-    read_all(contact_name, |last: Option<&(ServiceName, Roles)>| {
-        host(store.contacts_of(customer, last.map(|(name, _)| name), PAGE))
+    read_all(contact_name, contact_name, |after| async move {
+        host(store.contacts_of(customer, after.as_ref(), PAGE).await)
     })
+    .await
 }
 
 /// `customer`'s requests, unfiltered, every page (R35).
-fn all_requests<S: Store>(store: &S, customer: CustomerId) -> Result<Vec<ChangeRequest>, String> {
-    filtered_requests(store, customer, &RequestFilter::all(), t0())
+async fn all_requests<S: AsyncStore>(
+    store: &S,
+    customer: CustomerId,
+) -> Result<Vec<ChangeRequest>, String> {
+    filtered_requests(store, customer, &RequestFilter::all(), t0()).await
 }
 
 /// `customer`'s requests that `filter` lists at `now`, every page (R35, R45).
-fn filtered_requests<S: Store>(
+async fn filtered_requests<S: AsyncStore>(
     store: &S,
     customer: CustomerId,
     filter: &RequestFilter,
     now: OffsetDateTime,
 ) -> Result<Vec<ChangeRequest>, String> {
-    read_all(ChangeRequest::id, |last: Option<&ChangeRequest>| {
-        host(store.requests_of(customer, filter, now, last.map(opening_key), PAGE))
+    read_all(ChangeRequest::id, opening_key, |after| async move {
+        host(store.requests_of(customer, filter, now, after, PAGE).await)
     })
+    .await
 }
 
 /// The requests due at `now`, every page (R29).
-fn all_due<S: Store>(store: &S, now: OffsetDateTime) -> Result<Vec<ChangeRequest>, String> {
-    read_all(ChangeRequest::id, |last: Option<&ChangeRequest>| {
-        host(store.due_for_expiry(now, last.map(deadline_key), PAGE))
+async fn all_due<S: AsyncStore>(
+    store: &S,
+    now: OffsetDateTime,
+) -> Result<Vec<ChangeRequest>, String> {
+    read_all(ChangeRequest::id, deadline_key, |after| async move {
+        host(store.due_for_expiry(now, after, PAGE).await)
     })
+    .await
 }
 
-fn read_service<S: Store>(store: &S, name: &ServiceName) -> Result<Service, String> {
-    host(store.service(name))?.ok_or_else(|| format!("service {name} is missing"))
+async fn read_service<S: AsyncStore>(store: &S, name: &ServiceName) -> Result<Service, String> {
+    host(store.service(name).await)?.ok_or_else(|| format!("service {name} is missing"))
 }
 
 /// Checks that `service` reads back as `expected`.
-fn reads_service<S: Store>(store: &S, expected: &Service, after: &str) -> Outcome {
-    let loaded = host(store.service(expected.name()))?;
+async fn reads_service<S: AsyncStore>(store: &S, expected: &Service, after: &str) -> Outcome {
+    let loaded = host(store.service(expected.name()).await)?;
     ensure!(
         loaded.as_ref() == Some(expected),
         "after {after}: service read back {loaded:?}, expected {expected:?}"
@@ -439,8 +647,8 @@ fn reads_service<S: Store>(store: &S, expected: &Service, after: &str) -> Outcom
 }
 
 /// Checks that request `expected.id()` reads back as `expected`.
-fn reads_request<S: Store>(store: &S, expected: &ChangeRequest, after: &str) -> Outcome {
-    let loaded = host(store.request(expected.id()))?;
+async fn reads_request<S: AsyncStore>(store: &S, expected: &ChangeRequest, after: &str) -> Outcome {
+    let loaded = host(store.request(expected.id()).await)?;
     ensure!(
         loaded.as_ref() == Some(expected),
         "after {after}: request read back {loaded:?}, expected {expected:?}"
@@ -467,22 +675,22 @@ struct Opened {
 
 /// The service as stored and the requests it names as the last of its
 /// roles: what the engine decides on (R27, R44).
-fn load<S: Store>(
+async fn load<S: AsyncStore>(
     store: &S,
     service: &ServiceName,
 ) -> Result<(Service, Vec<ChangeRequest>), String> {
-    let service = host(store.service(service))?
+    let service = host(store.service(service).await)?
         .ok_or_else(|| format!("fixture service {service} missing"))?;
     let mut named = Vec::new();
     for id in service.requests_to_load() {
-        named.extend(host(store.request(id))?);
+        named.extend(host(store.request(id).await)?);
     }
     Ok((service, named))
 }
 
 /// The admin of `service` (as stored) proposes `incoming` for `roles` at
 /// `now`: the request and the writes that open it, not committed.
-fn propose<S: Store>(
+async fn propose<S: AsyncStore>(
     store: &S,
     service: &ServiceName,
     incoming: CustomerId,
@@ -492,7 +700,7 @@ fn propose<S: Store>(
 ) -> Result<(Opened, Changes), String> {
     // Opening a request writes the service at its next version: use the
     // stored one.
-    let (service, open) = load(store, service)?;
+    let (service, open) = load(store, service).await?;
     let mut edit = Edit::new(service.name().clone());
     for role in roles {
         edit.set(role, incoming);
@@ -525,7 +733,7 @@ fn propose<S: Store>(
 }
 
 /// [`propose`], committed.
-fn open_request<S: Store>(
+async fn open_request<S: AsyncStore>(
     store: &S,
     service: &ServiceName,
     incoming: CustomerId,
@@ -533,18 +741,37 @@ fn open_request<S: Store>(
     now: OffsetDateTime,
     seed: u64,
 ) -> Result<Opened, String> {
-    let (opened, changes) = propose(store, service, incoming, roles, now, seed)?;
-    committed(store.commit(changes), "opening a request")?;
+    let (opened, changes) = propose(store, service, incoming, roles, now, seed).await?;
+    committed(store.commit(changes).await, "opening a request")?;
     Ok(opened)
 }
 
-/// [`open_request`] of the tech role for `BB2-OVH` at the suite's start.
-fn open_tech<S: Store>(store: &S, service: &ServiceName, seed: u64) -> Result<Opened, String> {
-    open_request(store, service, id("BB2-OVH"), Role::Tech.into(), t0(), seed)
+/// [`open_request`] of the tech role for `incoming` at `now`.
+async fn open_tech_for<S: AsyncStore>(
+    store: &S,
+    service: &ServiceName,
+    incoming: CustomerId,
+    now: OffsetDateTime,
+    seed: u64,
+) -> Result<Opened, String> {
+    open_request(store, service, incoming, Role::Tech.into(), now, seed).await
+}
+
+/// [`open_tech_for`] `BB2-OVH` at the suite's start.
+async fn open_tech<S: AsyncStore>(
+    store: &S,
+    service: &ServiceName,
+    seed: u64,
+) -> Result<Opened, String> {
+    open_tech_for(store, service, id("BB2-OVH"), t0(), seed).await
 }
 
 /// [`open_request`] of the billing role for `CC3-OVH` at the suite's start.
-fn open_billing<S: Store>(store: &S, service: &ServiceName, seed: u64) -> Result<Opened, String> {
+async fn open_billing<S: AsyncStore>(
+    store: &S,
+    service: &ServiceName,
+    seed: u64,
+) -> Result<Opened, String> {
     open_request(
         store,
         service,
@@ -553,24 +780,25 @@ fn open_billing<S: Store>(store: &S, service: &ServiceName, seed: u64) -> Result
         t0(),
         seed,
     )
+    .await
 }
 
 /// `who` accepts `request` (its current version) with the token `opened`
 /// gave them, at `now`; the last confirmation applies the change against the
 /// service as stored. Not committed.
-fn accept<S: Store>(
+async fn accept<S: AsyncStore>(
     store: &S,
     opened: &Opened,
     request: &ChangeRequest,
     who: CustomerId,
     now: OffsetDateTime,
 ) -> Result<Transition, String> {
-    accept_with(store, opened, request, who, now, &everyone)
+    accept_with(store, opened, request, who, now, &everyone).await
 }
 
 /// [`accept`], with the accounts as `accounts` answers them when the change
 /// is checked again before it applies (R30).
-fn accept_with<S: Store>(
+async fn accept_with<S: AsyncStore>(
     store: &S,
     opened: &Opened,
     request: &ChangeRequest,
@@ -579,7 +807,7 @@ fn accept_with<S: Store>(
     accounts: &(impl Accounts + ?Sized),
 ) -> Result<Transition, String> {
     let token = token_of(opened, who)?;
-    let (service, open) = load(store, request.service())?;
+    let (service, open) = load(store, request.service()).await?;
     let snapshot = Snapshot {
         service: &service,
         requests: &open,
@@ -658,19 +886,19 @@ fn service_written(changes: &Changes) -> Result<Service, String> {
 }
 
 /// Commits `transition` and returns the new value of `request`.
-fn commit_step<S: Store>(
+async fn commit_step<S: AsyncStore>(
     store: &S,
     transition: &Transition,
     request: &ChangeRequest,
     what: &str,
 ) -> Result<ChangeRequest, String> {
-    committed(store.commit(transition.changes.clone()), what)?;
+    committed(store.commit(transition.changes.clone()).await, what)?;
     written(transition, request)
 }
 
 // ----- single records: versions -----
 
-fn service_round_trip<S: Store>(store: &S) -> Outcome {
+async fn service_round_trip<S: AsyncStore>(store: &S) -> Outcome {
     // R7: a long name (200 bytes of the 255 allowed); R42: any three holders.
     let long = format!("{}.example", "round-trip".repeat(19));
     let service = Service::new(
@@ -679,32 +907,32 @@ fn service_round_trip<S: Store>(store: &S) -> Outcome {
         Version::FIRST,
     );
     ensure!(
-        host(store.service(service.name()))?.is_none(),
+        host(store.service(service.name()).await)?.is_none(),
         "an empty store has a service"
     );
-    committed(store.commit(create(&service)), "creating a service")?;
-    reads_service(store, &service, "creating it")?;
+    committed(store.commit(create(&service)).await, "creating a service")?;
+    reads_service(store, &service, "creating it").await?;
     ensure!(
-        host(store.service(&name("round-trip.example")))?.is_none(),
+        host(store.service(&name("round-trip.example")).await)?.is_none(),
         "an unknown name reads as a service"
     );
     Ok(())
 }
 
-fn create_existing_service_conflicts<S: Store>(store: &S) -> Outcome {
+async fn create_existing_service_conflicts<S: AsyncStore>(store: &S) -> Outcome {
     // R31: `expected: None` means the service must not exist yet.
-    let service = ordered(store, "twice.example", id("AA1-OVH"))?;
+    let service = ordered(store, "twice.example", id("AA1-OVH")).await?;
     let other = Service::order(name("twice.example"), id("BB2-OVH"));
-    conflicted(store.commit(create(&other)), "a second creation")?;
-    reads_service(store, &service, "a refused second creation")
+    conflicted(store.commit(create(&other)).await, "a second creation")?;
+    reads_service(store, &service, "a refused second creation").await
 }
 
-fn create_existing_request_conflicts<S: Store>(store: &S) -> Outcome {
+async fn create_existing_request_conflicts<S: AsyncStore>(store: &S) -> Outcome {
     // R31: `expected: None` means the request must not exist yet.
     let admin = id("AA1-OVH");
-    let one = ordered(store, "one.example", admin)?;
-    let two = ordered(store, "two.example", admin)?;
-    let opened = open_tech(store, one.name(), 1)?;
+    let one = ordered(store, "one.example", admin).await?;
+    let two = ordered(store, "two.example", admin).await?;
+    let opened = open_tech(store, one.name(), 1).await?;
     // The same seed draws the same id: another request under that id.
     let (other, _) = propose(
         store,
@@ -713,7 +941,8 @@ fn create_existing_request_conflicts<S: Store>(store: &S) -> Outcome {
         Role::Billing.into(),
         t0(),
         1,
-    )?;
+    )
+    .await?;
     ensure!(
         other.request.id() == opened.request.id() && other.request != opened.request,
         "fixture: expected another request under the same id"
@@ -722,61 +951,64 @@ fn create_existing_request_conflicts<S: Store>(store: &S) -> Outcome {
         value: other.request,
         expected: None,
     }]);
-    conflicted(store.commit(again), "a second creation of a request id")?;
-    reads_request(store, &opened.request, "a refused second creation")
+    conflicted(
+        store.commit(again).await,
+        "a second creation of a request id",
+    )?;
+    reads_request(store, &opened.request, "a refused second creation").await
 }
 
-fn stale_version_conflicts<S: Store>(store: &S) -> Outcome {
+async fn stale_version_conflicts<S: AsyncStore>(store: &S) -> Outcome {
     // R31: the expected version must be the stored one, exactly.
-    let service = ordered(store, "stale.example", id("AA1-OVH"))?;
+    let service = ordered(store, "stale.example", id("AA1-OVH")).await?;
     let v2 = reassigned(&service, Role::Tech, id("BB2-OVH"));
     conflicted(
-        store.commit(update(&v2, Version::new(7))),
+        store.commit(update(&v2, Version::new(7))).await,
         "a service update expecting a version it never had",
     )?;
     committed(
-        store.commit(update(&v2, service.version())),
+        store.commit(update(&v2, service.version())).await,
         "a service update expecting the stored version",
     )?;
     conflicted(
-        store.commit(update(&v2, service.version())),
+        store.commit(update(&v2, service.version())).await,
         "a second service update expecting the replaced version",
     )?;
-    reads_service(store, &v2, "the service updates")?;
+    reads_service(store, &v2, "the service updates").await?;
 
-    let opened = open_billing(store, v2.name(), 2)?;
+    let opened = open_billing(store, v2.name(), 2).await?;
     let cancelled = cancel(&opened.request, t0() + Duration::minutes(1))?;
     let mut ahead = write_of(&cancelled.changes, &opened.request)?;
     ahead.expected = Some(Version::new(7));
     conflicted(
-        store.commit(request_writes(vec![ahead])),
+        store.commit(request_writes(vec![ahead])).await,
         "a request update expecting a version it never had",
     )?;
-    let after = commit_step(store, &cancelled, &opened.request, "cancelling")?;
+    let after = commit_step(store, &cancelled, &opened.request, "cancelling").await?;
     conflicted(
-        store.commit(cancelled.changes),
+        store.commit(cancelled.changes).await,
         "a second request update expecting the replaced version",
     )?;
-    reads_request(store, &after, "the request updates")
+    reads_request(store, &after, "the request updates").await
 }
 
-fn update_of_missing_service_conflicts<S: Store>(store: &S) -> Outcome {
+async fn update_of_missing_service_conflicts<S: AsyncStore>(store: &S) -> Outcome {
     // R31: `expected: Some(v)` means the service must exist at `v`.
     let service = Service::order(name("missing.example"), id("AA1-OVH"));
     conflicted(
-        store.commit(update(&service, Version::FIRST)),
+        store.commit(update(&service, Version::FIRST)).await,
         "an update of a service never created",
     )?;
     ensure!(
-        host(store.service(service.name()))?.is_none(),
+        host(store.service(service.name()).await)?.is_none(),
         "a refused update created a service"
     );
     Ok(())
 }
 
-fn update_of_missing_request_conflicts<S: Store>(store: &S) -> Outcome {
+async fn update_of_missing_request_conflicts<S: AsyncStore>(store: &S) -> Outcome {
     // R31: `expected: Some(v)` means the request must exist at `v`.
-    let service = ordered(store, "missing.example", id("AA1-OVH"))?;
+    let service = ordered(store, "missing.example", id("AA1-OVH")).await?;
     let (proposed, _) = propose(
         store,
         service.name(),
@@ -784,17 +1016,18 @@ fn update_of_missing_request_conflicts<S: Store>(store: &S) -> Outcome {
         Role::Tech.into(),
         t0(),
         3,
-    )?;
+    )
+    .await?;
     let write = Write {
         value: proposed.request.clone(),
         expected: Some(Version::FIRST),
     };
     conflicted(
-        store.commit(request_writes(vec![write])),
+        store.commit(request_writes(vec![write])).await,
         "an update of a request never created",
     )?;
     ensure!(
-        host(store.request(proposed.request.id()))?.is_none(),
+        host(store.request(proposed.request.id()).await)?.is_none(),
         "a refused update created a request"
     );
     Ok(())
@@ -805,21 +1038,21 @@ fn update_of_missing_request_conflicts<S: Store>(store: &S) -> Outcome {
 /// Checks that nothing of a refused batch shows: the service and the
 /// requests read as before, and the customer the batch would have made a
 /// party of has no requests.
-fn nothing_written<S: Store>(
+async fn nothing_written<S: AsyncStore>(
     store: &S,
     service: &Service,
     requests: &[&ChangeRequest],
     never_created: &ChangeRequest,
 ) -> Outcome {
-    reads_service(store, service, "a refused batch")?;
+    reads_service(store, service, "a refused batch").await?;
     for request in requests {
-        reads_request(store, request, "a refused batch")?;
+        reads_request(store, request, "a refused batch").await?;
     }
     ensure!(
-        host(store.request(never_created.id()))?.is_none(),
+        host(store.request(never_created.id()).await)?.is_none(),
         "after a refused batch: the request it would have created exists"
     );
-    let listed = ids(&all_requests(store, never_created.incoming())?);
+    let listed = ids(&all_requests(store, never_created.incoming()).await?);
     ensure!(
         listed.is_empty(),
         "after a refused batch: the incoming contact of the request it would have created has requests {listed:?}"
@@ -827,12 +1060,12 @@ fn nothing_written<S: Store>(
     Ok(())
 }
 
-fn all_or_nothing_stale_service<S: Store>(store: &S) -> Outcome {
+async fn all_or_nothing_stale_service<S: AsyncStore>(store: &S) -> Outcome {
     // R31: a stale service write, then good request writes (an update and a
     // creation): the shape of an apply decided on an old service.
-    let service = ordered(store, "atomic.example", id("AA1-OVH"))?;
-    let tech = open_tech(store, service.name(), 4)?;
-    let current = read_service(store, service.name())?;
+    let service = ordered(store, "atomic.example", id("AA1-OVH")).await?;
+    let tech = open_tech(store, service.name(), 4).await?;
+    let current = read_service(store, service.name()).await?;
     let later = t0() + Duration::minutes(1);
     let cancelled = cancel(&tech.request, later)?;
     let (billing, opening) = propose(
@@ -842,7 +1075,8 @@ fn all_or_nothing_stale_service<S: Store>(store: &S) -> Outcome {
         Role::Billing.into(),
         later,
         5,
-    )?;
+    )
+    .await?;
     let stale = Write {
         value: reassigned(&current, Role::Admin, id("DD4-OVH")),
         expected: Some(service.version()),
@@ -854,25 +1088,29 @@ fn all_or_nothing_stale_service<S: Store>(store: &S) -> Outcome {
             write_of(&opening, &billing.request)?,
         ],
     };
-    conflicted(store.commit(batch), "a batch with a stale service write")?;
-    nothing_written(store, &current, &[&tech.request], &billing.request)
+    conflicted(
+        store.commit(batch).await,
+        "a batch with a stale service write",
+    )?;
+    nothing_written(store, &current, &[&tech.request], &billing.request).await
 }
 
-fn all_or_nothing_stale_request<S: Store>(store: &S) -> Outcome {
+async fn all_or_nothing_stale_request<S: AsyncStore>(store: &S) -> Outcome {
     // R31: a good service write, then a stale request write and a good
     // request creation.
-    let service = ordered(store, "atomic.example", id("AA1-OVH"))?;
-    let tech = open_tech(store, service.name(), 6)?;
+    let service = ordered(store, "atomic.example", id("AA1-OVH")).await?;
+    let tech = open_tech(store, service.name(), 6).await?;
     let later = t0() + Duration::minutes(1);
     // A confirmation decided on the request before a cancel replaced it.
-    let confirmed = accept(store, &tech, &tech.request, id("BB2-OVH"), later)?;
+    let confirmed = accept(store, &tech, &tech.request, id("BB2-OVH"), later).await?;
     let cancelled = commit_step(
         store,
         &cancel(&tech.request, later)?,
         &tech.request,
         "cancelling",
-    )?;
-    let current = read_service(store, service.name())?;
+    )
+    .await?;
+    let current = read_service(store, service.name()).await?;
     let (billing, opening) = propose(
         store,
         service.name(),
@@ -880,82 +1118,90 @@ fn all_or_nothing_stale_request<S: Store>(store: &S) -> Outcome {
         Role::Billing.into(),
         later,
         7,
-    )?;
+    )
+    .await?;
     let mut batch = opening;
     batch
         .requests
         .insert(0, write_of(&confirmed.changes, &tech.request)?);
-    conflicted(store.commit(batch), "a batch with a stale request write")?;
-    nothing_written(store, &current, &[&cancelled], &billing.request)
+    conflicted(
+        store.commit(batch).await,
+        "a batch with a stale request write",
+    )?;
+    nothing_written(store, &current, &[&cancelled], &billing.request).await
 }
 
-fn all_or_nothing_requests_only<S: Store>(store: &S) -> Outcome {
+async fn all_or_nothing_requests_only<S: AsyncStore>(store: &S) -> Outcome {
     // R31: request writes alone, a good one then a stale one.
-    let service = ordered(store, "atomic.example", id("AA1-OVH"))?;
-    let tech = open_tech(store, service.name(), 8)?;
-    let billing = open_billing(store, service.name(), 9)?;
+    let service = ordered(store, "atomic.example", id("AA1-OVH")).await?;
+    let tech = open_tech(store, service.name(), 8).await?;
+    let billing = open_billing(store, service.name(), 9).await?;
     let later = t0() + Duration::minutes(1);
-    let stale = accept(store, &billing, &billing.request, id("CC3-OVH"), later)?;
+    let stale = accept(store, &billing, &billing.request, id("CC3-OVH"), later).await?;
     let billing_now = commit_step(
         store,
         &cancel(&billing.request, later)?,
         &billing.request,
         "cancelling",
-    )?;
+    )
+    .await?;
     let good = cancel(&tech.request, later)?;
     let batch = request_writes(vec![
         write_of(&good.changes, &tech.request)?,
         write_of(&stale.changes, &billing.request)?,
     ]);
-    conflicted(store.commit(batch), "a batch of request writes, one stale")?;
-    reads_request(store, &tech.request, "a refused batch")?;
-    reads_request(store, &billing_now, "a refused batch")
+    conflicted(
+        store.commit(batch).await,
+        "a batch of request writes, one stale",
+    )?;
+    reads_request(store, &tech.request, "a refused batch").await?;
+    reads_request(store, &billing_now, "a refused batch").await
 }
 
-fn import_batch_is_all_or_nothing<S: Store>(store: &S) -> Outcome {
+async fn import_batch_is_all_or_nothing<S: AsyncStore>(store: &S) -> Outcome {
     // R42: an import writes several services in one commit, all or none.
     let (a, b, c) = (id("AA1-OVH"), id("BB2-OVH"), id("CC3-OVH"));
-    let first = ordered(store, "taken.example", c)?;
+    let first = ordered(store, "taken.example", c).await?;
     let taken = reassigned(&first, Role::Tech, id("DD4-OVH"));
-    committed(store.commit(update(&taken, first.version())), "an update")?;
-    let batch = |names: [&str; 3]| -> Result<Transition, String> {
-        let services = names.map(|n| (name(n), Contacts::new(a, b, a)));
-        let existing: Vec<Service> = names
-            .iter()
-            .filter_map(|n| host(store.service(&name(n))).transpose())
-            .collect::<Result<_, _>>()?;
-        Engine::default()
-            .import(services, &existing)
-            .map_err(|err| format!("fixture import refused: {err}"))
-    };
+    committed(
+        store.commit(update(&taken, first.version())).await,
+        "an update",
+    )?;
+    let names = ["one.example", "two.example", "three.example"];
+    let mut existing = Vec::new();
+    for n in names {
+        existing.extend(host(store.service(&name(n)).await)?);
+    }
+    let fresh = Engine::default()
+        .import(names.map(|n| (name(n), Contacts::new(a, b, a))), &existing)
+        .map_err(|err| format!("fixture import refused: {err}"))?;
     // A batch whose second write is stale (decided on a version that
     // changed since): the store refuses the whole batch.
-    let fresh = batch(["one.example", "two.example", "three.example"])?;
     let mut clashing = fresh.changes.clone();
     clashing.services[1] = Write {
         value: reassigned(&first, Role::Tech, a),
         expected: Some(first.version()),
     };
     conflicted(
-        store.commit(clashing),
+        store.commit(clashing).await,
         "a batch of service writes whose second is stale",
     )?;
-    reads_service(store, &taken, "a refused import")?;
+    reads_service(store, &taken, "a refused import").await?;
     for n in ["one.example", "three.example"] {
         ensure!(
-            host(store.service(&name(n)))?.is_none(),
+            host(store.service(&name(n)).await)?.is_none(),
             "a refused import wrote {n}"
         );
     }
     ensure!(
-        all_contacts(store, a)?.is_empty(),
+        all_contacts(store, a).await?.is_empty(),
         "a refused import is listed by its holders"
     );
-    committed(store.commit(fresh.changes.clone()), "a good import")?;
+    committed(store.commit(fresh.changes.clone()).await, "a good import")?;
     for write in &fresh.changes.services {
-        reads_service(store, &write.value, "an import")?;
+        reads_service(store, &write.value, "an import").await?;
     }
-    let listed = all_contacts(store, b)?;
+    let listed = all_contacts(store, b).await?;
     let expected = [
         (name("one.example"), Roles::from(Role::Tech)),
         (name("three.example"), Roles::from(Role::Tech)),
@@ -968,12 +1214,13 @@ fn import_batch_is_all_or_nothing<S: Store>(store: &S) -> Outcome {
     Ok(())
 }
 
-fn removed_service_keeps_its_versions<S: Store>(store: &S) -> Outcome {
+async fn removed_service_keeps_its_versions<S: AsyncStore>(store: &S) -> Outcome {
     // R44: a removed service stays as a tombstone, so its name's versions
     // never restart and no decision about the old service lands on the new.
     let (owner, newcomer) = (id("AA1-OVH"), id("BB2-OVH"));
-    let service = ordered(store, "gone.example", owner)?;
-    let (_, stale_opening) = propose(store, service.name(), newcomer, Role::Tech.into(), t0(), 40)?;
+    let service = ordered(store, "gone.example", owner).await?;
+    let (_, stale_opening) =
+        propose(store, service.name(), newcomer, Role::Tech.into(), t0(), 40).await?;
     let opened = open_request(
         store,
         service.name(),
@@ -981,8 +1228,9 @@ fn removed_service_keeps_its_versions<S: Store>(store: &S) -> Outcome {
         Role::Billing.into(),
         t0(),
         41,
-    )?;
-    let (stored, named) = load(store, service.name())?;
+    )
+    .await?;
+    let (stored, named) = load(store, service.name()).await?;
     let snapshot = Snapshot {
         service: &stored,
         requests: &named,
@@ -991,15 +1239,19 @@ fn removed_service_keeps_its_versions<S: Store>(store: &S) -> Outcome {
         .remove(snapshot, t0() + Duration::minutes(1))
         .map_err(|err| format!("fixture removal refused: {err}"))?;
     let tombstone = service_written(&removal.changes)?;
-    committed(store.commit(removal.changes.clone()), "removing a service")?;
-    reads_service(store, &tombstone, "removing a service")?;
+    committed(
+        store.commit(removal.changes.clone()).await,
+        "removing a service",
+    )?;
+    reads_service(store, &tombstone, "removing a service").await?;
     reads_request(
         store,
         &written(&removal, &opened.request)?,
         "removing a service",
-    )?;
+    )
+    .await?;
     ensure!(
-        all_contacts(store, owner)?.is_empty(),
+        all_contacts(store, owner).await?.is_empty(),
         "a removed service is still listed by its holders"
     );
     // Ordered again by someone else: the new service replaces the tombstone
@@ -1015,32 +1267,35 @@ fn removed_service_keeps_its_versions<S: Store>(store: &S) -> Outcome {
         reborn.version() > tombstone.version(),
         "the engine restarted the versions"
     );
-    committed(store.commit(again.changes), "ordering the name again")?;
-    reads_service(store, &reborn, "ordering the name again")?;
+    committed(store.commit(again.changes).await, "ordering the name again")?;
+    reads_service(store, &reborn, "ordering the name again").await?;
     // A decision made on the old service cannot commit onto the new one.
     conflicted(
-        store.commit(stale_opening),
+        store.commit(stale_opening).await,
         "a request opened on the service before its removal",
     )?;
-    reads_service(store, &reborn, "a refused stale write")
+    reads_service(store, &reborn, "a refused stale write").await
 }
 
 // ----- reads after commits -----
 
-fn reads_follow_every_commit<S: Store>(store: &S) -> Outcome {
+async fn reads_follow_every_commit<S: AsyncStore>(store: &S) -> Outcome {
     // R31, R44: every read that starts after a commit returned sees it.
     let (admin, tech, billing) = (id("AA1-OVH"), id("BB2-OVH"), id("CC3-OVH"));
-    let service = ordered(store, "fresh.example", admin)?;
-    reads_service(store, &service, "creating a service")?;
+    let service = ordered(store, "fresh.example", admin).await?;
+    reads_service(store, &service, "creating a service").await?;
     let v2 = reassigned(&service, Role::Billing, billing);
-    committed(store.commit(update(&v2, service.version())), "an update")?;
-    reads_service(store, &v2, "updating a service")?;
+    committed(
+        store.commit(update(&v2, service.version())).await,
+        "an update",
+    )?;
+    reads_service(store, &v2, "updating a service").await?;
 
-    let (opened, opening) = propose(store, v2.name(), tech, Role::Tech.into(), t0(), 10)?;
+    let (opened, opening) = propose(store, v2.name(), tech, Role::Tech.into(), t0(), 10).await?;
     let v3 = service_written(&opening)?;
-    committed(store.commit(opening), "opening a request")?;
-    reads_service(store, &v3, "opening a request")?;
-    reads_request(store, &opened.request, "opening it")?;
+    committed(store.commit(opening).await, "opening a request")?;
+    reads_service(store, &v3, "opening a request").await?;
+    reads_request(store, &opened.request, "opening it").await?;
 
     let step = accept(
         store,
@@ -1048,9 +1303,10 @@ fn reads_follow_every_commit<S: Store>(store: &S) -> Outcome {
         &opened.request,
         tech,
         t0() + Duration::minutes(1),
-    )?;
-    let confirmed = commit_step(store, &step, &opened.request, "a confirmation")?;
-    reads_request(store, &confirmed, "a confirmation")?;
+    )
+    .await?;
+    let confirmed = commit_step(store, &step, &opened.request, "a confirmation").await?;
+    reads_request(store, &confirmed, "a confirmation").await?;
 
     let step = accept(
         store,
@@ -1058,62 +1314,67 @@ fn reads_follow_every_commit<S: Store>(store: &S) -> Outcome {
         &confirmed,
         admin,
         t0() + Duration::minutes(2),
-    )?;
-    let applied = commit_step(store, &step, &opened.request, "the last confirmation")?;
+    )
+    .await?;
+    let applied = commit_step(store, &step, &opened.request, "the last confirmation").await?;
     let v4 = service_written(&step.changes)?;
     ensure!(
         v4.holder(Role::Tech) == tech,
         "fixture: the change did not apply"
     );
-    reads_request(store, &applied, "applying")?;
-    reads_service(store, &v4, "applying")
+    reads_request(store, &applied, "applying").await?;
+    reads_service(store, &v4, "applying").await
 }
 
 // ----- listings -----
 
-fn contacts_of_follows_holders<S: Store>(store: &S) -> Outcome {
+async fn contacts_of_follows_holders<S: AsyncStore>(store: &S) -> Outcome {
     // R6: the holder index follows every change of contacts.
     let (old, new) = (id("AA1-OVH"), id("BB2-OVH"));
-    let z = ordered(store, "z.example", old)?;
-    let a = ordered(store, "a.example", old)?;
-    let names = |customer| -> Result<Vec<ServiceName>, String> {
-        Ok(all_contacts(store, customer)?
-            .into_iter()
-            .map(|(name, _)| name)
-            .collect())
+    let z = ordered(store, "z.example", old).await?;
+    let a = ordered(store, "a.example", old).await?;
+    let names = |customer| async move {
+        let listed = all_contacts(store, customer).await?;
+        Ok::<Vec<ServiceName>, String>(listed.into_iter().map(|(name, _)| name).collect())
     };
-    let listed = names(old)?;
+    let listed = names(old).await?;
     ensure!(
         listed == [a.name().clone(), z.name().clone()],
         "services of the owner, sorted by name: {listed:?}"
     );
     let z2 = reassigned(&z, Role::Tech, new);
-    committed(store.commit(update(&z2, z.version())), "changing the tech")?;
-    let listed = names(new)?;
+    committed(
+        store.commit(update(&z2, z.version())).await,
+        "changing the tech",
+    )?;
+    let listed = names(new).await?;
     ensure!(
         listed == [z.name().clone()],
         "services of the new holder: {listed:?}"
     );
-    let listed = names(old)?;
+    let listed = names(old).await?;
     ensure!(
         listed == [a.name().clone(), z.name().clone()],
         "the old holder, still admin, is not listed: {listed:?}"
     );
     let z3 = Service::new(z.name().clone(), Contacts::all(new), z2.version().next());
-    committed(store.commit(update(&z3, z2.version())), "changing the rest")?;
-    let listed = names(old)?;
+    committed(
+        store.commit(update(&z3, z2.version())).await,
+        "changing the rest",
+    )?;
+    let listed = names(old).await?;
     ensure!(
         listed == [a.name().clone()],
         "the old holder of every role is still listed: {listed:?}"
     );
     ensure!(
-        names(id("ZZ9-OVH"))?.is_empty(),
+        names(id("ZZ9-OVH")).await?.is_empty(),
         "a stranger holds services"
     );
     Ok(())
 }
 
-fn contacts_of_roles_follow_changes<S: Store>(store: &S) -> Outcome {
+async fn contacts_of_roles_follow_changes<S: AsyncStore>(store: &S) -> Outcome {
     // R6: the roles listed are the roles held now.
     let (first, second) = (id("AA1-OVH"), id("BB2-OVH"));
     let service = Service::new(
@@ -1121,9 +1382,9 @@ fn contacts_of_roles_follow_changes<S: Store>(store: &S) -> Outcome {
         Contacts::new(first, first, second),
         Version::FIRST,
     );
-    committed(store.commit(create(&service)), "creating a service")?;
+    committed(store.commit(create(&service)).await, "creating a service")?;
     let roles = |customer| all_contacts(store, customer);
-    let listed = roles(second)?;
+    let listed = roles(second).await?;
     ensure!(
         listed == [(service.name().clone(), Role::Billing.into())],
         "roles of the billing contact: {listed:?}"
@@ -1131,15 +1392,15 @@ fn contacts_of_roles_follow_changes<S: Store>(store: &S) -> Outcome {
     // Both stay contacts; the tech role moves from one to the other.
     let v2 = reassigned(&service, Role::Tech, second);
     committed(
-        store.commit(update(&v2, service.version())),
+        store.commit(update(&v2, service.version())).await,
         "moving the tech role",
     )?;
-    let listed = roles(first)?;
+    let listed = roles(first).await?;
     ensure!(
         listed == [(service.name().clone(), Role::Admin.into())],
         "roles of the admin after losing the tech role: {listed:?}"
     );
-    let listed = roles(second)?;
+    let listed = roles(second).await?;
     ensure!(
         listed == [(service.name().clone(), Role::Tech | Role::Billing)],
         "roles of the new tech contact: {listed:?}"
@@ -1147,7 +1408,7 @@ fn contacts_of_roles_follow_changes<S: Store>(store: &S) -> Outcome {
     Ok(())
 }
 
-fn requests_of_parties_and_order<S: Store>(store: &S) -> Outcome {
+async fn requests_of_parties_and_order<S: AsyncStore>(store: &S) -> Outcome {
     // R35: every party's requests, whatever their state, newest first, ties
     // by request id.
     let (admin, tech, stranger) = (id("AA1-OVH"), id("BB2-OVH"), id("ZZ9-OVH"));
@@ -1156,11 +1417,13 @@ fn requests_of_parties_and_order<S: Store>(store: &S) -> Outcome {
         Contacts::new(admin, tech, admin),
         Version::FIRST,
     );
-    committed(store.commit(create(&x)), "creating a service")?;
-    let y = ordered(store, "y.example", admin)?;
-    let z = ordered(store, "z.example", admin)?;
+    committed(store.commit(create(&x)).await, "creating a service")?;
+    let y = ordered(store, "y.example", admin).await?;
+    let z = ordered(store, "z.example", admin).await?;
     let incoming = id("CC3-OVH");
-    let first = open_request(store, x.name(), incoming, Role::Tech.into(), t0(), 11)?.request;
+    let first = open_tech_for(store, x.name(), incoming, t0(), 11)
+        .await?
+        .request;
     let later = t0() + Duration::hours(1);
     let second = open_request(
         store,
@@ -1169,40 +1432,45 @@ fn requests_of_parties_and_order<S: Store>(store: &S) -> Outcome {
         Role::Billing.into(),
         later,
         12,
-    )?;
+    )
+    .await?;
     let second = second.request;
     // Two requests opened at the same instant.
     let same = t0() + Duration::hours(2);
-    let tie_y = open_request(store, y.name(), id("EE5-OVH"), Role::Tech.into(), same, 13)?;
-    let tie_z = open_request(store, z.name(), id("EE5-OVH"), Role::Tech.into(), same, 14)?;
+    let tie_y = open_tech_for(store, y.name(), id("EE5-OVH"), same, 13).await?;
+    let tie_z = open_tech_for(store, z.name(), id("EE5-OVH"), same, 14).await?;
     let mut ties = vec![tie_y.request.id(), tie_z.request.id()];
     ties.sort();
-    let listed = |customer| -> Result<Vec<_>, String> { Ok(ids(&all_requests(store, customer)?)) };
+    let listed =
+        |customer| async move { Ok::<Vec<_>, String>(ids(&all_requests(store, customer).await?)) };
     let expected = [ties[0], ties[1], second.id(), first.id()];
-    let got = listed(admin)?;
+    let got = listed(admin).await?;
     ensure!(
         got == expected,
         "the requester's requests, newest first, ties by id: {got:?}, expected {expected:?}"
     );
-    let got = listed(id("EE5-OVH"))?;
+    let got = listed(id("EE5-OVH")).await?;
     ensure!(
         got == ties,
         "ties by request id: {got:?}, expected {ties:?}"
     );
-    let got = listed(incoming)?;
+    let got = listed(incoming).await?;
     ensure!(
         got == [first.id()],
         "the incoming contact's requests: {got:?}"
     );
-    let got = listed(tech)?;
+    let got = listed(tech).await?;
     ensure!(
         got == [first.id()],
         "the outgoing contact's requests: {got:?}"
     );
-    ensure!(listed(stranger)?.is_empty(), "a stranger has requests");
+    ensure!(
+        listed(stranger).await?.is_empty(),
+        "a stranger has requests"
+    );
     // A terminal request stays listed.
-    commit_step(store, &cancel(&first, later)?, &first, "cancelling")?;
-    let got = listed(tech)?;
+    commit_step(store, &cancel(&first, later)?, &first, "cancelling").await?;
+    let got = listed(tech).await?;
     ensure!(
         got == [first.id()],
         "a cancelled request left the listing: {got:?}"
@@ -1210,11 +1478,11 @@ fn requests_of_parties_and_order<S: Store>(store: &S) -> Outcome {
     Ok(())
 }
 
-fn requests_of_current_contents<S: Store>(store: &S) -> Outcome {
+async fn requests_of_current_contents<S: AsyncStore>(store: &S) -> Outcome {
     // R35: each request as it is now, whole.
     let (admin, tech) = (id("AA1-OVH"), id("BB2-OVH"));
-    let service = ordered(store, "listed.example", admin)?;
-    let a = open_request(store, service.name(), tech, Role::Tech.into(), t0(), 15)?;
+    let service = ordered(store, "listed.example", admin).await?;
+    let a = open_tech_for(store, service.name(), tech, t0(), 15).await?;
     let later = t0() + Duration::hours(1);
     let b = open_request(
         store,
@@ -1223,17 +1491,18 @@ fn requests_of_current_contents<S: Store>(store: &S) -> Outcome {
         Role::Billing.into(),
         later,
         16,
-    )?;
+    )
+    .await?;
     let at = t0() + Duration::hours(2);
-    let step = accept(store, &a, &a.request, tech, at)?;
-    let a_now = commit_step(store, &step, &a.request, "a confirmation")?;
-    let b_now = commit_step(store, &cancel(&b.request, at)?, &b.request, "cancelling")?;
-    let listed = all_requests(store, admin)?;
+    let step = accept(store, &a, &a.request, tech, at).await?;
+    let a_now = commit_step(store, &step, &a.request, "a confirmation").await?;
+    let b_now = commit_step(store, &cancel(&b.request, at)?, &b.request, "cancelling").await?;
+    let listed = all_requests(store, admin).await?;
     ensure!(
         listed == [b_now.clone(), a_now.clone()],
         "the requester's requests are not as last written: {listed:?}"
     );
-    let listed = all_requests(store, tech)?;
+    let listed = all_requests(store, tech).await?;
     ensure!(
         listed == [a_now],
         "the incoming contact's request is not as last written: {listed:?}"
@@ -1241,10 +1510,10 @@ fn requests_of_current_contents<S: Store>(store: &S) -> Outcome {
     Ok(())
 }
 
-fn due_for_expiry_at_the_deadline<S: Store>(store: &S) -> Outcome {
+async fn due_for_expiry_at_the_deadline<S: AsyncStore>(store: &S) -> Outcome {
     // R29: due at the deadline itself, not before.
-    let service = ordered(store, "due.example", id("AA1-OVH"))?;
-    let early = open_tech(store, service.name(), 17)?;
+    let service = ordered(store, "due.example", id("AA1-OVH")).await?;
+    let early = open_tech(store, service.name(), 17).await?;
     let late_at = t0() + Duration::days(1);
     let late = open_request(
         store,
@@ -1253,37 +1522,38 @@ fn due_for_expiry_at_the_deadline<S: Store>(store: &S) -> Outcome {
         Role::Billing.into(),
         late_at,
         18,
-    )?;
+    )
+    .await?;
     let (early, late) = (early.request, late.request);
     // Compared as sets: the order is another case's.
-    let due = |now| -> Result<Vec<_>, String> {
-        let mut due = ids(&all_due(store, now)?);
+    let due = |now| async move {
+        let mut due = ids(&all_due(store, now).await?);
         due.sort();
-        Ok(due)
+        Ok::<Vec<_>, String>(due)
     };
     let nano = Duration::nanoseconds(1);
     ensure!(
-        due(early.deadline() - nano)?.is_empty(),
+        due(early.deadline() - nano).await?.is_empty(),
         "due a nanosecond before the deadline"
     );
     ensure!(
-        due(early.deadline())? == [early.id()],
+        due(early.deadline()).await? == [early.id()],
         "not due at the deadline itself"
     );
     ensure!(
-        due(late.deadline() - nano)? == [early.id()],
+        due(late.deadline() - nano).await? == [early.id()],
         "due a nanosecond before the deadline, with another due"
     );
     let mut both = vec![early.id(), late.id()];
     both.sort();
     ensure!(
-        due(late.deadline())? == both,
+        due(late.deadline()).await? == both,
         "not due at the deadline itself, with another due"
     );
     Ok(())
 }
 
-fn due_for_expiry_order<S: Store>(store: &S) -> Outcome {
+async fn due_for_expiry_order<S: AsyncStore>(store: &S) -> Outcome {
     // R29: earliest deadline first, ties by request id.
     let admin = id("AA1-OVH");
     let mut opened = Vec::new();
@@ -1295,11 +1565,12 @@ fn due_for_expiry_order<S: Store>(store: &S) -> Outcome {
         ("three.example", Role::Tech, 0, 23),
     ];
     for service in ["one.example", "two.example", "three.example"] {
-        ordered(store, service, admin)?;
+        ordered(store, service, admin).await?;
     }
     for (service, role, hours, seed) in plan {
         let at = t0() + Duration::hours(hours);
-        let request = open_request(store, &name(service), id("BB2-OVH"), role.into(), at, seed)?;
+        let request =
+            open_request(store, &name(service), id("BB2-OVH"), role.into(), at, seed).await?;
         opened.push(request.request);
     }
     let mut expected: Vec<_> = opened.iter().map(|r| (r.deadline(), r.id())).collect();
@@ -1312,7 +1583,7 @@ fn due_for_expiry_order<S: Store>(store: &S) -> Outcome {
         "fixture: the ids happen to follow the deadlines"
     );
     let now = t0() + Duration::days(8);
-    let listed = ids(&all_due(store, now)?);
+    let listed = ids(&all_due(store, now).await?);
     ensure!(
         listed == expected,
         "due requests not earliest deadline first, ties by id: {listed:?}, expected {expected:?}"
@@ -1320,26 +1591,27 @@ fn due_for_expiry_order<S: Store>(store: &S) -> Outcome {
     Ok(())
 }
 
-fn due_for_expiry_follows_changes<S: Store>(store: &S) -> Outcome {
+async fn due_for_expiry_follows_changes<S: AsyncStore>(store: &S) -> Outcome {
     // R29: due requests as they are now; closed ones are not due.
-    let service = ordered(store, "due.example", id("AA1-OVH"))?;
-    let other = ordered(store, "other.example", id("AA1-OVH"))?;
+    let service = ordered(store, "due.example", id("AA1-OVH")).await?;
+    let other = ordered(store, "other.example", id("AA1-OVH")).await?;
     let tech = id("BB2-OVH");
-    let a = open_request(store, service.name(), tech, Role::Tech.into(), t0(), 24)?;
-    let b = open_billing(store, service.name(), 25)?;
-    let c = open_request(store, other.name(), tech, Role::Tech.into(), t0(), 26)?;
+    let a = open_tech_for(store, service.name(), tech, t0(), 24).await?;
+    let b = open_billing(store, service.name(), 25).await?;
+    let c = open_tech_for(store, other.name(), tech, t0(), 26).await?;
     let at = t0() + Duration::hours(1);
-    let step = accept(store, &a, &a.request, tech, at)?;
-    let a_now = commit_step(store, &step, &a.request, "a confirmation")?;
-    commit_step(store, &cancel(&b.request, at)?, &b.request, "cancelling")?;
+    let step = accept(store, &a, &a.request, tech, at).await?;
+    let a_now = commit_step(store, &step, &a.request, "a confirmation").await?;
+    commit_step(store, &cancel(&b.request, at)?, &b.request, "cancelling").await?;
     let deadline = c.request.deadline();
     commit_step(
         store,
         &expire(&c.request, deadline)?,
         &c.request,
         "expiring",
-    )?;
-    let listed = all_due(store, deadline + Duration::seconds(1))?;
+    )
+    .await?;
+    let listed = all_due(store, deadline + Duration::seconds(1)).await?;
     ensure!(
         listed == [a_now],
         "due requests are not the open ones as last written: {listed:?}"
@@ -1354,13 +1626,13 @@ fn due_for_expiry_follows_changes<S: Store>(store: &S) -> Outcome {
 type World = BTreeMap<RequestId, ChangeRequest>;
 
 /// Commits `transition` and records every request it writes in `world`.
-fn commit_into<S: Store>(
+async fn commit_into<S: AsyncStore>(
     store: &S,
     world: &mut World,
     transition: &Transition,
     what: &str,
 ) -> Outcome {
-    committed(store.commit(transition.changes.clone()), what)?;
+    committed(store.commit(transition.changes.clone()).await, what)?;
     for write in &transition.changes.requests {
         world.insert(write.value.id(), write.value.clone());
     }
@@ -1368,7 +1640,7 @@ fn commit_into<S: Store>(
 }
 
 /// [`open_request`] of one role, recorded in `world`.
-fn open_into<S: Store>(
+async fn open_into<S: AsyncStore>(
     store: &S,
     world: &mut World,
     service: &ServiceName,
@@ -1377,8 +1649,8 @@ fn open_into<S: Store>(
     now: OffsetDateTime,
     seed: u64,
 ) -> Result<Opened, String> {
-    let (opened, changes) = propose(store, service, incoming, role.into(), now, seed)?;
-    committed(store.commit(changes.clone()), "opening a request")?;
+    let (opened, changes) = propose(store, service, incoming, role.into(), now, seed).await?;
+    committed(store.commit(changes.clone()).await, "opening a request")?;
     for write in changes.requests {
         world.insert(write.value.id(), write.value);
     }
@@ -1400,7 +1672,7 @@ fn missing_from(listed: &[RequestId], rows: &[&ChangeRequest]) -> Vec<RequestId>
         .collect()
 }
 
-fn contacts_of_pages_stay_stable<S: Store>(store: &S) -> Outcome {
+async fn contacts_of_pages_stay_stable<S: AsyncStore>(store: &S) -> Outcome {
     // R45, R6: services join before and after the cursor, one leaves before
     // it, an unrelated one changes, between pages; every service that did
     // not change is listed exactly once.
@@ -1413,39 +1685,42 @@ fn contacts_of_pages_stay_stable<S: Store>(store: &S) -> Outcome {
         "h.example",
         "j.example",
     ] {
-        held.push(ordered(store, service, holder)?);
+        held.push(ordered(store, service, holder).await?);
     }
-    let unrelated = ordered(store, "z.example", other)?;
-    let leaving = &held[0];
+    let unrelated = ordered(store, "z.example", other).await?;
+    let (leaving, unrelated) = (&held[0], &unrelated);
     let listed = read_pages(
         PAGE,
         contact_name,
-        |last: Option<&(ServiceName, Roles)>, limit| {
-            host(store.contacts_of(holder, last.map(|(name, _)| name), limit))
-        },
-        |page| match page {
-            // After b, d: a service joins before the cursor.
-            1 => ordered(store, "a.example", holder).map(drop),
-            // After f, h: b leaves and c joins before the cursor, i joins
-            // after it, someone else's service changes.
-            2 => {
-                let gone = Service::new(
-                    leaving.name().clone(),
-                    Contacts::all(other),
-                    leaving.version().next(),
-                );
-                committed(store.commit(update(&gone, leaving.version())), "b leaving")?;
-                ordered(store, "c.example", holder)?;
-                ordered(store, "i.example", holder)?;
-                let changed = reassigned(&unrelated, Role::Tech, id("TT7-OVH"));
-                committed(
-                    store.commit(update(&changed, unrelated.version())),
-                    "an unrelated change",
-                )
+        contact_name,
+        |after, limit| async move { host(store.contacts_of(holder, after.as_ref(), limit).await) },
+        |page| async move {
+            match page {
+                // After b, d: a service joins before the cursor.
+                1 => ordered(store, "a.example", holder).await.map(drop),
+                // After f, h: b leaves and c joins before the cursor, i joins
+                // after it, someone else's service changes.
+                2 => {
+                    let gone = Service::new(
+                        leaving.name().clone(),
+                        Contacts::all(other),
+                        leaving.version().next(),
+                    );
+                    let leaves = store.commit(update(&gone, leaving.version())).await;
+                    committed(leaves, "b leaving")?;
+                    ordered(store, "c.example", holder).await?;
+                    ordered(store, "i.example", holder).await?;
+                    let changed = reassigned(unrelated, Role::Tech, id("TT7-OVH"));
+                    committed(
+                        store.commit(update(&changed, unrelated.version())).await,
+                        "an unrelated change",
+                    )
+                }
+                _ => Ok(()),
             }
-            _ => Ok(()),
         },
-    )?;
+    )
+    .await?;
     let names: Vec<ServiceName> = listed.iter().map(contact_name).collect();
     for unchanged in &held[1..] {
         ensure!(
@@ -1457,7 +1732,7 @@ fn contacts_of_pages_stay_stable<S: Store>(store: &S) -> Outcome {
     Ok(())
 }
 
-fn requests_of_pages_stay_stable<S: Store>(store: &S) -> Outcome {
+async fn requests_of_pages_stay_stable<S: AsyncStore>(store: &S) -> Outcome {
     // R45, R35: between pages of the customer's open requests, newest
     // first, a newer request opens (before the cursor), one before the
     // cursor closes, an older one opens (after it), one after it is
@@ -1467,67 +1742,58 @@ fn requests_of_pages_stay_stable<S: Store>(store: &S) -> Outcome {
     let hour = |h: i64| t0() + Duration::hours(h);
     let mut opened = Vec::new();
     for (h, seed) in (1..=6).zip(300..) {
-        let service = ordered(store, &format!("p{h}.example"), admin)?;
-        opened.push(open_request(
-            store,
-            service.name(),
-            incoming,
-            Role::Tech.into(),
-            hour(h),
-            seed,
-        )?);
+        let service = ordered(store, &format!("p{h}.example"), admin).await?;
+        opened.push(open_tech_for(store, service.name(), incoming, hour(h), seed).await?);
     }
-    let newer = ordered(store, "p7.example", admin)?;
-    let older = ordered(store, "p0.example", admin)?;
-    let theirs = ordered(store, "q.example", other)?;
-    let unrelated = open_request(
+    let newer = ordered(store, "p7.example", admin).await?;
+    let older = ordered(store, "p0.example", admin).await?;
+    let theirs = ordered(store, "q.example", other).await?;
+    let unrelated = open_tech_for(
         store,
         theirs.name(),
         id("YY2-OVH"),
-        Role::Tech.into(),
         hour(3) + Duration::minutes(30),
         310,
-    )?
+    )
+    .await?
     .request;
     // Opened at hours 1 to 6: `r(h)`.
     let r = |h: usize| &opened[h - 1].request;
     let now = t0() + Duration::days(1);
-    let filter = RequestFilter::all().state(StateName::ValidatingByCustomers);
-    let listed = read_pages(
-        PAGE,
-        ChangeRequest::id,
-        |last: Option<&ChangeRequest>, limit| {
-            host(store.requests_of(admin, &filter, now, last.map(opening_key), limit))
-        },
-        |page| match page {
-            // After r6, r5: a newer request joins before the cursor.
-            1 => open_request(
-                store,
-                newer.name(),
-                incoming,
-                Role::Tech.into(),
-                hour(7),
-                307,
-            )
-            .map(drop),
-            // After r4, r3.
-            2 => {
-                commit_step(store, &cancel(r(6), hour(8))?, r(6), "a cancel before")?;
-                let step = accept(store, &opened[1], r(2), incoming, hour(8))?;
-                commit_step(store, &step, r(2), "a confirmation after")?;
-                let at = t0() + Duration::minutes(30);
-                open_request(store, older.name(), incoming, Role::Tech.into(), at, 308)?;
-                commit_step(
-                    store,
-                    &cancel(&unrelated, hour(8))?,
-                    &unrelated,
-                    "an unrelated cancel",
-                )
-                .map(drop)
-            }
-            _ => Ok(()),
-        },
-    )?;
+    let filter = &RequestFilter::all().state(StateName::ValidatingByCustomers);
+    let (newer, older, unrelated, confirmed) = (&newer, &older, &unrelated, &opened[1]);
+    let listed =
+        read_pages(
+            PAGE,
+            ChangeRequest::id,
+            opening_key,
+            |after, limit| async move {
+                host(store.requests_of(admin, filter, now, after, limit).await)
+            },
+            |page| async move {
+                match page {
+                    // After r6, r5: a newer request joins before the cursor.
+                    1 => open_tech_for(store, newer.name(), incoming, hour(7), 307)
+                        .await
+                        .map(drop),
+                    // After r4, r3.
+                    2 => {
+                        let cancelled = cancel(r(6), hour(8))?;
+                        commit_step(store, &cancelled, r(6), "a cancel before").await?;
+                        let step = accept(store, confirmed, r(2), incoming, hour(8)).await?;
+                        commit_step(store, &step, r(2), "a confirmation after").await?;
+                        let at = t0() + Duration::minutes(30);
+                        open_tech_for(store, older.name(), incoming, at, 308).await?;
+                        let cancelled = cancel(unrelated, hour(8))?;
+                        commit_step(store, &cancelled, unrelated, "an unrelated cancel")
+                            .await
+                            .map(drop)
+                    }
+                    _ => Ok(()),
+                }
+            },
+        )
+        .await?;
     let missing = missing_from(&ids(&listed), &[r(1), r(3), r(4), r(5)]);
     ensure!(
         missing.is_empty(),
@@ -1536,7 +1802,7 @@ fn requests_of_pages_stay_stable<S: Store>(store: &S) -> Outcome {
     Ok(())
 }
 
-fn due_for_expiry_pages_stay_stable<S: Store>(store: &S) -> Outcome {
+async fn due_for_expiry_pages_stay_stable<S: AsyncStore>(store: &S) -> Outcome {
     // R45, R29: between pages of the due requests, earliest deadline first,
     // one joins before the cursor, one before it is recorded as expired, one
     // joins after it, a request not due is cancelled; every due request that
@@ -1545,67 +1811,47 @@ fn due_for_expiry_pages_stay_stable<S: Store>(store: &S) -> Outcome {
     let hour = |h: i64| t0() + Duration::hours(h);
     let mut opened = Vec::new();
     for (h, seed) in (2..=7).zip(320..) {
-        let service = ordered(store, &format!("u{h}.example"), admin)?;
-        let request = open_request(
-            store,
-            service.name(),
-            incoming,
-            Role::Tech.into(),
-            hour(h),
-            seed,
-        )?;
+        let service = ordered(store, &format!("u{h}.example"), admin).await?;
+        let request = open_tech_for(store, service.name(), incoming, hour(h), seed).await?;
         opened.push(request.request);
     }
-    let earlier = ordered(store, "u1.example", admin)?;
-    let later = ordered(store, "u8.example", admin)?;
-    let open = ordered(store, "open.example", admin)?;
-    let not_due = open_request(
-        store,
-        open.name(),
-        incoming,
-        Role::Tech.into(),
-        t0() + Duration::days(5),
-        330,
-    )?
-    .request;
+    let earlier = ordered(store, "u1.example", admin).await?;
+    let later = ordered(store, "u8.example", admin).await?;
+    let open = ordered(store, "open.example", admin).await?;
+    let not_due = open_tech_for(store, open.name(), incoming, t0() + Duration::days(5), 330)
+        .await?
+        .request;
     // Opened at hours 2 to 7: `u(h)`.
     let u = |h: usize| &opened[h - 2];
     let now = t0() + Duration::days(10);
+    let (earlier, later, not_due) = (&earlier, &later, &not_due);
     let listed = read_pages(
         PAGE,
         ChangeRequest::id,
-        |last: Option<&ChangeRequest>, limit| {
-            host(store.due_for_expiry(now, last.map(deadline_key), limit))
-        },
-        |page| match page {
-            // After u2, u3: an earlier deadline joins before the cursor.
-            1 => open_request(
-                store,
-                earlier.name(),
-                incoming,
-                Role::Tech.into(),
-                hour(1),
-                328,
-            )
-            .map(drop),
-            // After u4, u5.
-            2 => {
-                let expiry = expire(u(2), u(2).deadline())?;
-                commit_step(store, &expiry, u(2), "an expiry before")?;
-                open_request(
-                    store,
-                    later.name(),
-                    incoming,
-                    Role::Tech.into(),
-                    hour(8),
-                    329,
-                )?;
-                let at = t0() + Duration::days(9);
-                commit_step(store, &cancel(&not_due, at)?, &not_due, "a cancel").map(drop)
+        deadline_key,
+        |after, limit| async move { host(store.due_for_expiry(now, after, limit).await) },
+        |page| async move {
+            match page {
+                // After u2, u3: an earlier deadline joins before the cursor.
+                1 => open_tech_for(store, earlier.name(), incoming, hour(1), 328)
+                    .await
+                    .map(drop),
+                // After u4, u5.
+                2 => {
+                    let expiry = expire(u(2), u(2).deadline())?;
+                    commit_step(store, &expiry, u(2), "an expiry before").await?;
+                    open_tech_for(store, later.name(), incoming, hour(8), 329).await?;
+                    let at = t0() + Duration::days(9);
+                    let cancelled = cancel(not_due, at)?;
+                    commit_step(store, &cancelled, not_due, "a cancel")
+                        .await
+                        .map(drop)
+                }
+                _ => Ok(()),
             }
-            _ => Ok(()),
         },
-    )?;
+    )
+    .await?;
     let missing = missing_from(&ids(&listed), &[u(3), u(4), u(5), u(6), u(7)]);
     ensure!(
         missing.is_empty(),
@@ -1648,7 +1894,7 @@ const PART_SETS: [&[Part]; 7] = [
 /// A world of two services whose requests are in every state at `now`
 /// (returned), one of them awaiting past its deadline with no sweep, and
 /// five customers with every part in them.
-fn every_state_world<S: Store>(
+async fn every_state_world<S: AsyncStore>(
     store: &S,
     [ann, bob, cat, dan, eve]: [CustomerId; 5],
 ) -> Result<(World, OffsetDateTime), String> {
@@ -1662,37 +1908,39 @@ fn every_state_world<S: Store>(
         Contacts::new(bob, ann, dan),
         Version::FIRST,
     );
-    committed(store.commit(create(&first)), "creating a service")?;
-    committed(store.commit(create(&second)), "creating a service")?;
+    committed(store.commit(create(&first)).await, "creating a service")?;
+    committed(store.commit(create(&second)).await, "creating a service")?;
     let (first, second) = (first.name(), second.name());
     let mut world = World::new();
     let log = &mut world;
     let hour = |hours: i64| t0() + Duration::hours(hours);
     // first.example, asked by ann; tech: refused, cancelled, expired as recorded.
-    let refused = open_into(store, log, first, dan, Role::Tech, hour(1), 401)?;
+    let refused = open_into(store, log, first, dan, Role::Tech, hour(1), 401).await?;
     commit_into(
         store,
         log,
         &refuse(&refused, &refused.request, dan, hour(2))?,
         "a refusal",
-    )?;
-    let cancelled = open_into(store, log, first, eve, Role::Tech, hour(3), 402)?;
+    )
+    .await?;
+    let cancelled = open_into(store, log, first, eve, Role::Tech, hour(3), 402).await?;
     commit_into(
         store,
         log,
         &cancel(&cancelled.request, hour(4))?,
         "a cancel",
-    )?;
-    let expired = open_into(store, log, first, dan, Role::Tech, hour(5), 403)?;
+    )
+    .await?;
+    let expired = open_into(store, log, first, dan, Role::Tech, hour(5), 403).await?;
     // Billing: applied (to eve), then failed when checked again.
-    let applied = open_into(store, log, first, eve, Role::Billing, hour(6), 404)?;
-    let step = accept(store, &applied, now_in(log, &applied)?, eve, hour(7))?;
-    commit_into(store, log, &step, "a confirmation")?;
-    let step = accept(store, &applied, now_in(log, &applied)?, ann, hour(8))?;
-    commit_into(store, log, &step, "an apply")?;
-    let failed = open_into(store, log, first, dan, Role::Billing, hour(9), 405)?;
-    let step = accept(store, &failed, now_in(log, &failed)?, dan, hour(10))?;
-    commit_into(store, log, &step, "a confirmation")?;
+    let applied = open_into(store, log, first, eve, Role::Billing, hour(6), 404).await?;
+    let step = accept(store, &applied, now_in(log, &applied)?, eve, hour(7)).await?;
+    commit_into(store, log, &step, "a confirmation").await?;
+    let step = accept(store, &applied, now_in(log, &applied)?, ann, hour(8)).await?;
+    commit_into(store, log, &step, "an apply").await?;
+    let failed = open_into(store, log, first, dan, Role::Billing, hour(9), 405).await?;
+    let step = accept(store, &failed, now_in(log, &failed)?, dan, hour(10)).await?;
+    commit_into(store, log, &step, "a confirmation").await?;
     let step = accept_with(
         store,
         &failed,
@@ -1700,24 +1948,26 @@ fn every_state_world<S: Store>(
         ann,
         hour(11),
         &nobody,
-    )?;
-    commit_into(store, log, &step, "a failed apply")?;
+    )
+    .await?;
+    commit_into(store, log, &step, "a failed apply").await?;
     // second.example, asked by bob: tech awaiting, never swept past its
     // deadline; nothing touches second.example after that deadline.
-    open_into(store, log, second, cat, Role::Tech, hour(12), 406)?;
+    open_into(store, log, second, cat, Role::Tech, hour(12), 406).await?;
     // Live at `now`: opened a day later; dan has confirmed the first.
-    let confirmed = open_into(store, log, first, dan, Role::Billing, hour(25), 407)?;
-    let step = accept(store, &confirmed, now_in(log, &confirmed)?, dan, hour(26))?;
-    commit_into(store, log, &step, "a confirmation")?;
-    open_into(store, log, first, cat, Role::Admin, hour(27), 408)?;
-    open_into(store, log, second, ann, Role::Billing, hour(28), 409)?;
+    let confirmed = open_into(store, log, first, dan, Role::Billing, hour(25), 407).await?;
+    let step = accept(store, &confirmed, now_in(log, &confirmed)?, dan, hour(26)).await?;
+    commit_into(store, log, &step, "a confirmation").await?;
+    open_into(store, log, first, cat, Role::Admin, hour(27), 408).await?;
+    open_into(store, log, second, ann, Role::Billing, hour(28), 409).await?;
     let current = now_in(log, &expired)?.clone();
     commit_into(
         store,
         log,
         &expire(&current, current.deadline())?,
         "an expiry",
-    )?;
+    )
+    .await?;
     let now = t0() + Duration::days(8);
     let states: BTreeSet<StateName> = world.values().map(|r| r.state_name_at(now)).collect();
     ensure!(
@@ -1731,12 +1981,12 @@ fn every_state_world<S: Store>(
     Ok((world, now))
 }
 
-fn requests_of_every_filter<S: Store>(store: &S) -> Outcome {
+async fn requests_of_every_filter<S: AsyncStore>(store: &S) -> Outcome {
     // R45, R35, R29: every customer's listing under each sampled filter
     // (states, parts, service) is the full scan of their requests through
     // `RequestFilter::matches`, newest first, ties by id.
     let customers = ["AA1-OVH", "BB2-OVH", "CC3-OVH", "DD4-OVH", "EE5-OVH"].map(id);
-    let (world, now) = every_state_world(store, customers)?;
+    let (world, now) = every_state_world(store, customers).await?;
     let services = [
         None,
         Some(name("first.example")),
@@ -1762,7 +2012,7 @@ fn requests_of_every_filter<S: Store>(store: &S) -> Outcome {
                         .collect();
                     expected.sort_by_key(|r| (Reverse(r.opened_at()), r.id()));
                     let expected: Vec<RequestId> = expected.iter().map(|r| r.id()).collect();
-                    let listed = ids(&filtered_requests(store, customer, &filter, now)?);
+                    let listed = ids(&filtered_requests(store, customer, &filter, now).await?);
                     ensure!(
                         listed == expected,
                         "{customer} with {filter:?}: listed {listed:?}, expected {expected:?}"
@@ -1774,7 +2024,7 @@ fn requests_of_every_filter<S: Store>(store: &S) -> Outcome {
     Ok(())
 }
 
-fn listings_answer_at_most_limit<S: Store>(store: &S) -> Outcome {
+async fn listings_answer_at_most_limit<S: AsyncStore>(store: &S) -> Outcome {
     // R45: no page holds more rows than asked, for every limit from 0, even
     // where the requests' times tie across a page's end.
     let admin = id("AA1-OVH");
@@ -1789,51 +2039,53 @@ fn listings_answer_at_most_limit<S: Store>(store: &S) -> Outcome {
     let mut opened = Vec::new();
     let mut names = Vec::new();
     for (service, at, seed) in plan {
-        let service = ordered(store, service, admin)?;
-        let request = open_request(
-            store,
-            service.name(),
-            id("BB2-OVH"),
-            Role::Tech.into(),
-            at,
-            seed,
-        )?;
+        let service = ordered(store, service, admin).await?;
+        let request = open_tech_for(store, service.name(), id("BB2-OVH"), at, seed).await?;
         opened.push(request.request);
         names.push(service.name().clone());
     }
     let mut expected = ids(&opened);
     expected.sort();
     let (open_at, due_at) = (t0() + Duration::days(1), t0() + Duration::days(9));
-    let filter = RequestFilter::all();
+    let filter = &RequestFilter::all();
     let sorted = |mut listed: Vec<RequestId>| {
         listed.sort();
         listed
     };
     for limit in 0..=plan.len() {
-        let contacts = read_pages(
-            limit,
-            contact_name,
-            |last: Option<&(ServiceName, Roles)>, limit| {
-                host(store.contacts_of(admin, last.map(|(name, _)| name), limit))
-            },
-            |_| Ok(()),
-        )?;
+        let contacts =
+            read_pages(
+                limit,
+                contact_name,
+                contact_name,
+                |after, limit| async move {
+                    host(store.contacts_of(admin, after.as_ref(), limit).await)
+                },
+                nothing_between,
+            )
+            .await?;
         let requests = read_pages(
             limit,
             ChangeRequest::id,
-            |last: Option<&ChangeRequest>, limit| {
-                host(store.requests_of(admin, &filter, open_at, last.map(opening_key), limit))
+            opening_key,
+            |after, limit| async move {
+                host(
+                    store
+                        .requests_of(admin, filter, open_at, after, limit)
+                        .await,
+                )
             },
-            |_| Ok(()),
-        )?;
+            nothing_between,
+        )
+        .await?;
         let due = read_pages(
             limit,
             ChangeRequest::id,
-            |last: Option<&ChangeRequest>, limit| {
-                host(store.due_for_expiry(due_at, last.map(deadline_key), limit))
-            },
-            |_| Ok(()),
-        )?;
+            deadline_key,
+            |after, limit| async move { host(store.due_for_expiry(due_at, after, limit).await) },
+            nothing_between,
+        )
+        .await?;
         let contacts: Vec<ServiceName> = contacts.iter().map(contact_name).collect();
         let (requests, due) = (sorted(ids(&requests)), sorted(ids(&due)));
         if limit == 0 {
@@ -1857,34 +2109,6 @@ fn listings_answer_at_most_limit<S: Store>(store: &S) -> Outcome {
 
 // ----- races -----
 
-/// Commits `batches`, one per racer thread, all at once: every racer has
-/// decided (the batches are built) before any commits, and a barrier
-/// releases them together. Returns which committed.
-fn race<S: Store + Sync>(store: &S, batches: Vec<Changes>) -> Result<Vec<bool>, String> {
-    let barrier = Barrier::new(batches.len());
-    let outcomes: Vec<Result<bool, String>> = std::thread::scope(|scope| {
-        let handles: Vec<_> = batches
-            .into_iter()
-            .map(|batch| {
-                let barrier = &barrier;
-                scope.spawn(move || {
-                    barrier.wait();
-                    match store.commit(batch) {
-                        Ok(()) => Ok(true),
-                        Err(CommitError::Conflict) => Ok(false),
-                        Err(CommitError::Store(err)) => Err(format!("store error: {err}")),
-                    }
-                })
-            })
-            .collect();
-        handles
-            .into_iter()
-            .map(|h| h.join().unwrap_or_else(|_| Err("a racer panicked".into())))
-            .collect()
-    });
-    outcomes.into_iter().collect()
-}
-
 /// The one racer that won, or why there is not exactly one.
 fn one_winner(wins: &[bool], round: u32) -> Result<usize, String> {
     let winners: Vec<usize> = (0..wins.len()).filter(|i| wins[*i]).collect();
@@ -1898,11 +2122,11 @@ fn one_winner(wins: &[bool], round: u32) -> Result<usize, String> {
     }
 }
 
-fn racing_service_writes_one_wins<S: Store + Sync>(store: &S) -> Outcome {
+async fn racing_service_writes_one_wins<S: Tested>(store: &S) -> Outcome {
     // R31: of the writers that read the same version, one wins.
-    let service = ordered(store, "race.example", id("AA1-OVH"))?;
+    let service = ordered(store, "race.example", id("AA1-OVH")).await?;
     for round in 0..ROUNDS {
-        let current = read_service(store, service.name())?;
+        let current = read_service(store, service.name()).await?;
         let candidates: Vec<Service> = (0..RACERS)
             .map(|i| {
                 let racer = u8::try_from(i).unwrap_or(0);
@@ -1914,26 +2138,19 @@ fn racing_service_writes_one_wins<S: Store + Sync>(store: &S) -> Outcome {
             .iter()
             .map(|c| update(c, current.version()))
             .collect();
-        let winner = one_winner(&race(store, batches)?, round)?;
-        reads_service(store, &candidates[winner], "a race")?;
+        let winner = one_winner(&store.race(batches).await?, round)?;
+        reads_service(store, &candidates[winner], "a race").await?;
     }
     Ok(())
 }
 
-fn racing_request_writes_one_wins<S: Store + Sync>(store: &S) -> Outcome {
+async fn racing_request_writes_one_wins<S: Tested>(store: &S) -> Outcome {
     // R31: of the writers that read the same version of a request, one wins.
-    let service = ordered(store, "race.example", id("AA1-OVH"))?;
+    let service = ordered(store, "race.example", id("AA1-OVH")).await?;
     for round in 0..ROUNDS {
         let at = t0() + Duration::hours(i64::from(round));
         let seed = 100 + u64::from(round);
-        let opened = open_request(
-            store,
-            service.name(),
-            id("BB2-OVH"),
-            Role::Tech.into(),
-            at,
-            seed,
-        )?;
+        let opened = open_tech_for(store, service.name(), id("BB2-OVH"), at, seed).await?;
         // Each racer cancels at its own second: the winner is recognisable.
         let decisions = (0..RACERS)
             .map(|i| {
@@ -1944,39 +2161,39 @@ fn racing_request_writes_one_wins<S: Store + Sync>(store: &S) -> Outcome {
             })
             .collect::<Result<Vec<_>, _>>()?;
         let batches = decisions.iter().map(|t| t.changes.clone()).collect();
-        let winner = one_winner(&race(store, batches)?, round)?;
+        let winner = one_winner(&store.race(batches).await?, round)?;
         let expected = written(&decisions[winner], &opened.request)?;
-        reads_request(store, &expected, "a race")?;
+        reads_request(store, &expected, "a race").await?;
     }
     Ok(())
 }
 
-fn racing_mixed_writes_one_wins<S: Store + Sync>(store: &S) -> Outcome {
+async fn racing_mixed_writes_one_wins<S: Tested>(store: &S) -> Outcome {
     // R31: applies (service and request) race a cancel (request only) of
     // the same request; one wins, with all its writes.
     let admin = id("AA1-OVH");
-    let service = ordered(store, "race.example", admin)?;
+    let service = ordered(store, "race.example", admin).await?;
     for round in 0..ROUNDS {
         let at = t0() + Duration::hours(i64::from(round));
         let incoming = id(&format!("IN{round}-OVH"));
         let seed = 200 + u64::from(round);
-        let opened = open_request(store, service.name(), incoming, Role::Tech.into(), at, seed)?;
-        let step = accept(store, &opened, &opened.request, incoming, at)?;
-        let waiting = commit_step(store, &step, &opened.request, "a confirmation")?;
+        let opened = open_tech_for(store, service.name(), incoming, at, seed).await?;
+        let step = accept(store, &opened, &opened.request, incoming, at).await?;
+        let waiting = commit_step(store, &step, &opened.request, "a confirmation").await?;
         // All but one racer apply (the requester's confirmation, each at its
         // own second); the last cancels.
         let mut decisions = Vec::with_capacity(RACERS);
         for i in 1..RACERS {
             let when = at + Duration::seconds(i64::try_from(i).unwrap_or(0));
-            decisions.push(accept(store, &opened, &waiting, admin, when)?);
+            decisions.push(accept(store, &opened, &waiting, admin, when).await?);
         }
         decisions.push(cancel(&waiting, at)?);
         let batches = decisions.iter().map(|t| t.changes.clone()).collect();
-        let winner = one_winner(&race(store, batches)?, round)?;
+        let winner = one_winner(&store.race(batches).await?, round)?;
         let decision = &decisions[winner];
-        reads_request(store, &written(decision, &opened.request)?, "a race")?;
+        reads_request(store, &written(decision, &opened.request)?, "a race").await?;
         if let Some(write) = decision.changes.services.first() {
-            reads_service(store, &write.value, "a race won by an apply")?;
+            reads_service(store, &write.value, "a race won by an apply").await?;
         }
     }
     Ok(())

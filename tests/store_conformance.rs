@@ -2,13 +2,25 @@
 #![cfg(feature = "testing")]
 
 use service_contacts::MemoryStore;
-use service_contacts::testing::{CASES, run_store_suite};
+use service_contacts::testing::{CASES, run_async_store_suite, run_store_suite};
 
 #[test]
 fn memory_store_conforms() {
     // R31: versions, all-or-nothing; R6, R35, R29: the indexed listings;
     // R45: their pages and filters.
     let report = run_store_suite(MemoryStore::new);
+    report.assert_passed();
+    assert_eq!(report.passed, CASES);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn memory_store_conforms_through_the_async_traits() {
+    // R31: versions, all-or-nothing, racing commits polled together in one
+    // future; R6, R35, R29: the indexed listings; R45: their pages and
+    // filters. Spawned, so the suite's future must be `Send`.
+    let report = tokio::spawn(run_async_store_suite(MemoryStore::new))
+        .await
+        .expect("the suite's task ends");
     report.assert_passed();
     assert_eq!(report.passed, CASES);
 }

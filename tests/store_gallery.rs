@@ -2,23 +2,29 @@
 //! suite that catch each (R6, R29, R31, R35, R44, R45).
 //!
 //! Every store here is one reference store (a few maps behind a mutex, with
-//! listings by scan) with one fault switched on. The tests check, for every
-//! store, the exact list of cases that fail, and that every case of the
-//! suite is the only failure of at least one store: no case is dead weight,
-//! and each says which contract point is broken.
+//! listings by scan) with one fault switched on. It implements both [`Store`]
+//! and [`AsyncStore`], and every store is run through both runners of the
+//! suite: the blocking one ([`run_store_suite`], racers on threads) and the
+//! async one ([`run_async_store_suite`], racers' commits polled together in
+//! one future). The tests check, for every store and both runners, the exact
+//! list of cases that fail, and that every case of the suite is the only
+//! failure of at least one store: no case is dead weight, and each says
+//! which contract point is broken.
 #![cfg(feature = "testing")]
 
 use std::cmp::Reverse;
 use std::collections::BTreeMap;
 use std::convert::Infallible;
-use std::sync::{Condvar, Mutex, MutexGuard, OnceLock, PoisonError};
-use std::thread::ThreadId;
-use std::time::Duration;
+use std::future::{Future, poll_fn};
+use std::pin::pin;
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError};
+use std::task::{Context, Poll, Wake, Waker};
+use std::thread::{Thread, ThreadId};
 
-use service_contacts::testing::{CASES, RACERS, run_store_suite};
+use service_contacts::testing::{CASES, RACERS, Report, run_async_store_suite, run_store_suite};
 use service_contacts::{
-    ChangeRequest, Changes, CommitError, CustomerId, Part, RequestFilter, RequestId, RequestKey,
-    Roles, Service, ServiceName, Store, Version, Write,
+    AsyncStore, ChangeRequest, Changes, CommitError, CustomerId, Part, RequestFilter, RequestId,
+    RequestKey, Roles, Service, ServiceName, Store, Version, Write,
 };
 use time::OffsetDateTime;
 
@@ -72,6 +78,9 @@ enum Fault {
     /// Service names are cut to 64 bytes when stored and looked up (a
     /// column too narrow).
     NamesCutAt64,
+    /// The store panics on a service name longer than 64 bytes (an unwrap
+    /// on a column too narrow): the case fails, with the panic's message.
+    PanicsOnLongNames,
     /// `expected: None` for an existing record overwrites it (an upsert).
     CreateOverwrites(Kind),
     /// `expected: Some(v)` for a missing record creates it.
@@ -178,6 +187,7 @@ const EVERY_PAGED_LISTING: &[&str] = &[
 const GALLERY: &[(Fault, &[&str])] = &[
     (Fault::None, &[]),
     (Fault::NamesCutAt64, &["service_round_trip"]),
+    (Fault::PanicsOnLongNames, &["service_round_trip"]),
     (
         Fault::CreateOverwrites(Kind::Service),
         &["create_existing_service_conflicts"],
@@ -391,8 +401,8 @@ impl Tables {
 struct Gallery {
     fault: Fault,
     tables: Mutex<Tables>,
-    /// The thread that built the store, which runs every case; commits from
-    /// other threads are racers.
+    /// The thread that built the store, which runs every case: a blocking
+    /// commit from another thread is a racer.
     owner: ThreadId,
     rendezvous: Rendezvous,
 }
@@ -415,6 +425,10 @@ impl Gallery {
         match self.fault {
             Fault::NamesCutAt64 if name.as_str().len() > 64 => {
                 ServiceName::parse(&name.as_str()[..64]).expect("a prefix of a name is a name")
+            }
+            Fault::PanicsOnLongNames => {
+                assert!(name.as_str().len() <= 64, "a name too long for its column");
+                name.clone()
             }
             _ => name.clone(),
         }
@@ -554,17 +568,23 @@ impl Gallery {
         }
     }
 
-    /// A racer's commit in a not-isolated store: every racer checks first;
-    /// then the batches in the faulty scope are written without a new check,
-    /// and only then do the others commit, each in one critical section. The
-    /// interleaving that breaks the store is certain, not left to timing.
-    fn commit_racing(&self, changes: &Changes, scope: Scope) -> bool {
+    /// A racer's commit in a not-isolated store: every racer of the round
+    /// checks first; then the batches in the faulty scope are written without
+    /// a new check, and only then do the others commit, each in one critical
+    /// section. The interleaving that breaks the store is certain, not left
+    /// to timing.
+    async fn commit_racing(&self, changes: &Changes, scope: Scope, meet: Meet) -> bool {
         let apart = scope.covers(changes);
         let checked = apart && {
             let tables = self.lock();
             self.all_ok(&tables, &changes.services, &changes.requests)
         };
         self.rendezvous.arrive(apart);
+        match meet {
+            Meet::Alone => {}
+            Meet::Threads => self.rendezvous.all_arrived().await,
+            Meet::Tasks => yield_once().await,
+        }
         let ok = if apart {
             if checked {
                 self.put_all(&mut self.lock(), &changes.services, &changes.requests);
@@ -572,12 +592,53 @@ impl Gallery {
             self.rendezvous.written();
             checked
         } else {
-            self.rendezvous.wait_for_writes();
+            self.rendezvous.writes_done().await;
             self.commit_locked(changes)
         };
         self.rendezvous.leave();
         ok
     }
+
+    /// A commit, whether blocking or async: `meet` says how a racer of a
+    /// not-isolated store meets the others of its round.
+    async fn commit_as(&self, changes: Changes, meet: Meet) -> Result<(), CommitError<Infallible>> {
+        // Two writes of one record in one batch: a conflict, as the contract allows.
+        let mut names: Vec<&ServiceName> =
+            changes.services.iter().map(|w| w.value.name()).collect();
+        let mut ids: Vec<RequestId> = changes.requests.iter().map(|w| w.value.id()).collect();
+        names.sort();
+        names.dedup();
+        ids.sort();
+        ids.dedup();
+        if names.len() != changes.services.len() || ids.len() != changes.requests.len() {
+            return Err(CommitError::Conflict);
+        }
+        let ok = match self.fault {
+            Fault::NotIsolated(scope) => self.commit_racing(&changes, scope, meet).await,
+            _ => self.commit_locked(&changes),
+        };
+        if ok {
+            Ok(())
+        } else {
+            Err(CommitError::Conflict)
+        }
+    }
+}
+
+/// How a commit meets the others racing with it, in a not-isolated store.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Meet {
+    /// Not a racer: a blocking commit on the thread that runs the cases, a
+    /// round of one.
+    Alone,
+    /// A blocking commit on a racer thread: its round is the [`RACERS`]
+    /// threads of a race.
+    Threads,
+    /// An async commit: its round is every commit that arrives before it is
+    /// polled again. The async runner polls the racers' commits in turn, so
+    /// all of a race arrive in the first turn; a commit outside a race is a
+    /// round of one.
+    Tasks,
 }
 
 /// One page asked of a listing, its cursor as the listing's sort key.
@@ -679,11 +740,11 @@ fn in_order(
 }
 
 /// Where a not-isolated store's racers meet: all of a round check before
-/// any writes, and those that write apart go first.
+/// any writes, and those that write apart go first. Racer threads and racing
+/// commit futures wait here alike, on wakers.
 #[derive(Default)]
 struct Rendezvous {
     round: Mutex<Round>,
-    moved: Condvar,
 }
 
 #[derive(Default)]
@@ -692,49 +753,105 @@ struct Round {
     apart: usize,
     written: usize,
     left: usize,
+    /// Who waits for the round to move.
+    waiting: Vec<Waker>,
 }
-
-/// A safety net: a racer never waits longer than this for the others.
-const PATIENCE: Duration = Duration::from_secs(2);
 
 impl Rendezvous {
     fn lock(&self) -> MutexGuard<'_, Round> {
         self.round.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    fn wait_until(&self, done: impl Fn(&Round) -> bool) {
-        let guard = self.lock();
-        let _ = self
-            .moved
-            .wait_timeout_while(guard, PATIENCE, |round| !done(round))
-            .unwrap_or_else(PoisonError::into_inner);
+    /// Moves the round on and wakes everyone waiting.
+    fn update(&self, change: impl FnOnce(&mut Round)) {
+        let waiting = {
+            let mut round = self.lock();
+            change(&mut round);
+            std::mem::take(&mut round.waiting)
+        };
+        waiting.into_iter().for_each(Waker::wake);
+    }
+
+    /// Waits until `done` holds. It always comes to hold: every race has
+    /// [`RACERS`] racers, each arrives, and those that write apart write
+    /// without waiting.
+    async fn wait_until(&self, done: impl Fn(&Round) -> bool) {
+        poll_fn(|cx| {
+            let mut round = self.lock();
+            if done(&round) {
+                Poll::Ready(())
+            } else {
+                round.waiting.push(cx.waker().clone());
+                Poll::Pending
+            }
+        })
+        .await;
     }
 
     fn arrive(&self, apart: bool) {
-        {
-            let mut round = self.lock();
+        self.update(|round| {
             round.arrived += 1;
             round.apart += usize::from(apart);
-        }
-        self.moved.notify_all();
-        self.wait_until(|round| round.arrived >= RACERS);
+        });
+    }
+
+    async fn all_arrived(&self) {
+        self.wait_until(|round| round.arrived >= RACERS).await;
     }
 
     fn written(&self) {
-        self.lock().written += 1;
-        self.moved.notify_all();
+        self.update(|round| round.written += 1);
     }
 
-    fn wait_for_writes(&self) {
-        self.wait_until(|round| round.written >= round.apart);
+    async fn writes_done(&self) {
+        self.wait_until(|round| round.written >= round.apart).await;
     }
 
     fn leave(&self) {
-        let mut round = self.lock();
-        round.left += 1;
-        if round.left >= RACERS {
-            *round = Round::default();
+        self.update(|round| {
+            round.left += 1;
+            if round.left >= round.arrived {
+                *round = Round::default();
+            }
+        });
+    }
+}
+
+/// Pending once, waking its task at once: every other future its task
+/// polls in the same turn runs to its own first pending point before this
+/// one goes on.
+async fn yield_once() {
+    let mut yielded = false;
+    poll_fn(|cx| {
+        if yielded {
+            Poll::Ready(())
+        } else {
+            yielded = true;
+            cx.waker().wake_by_ref();
+            Poll::Pending
         }
+    })
+    .await;
+}
+
+/// Runs `future` to its end on this thread, parked while it waits (a racer
+/// thread at the rendezvous).
+fn wait_here<F: Future>(future: F) -> F::Output {
+    /// Wakes a parked thread.
+    struct Unpark(Thread);
+    impl Wake for Unpark {
+        fn wake(self: Arc<Self>) {
+            self.0.unpark();
+        }
+    }
+    let waker = Waker::from(Arc::new(Unpark(std::thread::current())));
+    let mut cx = Context::from_waker(&waker);
+    let mut future = pin!(future);
+    loop {
+        if let Poll::Ready(output) = future.as_mut().poll(&mut cx) {
+            return output;
+        }
+        std::thread::park();
     }
 }
 
@@ -903,50 +1020,113 @@ impl Store for Gallery {
     }
 
     fn commit(&self, changes: Changes) -> Result<(), CommitError<Infallible>> {
-        // Two writes of one record in one batch: a conflict, as the contract allows.
-        let mut names: Vec<&ServiceName> =
-            changes.services.iter().map(|w| w.value.name()).collect();
-        let mut ids: Vec<RequestId> = changes.requests.iter().map(|w| w.value.id()).collect();
-        names.sort();
-        names.dedup();
-        ids.sort();
-        ids.dedup();
-        if names.len() != changes.services.len() || ids.len() != changes.requests.len() {
-            return Err(CommitError::Conflict);
-        }
-        let ok = match self.fault {
-            Fault::NotIsolated(scope) if std::thread::current().id() != self.owner => {
-                self.commit_racing(&changes, scope)
-            }
-            _ => self.commit_locked(&changes),
-        };
-        if ok {
-            Ok(())
+        let meet = if std::thread::current().id() == self.owner {
+            Meet::Alone
         } else {
-            Err(CommitError::Conflict)
-        }
+            Meet::Threads
+        };
+        wait_here(self.commit_as(changes, meet))
+    }
+}
+
+/// The same store through the async traits: the reads answer at once, a
+/// commit may wait at the rendezvous.
+impl AsyncStore for Gallery {
+    type Error = Infallible;
+
+    async fn service(&self, name: &ServiceName) -> Result<Option<Service>, Infallible> {
+        Store::service(self, name)
+    }
+
+    async fn request(&self, id: RequestId) -> Result<Option<ChangeRequest>, Infallible> {
+        Store::request(self, id)
+    }
+
+    async fn contacts_of(
+        &self,
+        customer: CustomerId,
+        after: Option<&ServiceName>,
+        limit: usize,
+    ) -> Result<Vec<(ServiceName, Roles)>, Infallible> {
+        Store::contacts_of(self, customer, after, limit)
+    }
+
+    async fn requests_of(
+        &self,
+        customer: CustomerId,
+        filter: &RequestFilter,
+        now: OffsetDateTime,
+        after: Option<RequestKey>,
+        limit: usize,
+    ) -> Result<Vec<ChangeRequest>, Infallible> {
+        Store::requests_of(self, customer, filter, now, after, limit)
+    }
+
+    async fn due_for_expiry(
+        &self,
+        now: OffsetDateTime,
+        after: Option<RequestKey>,
+        limit: usize,
+    ) -> Result<Vec<ChangeRequest>, Infallible> {
+        Store::due_for_expiry(self, now, after, limit)
+    }
+
+    async fn commit(&self, changes: Changes) -> Result<(), CommitError<Infallible>> {
+        self.commit_as(changes, Meet::Tasks).await
     }
 }
 
 // ----- the tests -----
 
-/// What one gallery store failed.
+/// The suite's two runners, which run the same cases.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Runner {
+    /// [`run_store_suite`]: racers on threads.
+    Blocking,
+    /// [`run_async_store_suite`] on a tokio runtime: racers' commits polled
+    /// together in one future.
+    Async,
+}
+
+impl Runner {
+    fn run(self, fault: Fault) -> Report {
+        let make = || Gallery::new(fault);
+        match self {
+            Runner::Blocking => run_store_suite(make),
+            Runner::Async => tokio::runtime::Builder::new_current_thread()
+                .build()
+                .expect("a tokio runtime")
+                .block_on(run_async_store_suite(make)),
+        }
+    }
+}
+
+/// What one gallery store failed under one runner.
 struct Run {
+    runner: Runner,
     fault: Fault,
+    /// The cases it must fail.
+    expected: &'static [&'static str],
     /// The failed cases.
     failed: Vec<&'static str>,
     /// Each failed case with the suite's reason.
     why: Vec<String>,
 }
 
-/// Every gallery store's failures, run once for all the tests.
+/// Every gallery store's failures under each runner, run once for all the
+/// tests.
 fn results() -> &'static [Run] {
     static RESULTS: OnceLock<Vec<Run>> = OnceLock::new();
     RESULTS.get_or_init(|| {
-        GALLERY
-            .iter()
-            .map(|(fault, _)| {
-                let report = run_store_suite(|| Gallery::new(*fault));
+        [Runner::Blocking, Runner::Async]
+            .into_iter()
+            .flat_map(|runner| {
+                GALLERY
+                    .iter()
+                    .map(move |(fault, expected)| (runner, fault, expected))
+            })
+            .map(|(runner, fault, expected)| {
+                let report = runner.run(*fault);
                 let failed = report.failed.iter().map(|(case, _)| *case).collect();
                 let why = report
                     .failed
@@ -954,7 +1134,9 @@ fn results() -> &'static [Run] {
                     .map(|(case, why)| format!("{case}: {why}"))
                     .collect();
                 Run {
+                    runner,
                     fault: *fault,
+                    expected,
                     failed,
                     why,
                 }
@@ -965,14 +1147,23 @@ fn results() -> &'static [Run] {
 
 #[test]
 fn each_broken_store_fails_exactly_its_cases() {
-    // R31, R6, R29, R35, R44, R45: the table below is the gallery.
+    // R31, R6, R29, R35, R44, R45: the table below is the gallery, the same
+    // for both runners.
     let mut wrong = Vec::new();
-    println!("{:<42} fails", "gallery store");
-    for ((_, expected), Run { fault, failed, why }) in GALLERY.iter().zip(results()) {
-        println!("{:<42} {}", format!("{fault:?}"), failed.join(", "));
+    println!("{:<9} {:<42} fails", "runner", "gallery store");
+    for run in results() {
+        let Run {
+            runner,
+            fault,
+            expected,
+            failed,
+            why,
+        } = run;
+        let (runner, fault) = (format!("{runner:?}"), format!("{fault:?}"));
+        println!("{runner:<9} {fault:<42} {}", failed.join(", "));
         if failed != expected {
             wrong.push(format!(
-                "{fault:?}: fails {failed:?}, expected {expected:?}\n    {}",
+                "{runner} {fault}: fails {failed:?}, expected {expected:?}\n    {}",
                 why.join("\n    ")
             ));
         }
@@ -983,11 +1174,35 @@ fn each_broken_store_fails_exactly_its_cases() {
 #[test]
 fn every_case_is_the_only_failure_of_some_broken_store() {
     // R44: the rules hold on every store that passes the suite, so no case
-    // may be dead weight: each has a witness, a store only it catches.
-    let lonely: Vec<&str> = CASES
-        .iter()
-        .copied()
-        .filter(|case| !results().iter().any(|run| run.failed == [*case]))
+    // may be dead weight: each has a witness, a store only it catches, under
+    // each runner.
+    let lonely: Vec<(Runner, &str)> = [Runner::Blocking, Runner::Async]
+        .into_iter()
+        .flat_map(|runner| CASES.iter().map(move |case| (runner, *case)))
+        .filter(|(runner, case)| {
+            !results()
+                .iter()
+                .any(|run| run.runner == *runner && run.failed == [*case])
+        })
         .collect();
     assert!(lonely.is_empty(), "cases without a witness: {lonely:?}");
+}
+
+#[test]
+fn a_case_that_panics_fails_with_the_panic() {
+    // R7: a store that panics on a long name fails the case that stores
+    // one, under each runner, and the report says why.
+    let panicked: Vec<(Runner, &[String])> = results()
+        .iter()
+        .filter(|run| run.fault == Fault::PanicsOnLongNames)
+        .map(|run| (run.runner, run.why.as_slice()))
+        .collect();
+    assert_eq!(panicked.len(), 2);
+    for (runner, why) in panicked {
+        assert_eq!(
+            why,
+            ["service_round_trip: panicked: a name too long for its column"],
+            "{runner:?}"
+        );
+    }
 }

@@ -624,12 +624,14 @@ impl Future for YieldNow {
     }
 }
 
-/// Runs an action of the blocking driver to its end on this thread.
+/// Runs an action of the blocking driver to its end on this thread (and the
+/// cases of the blocking conformance suite, feature `testing`).
 ///
 /// The blocking driver's parts answer at once ([`Blocking`](crate::host::Blocking)),
 /// so the only pending point is [`YieldNow`] after a conflict: the thread
-/// yields, as the blocking driver always did, and polls again.
-pub(super) fn block_on<F: Future>(future: F) -> F::Output {
+/// yields, as the blocking driver always did, and polls again. The suite's
+/// cases never wait over such parts.
+pub(crate) fn block_on<F: Future>(future: F) -> F::Output {
     let mut future = pin!(future);
     let mut cx = Context::from_waker(Waker::noop());
     loop {

@@ -15,7 +15,8 @@ use crate::{
 mod actions;
 mod asynch;
 
-use actions::{Actions, block_on};
+use actions::Actions;
+pub(crate) use actions::block_on;
 pub use asynch::{AsyncDriver, AsyncDriverErrorFor, AsyncSweepFor};
 
 /// How many times an action is decided again after a commit conflict, by
