@@ -28,7 +28,7 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::task::{Context, Poll, Wake, Waker};
 
 use common::hooked::{Call, Hook, Hooked};
-use common::{T0, last_token};
+use common::{T0, id, last_token};
 use rand_chacha::ChaCha20Rng;
 use rand_chacha::rand_core::SeedableRng;
 use service_contacts::{
@@ -42,25 +42,12 @@ use Call::{
     Commit, Deliver, DueForExpiry, Exists, InGoodStanding, Request as Load, Service as Read,
 };
 
-fn who(text: &str) -> CustomerId {
-    text.parse().expect("a valid identifier")
-}
-
-fn admin() -> CustomerId {
-    who("AD1-OVH")
-}
-
-fn tech() -> CustomerId {
-    who("TE2-OVH")
-}
-
-fn incoming() -> CustomerId {
-    who("IN3-OVH")
-}
-
-fn other() -> CustomerId {
-    who("OT4-OVH")
-}
+/// The cast: `id(ADMIN)` holds the admin and billing roles, `id(TECH)` the
+/// tech role; `id(INCOMING)` and `id(OTHER)` are proposed.
+const ADMIN: usize = 1;
+const TECH: usize = 2;
+const INCOMING: usize = 3;
+const OTHER: usize = 4;
 
 fn name() -> ServiceName {
     "example.com".parse().expect("a valid name")
@@ -79,7 +66,7 @@ struct World {
 impl World {
     fn new() -> World {
         let world = World::default();
-        for customer in [admin(), tech(), incoming(), other()] {
+        for customer in [id(ADMIN), id(TECH), id(INCOMING), id(OTHER)] {
             world.directory.add(customer);
         }
         world
@@ -284,7 +271,7 @@ fn empty(_: &World) -> Scene {
 fn service(world: &World) -> Scene {
     world
         .blocking()
-        .import_services([(name(), Contacts::new(admin(), tech(), admin()))])
+        .import_services([(name(), Contacts::new(id(ADMIN), id(TECH), id(ADMIN)))])
         .expect("imported");
     Scene::default()
 }
@@ -293,17 +280,17 @@ fn service(world: &World) -> Scene {
 /// awaiting the admin's and the incoming contact's confirmations.
 fn open(world: &World) -> Scene {
     service(world);
-    let edit = Edit::new(name()).with(Role::Tech, incoming());
+    let edit = Edit::new(name()).with(Role::Tech, id(INCOMING));
     let mut rng = ChaCha20Rng::seed_from_u64(7);
     let request = world
         .blocking()
-        .submit(&edit, admin(), T0, &mut rng)
+        .submit(&edit, id(ADMIN), T0, &mut rng)
         .expect("opened")
         .value[0];
     Scene {
         request: Some(request),
-        admin_token: last_token(&world.notifier, admin(), request),
-        incoming_token: last_token(&world.notifier, incoming(), request),
+        admin_token: last_token(&world.notifier, id(ADMIN), request),
+        incoming_token: last_token(&world.notifier, id(INCOMING), request),
     }
 }
 
@@ -313,7 +300,7 @@ fn confirmed(world: &World) -> Scene {
     let scene = open(world);
     let _ = world
         .blocking()
-        .accept(scene.request(), incoming(), &scene.incoming_token, T0)
+        .accept(scene.request(), id(INCOMING), &scene.incoming_token, T0)
         .expect("confirmed");
     scene
 }
@@ -321,11 +308,11 @@ fn confirmed(world: &World) -> Scene {
 /// The tech request, and a second one giving the billing role to `other`.
 fn two_open(world: &World) -> Scene {
     let scene = open(world);
-    let edit = Edit::new(name()).with(Role::Billing, other());
+    let edit = Edit::new(name()).with(Role::Billing, id(OTHER));
     let mut rng = ChaCha20Rng::seed_from_u64(8);
     let _ = world
         .blocking()
-        .submit(&edit, admin(), T0, &mut rng)
+        .submit(&edit, id(ADMIN), T0, &mut rng)
         .expect("opened");
     scene
 }
@@ -335,30 +322,33 @@ fn late() -> time::OffsetDateTime {
     T0 + Duration::days(8)
 }
 
+/// An action as a [`Run`]: `$call`, a call of the driver `$d` (with the
+/// scene `$s`), awaited.
+macro_rules! act {
+    (|$d:ident, $s:tt| $call:expr) => {
+        |$d, $s| Box::pin(async move { done($call.await) })
+    };
+}
+
 const CASES: &[Case] = &[
     Case {
         what: "order_service (R5)",
         scene: empty,
-        act: |d, _| Box::pin(async move { done(d.order_service(&name(), admin()).await) }),
-        // The account; the name (free?); the commit.
+        act: act!(|d, _| d.order_service(&name(), id(ADMIN))),
+        // The account; the name (not taken?); the commit.
         calls: &[Exists, Read, Commit],
         succeeds: true,
     },
     Case {
         what: "import_services (R42)",
         scene: empty,
-        act: |d, _| {
-            Box::pin(async move {
-                let services = [
-                    (name(), Contacts::new(admin(), tech(), admin())),
-                    (
-                        "other.example".parse().expect("name"),
-                        Contacts::all(other()),
-                    ),
-                ];
-                done(d.import_services(services).await)
-            })
-        },
+        act: act!(|d, _| d.import_services([
+            (name(), Contacts::new(id(ADMIN), id(TECH), id(ADMIN))),
+            (
+                "other.example".parse().expect("name"),
+                Contacts::all(id(OTHER))
+            ),
+        ])),
         // Each holder's account; each name; the commit.
         calls: &[Exists, Exists, Exists, Read, Read, Commit],
         succeeds: true,
@@ -366,13 +356,12 @@ const CASES: &[Case] = &[
     Case {
         what: "submit (R8, R36)",
         scene: service,
-        act: |d, _| {
-            Box::pin(async move {
-                let edit = Edit::new(name()).with(Role::Tech, incoming());
-                let mut rng = ChaCha20Rng::seed_from_u64(7);
-                done(d.submit(&edit, admin(), T0, &mut rng).await)
-            })
-        },
+        act: act!(|d, _| d.submit(
+            &Edit::new(name()).with(Role::Tech, id(INCOMING)),
+            id(ADMIN),
+            T0,
+            &mut ChaCha20Rng::seed_from_u64(7)
+        )),
         // The service (it names no request yet); the incoming account
         // (R13, R14); the commit; a confirmation request to each confirmer.
         calls: &[Read, Exists, InGoodStanding, Commit, Deliver, Deliver],
@@ -381,14 +370,7 @@ const CASES: &[Case] = &[
     Case {
         what: "accept, not the last confirmation (R19)",
         scene: open,
-        act: |d, s| {
-            Box::pin(async move {
-                done(
-                    d.accept(s.request(), incoming(), &s.incoming_token, T0)
-                        .await,
-                )
-            })
-        },
+        act: act!(|d, s| d.accept(s.request(), id(INCOMING), &s.incoming_token, T0)),
         // The request; the commit; no news yet.
         calls: &[Load, Commit],
         succeeds: true,
@@ -396,9 +378,7 @@ const CASES: &[Case] = &[
     Case {
         what: "accept, the last confirmation: applies (R20, R30, R31, R38)",
         scene: confirmed,
-        act: |d, s| {
-            Box::pin(async move { done(d.accept(s.request(), admin(), &s.admin_token, T0).await) })
-        },
+        act: act!(|d, s| d.accept(s.request(), id(ADMIN), &s.admin_token, T0)),
         // The request; the service and the request it names; the incoming
         // account, checked again (R30); the commit; "applied" to both
         // confirmers, "replaced" to the outgoing tech contact.
@@ -418,14 +398,7 @@ const CASES: &[Case] = &[
     Case {
         what: "refuse (R21, R39)",
         scene: open,
-        act: |d, s| {
-            Box::pin(async move {
-                done(
-                    d.refuse(s.request(), incoming(), &s.incoming_token, T0)
-                        .await,
-                )
-            })
-        },
+        act: act!(|d, s| d.refuse(s.request(), id(INCOMING), &s.incoming_token, T0)),
         // The request; the commit; "refused" to each party.
         calls: &[Load, Commit, Deliver, Deliver],
         succeeds: true,
@@ -435,7 +408,9 @@ const CASES: &[Case] = &[
         scene: open,
         act: |d, s| {
             Box::pin(async move {
-                let wrong = d.accept(s.request(), incoming(), "not-the-token", T0).await;
+                let wrong = d
+                    .accept(s.request(), id(INCOMING), "not-the-token", T0)
+                    .await;
                 assert!(
                     matches!(
                         wrong,
@@ -453,13 +428,12 @@ const CASES: &[Case] = &[
     Case {
         what: "resend (R22, R23, R37)",
         scene: open,
-        act: |d, s| {
-            Box::pin(async move {
-                let mut rng = ChaCha20Rng::seed_from_u64(9);
-                let later = T0 + Duration::hours(1);
-                done(d.resend(s.request(), admin(), later, &mut rng).await)
-            })
-        },
+        act: act!(|d, s| d.resend(
+            s.request(),
+            id(ADMIN),
+            T0 + Duration::hours(1),
+            &mut ChaCha20Rng::seed_from_u64(9)
+        )),
         // The request; the commit; a new token to each confirmer missing.
         calls: &[Load, Commit, Deliver, Deliver],
         succeeds: true,
@@ -467,7 +441,7 @@ const CASES: &[Case] = &[
     Case {
         what: "cancel (R28, R39)",
         scene: open,
-        act: |d, s| Box::pin(async move { done(d.cancel(s.request(), admin(), T0).await) }),
+        act: act!(|d, s| d.cancel(s.request(), id(ADMIN), T0)),
         // The request; the commit; "cancelled" to each party.
         calls: &[Load, Commit, Deliver, Deliver],
         succeeds: true,
@@ -475,7 +449,7 @@ const CASES: &[Case] = &[
     Case {
         what: "remove_service (R42)",
         scene: open,
-        act: |d, _| Box::pin(async move { done(d.remove_service(&name(), T0).await) }),
+        act: act!(|d, _| d.remove_service(&name(), T0)),
         // The service and the request it names; the commit (the open
         // request fails with it); "failed" to each party.
         calls: &[Read, Load, Commit, Deliver, Deliver],
@@ -484,7 +458,7 @@ const CASES: &[Case] = &[
     Case {
         what: "expire_due (R29, R39)",
         scene: two_open,
-        act: |d, _| Box::pin(async move { done(d.expire_due(late()).await) }),
+        act: act!(|d, _| d.expire_due(late())),
         // The requests due; for each: the request, the commit, "expired"
         // to each party.
         calls: &[

@@ -99,7 +99,7 @@ use model::{
     Counted, Expected, Incoming, MState, Model, Op, Outcomes, POOL, RolePick, Secrets, Subject,
     Tag, Target, TokenCheck, TokenPick, Who, check_contacts, check_first_write, check_messages,
     check_rewrite, check_state, compare_request, config, expect_events, fail, failed_event, op,
-    pool, reach_every_outcome, with_trace,
+    pool, reach_every_outcome, sequences, with_trace,
 };
 
 // ----- the host, with faults -----
@@ -254,30 +254,24 @@ fn action() -> impl Strategy<Value = Action> {
 
 // ----- the driver and what a call did -----
 
+/// The parts a harness's driver is built on: the harness keeps a hand on
+/// each.
+type Parts = (Arc<FaultyStore>, Arc<MemoryNotifier>, Arc<MemoryDirectory>);
+
 /// A driver over the harness's parts, as the harness drives it.
 trait TestDriver:
     Drive<StoreError = DiskOnFire, NotifierError = DeliveryFailed, DirectoryError = Infallible>
     + fmt::Debug
 {
-    /// The driver over these parts.
-    fn build(
-        store: Arc<FaultyStore>,
-        notifier: Arc<MemoryNotifier>,
-        directory: Arc<MemoryDirectory>,
-        config: Config,
-    ) -> Self;
+    /// The driver over `parts`.
+    fn build(parts: Parts, config: Config) -> Self;
 }
 
 /// The blocking driver.
 type Blocking = Driver<Arc<FaultyStore>, Arc<MemoryNotifier>, Arc<MemoryDirectory>>;
 
 impl TestDriver for Blocking {
-    fn build(
-        store: Arc<FaultyStore>,
-        notifier: Arc<MemoryNotifier>,
-        directory: Arc<MemoryDirectory>,
-        config: Config,
-    ) -> Self {
+    fn build((store, notifier, directory): Parts, config: Config) -> Self {
         Driver::with_config(store, notifier, directory, config)
     }
 }
@@ -287,12 +281,7 @@ impl TestDriver for Blocking {
 type Async = AsyncDriver<Hooked<Arc<FaultyStore>>, Arc<MemoryNotifier>, Arc<MemoryDirectory>>;
 
 impl TestDriver for Async {
-    fn build(
-        store: Arc<FaultyStore>,
-        notifier: Arc<MemoryNotifier>,
-        directory: Arc<MemoryDirectory>,
-        config: Config,
-    ) -> Self {
+    fn build((store, notifier, directory): Parts, config: Config) -> Self {
         AsyncDriver::with_config(Hooked::new(store, ()), notifier, directory, config)
     }
 }
@@ -756,12 +745,12 @@ impl<D: TestDriver> Harness<D> {
             directory.add(customer);
         }
         let (store, notifier) = (Arc::default(), Arc::default());
-        let driver = D::build(
+        let parts = (
             Arc::clone(&store),
             Arc::clone(&notifier),
             Arc::clone(&directory),
-            config.clone(),
         );
+        let driver = D::build(parts, config.clone());
         let runtime = tokio::runtime::Builder::new_current_thread()
             .build()
             .expect("a runtime");
@@ -1550,6 +1539,20 @@ fn check_committed(m: &Message, after: &Dump) -> Result<(), TestCaseError> {
     Ok(())
 }
 
+/// A sequence: the generator's seed, the failed attempts allowed (R26),
+/// and 1 to 30 actions.
+type Sequence = (u64, u32, Vec<Action>);
+
+fn sequence() -> impl Strategy<Value = Sequence> {
+    sequences(action())
+}
+
+/// Runs `sequence` through a driver `D` and its in-memory host.
+fn follows_the_rules<D: TestDriver>(sequence: &Sequence) -> Result<(), TestCaseError> {
+    let (seed, max_failed_attempts, actions) = sequence;
+    Harness::<D>::new(*seed, *max_failed_attempts).run(actions)
+}
+
 proptest! {
     // 2,000 sequences here and 1,000 through the async driver take about as
     // long as the 3,000 this test ran before the async driver (15 s in a
@@ -1559,13 +1562,8 @@ proptest! {
     /// The driver, its in-memory host and the model agree on every step of
     /// random sequences with faults, and the invariants hold after each.
     #[test]
-    fn driver_follows_the_rules(
-        seed in any::<u64>(),
-        max_failed_attempts in 1u32..=5,
-        actions in proptest::collection::vec(action(), 1..=30),
-    ) {
-        let mut harness = Harness::<Blocking>::new(seed, max_failed_attempts);
-        harness.run(&actions)?;
+    fn driver_follows_the_rules(sequence in sequence()) {
+        follows_the_rules::<Blocking>(&sequence)?;
     }
 }
 
@@ -1575,13 +1573,8 @@ proptest! {
     /// The same through the async driver, on tokio's current-thread runtime:
     /// the same sequences, model, faults and invariants.
     #[test]
-    fn async_driver_follows_the_rules(
-        seed in any::<u64>(),
-        max_failed_attempts in 1u32..=5,
-        actions in proptest::collection::vec(action(), 1..=30),
-    ) {
-        let mut harness = Harness::<Async>::new(seed, max_failed_attempts);
-        harness.run(&actions)?;
+    fn async_driver_follows_the_rules(sequence in sequence()) {
+        follows_the_rules::<Async>(&sequence)?;
     }
 }
 
@@ -1631,10 +1624,11 @@ fn expire_due_failing_part_way_loses_no_message() {
             mail: Mail::FailTo(0),
         },
     ];
-    if let Err(e) = Harness::<Blocking>::new(0, 3).run(&actions) {
+    let sequence = (0, 3, actions.to_vec());
+    if let Err(e) = follows_the_rules::<Blocking>(&sequence) {
         panic!("the driver: {e}");
     }
-    if let Err(e) = Harness::<Async>::new(0, 3).run(&actions) {
+    if let Err(e) = follows_the_rules::<Async>(&sequence) {
         panic!("the async driver: {e}");
     }
 }

@@ -26,93 +26,46 @@ pub(crate) type Answer<T, D> = Result<Outcome<T, <D as Drive>::NotifierError>, D
 /// The result of a driver `D`'s expiry sweep.
 pub(crate) type SweepOf<D> = Sweep<<D as Drive>::StoreError, <D as Drive>::DirectoryError>;
 
-/// A driver, blocking or async, as the tests drive it.
-pub(crate) trait Drive: Sync {
-    /// The store's error.
-    type StoreError: std::error::Error + Send + Sync + 'static;
-    /// The notifier's error.
-    type NotifierError: std::error::Error + Send + Sync + 'static;
-    /// The directory's error.
-    type DirectoryError: std::error::Error + Send + Sync + 'static;
-
-    fn order_service(
-        &self,
-        name: &ServiceName,
-        customer: CustomerId,
-    ) -> impl Future<Output = Result<Service, DriveError<Self>>> + Send;
-
-    fn submit(
-        &self,
-        edit: &Edit,
-        actor: CustomerId,
-        now: OffsetDateTime,
-        rng: &mut ChaCha20Rng,
-    ) -> impl Future<Output = Answer<Vec<RequestId>, Self>> + Send;
-
-    fn accept(
-        &self,
-        id: RequestId,
-        actor: CustomerId,
-        token: &str,
-        now: OffsetDateTime,
-    ) -> impl Future<Output = Answer<ChangeRequest, Self>> + Send;
-
-    fn refuse(
-        &self,
-        id: RequestId,
-        actor: CustomerId,
-        token: &str,
-        now: OffsetDateTime,
-    ) -> impl Future<Output = Answer<ChangeRequest, Self>> + Send;
-
-    fn resend(
-        &self,
-        id: RequestId,
-        actor: CustomerId,
-        now: OffsetDateTime,
-        rng: &mut ChaCha20Rng,
-    ) -> impl Future<Output = Answer<ChangeRequest, Self>> + Send;
-
-    fn cancel(
-        &self,
-        id: RequestId,
-        actor: CustomerId,
-        now: OffsetDateTime,
-    ) -> impl Future<Output = Answer<ChangeRequest, Self>> + Send;
-
-    fn expire_due(
-        &self,
-        now: OffsetDateTime,
-    ) -> impl Future<Output = Answer<SweepOf<Self>, Self>> + Send;
-
-    fn my_contacts(
-        &self,
-        customer: CustomerId,
-        after: Option<&Cursor>,
-        size: PageSize,
-    ) -> impl Future<Output = Result<Page<(ServiceName, Roles)>, DriveError<Self>>> + Send;
-
-    fn my_requests(
-        &self,
-        customer: CustomerId,
-        filter: &RequestFilter,
-        now: OffsetDateTime,
-        after: Option<&Cursor>,
-        size: PageSize,
-    ) -> impl Future<Output = Result<Page<RequestSummary>, DriveError<Self>>> + Send;
-
-    fn proposable(
-        &self,
-        service: &ServiceName,
-        actor: CustomerId,
-        now: OffsetDateTime,
-    ) -> impl Future<Output = Result<Proposable, DriveError<Self>>> + Send;
+/// The blocking driver's call, made.
+macro_rules! made {
+    ($call:expr) => {
+        $call
+    };
 }
 
-/// Implements [`Drive`] for a driver type, each method calling the driver's
-/// own in an async block (awaited with `await` for the async driver).
+/// The async driver's call, awaited.
+macro_rules! awaited {
+    ($call:expr) => {
+        $call.await
+    };
+}
+
+/// Declares [`Drive`] with the actions listed, and implements it for the
+/// blocking driver (each method makes the blocking call in an async block)
+/// and the async one (each method awaits the driver's own): each signature
+/// written once.
 macro_rules! drive {
-    ($driver:ident, $store:ident, $notifier:ident, $directory:ident $(, $await:tt)?) => {
+    ($(fn $action:ident(&self $(, $arg:ident: $ty:ty)*) -> $output:ty;)*) => {
+        /// A driver, blocking or async, as the tests drive it.
+        pub(crate) trait Drive: Sync {
+            /// The store's error.
+            type StoreError: std::error::Error + Send + Sync + 'static;
+            /// The notifier's error.
+            type NotifierError: std::error::Error + Send + Sync + 'static;
+            /// The directory's error.
+            type DirectoryError: std::error::Error + Send + Sync + 'static;
+
+            $(fn $action(&self $(, $arg: $ty)*) -> impl Future<Output = $output> + Send;)*
+        }
+
+        drive!(@impl Driver, Store, Notifier, Directory, made; $($action($($arg: $ty),*) -> $output;)*);
+        drive!(
+            @impl AsyncDriver, AsyncStore, AsyncNotifier, AsyncDirectory, awaited;
+            $($action($($arg: $ty),*) -> $output;)*
+        );
+    };
+    (@impl $driver:ident, $store:ident, $notifier:ident, $directory:ident, $finish:ident;
+        $($action:ident($($arg:ident: $ty:ty),*) -> $output:ty;)*) => {
         impl<S, N, D> Drive for $driver<S, N, D>
         where
             S: $store + Sync,
@@ -123,113 +76,40 @@ macro_rules! drive {
             type NotifierError = <N as $notifier>::Error;
             type DirectoryError = <D as $directory>::Error;
 
-            fn order_service(
-                &self,
-                name: &ServiceName,
-                customer: CustomerId,
-            ) -> impl Future<Output = Result<Service, DriveError<Self>>> + Send {
-                async move { $driver::order_service(self, name, customer)$(.$await)? }
-            }
-
-            fn submit(
-                &self,
-                edit: &Edit,
-                actor: CustomerId,
-                now: OffsetDateTime,
-                rng: &mut ChaCha20Rng,
-            ) -> impl Future<Output = Answer<Vec<RequestId>, Self>> + Send {
-                async move { $driver::submit(self, edit, actor, now, rng)$(.$await)? }
-            }
-
-            fn accept(
-                &self,
-                id: RequestId,
-                actor: CustomerId,
-                token: &str,
-                now: OffsetDateTime,
-            ) -> impl Future<Output = Answer<ChangeRequest, Self>> + Send {
-                async move { $driver::accept(self, id, actor, token, now)$(.$await)? }
-            }
-
-            fn refuse(
-                &self,
-                id: RequestId,
-                actor: CustomerId,
-                token: &str,
-                now: OffsetDateTime,
-            ) -> impl Future<Output = Answer<ChangeRequest, Self>> + Send {
-                async move { $driver::refuse(self, id, actor, token, now)$(.$await)? }
-            }
-
-            fn resend(
-                &self,
-                id: RequestId,
-                actor: CustomerId,
-                now: OffsetDateTime,
-                rng: &mut ChaCha20Rng,
-            ) -> impl Future<Output = Answer<ChangeRequest, Self>> + Send {
-                async move { $driver::resend(self, id, actor, now, rng)$(.$await)? }
-            }
-
-            fn cancel(
-                &self,
-                id: RequestId,
-                actor: CustomerId,
-                now: OffsetDateTime,
-            ) -> impl Future<Output = Answer<ChangeRequest, Self>> + Send {
-                async move { $driver::cancel(self, id, actor, now)$(.$await)? }
-            }
-
-            fn expire_due(
-                &self,
-                now: OffsetDateTime,
-            ) -> impl Future<Output = Answer<SweepOf<Self>, Self>> + Send {
-                async move { $driver::expire_due(self, now)$(.$await)? }
-            }
-
-            fn my_contacts(
-                &self,
-                customer: CustomerId,
-                after: Option<&Cursor>,
-                size: PageSize,
-            ) -> impl Future<Output = Result<Page<(ServiceName, Roles)>, DriveError<Self>>> + Send
-            {
-                async move { $driver::my_contacts(self, customer, after, size)$(.$await)? }
-            }
-
-            fn my_requests(
-                &self,
-                customer: CustomerId,
-                filter: &RequestFilter,
-                now: OffsetDateTime,
-                after: Option<&Cursor>,
-                size: PageSize,
-            ) -> impl Future<Output = Result<Page<RequestSummary>, DriveError<Self>>> + Send {
-                async move {
-                    $driver::my_requests(self, customer, filter, now, after, size)$(.$await)?
-                }
-            }
-
-            fn proposable(
-                &self,
-                service: &ServiceName,
-                actor: CustomerId,
-                now: OffsetDateTime,
-            ) -> impl Future<Output = Result<Proposable, DriveError<Self>>> + Send {
-                async move { $driver::proposable(self, service, actor, now)$(.$await)? }
-            }
+            $(fn $action(&self $(, $arg: $ty)*) -> impl Future<Output = $output> + Send {
+                async move { $finish!($driver::$action(self $(, $arg)*)) }
+            })*
         }
     };
 }
 
-drive!(Driver, Store, Notifier, Directory);
-drive!(
-    AsyncDriver,
-    AsyncStore,
-    AsyncNotifier,
-    AsyncDirectory,
-    await
-);
+drive! {
+    fn order_service(&self, name: &ServiceName, customer: CustomerId)
+        -> Result<Service, DriveError<Self>>;
+    fn submit(&self, edit: &Edit, actor: CustomerId, now: OffsetDateTime, rng: &mut ChaCha20Rng)
+        -> Answer<Vec<RequestId>, Self>;
+    fn accept(&self, id: RequestId, actor: CustomerId, token: &str, now: OffsetDateTime)
+        -> Answer<ChangeRequest, Self>;
+    fn refuse(&self, id: RequestId, actor: CustomerId, token: &str, now: OffsetDateTime)
+        -> Answer<ChangeRequest, Self>;
+    fn resend(&self, id: RequestId, actor: CustomerId, now: OffsetDateTime, rng: &mut ChaCha20Rng)
+        -> Answer<ChangeRequest, Self>;
+    fn cancel(&self, id: RequestId, actor: CustomerId, now: OffsetDateTime)
+        -> Answer<ChangeRequest, Self>;
+    fn expire_due(&self, now: OffsetDateTime) -> Answer<SweepOf<Self>, Self>;
+    fn my_contacts(&self, customer: CustomerId, after: Option<&Cursor>, size: PageSize)
+        -> Result<Page<(ServiceName, Roles)>, DriveError<Self>>;
+    fn my_requests(
+        &self,
+        customer: CustomerId,
+        filter: &RequestFilter,
+        now: OffsetDateTime,
+        after: Option<&Cursor>,
+        size: PageSize
+    ) -> Result<Page<RequestSummary>, DriveError<Self>>;
+    fn proposable(&self, service: &ServiceName, actor: CustomerId, now: OffsetDateTime)
+        -> Result<Proposable, DriveError<Self>>;
+}
 
 /// The output of a future that is ready at once, as a blocking driver's
 /// are.

@@ -82,6 +82,11 @@ pub(crate) fn all_requests<S: Store + Sync, N: Notifier + Sync, D: Directory + S
     drive::now(drive::requests_pages(driver, customer, filter, now, size))
 }
 
+/// The customer `CU<n>-OVH`.
+pub(crate) fn id(n: usize) -> CustomerId {
+    format!("CU{n}-OVH").parse().expect("a valid identifier")
+}
+
 /// The time tests start at.
 pub(crate) const T0: OffsetDateTime = datetime!(2026-11-21 10:00 UTC);
 

@@ -23,7 +23,7 @@ use service_contacts::{
 use time::{Duration, OffsetDateTime};
 
 use crate::common::drive::Drive;
-use crate::common::{T0, last_token, open_tech};
+use crate::common::{T0, id, last_token, open_tech};
 
 /// Racers in each race.
 pub(crate) const THREADS: usize = 8;
@@ -31,11 +31,6 @@ pub(crate) const THREADS: usize = 8;
 /// Times an action is decided again after a conflict: more than the racers
 /// that can commit before it.
 pub(crate) const RETRIES: u32 = 64;
-
-/// The customer `CU<n>-OVH`; `0..100` have accounts.
-pub(crate) fn id(n: usize) -> CustomerId {
-    format!("CU{n}-OVH").parse().expect("a valid identifier")
-}
 
 /// The blocking driver over the shared parts.
 pub(crate) type Blocking = Driver<Arc<MemoryStore>, Arc<MemoryNotifier>, Arc<MemoryDirectory>>;
@@ -49,7 +44,7 @@ pub(crate) struct World {
 }
 
 impl World {
-    /// An empty store, and accounts for customers `0..100`.
+    /// An empty store, and accounts for customers [`id`]`(0..100)`.
     pub(crate) fn new() -> World {
         let (store, notifier) = (Arc::<MemoryStore>::default(), Arc::default());
         let directory = Arc::new(MemoryDirectory::new());
@@ -132,6 +127,27 @@ fn refusal<T, SE: std::fmt::Display, DE: std::fmt::Display, N>(
     }
 }
 
+/// The values of the racers that won, `winners` of them; checks that every
+/// other racer was refused as `lost` admits.
+fn tally<T: std::fmt::Debug>(
+    round: u32,
+    won: &[Result<T, Refusal>],
+    winners: usize,
+    lost: impl Fn(&Refusal) -> bool,
+) -> Vec<&T> {
+    let (ok, refused): (Vec<_>, Vec<_>) = won.iter().partition(|r| r.is_ok());
+    assert_eq!(
+        ok.len(),
+        winners,
+        "round {round}: {} racers took effect, {winners} expected: {won:?}",
+        ok.len()
+    );
+    for refusal in refused.into_iter().filter_map(|r| r.as_ref().err()) {
+        assert!(lost(refusal), "round {round}: unexpected refusal {refusal}");
+    }
+    ok.into_iter().filter_map(|r| r.as_ref().ok()).collect()
+}
+
 /// The name of service `what` in `round`, ordered by `admin`.
 fn order(world: &World, what: &str, round: u32, admin: CustomerId) -> ServiceName {
     let name: ServiceName = format!("{what}-{round}.example")
@@ -173,24 +189,16 @@ impl Race for ConflictingEdits {
     }
 
     fn check(&self, world: &World, won: &[Self::Won]) {
-        let round = self.round;
-        let opened = won.iter().filter(|r| r.is_ok()).count();
-        assert_eq!(
-            opened, 1,
-            "round {round}: {opened} conflicting edits opened"
-        );
-        for err in won.iter().filter_map(|r| r.as_ref().err()) {
-            assert!(
-                matches!(
-                    err,
-                    Refusal::Submit(SubmitError::Conflict {
-                        role: Role::Tech,
-                        ..
-                    })
-                ),
-                "round {round}: unexpected refusal {err}"
-            );
-        }
+        // The losers are told which request holds the role (R27).
+        tally(self.round, won, 1, |refusal| {
+            matches!(
+                refusal,
+                Refusal::Submit(SubmitError::Conflict {
+                    role: Role::Tech,
+                    ..
+                })
+            )
+        });
         let open = world
             .store
             .requests()
@@ -284,21 +292,14 @@ impl Race for BothConfirmers {
     }
 
     fn check(&self, world: &World, won: &[Self::Won]) {
-        let round = self.0.round;
-        let accepted = won.iter().filter(|r| r.is_ok()).count();
-        assert_eq!(
-            accepted, 2,
-            "round {round}: {accepted} accepts succeeded, one per confirmer expected"
-        );
-        for err in won.iter().filter_map(|r| r.as_ref().err()) {
-            assert!(
-                matches!(
-                    err,
-                    Refusal::Act(ActError::InvalidToken | ActError::Closed { .. })
-                ),
-                "round {round}: unexpected refusal {err}"
-            );
-        }
+        // One accept per confirmer; the others presented a used token, or
+        // found the request applied.
+        tally(self.0.round, won, 2, |refusal| {
+            matches!(
+                refusal,
+                Refusal::Act(ActError::InvalidToken | ActError::Closed { .. })
+            )
+        });
         self.0.check_applied(world, true, StateName::Done);
     }
 }
@@ -332,18 +333,12 @@ impl Race for AcceptAgainstCancel {
     }
 
     fn check(&self, world: &World, won: &[Self::Won]) {
-        let winners: Vec<&str> = won
-            .iter()
-            .filter_map(|r| r.as_ref().ok().copied())
-            .collect();
-        assert_eq!(
-            winners.len(),
-            1,
-            "round {}: winners {winners:?}",
-            self.0.round
-        );
+        // The losers find the request ended.
+        let winners = tally(self.0.round, won, 1, |refusal| {
+            matches!(refusal, Refusal::Act(ActError::Closed { .. }))
+        });
         self.0
-            .check_applied(world, winners[0] == "accept", StateName::Aborted);
+            .check_applied(world, *winners[0] == "accept", StateName::Aborted);
     }
 }
 
