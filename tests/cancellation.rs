@@ -267,7 +267,8 @@ fn empty(_: &World) -> Scene {
     Scene::default()
 }
 
-/// `example.com`, imported with `admin` as admin and billing, `tech` as tech.
+/// `example.com`, imported with `id(ADMIN)` as admin and billing contact,
+/// `id(TECH)` as tech contact (R42).
 fn service(world: &World) -> Scene {
     world
         .blocking()
@@ -276,7 +277,7 @@ fn service(world: &World) -> Scene {
     Scene::default()
 }
 
-/// The admin asks to give the tech role to `incoming` (R8a): a request
+/// The admin asks to give the tech role to `id(INCOMING)` (R8a): a request
 /// awaiting the admin's and the incoming contact's confirmations.
 fn open(world: &World) -> Scene {
     service(world);
@@ -305,7 +306,8 @@ fn confirmed(world: &World) -> Scene {
     scene
 }
 
-/// The tech request, and a second one giving the billing role to `other`.
+/// The tech request, and a second one giving the billing role to
+/// `id(OTHER)`.
 fn two_open(world: &World) -> Scene {
     let scene = open(world);
     let edit = Edit::new(name()).with(Role::Billing, id(OTHER));
@@ -447,7 +449,7 @@ const CASES: &[Case] = &[
         succeeds: true,
     },
     Case {
-        what: "remove_service (R42)",
+        what: "remove_service (R39)",
         scene: open,
         act: act!(|d, _| d.remove_service(&name(), T0)),
         // The service and the request it names; the commit (the open
