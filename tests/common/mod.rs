@@ -11,6 +11,9 @@ use service_contacts::{
 };
 use time::{OffsetDateTime, macros::datetime};
 
+pub(crate) mod drive;
+pub(crate) mod hooked;
+
 /// The listings of a test store that forwards them to the `MemoryStore` in
 /// field `$inner`, turning its result with `$lift` (`Ok`-wrapping for a store
 /// whose error is not `Infallible`, see [`never`]).
@@ -59,42 +62,29 @@ pub(crate) fn never<T, E>(result: Result<T, std::convert::Infallible>) -> Result
 }
 
 /// Every page of `customer`'s contacts (R6, R45), `size` rows a page.
-pub(crate) fn all_contacts<S: Store, N: Notifier, D: Directory>(
+pub(crate) fn all_contacts<S: Store + Sync, N: Notifier + Sync, D: Directory + Sync>(
     driver: &Driver<S, N, D>,
     customer: CustomerId,
     size: PageSize,
 ) -> Result<Vec<(ServiceName, service_contacts::Roles)>, service_contacts::DriverErrorFor<S, D>> {
-    let mut rows = Vec::new();
-    let mut after = None;
-    loop {
-        let page = driver.my_contacts(customer, after.as_ref(), size)?;
-        rows.extend(page.items);
-        match page.next {
-            Some(next) => after = Some(next),
-            None => return Ok(rows),
-        }
-    }
+    drive::now(drive::contacts_pages(driver, customer, size))
 }
 
 /// Every page of `customer`'s requests that `filter` lists at `now` (R35,
 /// R45), `size` rows a page.
-pub(crate) fn all_requests<S: Store, N: Notifier, D: Directory>(
+pub(crate) fn all_requests<S: Store + Sync, N: Notifier + Sync, D: Directory + Sync>(
     driver: &Driver<S, N, D>,
     customer: CustomerId,
     filter: &RequestFilter,
     now: OffsetDateTime,
     size: PageSize,
 ) -> Result<Vec<RequestSummary>, service_contacts::DriverErrorFor<S, D>> {
-    let mut rows = Vec::new();
-    let mut after = None;
-    loop {
-        let page = driver.my_requests(customer, filter, now, after.as_ref(), size)?;
-        rows.extend(page.items);
-        match page.next {
-            Some(next) => after = Some(next),
-            None => return Ok(rows),
-        }
-    }
+    drive::now(drive::requests_pages(driver, customer, filter, now, size))
+}
+
+/// The customer `CU<n>-OVH`.
+pub(crate) fn id(n: usize) -> CustomerId {
+    format!("CU{n}-OVH").parse().expect("a valid identifier")
 }
 
 /// The time tests start at.

@@ -1773,6 +1773,16 @@ pub(crate) trait Subject {
     }
 }
 
+/// Sequences of `steps`: the generator's seed, the failed attempts allowed
+/// (R26), and 1 to 30 steps.
+pub(crate) fn sequences<S: Strategy>(steps: S) -> impl Strategy<Value = (u64, u32, Vec<S::Value>)> {
+    (
+        any::<u64>(),
+        1u32..=5,
+        proptest::collection::vec(steps, 1..=30),
+    )
+}
+
 /// Runs 1,000 sequences of 1 to 30 `steps` (with a seed and a limit of
 /// failed attempts, as the main test draws them) from a fixed seed through
 /// `run`, which says how each went and which outcomes it noted, and fails
@@ -1788,11 +1798,7 @@ pub(crate) fn reach_every_outcome<S: Strategy>(
 ) {
     use proptest::test_runner::{Config as RunnerConfig, RngAlgorithm, TestRng, TestRunner};
 
-    let strategy = (
-        any::<u64>(),
-        1u32..=5,
-        proptest::collection::vec(steps, 1..=30),
-    );
+    let strategy = sequences(steps);
     let mut runner = TestRunner::new_with_rng(
         RunnerConfig {
             cases: 1000,
