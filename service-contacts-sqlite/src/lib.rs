@@ -135,3 +135,8 @@ mod store;
 pub use store::{
     APPLICATION_ID, Options, SCHEMA_VERSION, SqliteStore, SqliteStoreError, sample_filters,
 };
+
+/// The examples in README.md, run as doc tests.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;
