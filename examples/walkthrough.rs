@@ -4,7 +4,8 @@
 //! Run it with `cargo run --example walkthrough`. Everything runs in memory:
 //! the crate's `MemoryStore`, `MemoryNotifier` (our "mail server", whose
 //! deliveries we read to find the tokens) and `MemoryDirectory` (the
-//! accounts). The steps are in `story/mod.rs`, shared with the `SQLite` example.
+//! accounts). The steps are in `story/mod.rs`, shared with the `SQLite`
+//! example of `service-contacts-sqlite`.
 
 #[path = "story/mod.rs"]
 mod story;

@@ -52,7 +52,8 @@
 //! ```
 //!
 //! For a database, the builder creates a new schema or a new file per call
-//! (see the `SQLite` example in the repository).
+//! (as the tests of `service-contacts-sqlite`, in this repository, do: a new
+//! file per case).
 //!
 //! # What each case proves
 //!

@@ -1,5 +1,7 @@
 //! The contact-change story, told against any `Store`: the walkthrough tells
-//! it in memory, the `SQLite` example on a file it closes and reopens half-way.
+//! it in memory, the `SQLite` example (`service-contacts-sqlite/examples/`,
+//! which includes this file by path) on a file it closes and reopens
+//! half-way.
 //!
 //! It follows the hosting provider's guide "Managing the contacts of your
 //! services". Mail and accounts stay in memory (`MemoryNotifier`, whose

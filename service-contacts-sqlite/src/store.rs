@@ -1,80 +1,10 @@
-//! `SqliteStore`: the crate's [`Store`] on a `SQLite` file, through `rusqlite`.
-//!
-//! This module is shared: `examples/sqlite_store/main.rs` runs the story on
-//! it and `tests/sqlite_store.rs` includes the same file (`#[path]`), so the
-//! tests check exactly the code the example shows. The library itself has no
-//! database and no `rusqlite` dependency (it is a dev-dependency).
-//!
-//! # Schema (version 4)
-//!
-//! - `services`: one row per service: `name`, `admin`, `tech`, `billing`
-//!   (canonical customer identifiers), `version`, the last request opened on
-//!   each role (`last_admin`, `last_tech`, `last_billing`, R27, R44) and
-//!   `removed` (a tombstone: a removed service's row stays, so its name's
-//!   versions never restart). One partial index per role holder, `(holder,
-//!   name) WHERE removed = 0`, serves "my contacts" (R6): three index searches
-//!   from the cursor on, merged by name, so a page costs its own rows and
-//!   tombstones are not even in the indexes.
-//! - `requests`: one row per change request: the whole request as one JSON
-//!   document (`doc`, with its state and history, R34), plus the columns the
-//!   queries need: `service`, `open`, `opened_s`/`opened_ns`,
-//!   `deadline_s`/`deadline_ns` (unix seconds and nanoseconds) and `version`.
-//!   A partial index covers the open requests only, by deadline ("due for
-//!   expiry", R29); another, `(service, opened DESC, id)`, serves "my
-//!   requests" filtered by service (R45).
-//! - `request_parties`: one row per customer and part (`requester`,
-//!   `incoming`, `outgoing`) of each request, plus one `waiting` row per
-//!   confirmer the request still waits for while it is recorded as awaiting
-//!   (a pending confirmer, with or without a live token: the customers of
-//!   [`ChangeRequest::missing_at`] ignoring the deadline), each with copies
-//!   of the request's recorded `state` and `opened_s`/`opened_ns`: the index
-//!   `(customer, part, state, opened DESC, request_id)` behind "my requests"
-//!   (R35, R45). A request's parties and opening never change; its state and
-//!   the confirmers it waits for do, and every commit that writes a request
-//!   writes its parties' `state` and replaces its `waiting` rows in the same
-//!   transaction (a request that is no longer awaiting has none). A page of
-//!   "my requests" merges one index search per (part, recorded state) pair
-//!   the filter can list, from the cursor on, newest first; "waiting for me"
-//!   is the one pair (`waiting`, `validatingByCustomers`), so a customer's
-//!   requests they already confirmed cost that listing nothing.
-//!
-//! Every listing is keyset-paged: a page starts strictly after the cursor's
-//! key (`name > ?`, or a row-value range on the time and id), never at an
-//! `OFFSET`, so it costs its own rows whatever the page number and stays
-//! stable while other commits land.
-//!
-//! A `request_parties` row is a copy, so it is checked, never trusted: each
-//! row "my requests" reads must name a request that exists and whose document
-//! has that customer in that part (for a `waiting` row: still waits for that
-//! customer), that recorded state and that opening time;
-//! a row that disagrees is reported as [`SqliteStoreError::Corrupt`] (table
-//! `request_parties`, keyed by the customer). A row that is missing or whose
-//! state is stale cannot be seen by the query that should have found it:
-//! [`SqliteStore::audit`] compares every row with the documents and reports
-//! those too.
-//!
-//! The file is marked with `PRAGMA application_id` and `PRAGMA user_version`;
-//! [`SqliteStore::open`] creates the schema in an empty file and refuses, without
-//! writing anything, a file that holds anything else.
-//!
-//! # Commit
-//!
-//! One `BEGIN IMMEDIATE` transaction (R31): every write is conditional on the
-//! version it expects (`INSERT ... ON CONFLICT DO NOTHING` for a new record,
-//! `UPDATE ... WHERE version = ?` for an existing one) and must touch exactly
-//! one row; the first that does not rolls everything back and the commit
-//! reports [`CommitError::Conflict`]. `SQLITE_BUSY` and `SQLITE_LOCKED`
-//! (another connection held the lock past the busy timeout) are a conflict
-//! too: nothing was written and the driver decides again.
-
-#![allow(
-    dead_code,
-    reason = "shared by the example and the tests, each of which uses a part"
-)]
+//! [`SqliteStore`]: the schema, the queries and the commit (described in the
+//! crate docs).
 
 use std::collections::BTreeSet;
 use std::fmt;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
@@ -90,10 +20,10 @@ use service_contacts::{
 use time::OffsetDateTime;
 
 /// `PRAGMA application_id` of a service-contacts database: `SCon`.
-pub(crate) const APPLICATION_ID: i32 = 0x5343_6f6e;
+pub const APPLICATION_ID: i32 = 0x5343_6f6e;
 
 /// `PRAGMA user_version`: the version of the schema below.
-pub(crate) const SCHEMA_VERSION: i32 = 4;
+pub const SCHEMA_VERSION: i32 = 4;
 
 /// The schema, created in one transaction in an empty file.
 const SCHEMA: &str = "
@@ -311,8 +241,16 @@ fn requests_of_sql(arms: usize) -> String {
     )
 }
 
-/// A filter for each plan of "my requests" that [`queries`] shows.
-pub(crate) fn sample_filters() -> Vec<(&'static str, RequestFilter)> {
+/// The filters that stand for "my requests" in [`SqliteStore::query_plans`],
+/// each with the name its plan is shown under.
+///
+/// A page of "my requests" without a service searches the index once per
+/// (part, recorded state) pair its filter can list
+/// ([`RequestFilter::index_ranges`]): one statement per number of pairs.
+/// These filters need 19, 1, 1 and 4 pairs: every part and state, "waiting
+/// for me", one part and state, two parts and a state.
+#[must_use]
+pub fn sample_filters() -> Vec<(&'static str, RequestFilter)> {
     vec![
         ("requests_of: every part and state", RequestFilter::all()),
         (
@@ -339,7 +277,7 @@ pub(crate) fn sample_filters() -> Vec<(&'static str, RequestFilter)> {
 /// explains. "My requests" has one query per number of (part, state) pairs
 /// its filter needs; a few filters stand for them, with the service filter's
 /// own query.
-pub(crate) fn queries() -> Vec<(&'static str, String)> {
+fn queries() -> Vec<(&'static str, String)> {
     let mut queries = vec![
         ("service", SERVICE.to_owned()),
         ("request", REQUEST.to_owned()),
@@ -363,12 +301,6 @@ pub(crate) fn queries() -> Vec<(&'static str, String)> {
         ),
     ]);
     queries
-}
-
-/// The number of (part, state) pairs "my requests" searches for `filter`
-/// without a service (see [`requests_of_sql`]).
-pub(crate) fn arm_count(filter: &RequestFilter) -> usize {
-    arms(filter).len()
 }
 
 /// The `part` column of a `request_parties` row: one value for each
@@ -470,7 +402,8 @@ fn sql_limit(rows: usize) -> i64 {
 
 /// What can go wrong in a [`SqliteStore`].
 #[derive(Debug, thiserror::Error)]
-pub(crate) enum SqliteStoreError {
+#[non_exhaustive]
+pub enum SqliteStoreError {
     /// `SQLite` failed (I/O, a lock held past the busy timeout on a read, ...).
     #[error("sqlite: {0}")]
     Sqlite(#[from] rusqlite::Error),
@@ -507,10 +440,10 @@ pub(crate) enum SqliteStoreError {
 
 /// How a [`SqliteStore`] uses its connection.
 #[derive(Clone, Copy, Debug)]
-pub(crate) struct Options {
+pub struct Options {
     /// How long a statement waits for another connection's lock before
     /// `SQLite` reports `SQLITE_BUSY` (a commit then reports a conflict).
-    pub(crate) busy_timeout: Duration,
+    pub busy_timeout: Duration,
 }
 
 impl Default for Options {
@@ -528,15 +461,17 @@ impl Default for Options {
 /// thread on the same file: `SQLite`'s own locking (WAL mode: readers never
 /// wait for the writer) and the version checks of [`Store::commit`] keep them
 /// consistent.
-pub(crate) struct SqliteStore {
+pub struct SqliteStore {
     conn: Mutex<Connection>,
     path: PathBuf,
+    /// See [`SqliteStore::party_rows_read`].
+    party_rows_read: AtomicU64,
 }
 
 impl SqliteStore {
     /// Opens the database at `path`, creating the file and the schema if
     /// there is nothing there yet.
-    pub(crate) fn open(path: impl AsRef<Path>) -> Result<SqliteStore, SqliteStoreError> {
+    pub fn open(path: impl AsRef<Path>) -> Result<SqliteStore, SqliteStoreError> {
         SqliteStore::open_with(path, Options::default())
     }
 
@@ -545,7 +480,7 @@ impl SqliteStore {
     /// A file that holds anything but this schema (another application's
     /// database, a newer schema, a file that is not `SQLite`) gives
     /// [`SqliteStoreError::Schema`], and nothing is written to it.
-    pub(crate) fn open_with(
+    pub fn open_with(
         path: impl AsRef<Path>,
         options: Options,
     ) -> Result<SqliteStore, SqliteStoreError> {
@@ -574,17 +509,18 @@ impl SqliteStore {
         Ok(SqliteStore {
             conn: Mutex::new(conn),
             path,
+            party_rows_read: AtomicU64::new(0),
         })
     }
 
     /// The database file.
-    pub(crate) fn path(&self) -> &Path {
+    pub fn path(&self) -> &Path {
         &self.path
     }
 
     /// Closes the connection, reporting what `SQLite` reports (a store that is
     /// simply dropped closes too, silently).
-    pub(crate) fn close(self) -> Result<(), SqliteStoreError> {
+    pub fn close(self) -> Result<(), SqliteStoreError> {
         let conn = self
             .conn
             .into_inner()
@@ -594,19 +530,19 @@ impl SqliteStore {
     }
 
     /// The journal mode in force (`wal` unless the file system refused it).
-    pub(crate) fn journal_mode(&self) -> Result<String, SqliteStoreError> {
+    pub fn journal_mode(&self) -> Result<String, SqliteStoreError> {
         Ok(self
             .lock()
             .pragma_query_value(None, "journal_mode", |row| row.get(0))?)
     }
 
     /// Every service, by name (a full scan: for tests and audits).
-    pub(crate) fn services(&self) -> Result<Vec<Service>, SqliteStoreError> {
+    pub fn services(&self) -> Result<Vec<Service>, SqliteStoreError> {
         all_services(&self.lock())
     }
 
     /// Every request, by id (a full scan: for tests and audits).
-    pub(crate) fn requests(&self) -> Result<Vec<ChangeRequest>, SqliteStoreError> {
+    pub fn requests(&self) -> Result<Vec<ChangeRequest>, SqliteStoreError> {
         all_requests(&self.lock())
     }
 
@@ -618,7 +554,7 @@ impl SqliteStore {
     /// awaiting), each with the request's recorded state and opening
     /// time. A full scan, in one read transaction (one snapshot, whatever
     /// other connections write meanwhile).
-    pub(crate) fn audit(&self) -> Result<(), SqliteStoreError> {
+    pub fn audit(&self) -> Result<(), SqliteStoreError> {
         let conn = self.lock();
         let snapshot = conn.unchecked_transaction()?;
         all_services(&snapshot)?;
@@ -664,8 +600,13 @@ impl SqliteStore {
     }
 
     /// The plan `SQLite` chooses for each query of the store (`EXPLAIN QUERY
-    /// PLAN`), by name ([`queries`]), one line per step, indented by depth.
-    pub(crate) fn query_plans(&self) -> Result<Vec<(&'static str, Vec<String>)>, SqliteStoreError> {
+    /// PLAN`), by name, one line per step, indented by depth: the reads
+    /// (`service`, `request`, `contacts_of`, `requests_of: ...`,
+    /// `due_for_expiry`) and the version-checked updates of `commit`. "My
+    /// requests" is shown for each of [`sample_filters`] and for a filter on
+    /// a service. Run it on a database that holds the host's data (after
+    /// `ANALYZE`) to see that every listing still searches its index.
+    pub fn query_plans(&self) -> Result<Vec<(&'static str, Vec<String>)>, SqliteStoreError> {
         let conn = self.lock();
         let queries = queries();
         let mut plans = Vec::with_capacity(queries.len());
@@ -690,6 +631,16 @@ impl SqliteStore {
             plans.push((name, lines));
         }
         Ok(plans)
+    }
+
+    /// How many `request_parties` rows "my requests" ([`Store::requests_of`]
+    /// without a service filter) has read through this store since it was
+    /// opened: what its pages cost, in index rows. A page reads the rows of
+    /// the requests it lists and of those its filter passes over, never a
+    /// customer's other rows (see the crate docs, "Schema").
+    #[must_use]
+    pub fn party_rows_read(&self) -> u64 {
+        self.party_rows_read.load(Ordering::Relaxed)
     }
 
     fn lock(&self) -> MutexGuard<'_, Connection> {
@@ -791,6 +742,7 @@ impl Store for SqliteStore {
         let snapshot = conn.unchecked_transaction()?;
         let page = RequestPage {
             conn: &snapshot,
+            rows_read: &self.party_rows_read,
             customer,
             filter,
             now,
@@ -857,23 +809,11 @@ impl Store for SqliteStore {
     }
 }
 
-#[cfg(test)]
-thread_local! {
-    /// The `request_parties` rows "my requests" read on this thread: what a
-    /// test measures the cost of a listing with (tests only).
-    static PARTY_ROWS_READ: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
-}
-
-/// The `request_parties` rows "my requests" has read on this thread so far
-/// (tests only: the example has no counter).
-#[cfg(test)]
-pub(crate) fn party_rows_read() -> usize {
-    PARTY_ROWS_READ.with(std::cell::Cell::get)
-}
-
 /// One page of "my requests" being read, in one snapshot.
 struct RequestPage<'a> {
     conn: &'a Connection,
+    /// The store's count of `request_parties` rows read.
+    rows_read: &'a AtomicU64,
     customer: CustomerId,
     filter: &'a RequestFilter,
     now: OffsetDateTime,
@@ -953,8 +893,8 @@ impl RequestPage<'_> {
                 values.push(Value::Text(state.as_str().to_owned()));
             }
             let rows = collect(stmt.query(params_from_iter(values))?, read_party)?;
-            #[cfg(test)]
-            PARTY_ROWS_READ.with(|read| read.set(read.get() + rows.len()));
+            self.rows_read
+                .fetch_add(rows.len() as u64, Ordering::Relaxed);
             let more = rows.len() == batch;
             for (row, key) in rows {
                 from = Position(row.opened.0, row.opened.1, row.request_id.clone());

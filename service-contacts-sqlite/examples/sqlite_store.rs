@@ -1,23 +1,24 @@
-//! The walkthrough's story (`examples/walkthrough.rs`) on a `SQLite` database.
+//! The walkthrough's story (the root's `examples/walkthrough.rs`) on a
+//! `SQLite` database.
 //!
-//! Run it with `cargo run --example sqlite_store --features serde`.
+//! Run it with `cargo run -p service-contacts-sqlite --example sqlite_store`.
 //!
-//! The steps are the walkthrough's (`story/mod.rs`, shared), through the same
-//! driver; only the store differs: `SqliteStore` (in `store.rs` next to this file), on a file in a
-//! fresh temporary directory. Half-way, the host "restarts": it closes the
-//! database and opens the file again, and the story goes on from what the
-//! file holds, with the tokens mailed before the restart. Mail and accounts
+//! The steps are the walkthrough's (the root's `examples/story/mod.rs`,
+//! included here by path), through the same driver; only the store differs:
+//! this crate's `SqliteStore`, on a file in a fresh temporary directory.
+//! Half-way, the host "restarts": it closes the database and opens the file
+//! again, and the story goes on from what the file holds, with the tokens
+//! mailed before the restart. Mail and accounts
 //! stay in memory (`MemoryNotifier`, `MemoryDirectory`); tokens come from the
 //! operating system's generator and are masked in the output.
 
-mod store;
-#[path = "../story/mod.rs"]
+#[path = "../../examples/story/mod.rs"]
 mod story;
 
 use std::path::{Path, PathBuf};
 
 use service_contacts::{ChangeRequest, Event, EventKind, Store};
-use store::SqliteStore;
+use service_contacts_sqlite::SqliteStore;
 use story::{Error, contacts};
 use time::OffsetDateTime;
 
