@@ -2,7 +2,7 @@
 
 use deadpool_postgres::Object;
 use service_contacts::{ChangeRequest, Changes, CommitError, Part, Role, Service, Write};
-use tokio_postgres::error::SqlState;
+use tokio_postgres::error::{Severity, SqlState};
 use tokio_postgres::types::{Json, ToSql};
 
 use crate::rows::{RequestColumns, part_code, sql_version};
@@ -265,9 +265,19 @@ pub(crate) async fn commit(
     }
     match tx.finish("COMMIT").await {
         Ok(()) => Ok(()),
-        // The server answered: the transaction is over, not committed.
-        Err(err) if err.code().is_some() => Err(refused(err)),
-        // No answer: the connection broke with `COMMIT` on its way.
+        // The server refused `COMMIT` (an `ERROR`, such as a serialization
+        // failure): the transaction is over, rolled back, and the
+        // connection stays usable.
+        Err(err)
+            if err
+                .as_db_error()
+                .is_some_and(|db| db.parsed_severity() == Some(Severity::Error)) =>
+        {
+            Err(refused(err))
+        }
+        // No answer, or a `FATAL` one (the server terminated the session,
+        // perhaps after the commit record was written): the connection broke
+        // with `COMMIT` on its way, and only reading back tells.
         Err(err) => Err(CommitError::Store(PgStoreError::OutcomeUnknown(err))),
     }
 }
