@@ -282,6 +282,31 @@ pub(crate) async fn commit(
     }
 }
 
+/// One version-checked write of a record: `sql[0]` (an `INSERT ... ON
+/// CONFLICT DO NOTHING` of `values`) when it must not exist yet, `sql[1]`
+/// (an `UPDATE ... WHERE version = $n`, `expected` its last parameter)
+/// otherwise. Whether it touched exactly one row.
+async fn conditional_write(
+    client: &Object,
+    sql: [&str; 2],
+    values: &[&(dyn ToSql + Sync)],
+    expected: Option<&i64>,
+) -> Result<bool, tokio_postgres::Error> {
+    let changed = match expected {
+        None => {
+            let statement = client.prepare_cached(sql[0]).await?;
+            client.execute(&statement, values).await?
+        }
+        Some(expected) => {
+            let statement = client.prepare_cached(sql[1]).await?;
+            let mut with_expected = values.to_vec();
+            with_expected.push(expected);
+            client.execute(&statement, &with_expected).await?
+        }
+    };
+    Ok(changed == 1)
+}
+
 /// Every write of a commit, in order, on the connection of an open
 /// transaction; `Ok(false)` as soon as a record is not at its expected
 /// version (the caller rolls back, R31).
@@ -304,19 +329,14 @@ async fn write_all(
             last_billing,
             &write.removed,
         ];
-        let changed = match &write.expected {
-            None => {
-                let statement = client.prepare_cached(INSERT_SERVICE).await?;
-                client.execute(&statement, &values).await?
-            }
-            Some(expected) => {
-                let statement = client.prepare_cached(UPDATE_SERVICE).await?;
-                let mut with_expected = values.to_vec();
-                with_expected.push(expected);
-                client.execute(&statement, &with_expected).await?
-            }
-        };
-        if changed != 1 {
+        if !conditional_write(
+            client,
+            [INSERT_SERVICE, UPDATE_SERVICE],
+            &values,
+            write.expected.as_ref(),
+        )
+        .await?
+        {
             return Ok(false);
         }
     }
@@ -335,19 +355,14 @@ async fn write_all(
             &row.version,
             &doc,
         ];
-        let changed = match &write.expected {
-            None => {
-                let statement = client.prepare_cached(INSERT_REQUEST).await?;
-                client.execute(&statement, &values).await?
-            }
-            Some(expected) => {
-                let statement = client.prepare_cached(UPDATE_REQUEST).await?;
-                let mut with_expected = values.to_vec();
-                with_expected.push(expected);
-                client.execute(&statement, &with_expected).await?
-            }
-        };
-        if changed != 1 {
+        if !conditional_write(
+            client,
+            [INSERT_REQUEST, UPDATE_REQUEST],
+            &values,
+            write.expected.as_ref(),
+        )
+        .await?
+        {
             return Ok(false);
         }
         if write.expected.is_some() {

@@ -252,43 +252,36 @@ fn request_rows_that_disagree_are_reported_not_trusted() {
         w.runtime
             .block_on(w.store.requests_of(id(1), &filter, now, None, 10))
     };
-    w.schema
-        .execute("UPDATE requests SET doc = '{\"unknown\": 1}'");
-    assert_corrupt(read(), "requests", &key, "column doc");
-    assert_corrupt(mine(RequestFilter::all()), "requests", &key, "column doc");
-    w.schema
-        .execute("UPDATE requests SET doc = jsonb_set(doc, '{id}', '\"0000\"')");
-    assert_corrupt(read(), "requests", &key, "column doc");
-    // Back to a good document: the one written is still in the history of
-    // the test; rebuild it from the columns is not possible, so drop the
-    // damage by writing the request again through a fresh world.
-    let w = world();
-    let key = w.request.to_string();
-    let read = || w.runtime.block_on(AsyncStore::request(&w.store, w.request));
-    w.schema.execute("UPDATE requests SET open = NOT open");
-    assert_corrupt(
-        read(),
-        "requests",
-        &key,
-        "the columns disagree with the document",
-    );
-    w.schema
-        .execute("UPDATE requests SET open = NOT open, deadline_ns = deadline_ns + 1");
-    assert_corrupt(
-        read(),
-        "requests",
-        &key,
-        "the columns disagree with the document",
-    );
-    w.schema
-        .execute("UPDATE requests SET deadline_ns = deadline_ns - 1");
-    assert!(read().unwrap().is_some());
+    for (damage, restore, detail) in [
+        (
+            "UPDATE requests SET doc = doc || '{\"unknown\": 1}'",
+            "UPDATE requests SET doc = doc - 'unknown'",
+            "column doc",
+        ),
+        (
+            "UPDATE requests SET doc = jsonb_set(doc, '{id}', '\"0000\"')",
+            "UPDATE requests SET doc = jsonb_set(doc, '{id}', to_jsonb(id))",
+            "column doc",
+        ),
+        (
+            "UPDATE requests SET open = NOT open",
+            "UPDATE requests SET open = NOT open",
+            "the columns disagree with the document",
+        ),
+        (
+            "UPDATE requests SET deadline_ns = deadline_ns + 1",
+            "UPDATE requests SET deadline_ns = deadline_ns - 1",
+            "the columns disagree with the document",
+        ),
+    ] {
+        w.schema.execute(damage);
+        assert_corrupt(read(), "requests", &key, detail);
+        assert_corrupt(mine(RequestFilter::all()), "requests", &key, detail);
+        w.schema.execute(restore);
+        assert!(read().unwrap().is_some(), "{restore}");
+    }
     // A party row whose state is not its request's: found by the listing
     // that reads it.
-    let mine = |filter: RequestFilter| {
-        w.runtime
-            .block_on(w.store.requests_of(id(1), &filter, now, None, 10))
-    };
     w.schema
         .execute("UPDATE request_parties SET state = 'done' WHERE part = 'requester'");
     assert_corrupt(

@@ -65,6 +65,24 @@ where
     results
 }
 
+/// The driver's error type here.
+type Error = service_contacts::AsyncDriverErrorFor<PgStore, MemoryDirectory>;
+
+/// Checks a race's results: `winners` succeeded, and every other racer
+/// failed with an error `expected` allows.
+fn settled(
+    results: &[Result<(), Error>],
+    winners: usize,
+    round: u32,
+    expected: impl Fn(&Error) -> bool,
+) {
+    let won = results.iter().filter(|r| r.is_ok()).count();
+    assert_eq!(won, winners, "round {round}: {won} racers succeeded");
+    for err in results.iter().filter_map(|r| r.as_ref().err()) {
+        assert!(expected(err), "round {round}: unexpected error {err}");
+    }
+}
+
 /// The last token `to` received for `request`.
 fn last_token(driver: &TestDriver, to: CustomerId, request: RequestId) -> String {
     driver
@@ -97,6 +115,24 @@ async fn open_tech(
         last_token(driver, incoming, request),
     ];
     (request, tokens)
+}
+
+/// A new service `<prefix>.example` with a change of its tech contact that
+/// the incoming contact confirmed: it waits for the admin, whose token comes
+/// with it.
+async fn waiting_for_admin(
+    driver: &TestDriver,
+    prefix: &str,
+    seed: u64,
+) -> (ServiceName, RequestId, Arc<String>) {
+    let service: ServiceName = format!("{prefix}.example").parse().unwrap();
+    driver.order_service(&service, id(1)).await.unwrap();
+    let (request, [admin_token, incoming_token]) = open_tech(driver, &service, id(20), seed).await;
+    let _ = driver
+        .accept(request, id(20), &incoming_token, t0())
+        .await
+        .unwrap();
+    (service, request, Arc::new(admin_token))
 }
 
 async fn state(driver: &TestDriver, request: RequestId) -> StateName {
@@ -159,23 +195,15 @@ async fn conflicting_edits(driver: &Arc<TestDriver>, round: u32, seed: u64) {
         }
     })
     .await;
-    let opened = results.iter().filter(|r| r.is_ok()).count();
-    assert_eq!(
-        opened, 1,
-        "round {round}: {opened} conflicting edits opened"
-    );
-    for err in results.iter().filter_map(|r| r.as_ref().err()) {
-        assert!(
-            matches!(
-                err,
-                DriverError::Refused(Refusal::Submit(SubmitError::Conflict {
-                    role: Role::Tech,
-                    ..
-                }))
-            ),
-            "round {round}: unexpected error {err}"
-        );
-    }
+    settled(&results, 1, round, |err| {
+        matches!(
+            err,
+            DriverError::Refused(Refusal::Submit(SubmitError::Conflict {
+                role: Role::Tech,
+                ..
+            }))
+        )
+    });
 }
 
 /// R16, R20: both confirmers accept at once, each on eight connections.
@@ -197,22 +225,15 @@ async fn both_confirmers_at_once(driver: &Arc<TestDriver>, round: u32, seed: u64
         }
     })
     .await;
-    let accepted = results.iter().filter(|r| r.is_ok()).count();
-    assert_eq!(
-        accepted, 2,
-        "round {round}: {accepted} accepts, one per confirmer expected"
-    );
-    for err in results.iter().filter_map(|r| r.as_ref().err()) {
-        assert!(
-            matches!(
-                err,
-                DriverError::Refused(Refusal::Act(
-                    ActError::InvalidToken | ActError::Closed { .. }
-                ))
-            ),
-            "round {round}: unexpected error {err}"
-        );
-    }
+    // One accept per confirmer.
+    settled(&results, 2, round, |err| {
+        matches!(
+            err,
+            DriverError::Refused(Refusal::Act(
+                ActError::InvalidToken | ActError::Closed { .. }
+            ))
+        )
+    });
     assert_eq!(state(driver, request).await, StateName::Done);
     assert_eq!(tech(driver, &service).await, incoming);
 }
@@ -220,15 +241,8 @@ async fn both_confirmers_at_once(driver: &Arc<TestDriver>, round: u32, seed: u64
 /// R28 against R20: the last confirmation races a cancel.
 async fn accept_against_cancel(driver: &Arc<TestDriver>, round: u32, seed: u64) {
     let (admin, incoming) = (id(1), id(20));
-    let service: ServiceName = format!("cancel-{round}.example").parse().unwrap();
-    driver.order_service(&service, admin).await.unwrap();
-    let (request, [admin_token, incoming_token]) =
-        open_tech(driver, &service, incoming, seed + 200).await;
-    let _ = driver
-        .accept(request, incoming, &incoming_token, t0())
-        .await
-        .unwrap();
-    let admin_token = Arc::new(admin_token);
+    let (service, request, admin_token) =
+        waiting_for_admin(driver, &format!("cancel-{round}"), seed + 200).await;
     let results = race(driver, |driver, racer| {
         let admin_token = Arc::clone(&admin_token);
         async move {
@@ -261,20 +275,13 @@ async fn accept_against_cancel(driver: &Arc<TestDriver>, round: u32, seed: u64) 
 /// races the expiry sweep at the deadline.
 async fn accept_against_expiry(driver: &Arc<TestDriver>, round: u32, seed: u64) {
     let (admin, incoming) = (id(1), id(20));
-    let service: ServiceName = format!("expiry-{round}.example").parse().unwrap();
-    driver.order_service(&service, admin).await.unwrap();
-    let (request, [admin_token, incoming_token]) =
-        open_tech(driver, &service, incoming, seed + 300).await;
+    let (service, request, admin_token) =
+        waiting_for_admin(driver, &format!("expiry-{round}"), seed + 300).await;
     let deadline = AsyncStore::request(driver.store(), request)
         .await
         .unwrap()
         .unwrap()
         .deadline();
-    let _ = driver
-        .accept(request, incoming, &incoming_token, t0())
-        .await
-        .unwrap();
-    let admin_token = Arc::new(admin_token);
     let results = race(driver, |driver, racer| {
         let admin_token = Arc::clone(&admin_token);
         async move {
