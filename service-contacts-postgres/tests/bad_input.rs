@@ -359,6 +359,79 @@ fn a_row_locked_past_the_lock_timeout_is_a_conflict() {
     assert_eq!(stored, service);
 }
 
+/// A commit dropped while it waits for a row lock (the client hung up)
+/// writes nothing: its connection is closed, not returned to the pool half
+/// way through a transaction, and the next commit goes through.
+#[test]
+fn a_commit_dropped_mid_transaction_writes_nothing() {
+    let runtime = runtime();
+    let schema = Schema::new(runtime.handle());
+    // One connection; a lock timeout longer than the test.
+    let options = Options::default()
+        .max_connections(1)
+        .lock_timeout(std::time::Duration::from_secs(600));
+    let store = runtime.block_on(PgStore::connect(schema.config(), options));
+    let store = Arc::new(store.unwrap());
+    let name: ServiceName = "dropped.example".parse().unwrap();
+    let first = Service::new(name.clone(), Contacts::all(id(1)), Version::FIRST);
+    let second = Service::new(name.clone(), Contacts::all(id(2)), Version::new(2));
+    let update = |value: &Service, expected| service_contacts::Changes {
+        services: vec![Write {
+            value: value.clone(),
+            expected,
+        }],
+        requests: vec![],
+    };
+    runtime.block_on(async {
+        store.commit(update(&first, None)).await.unwrap();
+        let locker = admin().await;
+        let sql = format!("BEGIN; SELECT * FROM {}.services FOR UPDATE", schema.name);
+        locker.batch_execute(&sql).await.unwrap();
+        let committing = tokio::spawn({
+            let (store, changes) = (Arc::clone(&store), update(&second, Some(Version::FIRST)));
+            async move { store.commit(changes).await }
+        });
+        // Wait (bounded) until the commit waits for the lock, then drop it.
+        // (Another session watches: one in a transaction sees the activity
+        // of others as it was when it first looked.)
+        let watcher = admin().await;
+        let waiting = "SELECT pid FROM pg_stat_activity WHERE wait_event_type = 'Lock' \
+                       AND query LIKE 'UPDATE services%' AND application_name = $1";
+        let mut pid = None;
+        for _ in 0..2000 {
+            if let Some(row) = watcher.query_opt(waiting, &[&schema.name]).await.unwrap() {
+                pid = Some(row.get::<_, i32>(0));
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+        let pid = pid.expect("the commit never waited for the lock");
+        committing.abort();
+        assert!(committing.await.unwrap_err().is_cancelled());
+        locker.batch_execute("ROLLBACK").await.unwrap();
+        // Its session ends (bounded wait): nothing of it stays open.
+        let alive = "SELECT 1 FROM pg_stat_activity WHERE pid = $1";
+        let mut ended = false;
+        for _ in 0..2000 {
+            if watcher.query_opt(alive, &[&pid]).await.unwrap().is_none() {
+                ended = true;
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+        assert!(ended, "the dropped commit's session is still open");
+        let stored = AsyncStore::service(&*store, &name).await.unwrap();
+        assert_eq!(stored.as_ref(), Some(&first));
+        // The pool (one connection) goes on with a new connection.
+        store
+            .commit(update(&second, Some(Version::FIRST)))
+            .await
+            .unwrap();
+        let stored = AsyncStore::service(&*store, &name).await.unwrap();
+        assert_eq!(stored.as_ref(), Some(&second));
+    });
+}
+
 /// A connection lost while `COMMIT` is on its way is an unknown outcome,
 /// which says to read back; the pool then goes on with a new connection.
 /// (`COMMIT` is held up by a deferred trigger that sleeps, and the server
@@ -400,8 +473,9 @@ fn a_connection_lost_during_commit_is_an_unknown_outcome() {
             let rows = killer
                 .query(
                     "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
-                     WHERE query = 'COMMIT' AND wait_event = 'PgSleep'",
-                    &[],
+                     WHERE query = 'COMMIT' AND wait_event = 'PgSleep' \
+                     AND application_name = $1",
+                    &[&schema.name],
                 )
                 .await
                 .unwrap();

@@ -105,10 +105,12 @@ impl Schema {
     }
 
     /// The server's settings with this schema as the connections' only
-    /// `search_path` entry.
+    /// `search_path` entry, and its name as their `application_name`.
     pub(crate) fn config(&self) -> tokio_postgres::Config {
         let mut config = server();
         config.options(format!("-c search_path={}", self.name));
+        // Tests that watch the server's sessions find this case's by it.
+        config.application_name(&self.name);
         config
     }
 
