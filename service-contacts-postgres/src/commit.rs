@@ -1,0 +1,395 @@
+//! `commit`: one transaction of version-checked writes, in a fixed order.
+
+use deadpool_postgres::Object;
+use service_contacts::{ChangeRequest, Changes, CommitError, Part, Role, Service, Write};
+use tokio_postgres::error::{Severity, SqlState};
+use tokio_postgres::types::{Json, ToSql};
+
+use crate::rows::{RequestColumns, part_code, sql_version};
+use crate::{PgStore, PgStoreError};
+
+const INSERT_SERVICE: &str = "INSERT INTO services (name, admin, tech, billing, version, \
+                              last_admin, last_tech, last_billing, removed) \
+                              VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) \
+                              ON CONFLICT (name) DO NOTHING";
+const UPDATE_SERVICE: &str = "UPDATE services SET admin = $2, tech = $3, billing = $4, \
+                              version = $5, last_admin = $6, last_tech = $7, \
+                              last_billing = $8, removed = $9 \
+                              WHERE name = $1 AND version = $10";
+const INSERT_REQUEST: &str = "INSERT INTO requests (id, service, open, opened_s, opened_ns, \
+                              deadline_s, deadline_ns, version, doc) \
+                              VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) \
+                              ON CONFLICT (id) DO NOTHING";
+const UPDATE_REQUEST: &str = "UPDATE requests SET service = $2, open = $3, opened_s = $4, \
+                              opened_ns = $5, deadline_s = $6, deadline_ns = $7, \
+                              version = $8, doc = $9 WHERE id = $1 AND version = $10";
+/// The party rows of every request the commit writes, in one statement. A
+/// row already there (a leftover of a hand edit) fails the commit rather
+/// than be kept with what it says.
+const INSERT_PARTIES: &str = "INSERT INTO request_parties (customer, request_id, part, state, \
+                              opened_s, opened_ns) \
+                              SELECT * FROM UNNEST($1::text[], $2::text[], $3::text[], \
+                              $4::text[], $5::int8[], $6::int8[])";
+/// The recorded state of every party row of a request written again.
+const UPDATE_PARTIES: &str = "UPDATE request_parties SET state = $2 \
+                              WHERE request_id = $1 AND state <> $2";
+/// The `waiting` rows of a request written again: replaced by its current
+/// ones.
+const DELETE_WAITING: &str = "DELETE FROM request_parties \
+                              WHERE request_id = $1 AND part = 'waiting'";
+
+/// The statements of a commit, by name (for the query-plan tests).
+pub(crate) fn statements() -> [(&'static str, String); 4] {
+    [
+        ("commit: update a service", UPDATE_SERVICE.to_owned()),
+        ("commit: update a request", UPDATE_REQUEST.to_owned()),
+        (
+            "commit: update a request's parties",
+            UPDATE_PARTIES.to_owned(),
+        ),
+        (
+            "commit: clear a request's waiting rows",
+            DELETE_WAITING.to_owned(),
+        ),
+    ]
+}
+
+/// A service write, as SQL values.
+struct ServiceWrite {
+    name: String,
+    holders: [String; 3],
+    version: i64,
+    /// The last request of each role, in role order.
+    last: [Option<String>; 3],
+    removed: bool,
+    expected: Option<i64>,
+}
+
+impl ServiceWrite {
+    fn encode(write: &Write<Service>) -> Result<ServiceWrite, PgStoreError> {
+        let service = &write.value;
+        let unstorable = |detail: String| PgStoreError::Unstorable {
+            what: format!("service {}", service.name()),
+            detail,
+        };
+        Ok(ServiceWrite {
+            name: service.name().as_str().to_owned(),
+            holders: Role::ALL.map(|role| service.holder(role).as_str().to_owned()),
+            version: sql_version(service.version()).map_err(unstorable)?,
+            last: Role::ALL.map(|role| service.last_request(role).map(|id| id.to_string())),
+            removed: service.is_removed(),
+            expected: write
+                .expected
+                .map(sql_version)
+                .transpose()
+                .map_err(unstorable)?,
+        })
+    }
+}
+
+/// A request write: its columns, the request itself (written as `jsonb`),
+/// its party entries and its recorded state.
+struct RequestWrite<'a> {
+    row: RequestColumns,
+    request: &'a ChangeRequest,
+    expected: Option<i64>,
+}
+
+impl RequestWrite<'_> {
+    fn encode(write: &Write<ChangeRequest>) -> Result<RequestWrite<'_>, PgStoreError> {
+        let request = &write.value;
+        let unstorable = |detail: String| PgStoreError::Unstorable {
+            what: format!("request {}", request.id()),
+            detail,
+        };
+        Ok(RequestWrite {
+            row: RequestColumns::of(request).map_err(unstorable)?,
+            request,
+            expected: write
+                .expected
+                .map(sql_version)
+                .transpose()
+                .map_err(unstorable)?,
+        })
+    }
+}
+
+/// The party rows a commit inserts, as the columns of `INSERT_PARTIES`.
+#[derive(Default)]
+struct PartyRows<'a> {
+    customers: Vec<String>,
+    request_ids: Vec<&'a str>,
+    parts: Vec<&'static str>,
+    states: Vec<&'static str>,
+    opened_s: Vec<i64>,
+    opened_ns: Vec<i64>,
+}
+
+impl<'a> PartyRows<'a> {
+    /// The entries of `write`'s request ([`ChangeRequest::party_entries`]):
+    /// all of them for a new request; for one written again, only its
+    /// `waiting` entries (the others never change).
+    fn add(&mut self, write: &'a RequestWrite<'a>) {
+        let new = write.expected.is_none();
+        let state = write.request.state().name().as_str();
+        for (customer, part) in write.request.party_entries() {
+            if new || part == Part::WaitingForMe {
+                self.customers.push(customer.as_str().to_owned());
+                self.request_ids.push(&write.row.id);
+                self.parts.push(part_code(part));
+                self.states.push(state);
+                self.opened_s.push(write.row.opened.0);
+                self.opened_ns.push(write.row.opened.1);
+            }
+        }
+    }
+}
+
+/// A transaction on a pooled connection. Dropped before it was finished (an
+/// error, or the commit's future dropped at an await point), it takes its
+/// connection out of the pool and closes it: the server then rolls the
+/// transaction back, and no later user of the pool finds it open.
+struct Tx {
+    client: Option<Object>,
+}
+
+impl Tx {
+    /// `BEGIN` (with the options in `begin`) on `client`.
+    async fn begin(client: Object, begin: &str) -> Result<Tx, tokio_postgres::Error> {
+        let tx = Tx {
+            client: Some(client),
+        };
+        tx.client().batch_execute(begin).await?;
+        Ok(tx)
+    }
+
+    fn client(&self) -> &Object {
+        self.client
+            .as_ref()
+            .expect("a transaction has its connection until it ends")
+    }
+
+    /// Ends the transaction with `sql` (`COMMIT` or `ROLLBACK`); the
+    /// connection goes back to the pool if the server confirmed it.
+    async fn finish(mut self, sql: &str) -> Result<(), tokio_postgres::Error> {
+        self.client().batch_execute(sql).await?;
+        self.client = None; // dropped: back to the pool
+        Ok(())
+    }
+}
+
+impl Drop for Tx {
+    fn drop(&mut self) {
+        if let Some(client) = self.client.take() {
+            drop(Object::take(client));
+        }
+    }
+}
+
+/// Whether `PostgreSQL` refused a statement because another transaction
+/// holds or changed what it needs: a serialization failure (`40001`), a
+/// deadlock (`40P01`) or a lock not had in time (`55P03`, the lock timeout).
+/// Nothing was written; the driver decides again.
+fn is_conflict(err: &tokio_postgres::Error) -> bool {
+    err.code().is_some_and(|code| {
+        [
+            SqlState::T_R_SERIALIZATION_FAILURE,
+            SqlState::T_R_DEADLOCK_DETECTED,
+            SqlState::LOCK_NOT_AVAILABLE,
+        ]
+        .contains(code)
+    })
+}
+
+/// A statement's error as the commit's.
+fn refused(err: tokio_postgres::Error) -> CommitError<PgStoreError> {
+    if is_conflict(&err) {
+        CommitError::Conflict
+    } else {
+        CommitError::Store(err.into())
+    }
+}
+
+/// [`AsyncStore::commit`](service_contacts::AsyncStore::commit) for
+/// [`PgStore`].
+pub(crate) async fn commit(
+    store: &PgStore,
+    changes: Changes,
+) -> Result<(), CommitError<PgStoreError>> {
+    if changes.is_empty() {
+        return Ok(());
+    }
+    // Encode everything before a connection is taken: a record that cannot
+    // be stored fails the commit before anything is written.
+    let mut services: Vec<ServiceWrite> = changes
+        .services
+        .iter()
+        .map(ServiceWrite::encode)
+        .collect::<Result<_, _>>()
+        .map_err(CommitError::Store)?;
+    let mut requests: Vec<RequestWrite<'_>> = changes
+        .requests
+        .iter()
+        .map(RequestWrite::encode)
+        .collect::<Result<_, _>>()
+        .map_err(CommitError::Store)?;
+    // The fixed order of every commit's row locks (services by name, then
+    // requests by id), so that two commits never wait for each other in a
+    // cycle.
+    services.sort_by(|a, b| a.name.cmp(&b.name));
+    requests.sort_by(|a, b| a.row.id.cmp(&b.row.id));
+    // Two writes of one record in one batch: neither can be right.
+    if services.windows(2).any(|w| w[0].name == w[1].name)
+        || requests.windows(2).any(|w| w[0].row.id == w[1].row.id)
+    {
+        return Err(CommitError::Conflict);
+    }
+    let client = store
+        .pool
+        .get()
+        .await
+        .map_err(|err| CommitError::Store(err.into()))?;
+    let tx = Tx::begin(client, &store.begin).await.map_err(refused)?;
+    match write_all(tx.client(), &services, &requests).await {
+        Ok(true) => {}
+        Ok(false) => {
+            // A record was not at its expected version. If the rollback
+            // fails, dropping `tx` closes the connection, which rolls back.
+            let _ = tx.finish("ROLLBACK").await;
+            return Err(CommitError::Conflict);
+        }
+        Err(err) => {
+            let _ = tx.finish("ROLLBACK").await;
+            return Err(refused(err));
+        }
+    }
+    match tx.finish("COMMIT").await {
+        Ok(()) => Ok(()),
+        // The server refused `COMMIT` (an `ERROR`, such as a serialization
+        // failure): the transaction is over, rolled back, and the
+        // connection stays usable.
+        Err(err)
+            if err
+                .as_db_error()
+                .is_some_and(|db| db.parsed_severity() == Some(Severity::Error)) =>
+        {
+            Err(refused(err))
+        }
+        // No answer, or a `FATAL` one (the server terminated the session,
+        // perhaps after the commit record was written): the connection broke
+        // with `COMMIT` on its way, and only reading back tells.
+        Err(err) => Err(CommitError::Store(PgStoreError::OutcomeUnknown(err))),
+    }
+}
+
+/// One version-checked write of a record: `sql[0]` (an `INSERT ... ON
+/// CONFLICT DO NOTHING` of `values`) when it must not exist yet, `sql[1]`
+/// (an `UPDATE ... WHERE version = $n`, `expected` its last parameter)
+/// otherwise. Whether it touched exactly one row.
+async fn conditional_write(
+    client: &Object,
+    sql: [&str; 2],
+    values: &[&(dyn ToSql + Sync)],
+    expected: Option<&i64>,
+) -> Result<bool, tokio_postgres::Error> {
+    let changed = match expected {
+        None => {
+            let statement = client.prepare_cached(sql[0]).await?;
+            client.execute(&statement, values).await?
+        }
+        Some(expected) => {
+            let statement = client.prepare_cached(sql[1]).await?;
+            let mut with_expected = values.to_vec();
+            with_expected.push(expected);
+            client.execute(&statement, &with_expected).await?
+        }
+    };
+    Ok(changed == 1)
+}
+
+/// Every write of a commit, in order, on the connection of an open
+/// transaction; `Ok(false)` as soon as a record is not at its expected
+/// version (the caller rolls back, R31).
+async fn write_all(
+    client: &Object,
+    services: &[ServiceWrite],
+    requests: &[RequestWrite<'_>],
+) -> Result<bool, tokio_postgres::Error> {
+    for write in services {
+        let [admin, tech, billing] = &write.holders;
+        let [last_admin, last_tech, last_billing] = &write.last;
+        let values: [&(dyn ToSql + Sync); 9] = [
+            &write.name,
+            admin,
+            tech,
+            billing,
+            &write.version,
+            last_admin,
+            last_tech,
+            last_billing,
+            &write.removed,
+        ];
+        if !conditional_write(
+            client,
+            [INSERT_SERVICE, UPDATE_SERVICE],
+            &values,
+            write.expected.as_ref(),
+        )
+        .await?
+        {
+            return Ok(false);
+        }
+    }
+    let mut parties = PartyRows::default();
+    for write in requests {
+        let row = &write.row;
+        let doc = Json(write.request);
+        let values: [&(dyn ToSql + Sync); 9] = [
+            &row.id,
+            &row.service,
+            &row.open,
+            &row.opened.0,
+            &row.opened.1,
+            &row.deadline.0,
+            &row.deadline.1,
+            &row.version,
+            &doc,
+        ];
+        if !conditional_write(
+            client,
+            [INSERT_REQUEST, UPDATE_REQUEST],
+            &values,
+            write.expected.as_ref(),
+        )
+        .await?
+        {
+            return Ok(false);
+        }
+        if write.expected.is_some() {
+            // Its state, on every party row; its `waiting` rows, replaced.
+            let state = write.request.state().name().as_str();
+            let statement = client.prepare_cached(UPDATE_PARTIES).await?;
+            client.execute(&statement, &[&row.id, &state]).await?;
+            let statement = client.prepare_cached(DELETE_WAITING).await?;
+            client.execute(&statement, &[&row.id]).await?;
+        }
+        parties.add(write);
+    }
+    if !parties.customers.is_empty() {
+        let statement = client.prepare_cached(INSERT_PARTIES).await?;
+        client
+            .execute(
+                &statement,
+                &[
+                    &parties.customers,
+                    &parties.request_ids,
+                    &parties.parts,
+                    &parties.states,
+                    &parties.opened_s,
+                    &parties.opened_ns,
+                ],
+            )
+            .await?;
+    }
+    Ok(true)
+}

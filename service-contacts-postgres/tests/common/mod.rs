@@ -1,0 +1,238 @@
+//! The server the tests run against, a fresh schema per case, and the
+//! store seen through the blocking `Store` trait (for the blocking
+//! conformance suite).
+//!
+//! The server comes from `DATABASE_URL` or the standard `PG*` variables
+//! (`PGHOST`, `PGPORT`, `PGUSER`, `PGPASSWORD`, `PGDATABASE`), as
+//! `pg_virtualenv` exports them. With neither, or with a server that does
+//! not answer, every test **fails**: none passes by skipping.
+#![allow(dead_code, reason = "each test file uses a part of the helpers")]
+
+use std::sync::atomic::{AtomicU32, Ordering};
+
+use service_contacts::{
+    AsyncStore, ChangeRequest, Changes, CommitError, CustomerId, RequestFilter, RequestId,
+    RequestKey, Roles, Service, ServiceName, Store,
+};
+use service_contacts_postgres::{Options, PgStore, PgStoreError};
+use time::OffsetDateTime;
+use tokio::runtime::{Handle, Runtime};
+
+/// A runtime for a test: its worker threads run the pool's connections.
+pub(crate) fn runtime() -> Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("a tokio runtime")
+}
+
+/// The server's settings, from `DATABASE_URL` or the `PG*` variables.
+///
+/// # Panics
+///
+/// When neither names a server: the tests need one and fail without it.
+pub(crate) fn server() -> tokio_postgres::Config {
+    if let Ok(url) = std::env::var("DATABASE_URL") {
+        return url
+            .parse()
+            .expect("DATABASE_URL is a connection string tokio-postgres reads");
+    }
+    let var = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
+    let Some(host) = var("PGHOST") else {
+        panic!(
+            "no PostgreSQL server: set DATABASE_URL or PGHOST (and PGPORT, PGUSER, \
+             PGPASSWORD, PGDATABASE), e.g. run the tests under `pg_virtualenv`"
+        );
+    };
+    let mut config = tokio_postgres::Config::new();
+    config.host(&host);
+    if let Some(port) = var("PGPORT") {
+        config.port(port.parse().expect("PGPORT is a port number"));
+    }
+    config.user(var("PGUSER").unwrap_or_else(|| "postgres".to_owned()));
+    if let Some(password) = var("PGPASSWORD") {
+        config.password(password);
+    }
+    if let Some(dbname) = var("PGDATABASE") {
+        config.dbname(dbname);
+    }
+    config
+}
+
+/// One client on the server, outside any test schema (to create and drop
+/// schemas, and to damage rows on purpose).
+pub(crate) async fn admin() -> tokio_postgres::Client {
+    let (client, connection) = server()
+        .connect(tokio_postgres::NoTls)
+        .await
+        .unwrap_or_else(|err| panic!("the PostgreSQL server does not answer: {err:?}"));
+    tokio::spawn(async move {
+        let _ = connection.await;
+    });
+    client
+}
+
+/// A schema of its own for one case, dropped (with everything in it) when
+/// the value is dropped.
+pub(crate) struct Schema {
+    pub(crate) name: String,
+    handle: Handle,
+}
+
+impl Schema {
+    /// Creates a new, empty schema with a name no other case uses.
+    pub(crate) fn new(handle: &Handle) -> Schema {
+        static NEXT: AtomicU32 = AtomicU32::new(0);
+        let name = format!(
+            "sc_test_{}_{}",
+            std::process::id(),
+            NEXT.fetch_add(1, Ordering::Relaxed)
+        );
+        handle.block_on(async {
+            admin()
+                .await
+                .batch_execute(&format!(
+                    "DROP SCHEMA IF EXISTS {name} CASCADE; CREATE SCHEMA {name}"
+                ))
+                .await
+                .expect("a schema is created");
+        });
+        Schema {
+            name,
+            handle: handle.clone(),
+        }
+    }
+
+    /// The server's settings with this schema as the connections' only
+    /// `search_path` entry, and its name as their `application_name`.
+    pub(crate) fn config(&self) -> tokio_postgres::Config {
+        let mut config = server();
+        config.options(format!("-c search_path={}", self.name));
+        // Tests that watch the server's sessions find this case's by it.
+        config.application_name(&self.name);
+        config
+    }
+
+    /// A store on this schema, with `connections` connections at most.
+    pub(crate) fn store(&self, connections: usize) -> Result<PgStore, PgStoreError> {
+        self.handle.block_on(PgStore::connect(
+            self.config(),
+            Options::default().max_connections(connections),
+        ))
+    }
+
+    /// Runs `sql` (one or more statements) in this schema.
+    pub(crate) fn execute(&self, sql: &str) {
+        let sql = format!("SET search_path = {}; {sql}", self.name);
+        self.handle.block_on(async {
+            admin()
+                .await
+                .batch_execute(&sql)
+                .await
+                .unwrap_or_else(|err| panic!("{sql}: {err:?}"));
+        });
+    }
+}
+
+impl Drop for Schema {
+    fn drop(&mut self) {
+        let sql = format!("DROP SCHEMA IF EXISTS {} CASCADE", self.name);
+        // Never a panic here (a test that failed is unwinding): a schema
+        // left behind goes with the throwaway cluster.
+        self.handle.block_on(async {
+            if let Ok((client, connection)) = server().connect(tokio_postgres::NoTls).await {
+                tokio::spawn(connection);
+                let _ = client.batch_execute(&sql).await;
+            }
+        });
+    }
+}
+
+/// A [`PgStore`] on a schema of its own, seen through the blocking
+/// [`Store`] trait: each call runs on the runtime, the calling thread
+/// waiting for it. The schema is dropped with the store.
+pub(crate) struct BlockingStore {
+    pub(crate) store: PgStore,
+    handle: Handle,
+    // Dropped after the store: its pool's connections close first.
+    pub(crate) schema: Schema,
+}
+
+impl std::fmt::Debug for BlockingStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.store.fmt(f)
+    }
+}
+
+impl BlockingStore {
+    /// A store on a fresh schema of its own.
+    pub(crate) fn fresh(handle: &Handle, connections: usize) -> BlockingStore {
+        let schema = Schema::new(handle);
+        let store = schema
+            .store(connections)
+            .expect("a store on an empty schema");
+        BlockingStore {
+            store,
+            handle: handle.clone(),
+            schema,
+        }
+    }
+
+    /// Runs `future` to its end on the runtime.
+    pub(crate) fn block_on<F: Future>(&self, future: F) -> F::Output {
+        self.handle.block_on(future)
+    }
+}
+
+impl Store for BlockingStore {
+    type Error = PgStoreError;
+
+    fn service(&self, name: &ServiceName) -> Result<Option<Service>, PgStoreError> {
+        self.block_on(AsyncStore::service(&self.store, name))
+    }
+
+    fn request(&self, id: RequestId) -> Result<Option<ChangeRequest>, PgStoreError> {
+        self.block_on(AsyncStore::request(&self.store, id))
+    }
+
+    fn contacts_of(
+        &self,
+        customer: CustomerId,
+        after: Option<&ServiceName>,
+        limit: usize,
+    ) -> Result<Vec<(ServiceName, Roles)>, PgStoreError> {
+        self.block_on(AsyncStore::contacts_of(&self.store, customer, after, limit))
+    }
+
+    fn requests_of(
+        &self,
+        customer: CustomerId,
+        filter: &RequestFilter,
+        now: OffsetDateTime,
+        after: Option<RequestKey>,
+        limit: usize,
+    ) -> Result<Vec<ChangeRequest>, PgStoreError> {
+        self.block_on(AsyncStore::requests_of(
+            &self.store,
+            customer,
+            filter,
+            now,
+            after,
+            limit,
+        ))
+    }
+
+    fn due_for_expiry(
+        &self,
+        now: OffsetDateTime,
+        after: Option<RequestKey>,
+        limit: usize,
+    ) -> Result<Vec<ChangeRequest>, PgStoreError> {
+        self.block_on(AsyncStore::due_for_expiry(&self.store, now, after, limit))
+    }
+
+    fn commit(&self, changes: Changes) -> Result<(), CommitError<PgStoreError>> {
+        self.block_on(AsyncStore::commit(&self.store, changes))
+    }
+}
