@@ -80,13 +80,29 @@ fn output_of(child: Child) -> String {
     )
 }
 
-/// Panics with a child's output if one has ended.
-fn none_ended(children: &mut Vec<Child>) {
-    if let Some(i) = children
-        .iter_mut()
-        .position(|c| c.try_wait().expect("a child's status").is_some())
-    {
-        panic!("child {i} ended early: {}", output_of(children.remove(i)));
+/// The children of a test. Those still running when it is dropped (the
+/// test failed) are killed, so that none is left holding locks.
+struct Children(Vec<Child>);
+
+impl Children {
+    /// Panics with a child's output if one has ended.
+    fn none_ended(&mut self) {
+        if let Some(i) = self
+            .0
+            .iter_mut()
+            .position(|c| c.try_wait().expect("a child's status").is_some())
+        {
+            panic!("child {i} ended early: {}", output_of(self.0.remove(i)));
+        }
+    }
+}
+
+impl Drop for Children {
+    fn drop(&mut self) {
+        for child in &mut self.0 {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
     }
 }
 
@@ -158,17 +174,19 @@ fn four_processes_drive_one_database_and_each_change_takes_effect_once() {
     let ledgers: Vec<PathBuf> = (0..CHILDREN)
         .map(|c| scratch(&schema.name, &format!("ledger-{c}")))
         .collect();
-    let mut children: Vec<Child> = (0..CHILDREN)
-        .map(|c| {
-            let env = [(SCHEMA, schema.name.as_str()), (GATE, &gate.to_string())];
-            spawn_child(FOUR, &c.to_string(), &env)
-        })
-        .collect();
+    let mut children = Children(
+        (0..CHILDREN)
+            .map(|c| {
+                let env = [(SCHEMA, schema.name.as_str()), (GATE, &gate.to_string())];
+                spawn_child(FOUR, &c.to_string(), &env)
+            })
+            .collect(),
+    );
     runtime.block_on(async {
         let waiting = "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' \
                        AND objid::int8 = $1 AND objsubid = 1 AND NOT granted";
         common::eventually("every child waits at the gate", || {
-            none_ended(&mut children);
+            children.none_ended();
             let gatekeeper = &gatekeeper;
             async move {
                 let row = gatekeeper.query_one(waiting, &[&gate]).await.unwrap();
@@ -181,7 +199,7 @@ fn four_processes_drive_one_database_and_each_change_takes_effect_once() {
             .await
             .unwrap();
     });
-    for (c, child) in children.into_iter().enumerate() {
+    for (c, child) in children.0.drain(..).enumerate() {
         let output = output_of(child);
         assert!(output.starts_with("exit status: 0"), "child {c}: {output}");
     }
@@ -471,7 +489,8 @@ fn a_client_killed_inside_a_commit_leaves_the_last_committed_state() {
     for (n, stop) in [AFTER_FIRST_UPDATE, BEFORE_COMMIT].into_iter().enumerate() {
         let service: ServiceName = format!("killed-{stop}.example").parse().unwrap();
         let seed = n as u64;
-        let (request, token) = runtime.block_on(waiting_for_admin(&parent, &service, seed));
+        let (request, token) =
+            runtime.block_on(common::waiting_for_admin(&parent, &service, seed, t0()));
         let read = || {
             runtime.block_on(async {
                 let fresh = PgStore::connect(schema.config(), Options::default())
@@ -490,11 +509,11 @@ fn a_client_killed_inside_a_commit_leaves_the_last_committed_state() {
             (REQUEST, &request_text),
             (TOKEN, &token),
         ];
-        let mut child = vec![spawn_child(KILLED, stop, &env)];
+        let mut child = Children(vec![spawn_child(KILLED, stop, &env)]);
         let session = runtime.block_on(common::eventually(
             "the child stops inside its commit",
             || {
-                none_ended(&mut child);
+                child.none_ended();
                 let held = signal.exists();
                 let (watcher, schema) = (&watcher, &schema.name);
                 async move {
@@ -524,7 +543,7 @@ fn a_client_killed_inside_a_commit_leaves_the_last_committed_state() {
         };
         assert!(locked("services", service.as_str()), "{stop}");
         assert_eq!(locked("requests", &request_text), stop == BEFORE_COMMIT);
-        let mut child = child.remove(0);
+        let mut child = child.0.remove(0);
         child.kill().expect("SIGKILL");
         let status = child.wait().unwrap();
         assert_eq!(status.signal(), Some(9), "{stop}: {status}");
@@ -549,27 +568,6 @@ fn a_client_killed_inside_a_commit_leaves_the_last_committed_state() {
     }
     let fresh = schema.store(2).expect("the schema is ours");
     runtime.block_on(consistency::check(&fresh));
-}
-
-/// A new service with a change of its tech contact to `CU2-OVH` that the
-/// incoming contact accepted: the admin's accept applies it. Returns the
-/// request and the admin's token.
-async fn waiting_for_admin(
-    driver: &TestDriver,
-    service: &ServiceName,
-    seed: u64,
-) -> (RequestId, String) {
-    let (admin, incoming) = (id(1), id(2));
-    driver.order_service(service, admin).await.unwrap();
-    let edit = Edit::new(service.clone()).with(Role::Tech, incoming);
-    let rng = &mut ChaCha20Rng::seed_from_u64(seed);
-    let request = driver.submit(&edit, admin, t0(), rng).await.unwrap().value[0];
-    let token = |who| common::last_token(driver.notifier(), who, request);
-    let _ = driver
-        .accept(request, incoming, &token(incoming), t0())
-        .await
-        .unwrap();
-    (request, token(admin))
 }
 
 /// The `application_name` of the killed child's session.

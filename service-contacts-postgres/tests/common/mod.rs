@@ -12,9 +12,12 @@ pub(crate) mod consistency;
 
 use std::sync::atomic::{AtomicU32, Ordering};
 
+use rand_chacha::ChaCha20Rng;
+use rand_chacha::rand_core::SeedableRng;
 use service_contacts::{
-    AsyncStore, ChangeRequest, Changes, CommitError, CustomerId, MemoryNotifier, RequestFilter,
-    RequestId, RequestKey, Roles, Service, ServiceName, Store,
+    AsyncDriver, AsyncStore, ChangeRequest, Changes, CommitError, CustomerId, Edit,
+    MemoryDirectory, MemoryNotifier, RequestFilter, RequestId, RequestKey, Role, Roles, Service,
+    ServiceName, Store,
 };
 use service_contacts_postgres::{Options, PgStore, PgStoreError};
 use time::OffsetDateTime;
@@ -42,6 +45,33 @@ pub(crate) fn last_token(notifier: &MemoryNotifier, to: CustomerId, request: Req
         .find(|m| m.to() == to && m.request() == request && m.token().is_some())
         .and_then(|m| m.token().map(service_contacts::Token::reveal))
         .expect("a confirmation request was delivered")
+}
+
+/// Orders `service` for `CU1-OVH` and opens a change of its tech contact to
+/// `CU2-OVH` (`seed` draws the tokens), which the incoming contact accepts:
+/// the admin's accept, at `at`, applies it. Returns the request and the
+/// admin's token.
+///
+/// # Panics
+///
+/// When an action fails.
+pub(crate) async fn waiting_for_admin(
+    driver: &AsyncDriver<PgStore, MemoryNotifier, MemoryDirectory>,
+    service: &ServiceName,
+    seed: u64,
+    at: OffsetDateTime,
+) -> (RequestId, String) {
+    let (admin, incoming) = ("CU1-OVH".parse().unwrap(), "CU2-OVH".parse().unwrap());
+    driver.order_service(service, admin).await.unwrap();
+    let edit = Edit::new(service.clone()).with(Role::Tech, incoming);
+    let rng = &mut ChaCha20Rng::seed_from_u64(seed);
+    let request = driver.submit(&edit, admin, at, rng).await.unwrap().value[0];
+    let token = |who| last_token(driver.notifier(), who, request);
+    let _ = driver
+        .accept(request, incoming, &token(incoming), at)
+        .await
+        .unwrap();
+    (request, token(admin))
 }
 
 /// Asks `probe` every 10 ms until it gives a value, and returns it. The
