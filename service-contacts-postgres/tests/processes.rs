@@ -1,11 +1,16 @@
 //! Several application servers, as OS processes, on one database: four
 //! drive it at once through the `AsyncDriver` (R16, R20, R21, R27, R28,
-//! R29, R31, R35), and one killed with `SIGKILL` inside a commit leaves the
-//! last committed state (R31).
+//! R29, R31, R35); one killed with `SIGKILL` inside a commit leaves the
+//! last committed state (R31); and one whose connection is lost with the
+//! answer to its `COMMIT` gets an unknown outcome and reads back (R31,
+//! R41).
 //!
-//! Each test runs this test binary again as its child processes: the same
-//! test, picked by its exact name, with [`CHILD`] in the environment saying
-//! what the child does. Each child opens its own pool.
+//! The tests with children run this test binary again as their child
+//! processes: the same test, picked by its exact name, with [`CHILD`] in the
+//! environment saying what the child does. Each child opens its own pool.
+//! The faults come from a proxy of the client's ([`Proxy`]) that reads the
+//! `PostgreSQL` protocol and stops or breaks a commit's transaction at a
+//! chosen message.
 
 mod common;
 
@@ -24,7 +29,7 @@ use service_contacts::{
     ActError, AsyncDriver, AsyncStore, Config, CustomerId, DriverError, Edit, MemoryDirectory,
     MemoryNotifier, Refusal, RequestId, Role, ServiceName, StateName, SubmitError,
 };
-use service_contacts_postgres::{Options, PgStore};
+use service_contacts_postgres::{Options, PgStore, PgStoreError};
 use time::{Duration, OffsetDateTime, macros::datetime};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
@@ -459,9 +464,6 @@ const KILLED: &str = "a_client_killed_inside_a_commit_leaves_the_last_committed_
 /// In a child's environment: the request it accepts, and the admin's token.
 const REQUEST: &str = "SC_PG_REQUEST";
 const TOKEN: &str = "SC_PG_TOKEN";
-/// Where the child stops: [`AFTER_FIRST_UPDATE`] or [`BEFORE_COMMIT`].
-const AFTER_FIRST_UPDATE: &str = "after-first-update";
-const BEFORE_COMMIT: &str = "before-commit";
 
 /// A child accepts the last confirmation of a request (a commit that writes
 /// the service, the request and its party rows) through a proxy of its
@@ -479,14 +481,18 @@ const BEFORE_COMMIT: &str = "before-commit";
 /// hold.
 #[test]
 fn a_client_killed_inside_a_commit_leaves_the_last_committed_state() {
-    if let Ok(stop) = std::env::var(CHILD) {
-        return killed(&stop);
+    if let Ok(fault) = std::env::var(CHILD) {
+        return killed(Fault::parse(&fault));
     }
     let runtime = common::runtime();
     let schema = Schema::new(runtime.handle());
     let parent = driver(schema.store(2).unwrap(), Config::default());
     let watcher = runtime.block_on(common::admin());
-    for (n, stop) in [AFTER_FIRST_UPDATE, BEFORE_COMMIT].into_iter().enumerate() {
+    for (n, fault) in [Fault::StopAfterFirstUpdate, Fault::StopBeforeCommit]
+        .into_iter()
+        .enumerate()
+    {
+        let stop = fault.name();
         let service: ServiceName = format!("killed-{stop}.example").parse().unwrap();
         let seed = n as u64;
         let (request, token) =
@@ -542,7 +548,10 @@ fn a_client_killed_inside_a_commit_leaves_the_last_committed_state() {
             })
         };
         assert!(locked("services", service.as_str()), "{stop}");
-        assert_eq!(locked("requests", &request_text), stop == BEFORE_COMMIT);
+        assert_eq!(
+            locked("requests", &request_text),
+            fault == Fault::StopBeforeCommit
+        );
         let mut child = child.0.remove(0);
         child.kill().expect("SIGKILL");
         let status = child.wait().unwrap();
@@ -576,22 +585,174 @@ fn killed_name(schema: &str) -> String {
 }
 
 /// The killed child's part: the admin's accept through a proxy that stops
-/// at `stop`. It never returns: the parent kills it.
-fn killed(stop: &str) {
+/// it. It never returns: the parent kills it.
+fn killed(fault: Fault) {
     let schema = std::env::var(SCHEMA).expect("the schema");
     let request: RequestId = std::env::var(REQUEST).unwrap().parse().unwrap();
     let token = std::env::var(TOKEN).unwrap();
     let runtime = common::runtime();
     runtime.block_on(async {
-        let hold = Arc::new(Hold {
-            stop: stop.to_owned(),
+        let proxy = Proxy::start(fault, scratch(&schema, fault.name())).await;
+        let config = proxy.config(&schema, &killed_name(&schema));
+        let options = Options::default().max_connections(1);
+        let store = PgStore::connect(config, options).await.unwrap();
+        let driver = driver(store, Config::default());
+        proxy.arm();
+        let result = driver.accept(request, id(1), &token, t0()).await;
+        panic!("the commit was not stopped: {result:?}");
+    });
+}
+
+// ----- a commit whose answer is lost ---------------------------------------
+
+/// The admin's accept that applies a change goes through a proxy that
+/// forwards `COMMIT` to the server, drops the server's answer and closes the
+/// connection: the server committed, the store cannot know.
+///
+/// The accept reports `OutcomeUnknown` (a store error, saying to read back)
+/// and sent no message (R41). The host reads back and finds the change
+/// applied; accepting again is refused as closed, and nothing was applied
+/// twice (R31: the service's version counts one application; the
+/// consistency checks hold).
+#[test]
+fn a_commit_whose_answer_is_lost_is_an_unknown_outcome_read_back_as_applied() {
+    let runtime = common::runtime();
+    let schema = Schema::new(runtime.handle());
+    let parent = driver(schema.store(2).unwrap(), Config::default());
+    let service: ServiceName = "lost-answer.example".parse().unwrap();
+    runtime.block_on(async {
+        let (request, token) = common::waiting_for_admin(&parent, &service, 3, t0()).await;
+        let before = parent.service(&service).await.unwrap();
+        let signal = scratch(&schema.name, Fault::LoseCommitAnswer.name());
+        let proxy = Proxy::start(Fault::LoseCommitAnswer, signal.clone()).await;
+        let config = proxy.config(&schema.name, &format!("{}-lost", schema.name));
+        let options = Options::default().max_connections(1);
+        let lossy = driver(
+            PgStore::connect(config, options).await.unwrap(),
+            Config::default(),
+        );
+        proxy.arm();
+        match lossy.accept(request, id(1), &token, t0()).await {
+            Err(DriverError::Store(err @ PgStoreError::OutcomeUnknown(_))) => {
+                assert!(err.to_string().contains("read them back"), "{err}");
+            }
+            other => panic!("expected an unknown outcome, got {other:?}"),
+        }
+        // The server had answered: the proxy dropped it.
+        assert!(signal.exists());
+        std::fs::remove_file(&signal).unwrap();
+        assert!(lossy.notifier().delivered().is_empty());
+        // Read back: applied, once.
+        let status = parent.request(request, t0()).await.unwrap();
+        assert_eq!(status.state, StateName::Done);
+        let after = parent.service(&service).await.unwrap();
+        assert_eq!(after.holder(Role::Tech), id(2));
+        assert_eq!(after.version().get(), before.version().get() + 1);
+        match parent.accept(request, id(1), &token, t0()).await {
+            Err(DriverError::Refused(Refusal::Act(ActError::Closed {
+                state: StateName::Done,
+            }))) => {}
+            other => panic!("accepting again: {other:?}"),
+        }
+        assert_eq!(parent.service(&service).await.unwrap(), after);
+        consistency::check(parent.store()).await;
+    });
+}
+
+// ----- the proxy -----------------------------------------------------------
+
+/// What a [`Proxy`] does to a commit's transaction.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Fault {
+    /// Stops forwarding after the transaction's first statement (the
+    /// first `UPDATE`) was answered.
+    StopAfterFirstUpdate,
+    /// Stops forwarding before `COMMIT`: every write done.
+    StopBeforeCommit,
+    /// Forwards `COMMIT`, drops the server's answer and closes the client's
+    /// connection.
+    LoseCommitAnswer,
+}
+
+impl Fault {
+    const ALL: [Fault; 3] = [
+        Fault::StopAfterFirstUpdate,
+        Fault::StopBeforeCommit,
+        Fault::LoseCommitAnswer,
+    ];
+
+    fn name(self) -> &'static str {
+        match self {
+            Fault::StopAfterFirstUpdate => "after-first-update",
+            Fault::StopBeforeCommit => "before-commit",
+            Fault::LoseCommitAnswer => "lose-commit-answer",
+        }
+    }
+
+    fn parse(name: &str) -> Fault {
+        Fault::ALL
+            .into_iter()
+            .find(|f| f.name() == name)
+            .unwrap_or_else(|| panic!("a fault {name:?}"))
+    }
+}
+
+/// A proxy on a local port to the server the tests use. It forwards the
+/// client's messages of the `PostgreSQL` protocol one whole message at a
+/// time, and the server's bytes as they come; once armed, it does its
+/// [`Fault`] to the next transaction, and writes `signal` when it has.
+struct Proxy {
+    port: u16,
+    state: Arc<ProxyState>,
+}
+
+struct ProxyState {
+    fault: Fault,
+    armed: AtomicBool,
+    /// `COMMIT` went to the server: its answer is to be dropped.
+    losing: AtomicBool,
+    signal: PathBuf,
+}
+
+impl Proxy {
+    async fn start(fault: Fault, signal: PathBuf) -> Proxy {
+        let state = Arc::new(ProxyState {
+            fault,
             armed: AtomicBool::new(false),
-            signal: scratch(&schema, stop),
+            losing: AtomicBool::new(false),
+            signal,
         });
-        let port = proxy(Arc::clone(&hold)).await;
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let shared = Arc::clone(&state);
+        tokio::spawn(async move {
+            loop {
+                let (client, _) = listener.accept().await.unwrap();
+                let state = Arc::clone(&shared);
+                let server = common::server();
+                let upstream = server.get_ports().first().copied().unwrap_or(5432);
+                match &server.get_hosts()[0] {
+                    tokio_postgres::config::Host::Tcp(host) => {
+                        let server = TcpStream::connect((host.as_str(), upstream)).await;
+                        tokio::spawn(relay(client, server.unwrap(), state));
+                    }
+                    tokio_postgres::config::Host::Unix(dir) => {
+                        let path = dir.join(format!(".s.PGSQL.{upstream}"));
+                        let server = tokio::net::UnixStream::connect(path).await;
+                        tokio::spawn(relay(client, server.unwrap(), state));
+                    }
+                }
+            }
+        });
+        Proxy { port, state }
+    }
+
+    /// The server's settings through this proxy, in `schema`, named
+    /// `application_name`.
+    fn config(&self, schema: &str, application_name: &str) -> tokio_postgres::Config {
         let server = common::server();
         let mut config = tokio_postgres::Config::new();
-        config.host("127.0.0.1").port(port);
+        config.host("127.0.0.1").port(self.port);
         config.user(server.get_user().unwrap_or("postgres"));
         if let Some(password) = server.get_password() {
             config.password(password);
@@ -600,61 +761,36 @@ fn killed(stop: &str) {
             config.dbname(dbname);
         }
         config.options(format!("-c search_path={schema}"));
-        config.application_name(killed_name(&schema));
-        let options = Options::default().max_connections(1);
-        let store = PgStore::connect(config, options).await.unwrap();
-        let driver = driver(store, Config::default());
-        hold.armed.store(true, Ordering::SeqCst);
-        let result = driver.accept(request, id(1), &token, t0()).await;
-        panic!("the commit was not stopped: {result:?}");
-    });
+        config.application_name(application_name);
+        config
+    }
+
+    /// From now on, the next transaction meets the fault.
+    fn arm(&self) {
+        self.state.armed.store(true, Ordering::SeqCst);
+    }
 }
 
-/// Where the proxy stops, and the file it writes when it does.
-struct Hold {
-    stop: String,
-    armed: AtomicBool,
-    signal: PathBuf,
-}
-
-/// A proxy on a local port to the server the tests use; returns the port.
-/// It forwards whole messages of the `PostgreSQL` protocol, and once `hold`
-/// is armed stops for good before the message `hold.stop` names.
-async fn proxy(hold: Arc<Hold>) -> u16 {
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let port = listener.local_addr().unwrap().port();
-    tokio::spawn(async move {
-        loop {
-            let (client, _) = listener.accept().await.unwrap();
-            let hold = Arc::clone(&hold);
-            let server = common::server();
-            let upstream = server.get_ports().first().copied().unwrap_or(5432);
-            match &server.get_hosts()[0] {
-                tokio_postgres::config::Host::Tcp(host) => {
-                    let server = TcpStream::connect((host.as_str(), upstream)).await.unwrap();
-                    tokio::spawn(relay(client, server, hold));
-                }
-                tokio_postgres::config::Host::Unix(dir) => {
-                    let path = dir.join(format!(".s.PGSQL.{upstream}"));
-                    let server = tokio::net::UnixStream::connect(path).await.unwrap();
-                    tokio::spawn(relay(client, server, hold));
-                }
-            }
-        }
-    });
-    port
-}
-
-/// Relays one connection: the server's bytes as they come, the client's
-/// message by message, until `hold` stops them.
-async fn relay<S>(client: TcpStream, server: S, hold: Arc<Hold>)
+/// Relays one connection.
+async fn relay<S>(client: TcpStream, server: S, state: Arc<ProxyState>)
 where
     S: AsyncRead + AsyncWrite + Send + 'static,
 {
     let (mut client_read, mut client_write) = client.into_split();
     let (mut server_read, mut server_write) = tokio::io::split(server);
+    let answers = Arc::clone(&state);
     tokio::spawn(async move {
-        let _ = tokio::io::copy(&mut server_read, &mut client_write).await;
+        let mut buffer = vec![0; 1 << 16];
+        while let Ok(read @ 1..) = server_read.read(&mut buffer).await {
+            if answers.losing.load(Ordering::SeqCst) {
+                // Dropping `client_write` closes the client's connection.
+                std::fs::write(&answers.signal, "answer dropped").unwrap();
+                return;
+            }
+            if client_write.write_all(&buffer[..read]).await.is_err() {
+                return;
+            }
+        }
     });
     // The startup message has no type byte.
     let length = client_read.read_u32().await.unwrap();
@@ -662,7 +798,7 @@ where
     client_read.read_exact(&mut body).await.unwrap();
     server_write.write_u32(length).await.unwrap();
     server_write.write_all(&body).await.unwrap();
-    let mut stop = Stop::default();
+    let mut transaction = Transaction::default();
     loop {
         let Ok(kind) = client_read.read_u8().await else {
             return;
@@ -670,9 +806,15 @@ where
         let length = client_read.read_u32().await.unwrap();
         let mut body = vec![0; length as usize - 4];
         client_read.read_exact(&mut body).await.unwrap();
-        if hold.armed.load(Ordering::SeqCst) && stop.before(&hold.stop, kind, &body) {
-            std::fs::write(&hold.signal, "held").unwrap();
-            std::future::pending::<()>().await;
+        if state.armed.load(Ordering::SeqCst) {
+            match transaction.step(state.fault, kind, &body) {
+                Step::Forward => {}
+                Step::Stop => {
+                    std::fs::write(&state.signal, "stopped").unwrap();
+                    std::future::pending::<()>().await;
+                }
+                Step::LoseAnswer => state.losing.store(true, Ordering::SeqCst),
+            }
         }
         server_write.write_u8(kind).await.unwrap();
         server_write.write_u32(length).await.unwrap();
@@ -680,38 +822,49 @@ where
     }
 }
 
+/// What the proxy does with a client's message.
+enum Step {
+    Forward,
+    /// Forward nothing more, ever.
+    Stop,
+    /// Forward it, and drop the server's answer.
+    LoseAnswer,
+}
+
 /// What the proxy saw of the transaction so far.
 #[derive(Default)]
-struct Stop {
+struct Transaction {
     /// `BEGIN` went by.
     begun: bool,
     /// A statement was executed in it.
     executed: bool,
-    /// ... and its `Sync` went by: the server answered it.
+    /// ... and its `Sync` went by: the client sends its next message once
+    /// the server answered it.
     answered: bool,
 }
 
-impl Stop {
-    /// Whether to stop before the client's message `kind` with `body`.
-    fn before(&mut self, stop: &str, kind: u8, body: &[u8]) -> bool {
+impl Transaction {
+    /// What to do with the client's message `kind` with `body`.
+    fn step(&mut self, fault: Fault, kind: u8, body: &[u8]) -> Step {
         if kind == b'Q' && body.starts_with(b"BEGIN") {
             self.begun = true;
-            return false;
+            return Step::Forward;
         }
-        if !self.begun {
-            return false;
+        let commit = kind == b'Q' && body == b"COMMIT\0";
+        match fault {
+            _ if !self.begun => Step::Forward,
+            Fault::StopBeforeCommit if commit => Step::Stop,
+            Fault::LoseCommitAnswer if commit => Step::LoseAnswer,
+            Fault::StopAfterFirstUpdate if self.answered => Step::Stop,
+            Fault::StopAfterFirstUpdate => {
+                match kind {
+                    b'E' => self.executed = true,
+                    b'S' if self.executed => self.answered = true,
+                    _ => {}
+                }
+                Step::Forward
+            }
+            _ => Step::Forward,
         }
-        if stop == BEFORE_COMMIT {
-            return kind == b'Q' && body == b"COMMIT\0";
-        }
-        if self.answered {
-            return true;
-        }
-        match kind {
-            b'E' => self.executed = true,
-            b'S' if self.executed => self.answered = true,
-            _ => {}
-        }
-        false
     }
 }

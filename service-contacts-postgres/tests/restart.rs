@@ -105,14 +105,15 @@ fn restart_server() {
     );
 }
 
-/// When the server started, as its text.
+/// When the server started, as its text, once it answers.
 async fn started() -> String {
-    common::admin()
-        .await
-        .query_one("SELECT pg_postmaster_start_time()::text", &[])
-        .await
-        .unwrap()
-        .get(0)
+    common::eventually("the server answers", || async {
+        let (client, connection) = common::server().connect(tokio_postgres::NoTls).await.ok()?;
+        tokio::spawn(connection);
+        let sql = "SELECT pg_postmaster_start_time()::text";
+        Some(client.query_one(sql, &[]).await.ok()?.get(0))
+    })
+    .await
 }
 
 /// Ends the sessions of a schema's stores when dropped: if the test fails
