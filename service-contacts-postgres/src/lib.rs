@@ -25,8 +25,10 @@
 //! ```
 //!
 //! The crate's tests (`tests/`) run this against a real server: the
-//! conformance suite of `service_contacts::testing`, connections racing
-//! through the driver, and bad schemas and rows.
+//! conformance suite of `service_contacts::testing`, connections and OS
+//! processes racing through the driver, bad schemas and rows, a client
+//! killed inside a commit, a commit whose answer is lost, and the server
+//! restarted in the middle of a run.
 //!
 //! # Schema (version 1)
 //!

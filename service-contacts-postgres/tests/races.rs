@@ -11,15 +11,13 @@
 
 mod common;
 
-use std::collections::BTreeSet;
 use std::sync::Arc;
 
 use rand_chacha::ChaCha20Rng;
 use rand_chacha::rand_core::SeedableRng;
 use service_contacts::{
-    ActError, AsyncDriver, AsyncStore, ChangeRequest, CustomerId, DriverError, Edit,
-    MemoryDirectory, MemoryNotifier, Refusal, RequestId, RequestState, Role, ServiceName,
-    StateName, SubmitError,
+    ActError, AsyncDriver, AsyncStore, CustomerId, DriverError, Edit, MemoryDirectory,
+    MemoryNotifier, Refusal, RequestId, Role, ServiceName, StateName, SubmitError,
 };
 use service_contacts_postgres::PgStore;
 use time::{Duration, OffsetDateTime, macros::datetime};
@@ -83,18 +81,6 @@ fn settled(
     }
 }
 
-/// The last token `to` received for `request`.
-fn last_token(driver: &TestDriver, to: CustomerId, request: RequestId) -> String {
-    driver
-        .notifier()
-        .delivered()
-        .iter()
-        .rev()
-        .find(|m| m.to() == to && m.request() == request && m.token().is_some())
-        .and_then(|m| m.token().map(service_contacts::Token::reveal))
-        .expect("a confirmation request was delivered")
-}
-
 /// Opens a change of `service`'s tech contact to `incoming`, asked by its
 /// admin, and returns it with both confirmers' tokens (admin's, incoming's).
 async fn open_tech(
@@ -111,8 +97,8 @@ async fn open_tech(
         .expect("the edit opens")
         .value[0];
     let tokens = [
-        last_token(driver, admin, request),
-        last_token(driver, incoming, request),
+        common::last_token(driver.notifier(), admin, request),
+        common::last_token(driver.notifier(), incoming, request),
     ];
     (request, tokens)
 }
@@ -174,7 +160,7 @@ fn sixteen_connections_racing_take_effect_once() {
     });
     // From a store on fresh connections.
     let fresh = schema.store(2).expect("the schema is ours");
-    runtime.block_on(check_consistency(&fresh));
+    runtime.block_on(common::consistency::check(&fresh));
     drop((driver, fresh));
 }
 
@@ -310,90 +296,4 @@ async fn accept_against_expiry(driver: &Arc<TestDriver>, round: u32, seed: u64) 
         StateName::Expired => assert_eq!(holder, admin),
         other => panic!("round {round}: request ended {other}"),
     }
-}
-
-/// Nothing lost, no overlapping open requests, every applied change shown,
-/// and the party rows exactly the party entries of the requests (R27, R31,
-/// R35).
-async fn check_consistency(store: &PgStore) {
-    let services = store.services().await.expect("every service reads back");
-    let requests = store.requests().await.expect("every request reads back");
-    assert!(!services.is_empty());
-    for service in &services {
-        let of_service: Vec<&ChangeRequest> = requests
-            .iter()
-            .filter(|r| r.service() == service.name())
-            .collect();
-        let applied: Vec<&&ChangeRequest> = of_service
-            .iter()
-            .filter(|r| matches!(r.state(), RequestState::Applied { .. }))
-            .collect();
-        // R31: the version counts its creation, every opened request (it
-        // writes the service) and every applied change.
-        let expected = 1 + of_service.len() + applied.len();
-        assert_eq!(
-            service.version().get(),
-            expected as u64,
-            "{}: version {} after {} requests, {} applied",
-            service.name(),
-            service.version(),
-            of_service.len(),
-            applied.len()
-        );
-        // R27: no two open requests share a role.
-        let open: Vec<&&ChangeRequest> = of_service.iter().filter(|r| r.is_open()).collect();
-        for (i, a) in open.iter().enumerate() {
-            for b in &open[i + 1..] {
-                assert!(
-                    (a.roles() & b.roles()).is_empty(),
-                    "{}: overlapping",
-                    service.name()
-                );
-            }
-        }
-        // R20: the last applied change is what the service shows.
-        if let Some(last) = applied.iter().max_by_key(|r| r.version()) {
-            for role in last.roles() {
-                assert_eq!(service.holder(role), last.incoming());
-            }
-        }
-    }
-    // R35: the party index holds each request's entries, no more, no less.
-    let expected: BTreeSet<(String, String, String, String)> = requests
-        .iter()
-        .flat_map(|r| {
-            r.party_entries().map(|(customer, part)| {
-                (
-                    customer.as_str().to_owned(),
-                    r.id().to_string(),
-                    format!("{part:?}"),
-                    r.state().name().as_str().to_owned(),
-                )
-            })
-        })
-        .collect();
-    let client = store.pool().get().await.unwrap();
-    let stored: BTreeSet<(String, String, String, String)> = client
-        .query(
-            "SELECT customer, request_id, part, state FROM request_parties",
-            &[],
-        )
-        .await
-        .unwrap()
-        .iter()
-        .map(|row| {
-            let part = match row.get::<_, &str>(2) {
-                "requester" => "AskedByMe",
-                "incoming" => "ComingToMe",
-                "outgoing" => "TakingFromMe",
-                "waiting" => "WaitingForMe",
-                other => panic!("part {other}"),
-            };
-            (row.get(0), row.get(1), part.to_owned(), row.get(3))
-        })
-        .collect();
-    assert_eq!(
-        stored, expected,
-        "request_parties against the requests' entries"
-    );
 }

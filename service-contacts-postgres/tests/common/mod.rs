@@ -8,11 +8,16 @@
 //! not answer, every test **fails**: none passes by skipping.
 #![allow(dead_code, reason = "each test file uses a part of the helpers")]
 
+pub(crate) mod consistency;
+
 use std::sync::atomic::{AtomicU32, Ordering};
 
+use rand_chacha::ChaCha20Rng;
+use rand_chacha::rand_core::SeedableRng;
 use service_contacts::{
-    AsyncStore, ChangeRequest, Changes, CommitError, CustomerId, RequestFilter, RequestId,
-    RequestKey, Roles, Service, ServiceName, Store,
+    AsyncDriver, AsyncStore, ChangeRequest, Changes, CommitError, CustomerId, Edit,
+    MemoryDirectory, MemoryNotifier, RequestFilter, RequestId, RequestKey, Role, Roles, Service,
+    ServiceName, Store,
 };
 use service_contacts_postgres::{Options, PgStore, PgStoreError};
 use time::OffsetDateTime;
@@ -25,6 +30,70 @@ pub(crate) fn runtime() -> Runtime {
         .enable_all()
         .build()
         .expect("a tokio runtime")
+}
+
+/// The last token `to` received for `request`.
+///
+/// # Panics
+///
+/// When `to` received none.
+pub(crate) fn last_token(notifier: &MemoryNotifier, to: CustomerId, request: RequestId) -> String {
+    notifier
+        .delivered()
+        .iter()
+        .rev()
+        .find(|m| m.to() == to && m.request() == request && m.token().is_some())
+        .and_then(|m| m.token().map(service_contacts::Token::reveal))
+        .expect("a confirmation request was delivered")
+}
+
+/// Orders `service` for `CU1-OVH` and opens a change of its tech contact to
+/// `CU2-OVH` (`seed` draws the tokens), which the incoming contact accepts:
+/// the admin's accept, at `at`, applies it. Returns the request and the
+/// admin's token.
+///
+/// # Panics
+///
+/// When an action fails.
+pub(crate) async fn waiting_for_admin(
+    driver: &AsyncDriver<PgStore, MemoryNotifier, MemoryDirectory>,
+    service: &ServiceName,
+    seed: u64,
+    at: OffsetDateTime,
+) -> (RequestId, String) {
+    let (admin, incoming) = ("CU1-OVH".parse().unwrap(), "CU2-OVH".parse().unwrap());
+    driver.order_service(service, admin).await.unwrap();
+    let edit = Edit::new(service.clone()).with(Role::Tech, incoming);
+    let rng = &mut ChaCha20Rng::seed_from_u64(seed);
+    let request = driver.submit(&edit, admin, at, rng).await.unwrap().value[0];
+    let token = |who| last_token(driver.notifier(), who, request);
+    let _ = driver
+        .accept(request, incoming, &token(incoming), at)
+        .await
+        .unwrap();
+    (request, token(admin))
+}
+
+/// Asks `probe` every 10 ms until it gives a value, and returns it. The
+/// tests wait for states this way, never for a time; the bound (12,000
+/// probes, two minutes at least) only turns a state that never comes into a
+/// failure naming `what`.
+///
+/// # Panics
+///
+/// When the state never came.
+pub(crate) async fn eventually<T, F, Fut>(what: &str, mut probe: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Option<T>>,
+{
+    for _ in 0..12_000 {
+        if let Some(value) = probe().await {
+            return value;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    panic!("still waiting after two minutes: {what}");
 }
 
 /// The server's settings, from `DATABASE_URL` or the `PG*` variables.
@@ -57,6 +126,17 @@ pub(crate) fn server() -> tokio_postgres::Config {
     if let Some(dbname) = var("PGDATABASE") {
         config.dbname(dbname);
     }
+    config
+}
+
+/// The server's settings with `schema` as the connections' only
+/// `search_path` entry, and its name as their `application_name` (for a
+/// process that works in a schema another one made).
+pub(crate) fn schema_config(schema: &str) -> tokio_postgres::Config {
+    let mut config = server();
+    config.options(format!("-c search_path={schema}"));
+    // Tests that watch the server's sessions find this case's by it.
+    config.application_name(schema);
     config
 }
 
@@ -107,11 +187,7 @@ impl Schema {
     /// The server's settings with this schema as the connections' only
     /// `search_path` entry, and its name as their `application_name`.
     pub(crate) fn config(&self) -> tokio_postgres::Config {
-        let mut config = server();
-        config.options(format!("-c search_path={}", self.name));
-        // Tests that watch the server's sessions find this case's by it.
-        config.application_name(&self.name);
-        config
+        schema_config(&self.name)
     }
 
     /// A store on this schema, with `connections` connections at most.
