@@ -39,10 +39,13 @@ const DELETE_WAITING: &str = "DELETE FROM request_parties \
                               WHERE request_id = $1 AND part = 'waiting'";
 
 /// The statements of a commit, by name (for the query-plan tests).
-pub(crate) fn statements() -> [(&'static str, String); 4] {
+pub(crate) fn statements() -> [(&'static str, String); 7] {
     [
+        ("commit: insert a service", INSERT_SERVICE.to_owned()),
         ("commit: update a service", UPDATE_SERVICE.to_owned()),
+        ("commit: insert a request", INSERT_REQUEST.to_owned()),
         ("commit: update a request", UPDATE_REQUEST.to_owned()),
+        ("commit: insert party rows", INSERT_PARTIES.to_owned()),
         (
             "commit: update a request's parties",
             UPDATE_PARTIES.to_owned(),

@@ -53,7 +53,7 @@
 //!   a removed service's row stays as a tombstone, so its name's versions
 //!   never restart. One partial index per role holder, `(holder, name) WHERE
 //!   NOT removed`, serves "my contacts" (R6): three index searches from the
-//!   cursor on, merged by name (`Merge Append`).
+//!   cursor on, each limited to the page, merged by name.
 //! - `requests`: one row per request: the whole request as a `jsonb`
 //!   document (`doc`, with its state and history, R34) next to the columns
 //!   the queries need (`service`, `open`, the opening time and the deadline
@@ -69,8 +69,9 @@
 //!   recorded state and opening time: the index `(customer, part, state,
 //!   opened DESC, request_id)` behind "my requests" (R35, R45), searched in
 //!   the ranges [`RequestFilter::index_ranges`](service_contacts::RequestFilter::index_ranges)
-//!   names, merged newest first, each row joined to its request and checked
-//!   against it, and each request kept if
+//!   names (each search limited to the batch read), merged newest first,
+//!   each row joined to its request and checked against it, and each
+//!   request kept if
 //!   [`RequestFilter::matches`](service_contacts::RequestFilter::matches)
 //!   lists it.
 //!
@@ -154,7 +155,7 @@ pub use schema::{APPLICATION, SCHEMA_VERSION};
 pub use store::{Options, PgStore};
 
 #[doc(hidden)]
-pub use store::queries;
+pub use store::{party_ranges, queries, sample_filters};
 
 /// The pool type [`PgStore::from_pool`] takes (`deadpool_postgres::Pool`).
 pub use deadpool_postgres::Pool;

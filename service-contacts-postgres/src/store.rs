@@ -5,8 +5,8 @@ use std::time::Duration;
 
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
 use service_contacts::{
-    AsyncStore, ChangeRequest, Changes, CommitError, CustomerId, RequestFilter, RequestId,
-    RequestKey, Roles, Service, ServiceName,
+    AsyncStore, ChangeRequest, Changes, CommitError, CustomerId, Part, RequestFilter, RequestId,
+    RequestKey, Roles, Service, ServiceName, StateName,
 };
 use time::OffsetDateTime;
 use tokio_postgres::types::ToSql;
@@ -28,20 +28,32 @@ const REQUEST: &str = concat!(
     " FROM requests WHERE id = $1"
 );
 /// A page of "my contacts": one search of each role holder's partial index
-/// from the cursor on (`$2`, `''` for the first page), merged by name
-/// (`Merge Append`), at most `$3` rows: the caller asks for three times its
-/// page, since a service where the customer holds several roles comes once
-/// per role, and keeps each name once.
+/// from the cursor on (`$2`, `''` for the first page), merged by name, at
+/// most `$3` rows: the caller asks for three times its page, since a service
+/// where the customer holds several roles comes once per role, and keeps
+/// each name once (R6, R45).
+///
+/// Each search has its own `ORDER BY name LIMIT $3`: whatever plan the
+/// server picks (a `Merge Append`, or a `Sort` of the three searches' rows
+/// when it expects few), no search reads past the page, even for a customer
+/// holding thousands of services. The cursor is a row comparison over the
+/// holder index's columns, `(admin, name) > ($1, $2)`, which only that
+/// index can start at: otherwise, for a holder of many services, the
+/// server may walk the primary key by name from the cursor and filter on
+/// the holder, as many rows as it takes to find theirs.
 const CONTACTS_OF: &str = concat!(
-    "SELECT ",
+    "(SELECT ",
     service_columns!(),
-    " FROM services WHERE admin = $1 AND name > $2 AND NOT removed \
-     UNION ALL SELECT ",
+    " FROM services WHERE admin = $1 AND (admin, name) > ($1, $2) AND NOT removed \
+     ORDER BY name LIMIT $3) \
+     UNION ALL (SELECT ",
     service_columns!(),
-    " FROM services WHERE tech = $1 AND name > $2 AND NOT removed \
-     UNION ALL SELECT ",
+    " FROM services WHERE tech = $1 AND (tech, name) > ($1, $2) AND NOT removed \
+     ORDER BY name LIMIT $3) \
+     UNION ALL (SELECT ",
     service_columns!(),
-    " FROM services WHERE billing = $1 AND name > $2 AND NOT removed \
+    " FROM services WHERE billing = $1 AND (billing, name) > ($1, $2) AND NOT removed \
+     ORDER BY name LIMIT $3) \
      ORDER BY name LIMIT $3"
 );
 /// A page of one service's requests, newest first, after the position
@@ -74,17 +86,20 @@ const ALL_REQUESTS: &str = concat!("SELECT ", request_columns!(), " FROM request
 /// A page of "my requests" through `request_parties`, for `arms` (part,
 /// recorded state) pairs: one search of `request_parties_listing` per pair,
 /// for customer `$1`, from the position `($2, $3, $4)` (opening seconds,
-/// nanoseconds, id) on, merged newest first (`Merge Append`), at most `$5`
-/// rows, each joined to the request it names (columns 6 on; NULL when there
-/// is none). The pairs' part and state are `$6`, `$7`, then `$8`, `$9`...
-/// A request where the customer has two parts comes once per part, on
-/// adjacent rows.
+/// nanoseconds, id) on, each at most `$5` rows, merged newest first, at most
+/// `$5` rows, each joined to the request it names (columns 6 on; NULL when
+/// there is none). The pairs' part and state are `$6`, `$7`, then `$8`,
+/// `$9`... A request where the customer has two parts comes once per part,
+/// on adjacent rows. Each search has its own `ORDER BY ... LIMIT $5`, so no
+/// plan reads more than `$5` rows of any range, however many the customer
+/// has (R45).
 pub(crate) fn requests_of_sql(arms: usize) -> String {
     let arm = |n: usize| {
         format!(
-            "SELECT {PARTY_COLUMNS} FROM request_parties WHERE customer = $1 AND part = ${} \
-             AND state = ${} AND (opened_s, opened_ns) <= ($2, $3) \
-             AND NOT (opened_s = $2 AND opened_ns = $3 AND request_id <= $4)",
+            "SELECT * FROM (SELECT {PARTY_COLUMNS} FROM request_parties WHERE customer = $1 \
+             AND part = ${} AND state = ${} AND (opened_s, opened_ns) <= ($2, $3) \
+             AND NOT (opened_s = $2 AND opened_ns = $3 AND request_id <= $4) \
+             ORDER BY opened_s DESC, opened_ns DESC, request_id LIMIT $5) arm{n}",
             6 + 2 * n,
             7 + 2 * n
         )
@@ -101,8 +116,52 @@ pub(crate) fn requests_of_sql(arms: usize) -> String {
     )
 }
 
-/// Every query a listing runs, by name, with a filter for each shape of
-/// "my requests": what the query-plan tests explain.
+/// The (part, recorded state) pairs "my requests" searches for `filter`
+/// (without a service), as the codes of `request_parties`: each pair of
+/// [`RequestFilter::index_ranges`], bound as `$6`, `$7`, `$8`... of
+/// [`requests_of_sql`].
+#[doc(hidden)]
+#[must_use]
+pub fn party_ranges(filter: &RequestFilter) -> Vec<(&'static str, &'static str)> {
+    filter
+        .index_ranges()
+        .into_iter()
+        .map(|(part, state)| (part_code(part), state.as_str()))
+        .collect()
+}
+
+/// A filter for each shape of "my requests" that [`queries`] lists: every
+/// part and state (19 ranges), "waiting for me" (one), one part in one state
+/// (one), two parts, expired (four).
+#[doc(hidden)]
+#[must_use]
+pub fn sample_filters() -> Vec<(&'static str, RequestFilter)> {
+    vec![
+        ("requests_of: every part and state", RequestFilter::all()),
+        (
+            "requests_of: waiting for me",
+            RequestFilter::all().part(Part::WaitingForMe),
+        ),
+        (
+            "requests_of: asked by me, done",
+            RequestFilter::all()
+                .part(Part::AskedByMe)
+                .state(StateName::Done),
+        ),
+        (
+            "requests_of: asked by me or coming to me, expired",
+            RequestFilter::all()
+                .part(Part::AskedByMe)
+                .part(Part::ComingToMe)
+                .state(StateName::Expired),
+        ),
+    ]
+}
+
+/// Every statement the store runs, by name: the reads, "my requests" for
+/// each of [`sample_filters`] (their SQL differs by the number of ranges
+/// only) and with a service, "due for expiry", and the commit's statements.
+/// What the query-plan tests explain.
 #[doc(hidden)]
 #[must_use]
 pub fn queries() -> Vec<(&'static str, String)> {
@@ -110,18 +169,12 @@ pub fn queries() -> Vec<(&'static str, String)> {
         ("service", SERVICE.to_owned()),
         ("request", REQUEST.to_owned()),
         ("contacts_of", CONTACTS_OF.to_owned()),
-        ("requests_of: a service", SERVICE_REQUESTS.to_owned()),
-        ("due_for_expiry", DUE_FOR_EXPIRY.to_owned()),
     ];
-    for arms in 1..=4 {
-        let name = [
-            "requests_of: 1 range",
-            "requests_of: 2 ranges",
-            "requests_of: 3 ranges",
-            "requests_of: 4 ranges",
-        ];
-        queries.push((name[arms - 1], requests_of_sql(arms)));
+    for (name, filter) in sample_filters() {
+        queries.push((name, requests_of_sql(party_ranges(&filter).len())));
     }
+    queries.push(("requests_of: a service", SERVICE_REQUESTS.to_owned()));
+    queries.push(("due_for_expiry", DUE_FOR_EXPIRY.to_owned()));
     queries.extend(crate::commit::statements());
     queries
 }
@@ -490,12 +543,7 @@ impl RequestPage<'_> {
         &self,
         after: Option<RequestKey>,
     ) -> Result<Vec<ChangeRequest>, PgStoreError> {
-        let ranges: Vec<(&str, &str)> = self
-            .filter
-            .index_ranges()
-            .into_iter()
-            .map(|(part, state)| (part_code(part), state.as_str()))
-            .collect();
+        let ranges = party_ranges(self.filter);
         if ranges.is_empty() {
             return Ok(Vec::new());
         }
