@@ -1,6 +1,7 @@
 //! `commit`: one transaction of version-checked writes, in a fixed order.
 
 use deadpool_postgres::Object;
+use futures_util::future::join_all;
 use service_contacts::{ChangeRequest, Changes, CommitError, Part, Role, Service, Write};
 use tokio_postgres::error::{Severity, SqlState};
 use tokio_postgres::types::{Json, ToSql};
@@ -95,6 +96,8 @@ impl ServiceWrite {
 struct RequestWrite<'a> {
     row: RequestColumns,
     request: &'a ChangeRequest,
+    doc: Json<&'a ChangeRequest>,
+    state: &'static str,
     expected: Option<i64>,
 }
 
@@ -108,6 +111,8 @@ impl RequestWrite<'_> {
         Ok(RequestWrite {
             row: RequestColumns::of(request).map_err(unstorable)?,
             request,
+            doc: Json(request),
+            state: request.state().name().as_str(),
             expected: write
                 .expected
                 .map(sql_version)
@@ -134,13 +139,12 @@ impl<'a> PartyRows<'a> {
     /// `waiting` entries (the others never change).
     fn add(&mut self, write: &'a RequestWrite<'a>) {
         let new = write.expected.is_none();
-        let state = write.request.state().name().as_str();
         for (customer, part) in write.request.party_entries() {
             if new || part == Part::WaitingForMe {
                 self.customers.push(customer.as_str().to_owned());
                 self.request_ids.push(&write.row.id);
                 self.parts.push(part_code(part));
-                self.states.push(state);
+                self.states.push(write.state);
                 self.opened_s.push(write.row.opened.0);
                 self.opened_ns.push(write.row.opened.1);
             }
@@ -285,39 +289,58 @@ pub(crate) async fn commit(
     }
 }
 
-/// One version-checked write of a record: `sql[0]` (an `INSERT ... ON
-/// CONFLICT DO NOTHING` of `values`) when it must not exist yet, `sql[1]`
-/// (an `UPDATE ... WHERE version = $n`, `expected` its last parameter)
-/// otherwise. Whether it touched exactly one row.
-async fn conditional_write(
-    client: &Object,
-    sql: [&str; 2],
-    values: &[&(dyn ToSql + Sync)],
-    expected: Option<&i64>,
-) -> Result<bool, tokio_postgres::Error> {
-    let changed = match expected {
-        None => {
-            let statement = client.prepare_cached(sql[0]).await?;
-            client.execute(&statement, values).await?
-        }
-        Some(expected) => {
-            let statement = client.prepare_cached(sql[1]).await?;
-            let mut with_expected = values.to_vec();
-            with_expected.push(expected);
-            client.execute(&statement, &with_expected).await?
-        }
-    };
-    Ok(changed == 1)
+/// One statement of a commit, with its parameters.
+struct Step<'a> {
+    sql: &'static str,
+    params: Vec<&'a (dyn ToSql + Sync)>,
+    /// A version-checked write: it must touch exactly one row, or the
+    /// record was not at the version expected.
+    checked: bool,
 }
 
-/// Every write of a commit, in order, on the connection of an open
-/// transaction; `Ok(false)` as soon as a record is not at its expected
-/// version (the caller rolls back, R31).
-async fn write_all(
-    client: &Object,
-    services: &[ServiceWrite],
-    requests: &[RequestWrite<'_>],
-) -> Result<bool, tokio_postgres::Error> {
+impl<'a> Step<'a> {
+    /// The version-checked write of a record: `sql[0]` (an `INSERT ... ON
+    /// CONFLICT DO NOTHING` of `values`) when it must not exist yet,
+    /// `sql[1]` (an `UPDATE ... WHERE version = $n`, `expected` its last
+    /// parameter) otherwise.
+    fn conditional(
+        sql: [&'static str; 2],
+        values: &[&'a (dyn ToSql + Sync)],
+        expected: Option<&'a i64>,
+    ) -> Step<'a> {
+        let mut params = values.to_vec();
+        let sql = match expected {
+            None => sql[0],
+            Some(expected) => {
+                params.push(expected);
+                sql[1]
+            }
+        };
+        Step {
+            sql,
+            params,
+            checked: true,
+        }
+    }
+
+    fn unchecked(sql: &'static str, params: Vec<&'a (dyn ToSql + Sync)>) -> Step<'a> {
+        Step {
+            sql,
+            params,
+            checked: false,
+        }
+    }
+}
+
+/// Every statement of a commit, in order: services by name, then requests
+/// by id (each with its party rows' state and `waiting` rows when written
+/// again), then the party rows to insert.
+fn steps<'a>(
+    services: &'a [ServiceWrite],
+    requests: &'a [RequestWrite<'a>],
+    parties: &'a PartyRows<'a>,
+) -> Vec<Step<'a>> {
+    let mut steps = Vec::with_capacity(services.len() + 3 * requests.len() + 1);
     for write in services {
         let [admin, tech, billing] = &write.holders;
         let [last_admin, last_tech, last_billing] = &write.last;
@@ -332,21 +355,14 @@ async fn write_all(
             last_billing,
             &write.removed,
         ];
-        if !conditional_write(
-            client,
+        steps.push(Step::conditional(
             [INSERT_SERVICE, UPDATE_SERVICE],
             &values,
             write.expected.as_ref(),
-        )
-        .await?
-        {
-            return Ok(false);
-        }
+        ));
     }
-    let mut parties = PartyRows::default();
     for write in requests {
         let row = &write.row;
-        let doc = Json(write.request);
         let values: [&(dyn ToSql + Sync); 9] = [
             &row.id,
             &row.service,
@@ -356,43 +372,71 @@ async fn write_all(
             &row.deadline.0,
             &row.deadline.1,
             &row.version,
-            &doc,
+            &write.doc,
         ];
-        if !conditional_write(
-            client,
+        steps.push(Step::conditional(
             [INSERT_REQUEST, UPDATE_REQUEST],
             &values,
             write.expected.as_ref(),
-        )
-        .await?
-        {
-            return Ok(false);
-        }
+        ));
         if write.expected.is_some() {
             // Its state, on every party row; its `waiting` rows, replaced.
-            let state = write.request.state().name().as_str();
-            let statement = client.prepare_cached(UPDATE_PARTIES).await?;
-            client.execute(&statement, &[&row.id, &state]).await?;
-            let statement = client.prepare_cached(DELETE_WAITING).await?;
-            client.execute(&statement, &[&row.id]).await?;
+            steps.push(Step::unchecked(UPDATE_PARTIES, vec![&row.id, &write.state]));
+            steps.push(Step::unchecked(DELETE_WAITING, vec![&row.id]));
         }
-        parties.add(write);
     }
     if !parties.customers.is_empty() {
-        let statement = client.prepare_cached(INSERT_PARTIES).await?;
-        client
-            .execute(
-                &statement,
-                &[
-                    &parties.customers,
-                    &parties.request_ids,
-                    &parties.parts,
-                    &parties.states,
-                    &parties.opened_s,
-                    &parties.opened_ns,
-                ],
-            )
-            .await?;
+        steps.push(Step::unchecked(
+            INSERT_PARTIES,
+            vec![
+                &parties.customers,
+                &parties.request_ids,
+                &parties.parts,
+                &parties.states,
+                &parties.opened_s,
+                &parties.opened_ns,
+            ],
+        ));
+    }
+    steps
+}
+
+/// Every write of a commit, on the connection of an open transaction, sent
+/// at once (pipelined: one round trip for all of them); `Ok(false)` if a
+/// record was not at its expected version (the caller rolls back, R31).
+/// The server runs them in order; the first that failed or touched no row
+/// decides, and those after it (which fail in the aborted transaction, or
+/// write what the rollback undoes) do not matter.
+async fn write_all(
+    client: &Object,
+    services: &[ServiceWrite],
+    requests: &[RequestWrite<'_>],
+) -> Result<bool, tokio_postgres::Error> {
+    let mut parties = PartyRows::default();
+    for write in requests {
+        parties.add(write);
+    }
+    let steps = steps(services, requests, &parties);
+    // Prepared once per connection (then from its cache), before anything
+    // is sent: a statement the server refuses to prepare writes nothing.
+    let mut statements = Vec::with_capacity(steps.len());
+    for step in &steps {
+        statements.push(client.prepare_cached(step.sql).await?);
+    }
+    // `join_all` polls the executions in order, and each sends its request
+    // when first polled: the server receives them in this order.
+    let counts = join_all(
+        steps
+            .iter()
+            .zip(&statements)
+            .map(|(step, statement)| client.execute(statement, &step.params)),
+    )
+    .await;
+    for (step, count) in steps.iter().zip(counts) {
+        let count = count?;
+        if step.checked && count != 1 {
+            return Ok(false);
+        }
     }
     Ok(true)
 }

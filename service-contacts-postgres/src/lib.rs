@@ -96,6 +96,13 @@
 //! then the party rows of those requests), so two commits never wait for
 //! each other in a cycle.
 //!
+//! **Three round trips**, however many records: `BEGIN`; then every write
+//! at once (pipelined: the server runs them in order, and the first that
+//! fails or touches no row decides); then `COMMIT`, or `ROLLBACK`, sent only
+//! once every write has answered. `BEGIN` is not sent with the writes: had
+//! it failed alone, the writes after it would each have committed on its
+//! own.
+//!
 //! **Why `READ COMMITTED` is enough.** Every decision of the crate rests on
 //! records it writes back at their next version (a service and the requests
 //! it names, R44), so each decision's check *is* a version-conditional
