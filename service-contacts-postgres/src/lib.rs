@@ -93,15 +93,20 @@
 //! one; a write that touches no row rolls everything back and the commit
 //! reports [`CommitError::Conflict`](service_contacts::CommitError::Conflict).
 //! The writes go in a fixed order (services by name, then requests by id,
-//! then the party rows of those requests), so two commits never wait for
-//! each other in a cycle.
+//! each request's party rows right after its row, touched only once the
+//! request's row is written), so two commits never wait for each other in a
+//! cycle.
 //!
-//! **Three round trips**, however many records: `BEGIN`; then every write
-//! at once (pipelined: the server runs them in order, and the first that
-//! fails or touches no row decides); then `COMMIT`, or `ROLLBACK`, sent only
-//! once every write has answered. `BEGIN` is not sent with the writes: had
-//! it failed alone, the writes after it would each have committed on its
-//! own.
+//! **One statement per record, three round trips per commit.** A request
+//! and its party rows are one statement (data-modifying `WITH` clauses: the
+//! request's row, then, only if it was written, its `waiting` rows brought
+//! to the customers it still waits for and its other rows given its
+//! state), which returns the number of requests written. The statements go
+//! at once after `BEGIN` (pipelined: the server runs them in order, and the
+//! first that fails or writes no record decides); `COMMIT`, or `ROLLBACK`,
+//! is sent only once every one has answered. `BEGIN` is not sent with the
+//! writes: had it failed alone, the writes after it would each have
+//! committed on its own.
 //!
 //! **Why `READ COMMITTED` is enough.** Every decision of the crate rests on
 //! records it writes back at their next version (a service and the requests
