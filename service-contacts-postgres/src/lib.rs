@@ -167,7 +167,7 @@ pub use schema::{APPLICATION, SCHEMA_VERSION};
 pub use store::{Options, PgStore};
 
 #[doc(hidden)]
-pub use store::{party_ranges, queries, sample_filters};
+pub use store::{Calls, party_ranges, queries, sample_filters};
 
 /// The pool type [`PgStore::from_pool`] takes (`deadpool_postgres::Pool`).
 pub use deadpool_postgres::Pool;

@@ -1,6 +1,8 @@
 //! [`PgStore`]: the reads and listings; the commit is in `commit.rs`.
 
 use std::fmt;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
@@ -267,6 +269,21 @@ pub struct PgStore {
     /// The statement that opens a commit's transaction (with its lock
     /// timeout), sent in the round trip of `BEGIN`.
     pub(crate) begin: String,
+    /// Read statements, commits and conflicts so far, shared by the clones.
+    calls: Arc<[AtomicU64; 3]>,
+}
+
+/// What a [`PgStore`] and its clones were asked so far: for the
+/// benchmark's profile (`benches/lifecycle.rs`), not part of the API.
+#[doc(hidden)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Calls {
+    /// Read statements run (a listing may run several).
+    pub reads: u64,
+    /// Commits of at least one record.
+    pub commits: u64,
+    /// Commits that ended in a conflict.
+    pub conflicts: u64,
 }
 
 impl PgStore {
@@ -318,7 +335,25 @@ impl PgStore {
             begin: format!(
                 "BEGIN ISOLATION LEVEL READ COMMITTED; SET LOCAL lock_timeout = {millis}"
             ),
+            calls: Arc::default(),
         })
+    }
+
+    /// The calls this store and its clones answered so far (for the
+    /// benchmark).
+    #[doc(hidden)]
+    #[must_use]
+    pub fn calls(&self) -> Calls {
+        let [reads, commits, conflicts] = self
+            .calls
+            .as_ref()
+            .each_ref()
+            .map(|n| n.load(Ordering::Relaxed));
+        Calls {
+            reads,
+            commits,
+            conflicts,
+        }
     }
 
     /// The `PostgreSQL` schema the store's tables are in.
@@ -354,6 +389,7 @@ impl PgStore {
         sql: &str,
         params: &[&(dyn ToSql + Sync)],
     ) -> Result<Vec<tokio_postgres::Row>, PgStoreError> {
+        self.calls[0].fetch_add(1, Ordering::Relaxed);
         let client = self.pool.get().await?;
         let statement = client.prepare_cached(sql).await?;
         Ok(client.query(&statement, params).await?)
@@ -473,7 +509,14 @@ impl AsyncStore for PgStore {
     }
 
     async fn commit(&self, changes: Changes) -> Result<(), CommitError<PgStoreError>> {
-        crate::commit::commit(self, changes).await
+        if !changes.is_empty() {
+            self.calls[1].fetch_add(1, Ordering::Relaxed);
+        }
+        let result = crate::commit::commit(self, changes).await;
+        if matches!(result, Err(CommitError::Conflict)) {
+            self.calls[2].fetch_add(1, Ordering::Relaxed);
+        }
+        result
     }
 }
 
