@@ -26,7 +26,8 @@
 //!
 //! The crate's tests (`tests/`) run this against a real server: the
 //! conformance suite of `service_contacts::testing`, connections racing
-//! through the driver, and bad schemas and rows.
+//! through the driver, bad schemas and rows, and the query plan of every
+//! statement with a million services and requests loaded.
 //!
 //! # Schema (version 1)
 //!
