@@ -1,5 +1,6 @@
 //! [`PgStore`]: the reads and listings; the commit is in `commit.rs`.
 
+use std::collections::BTreeMap;
 use std::fmt;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -132,32 +133,38 @@ pub fn party_ranges(filter: &RequestFilter) -> Vec<(&'static str, &'static str)>
         .collect()
 }
 
-/// A filter for each shape of "my requests" that [`queries`] lists: every
-/// part and state (19 ranges), "waiting for me" (one), one part in one state
-/// (one), two parts, expired (four).
+/// A filter for each number of (part, recorded state) ranges "my requests"
+/// without a service can search, the only way its SQL varies: of every set
+/// of parts and every set of states, the first with that many ranges. What
+/// [`queries`] lists and the query-plan tests explain.
 #[doc(hidden)]
 #[must_use]
-pub fn sample_filters() -> Vec<(&'static str, RequestFilter)> {
-    vec![
-        ("requests_of: every part and state", RequestFilter::all()),
-        (
-            "requests_of: waiting for me",
-            RequestFilter::all().part(Part::WaitingForMe),
-        ),
-        (
-            "requests_of: asked by me, done",
-            RequestFilter::all()
-                .part(Part::AskedByMe)
-                .state(StateName::Done),
-        ),
-        (
-            "requests_of: asked by me or coming to me, expired",
-            RequestFilter::all()
-                .part(Part::AskedByMe)
-                .part(Part::ComingToMe)
-                .state(StateName::Expired),
-        ),
-    ]
+pub fn sample_filters() -> Vec<(String, RequestFilter)> {
+    let parts: Vec<Part> = RequestFilter::all().parts().collect();
+    let states: Vec<StateName> = RequestFilter::all().states().collect();
+    let chosen = |set: u32, n: usize| set & (1 << n) != 0;
+    let mut by_ranges: BTreeMap<usize, RequestFilter> = BTreeMap::new();
+    for part_set in 0..1u32 << parts.len() {
+        for state_set in 0..1u32 << states.len() {
+            let filter = (parts.iter().enumerate())
+                .filter(|(n, _)| chosen(part_set, *n))
+                .fold(RequestFilter::all(), |filter, (_, &part)| filter.part(part));
+            let filter = (states.iter().enumerate())
+                .filter(|(n, _)| chosen(state_set, *n))
+                .fold(filter, |filter, (_, &state)| filter.state(state));
+            let ranges = filter.index_ranges().len();
+            if ranges > 0 {
+                by_ranges.entry(ranges).or_insert(filter);
+            }
+        }
+    }
+    by_ranges
+        .into_iter()
+        .map(|(ranges, filter)| {
+            let plural = if ranges == 1 { "" } else { "s" };
+            (format!("requests_of: {ranges} range{plural}"), filter)
+        })
+        .collect()
 }
 
 /// Every statement the store runs, by name: the reads, "my requests" for
@@ -166,18 +173,26 @@ pub fn sample_filters() -> Vec<(&'static str, RequestFilter)> {
 /// What the query-plan tests explain.
 #[doc(hidden)]
 #[must_use]
-pub fn queries() -> Vec<(&'static str, String)> {
-    let mut queries = vec![
-        ("service", SERVICE.to_owned()),
-        ("request", REQUEST.to_owned()),
-        ("contacts_of", CONTACTS_OF.to_owned()),
-    ];
+pub fn queries() -> Vec<(String, String)> {
+    let mut queries: Vec<(String, String)> = [
+        ("service", SERVICE),
+        ("request", REQUEST),
+        ("contacts_of", CONTACTS_OF),
+    ]
+    .map(|(name, sql)| (name.to_owned(), sql.to_owned()))
+    .into();
     for (name, filter) in sample_filters() {
         queries.push((name, requests_of_sql(party_ranges(&filter).len())));
     }
-    queries.push(("requests_of: a service", SERVICE_REQUESTS.to_owned()));
-    queries.push(("due_for_expiry", DUE_FOR_EXPIRY.to_owned()));
-    queries.extend(crate::commit::statements());
+    for (name, sql) in [
+        ("requests_of: a service", SERVICE_REQUESTS.to_owned()),
+        ("due_for_expiry", DUE_FOR_EXPIRY.to_owned()),
+    ]
+    .into_iter()
+    .chain(crate::commit::statements())
+    {
+        queries.push((name.to_owned(), sql));
+    }
     queries
 }
 
