@@ -1,6 +1,7 @@
 //! `commit`: one transaction of version-checked writes, in a fixed order.
 
 use deadpool_postgres::Object;
+use futures_util::future::join_all;
 use service_contacts::{ChangeRequest, Changes, CommitError, Part, Role, Service, Write};
 use tokio_postgres::error::{Severity, SqlState};
 use tokio_postgres::types::{Json, ToSql};
@@ -16,40 +17,57 @@ const UPDATE_SERVICE: &str = "UPDATE services SET admin = $2, tech = $3, billing
                               version = $5, last_admin = $6, last_tech = $7, \
                               last_billing = $8, removed = $9 \
                               WHERE name = $1 AND version = $10";
-const INSERT_REQUEST: &str = "INSERT INTO requests (id, service, open, opened_s, opened_ns, \
-                              deadline_s, deadline_ns, version, doc) \
-                              VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) \
-                              ON CONFLICT (id) DO NOTHING";
-const UPDATE_REQUEST: &str = "UPDATE requests SET service = $2, open = $3, opened_s = $4, \
-                              opened_ns = $5, deadline_s = $6, deadline_ns = $7, \
-                              version = $8, doc = $9 WHERE id = $1 AND version = $10";
-/// The party rows of every request the commit writes, in one statement. A
-/// row already there (a leftover of a hand edit) fails the commit rather
-/// than be kept with what it says.
-const INSERT_PARTIES: &str = "INSERT INTO request_parties (customer, request_id, part, state, \
-                              opened_s, opened_ns) \
-                              SELECT * FROM UNNEST($1::text[], $2::text[], $3::text[], \
-                              $4::text[], $5::int8[], $6::int8[])";
-/// The recorded state of every party row of a request written again.
-const UPDATE_PARTIES: &str = "UPDATE request_parties SET state = $2 \
-                              WHERE request_id = $1 AND state <> $2";
-/// The `waiting` rows of a request written again: replaced by its current
-/// ones.
-const DELETE_WAITING: &str = "DELETE FROM request_parties \
-                              WHERE request_id = $1 AND part = 'waiting'";
+/// A new request and its party rows ([`ChangeRequest::party_entries`]), in
+/// one statement: the request (`$1` to `$9`) if its id is free, then, for
+/// the request inserted, a row for each customer and part of `$11` and
+/// `$12`, in its state `$10`; the number of requests inserted (1, or 0 when
+/// the id is taken). A party row already there (a leftover of a hand edit)
+/// fails the commit rather than be kept with what it says.
+const INSERT_REQUEST: &str = "WITH r AS (\
+    INSERT INTO requests (id, service, open, opened_s, opened_ns, deadline_s, deadline_ns, \
+    version, doc) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) \
+    ON CONFLICT (id) DO NOTHING RETURNING id, opened_s, opened_ns), \
+    parties AS (\
+    INSERT INTO request_parties (customer, request_id, part, state, opened_s, opened_ns) \
+    SELECT e.customer, r.id, e.part, $10, r.opened_s, r.opened_ns \
+    FROM r, UNNEST($11::text[], $12::text[]) AS e (customer, part)) \
+    SELECT count(*) FROM r";
+/// A request written again at version `$8` if it is at `$10` (`$1` to `$9`
+/// as for a new one), and, only then, its party rows: the `waiting` rows
+/// of customers no longer in `$12` (those it still waits for) deleted,
+/// those of `$12` added where missing, every other row given its state
+/// `$11` (its requester, incoming and outgoing rows never change). The
+/// party rows are touched after the request's row is locked, and each by
+/// one of the three. The number of requests written (1, or 0 when it was
+/// not at `$10`).
+const UPDATE_REQUEST: &str = "WITH r AS (\
+    UPDATE requests SET service = $2, open = $3, opened_s = $4, opened_ns = $5, \
+    deadline_s = $6, deadline_ns = $7, version = $8, doc = $9 \
+    WHERE id = $1 AND version = $10 RETURNING id), \
+    gone AS (\
+    DELETE FROM request_parties WHERE request_id = (SELECT id FROM r) \
+    AND part = 'waiting' AND customer <> ALL ($12::text[])), \
+    added AS (\
+    INSERT INTO request_parties (customer, request_id, part, state, opened_s, opened_ns) \
+    SELECT w.customer, r.id, 'waiting', $11, $4, $5 FROM r, UNNEST($12::text[]) AS w (customer) \
+    ON CONFLICT DO NOTHING), \
+    kept AS (\
+    UPDATE request_parties SET state = $11 WHERE request_id = (SELECT id FROM r) \
+    AND state <> $11 AND (part <> 'waiting' OR customer = ANY ($12::text[]))) \
+    SELECT count(*) FROM r";
 
 /// The statements of a commit, by name (for the query-plan tests).
 pub(crate) fn statements() -> [(&'static str, String); 4] {
     [
+        ("commit: insert a service", INSERT_SERVICE.to_owned()),
         ("commit: update a service", UPDATE_SERVICE.to_owned()),
-        ("commit: update a request", UPDATE_REQUEST.to_owned()),
         (
-            "commit: update a request's parties",
-            UPDATE_PARTIES.to_owned(),
+            "commit: insert a request and its party rows",
+            INSERT_REQUEST.to_owned(),
         ),
         (
-            "commit: clear a request's waiting rows",
-            DELETE_WAITING.to_owned(),
+            "commit: update a request and its party rows",
+            UPDATE_REQUEST.to_owned(),
         ),
     ]
 }
@@ -88,10 +106,15 @@ impl ServiceWrite {
 }
 
 /// A request write: its columns, the request itself (written as `jsonb`),
-/// its party entries and its recorded state.
+/// its recorded state, and its party entries ([`ChangeRequest::party_entries`]):
+/// all of them for a new request (customers and parts), the customers it
+/// waits for when written again (its other entries never change).
 struct RequestWrite<'a> {
     row: RequestColumns,
-    request: &'a ChangeRequest,
+    doc: Json<&'a ChangeRequest>,
+    state: &'static str,
+    customers: Vec<String>,
+    parts: Vec<&'static str>,
     expected: Option<i64>,
 }
 
@@ -102,46 +125,24 @@ impl RequestWrite<'_> {
             what: format!("request {}", request.id()),
             detail,
         };
+        let new = write.expected.is_none();
+        let (customers, parts) = request
+            .party_entries()
+            .filter(|(_, part)| new || *part == Part::WaitingForMe)
+            .map(|(customer, part)| (customer.as_str().to_owned(), part_code(part)))
+            .unzip();
         Ok(RequestWrite {
             row: RequestColumns::of(request).map_err(unstorable)?,
-            request,
+            doc: Json(request),
+            state: request.state().name().as_str(),
+            customers,
+            parts,
             expected: write
                 .expected
                 .map(sql_version)
                 .transpose()
                 .map_err(unstorable)?,
         })
-    }
-}
-
-/// The party rows a commit inserts, as the columns of `INSERT_PARTIES`.
-#[derive(Default)]
-struct PartyRows<'a> {
-    customers: Vec<String>,
-    request_ids: Vec<&'a str>,
-    parts: Vec<&'static str>,
-    states: Vec<&'static str>,
-    opened_s: Vec<i64>,
-    opened_ns: Vec<i64>,
-}
-
-impl<'a> PartyRows<'a> {
-    /// The entries of `write`'s request ([`ChangeRequest::party_entries`]):
-    /// all of them for a new request; for one written again, only its
-    /// `waiting` entries (the others never change).
-    fn add(&mut self, write: &'a RequestWrite<'a>) {
-        let new = write.expected.is_none();
-        let state = write.request.state().name().as_str();
-        for (customer, part) in write.request.party_entries() {
-            if new || part == Part::WaitingForMe {
-                self.customers.push(customer.as_str().to_owned());
-                self.request_ids.push(&write.row.id);
-                self.parts.push(part_code(part));
-                self.states.push(state);
-                self.opened_s.push(write.row.opened.0);
-                self.opened_ns.push(write.row.opened.1);
-            }
-        }
     }
 }
 
@@ -282,39 +283,52 @@ pub(crate) async fn commit(
     }
 }
 
-/// One version-checked write of a record: `sql[0]` (an `INSERT ... ON
-/// CONFLICT DO NOTHING` of `values`) when it must not exist yet, `sql[1]`
-/// (an `UPDATE ... WHERE version = $n`, `expected` its last parameter)
-/// otherwise. Whether it touched exactly one row.
-async fn conditional_write(
-    client: &Object,
-    sql: [&str; 2],
-    values: &[&(dyn ToSql + Sync)],
-    expected: Option<&i64>,
-) -> Result<bool, tokio_postgres::Error> {
-    let changed = match expected {
-        None => {
-            let statement = client.prepare_cached(sql[0]).await?;
-            client.execute(&statement, values).await?
-        }
-        Some(expected) => {
-            let statement = client.prepare_cached(sql[1]).await?;
-            let mut with_expected = values.to_vec();
-            with_expected.push(expected);
-            client.execute(&statement, &with_expected).await?
-        }
-    };
-    Ok(changed == 1)
+/// How a statement of a commit tells the records it wrote: as the rows it
+/// touched (a service), or as the count it returns (a request, written with
+/// its party rows).
+#[derive(Clone, Copy)]
+enum Count {
+    Touched,
+    Returned,
 }
 
-/// Every write of a commit, in order, on the connection of an open
-/// transaction; `Ok(false)` as soon as a record is not at its expected
-/// version (the caller rolls back, R31).
-async fn write_all(
-    client: &Object,
-    services: &[ServiceWrite],
-    requests: &[RequestWrite<'_>],
-) -> Result<bool, tokio_postgres::Error> {
+/// One version-checked write of a commit, with its parameters: it must
+/// write exactly one record, or the record was not at the version expected.
+struct Step<'a> {
+    sql: &'static str,
+    params: Vec<&'a (dyn ToSql + Sync)>,
+    count: Count,
+}
+
+impl<'a> Step<'a> {
+    /// `sql[0]` (an `INSERT ... ON CONFLICT DO NOTHING` of `values`) when
+    /// the record must not exist yet, `sql[1]` (an `UPDATE ... WHERE
+    /// version = $n`, `expected` the parameter after `values`) otherwise;
+    /// `more` after them.
+    fn new(
+        sql: [&'static str; 2],
+        values: &[&'a (dyn ToSql + Sync)],
+        expected: Option<&'a i64>,
+        more: &[&'a (dyn ToSql + Sync)],
+        count: Count,
+    ) -> Step<'a> {
+        let mut params = values.to_vec();
+        let sql = match expected {
+            None => sql[0],
+            Some(expected) => {
+                params.push(expected);
+                sql[1]
+            }
+        };
+        params.extend_from_slice(more);
+        Step { sql, params, count }
+    }
+}
+
+/// Every statement of a commit, in order: services by name, then requests
+/// by id, each with its party rows.
+fn steps<'a>(services: &'a [ServiceWrite], requests: &'a [RequestWrite<'a>]) -> Vec<Step<'a>> {
+    let mut steps = Vec::with_capacity(services.len() + requests.len());
     for write in services {
         let [admin, tech, billing] = &write.holders;
         let [last_admin, last_tech, last_billing] = &write.last;
@@ -329,21 +343,16 @@ async fn write_all(
             last_billing,
             &write.removed,
         ];
-        if !conditional_write(
-            client,
+        steps.push(Step::new(
             [INSERT_SERVICE, UPDATE_SERVICE],
             &values,
             write.expected.as_ref(),
-        )
-        .await?
-        {
-            return Ok(false);
-        }
+            &[],
+            Count::Touched,
+        ));
     }
-    let mut parties = PartyRows::default();
     for write in requests {
         let row = &write.row;
-        let doc = Json(write.request);
         let values: [&(dyn ToSql + Sync); 9] = [
             &row.id,
             &row.service,
@@ -353,43 +362,62 @@ async fn write_all(
             &row.deadline.0,
             &row.deadline.1,
             &row.version,
-            &doc,
+            &write.doc,
         ];
-        if !conditional_write(
-            client,
+        let more: &[&(dyn ToSql + Sync)] = match write.expected {
+            None => &[&write.state, &write.customers, &write.parts],
+            Some(_) => &[&write.state, &write.customers],
+        };
+        steps.push(Step::new(
             [INSERT_REQUEST, UPDATE_REQUEST],
             &values,
             write.expected.as_ref(),
-        )
-        .await?
-        {
+            more,
+            Count::Returned,
+        ));
+    }
+    steps
+}
+
+/// Every write of a commit, on the connection of an open transaction, sent
+/// at once (pipelined: one round trip for all of them); `Ok(false)` if a
+/// record was not at its expected version (the caller rolls back, R31).
+/// The server runs them in order; the first that failed or wrote no record
+/// decides, and those after it (which fail in the aborted transaction, or
+/// write what the rollback undoes) do not matter.
+async fn write_all(
+    client: &Object,
+    services: &[ServiceWrite],
+    requests: &[RequestWrite<'_>],
+) -> Result<bool, tokio_postgres::Error> {
+    let steps = steps(services, requests);
+    // Prepared once per connection (then from its cache), before anything
+    // is sent: a statement the server refuses to prepare writes nothing.
+    let mut statements = Vec::with_capacity(steps.len());
+    for step in &steps {
+        statements.push(client.prepare_cached(step.sql).await?);
+    }
+    // `join_all` polls the statements in order, and each sends its request
+    // when first polled: the server receives them in this order.
+    let written = join_all(
+        steps
+            .iter()
+            .zip(&statements)
+            .map(|(step, statement)| async move {
+                match step.count {
+                    Count::Touched => client.execute(statement, &step.params).await,
+                    Count::Returned => {
+                        let row = client.query_one(statement, &step.params).await?;
+                        Ok(row.try_get::<_, i64>(0)?.try_into().unwrap_or(0))
+                    }
+                }
+            }),
+    )
+    .await;
+    for written in written {
+        if written? != 1 {
             return Ok(false);
         }
-        if write.expected.is_some() {
-            // Its state, on every party row; its `waiting` rows, replaced.
-            let state = write.request.state().name().as_str();
-            let statement = client.prepare_cached(UPDATE_PARTIES).await?;
-            client.execute(&statement, &[&row.id, &state]).await?;
-            let statement = client.prepare_cached(DELETE_WAITING).await?;
-            client.execute(&statement, &[&row.id]).await?;
-        }
-        parties.add(write);
-    }
-    if !parties.customers.is_empty() {
-        let statement = client.prepare_cached(INSERT_PARTIES).await?;
-        client
-            .execute(
-                &statement,
-                &[
-                    &parties.customers,
-                    &parties.request_ids,
-                    &parties.parts,
-                    &parties.states,
-                    &parties.opened_s,
-                    &parties.opened_ns,
-                ],
-            )
-            .await?;
     }
     Ok(true)
 }

@@ -27,8 +27,9 @@
 //! The crate's tests (`tests/`) run this against a real server: the
 //! conformance suite of `service_contacts::testing`, connections and OS
 //! processes racing through the driver, bad schemas and rows, a client
-//! killed inside a commit, a commit whose answer is lost, and the server
-//! restarted in the middle of a run.
+//! killed inside a commit, a commit whose answer is lost, the server
+//! restarted in the middle of a run, and the query plan of every statement
+//! with a million services and requests loaded.
 //!
 //! # Schema (version 1)
 //!
@@ -55,7 +56,7 @@
 //!   a removed service's row stays as a tombstone, so its name's versions
 //!   never restart. One partial index per role holder, `(holder, name) WHERE
 //!   NOT removed`, serves "my contacts" (R6): three index searches from the
-//!   cursor on, merged by name (`Merge Append`).
+//!   cursor on, each limited to the page, merged by name.
 //! - `requests`: one row per request: the whole request as a `jsonb`
 //!   document (`doc`, with its state and history, R34) next to the columns
 //!   the queries need (`service`, `open`, the opening time and the deadline
@@ -71,8 +72,9 @@
 //!   recorded state and opening time: the index `(customer, part, state,
 //!   opened DESC, request_id)` behind "my requests" (R35, R45), searched in
 //!   the ranges [`RequestFilter::index_ranges`](service_contacts::RequestFilter::index_ranges)
-//!   names, merged newest first, each row joined to its request and checked
-//!   against it, and each request kept if
+//!   names (each search limited to the batch read), merged newest first,
+//!   each row joined to its request and checked against it, and each
+//!   request kept if
 //!   [`RequestFilter::matches`](service_contacts::RequestFilter::matches)
 //!   lists it.
 //!
@@ -94,8 +96,20 @@
 //! one; a write that touches no row rolls everything back and the commit
 //! reports [`CommitError::Conflict`](service_contacts::CommitError::Conflict).
 //! The writes go in a fixed order (services by name, then requests by id,
-//! then the party rows of those requests), so two commits never wait for
-//! each other in a cycle.
+//! each request's party rows right after its row, touched only once the
+//! request's row is written), so two commits never wait for each other in a
+//! cycle.
+//!
+//! **One statement per record, three round trips per commit.** A request
+//! and its party rows are one statement (data-modifying `WITH` clauses: the
+//! request's row, then, only if it was written, its `waiting` rows brought
+//! to the customers it still waits for and its other rows given its
+//! state), which returns the number of requests written. The statements go
+//! at once after `BEGIN` (pipelined: the server runs them in order, and the
+//! first that fails or writes no record decides); `COMMIT`, or `ROLLBACK`,
+//! is sent only once every one has answered. `BEGIN` is not sent with the
+//! writes: had it failed alone, the writes after it would each have
+//! committed on its own.
 //!
 //! **Why `READ COMMITTED` is enough.** Every decision of the crate rests on
 //! records it writes back at their next version (a service and the requests
@@ -156,7 +170,7 @@ pub use schema::{APPLICATION, SCHEMA_VERSION};
 pub use store::{Options, PgStore};
 
 #[doc(hidden)]
-pub use store::queries;
+pub use store::{Calls, party_ranges, queries, sample_filters};
 
 /// The pool type [`PgStore::from_pool`] takes (`deadpool_postgres::Pool`).
 pub use deadpool_postgres::Pool;

@@ -1,12 +1,15 @@
 //! [`PgStore`]: the reads and listings; the commit is in `commit.rs`.
 
+use std::collections::BTreeMap;
 use std::fmt;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
 use service_contacts::{
-    AsyncStore, ChangeRequest, Changes, CommitError, CustomerId, RequestFilter, RequestId,
-    RequestKey, Roles, Service, ServiceName,
+    AsyncStore, ChangeRequest, Changes, CommitError, CustomerId, Part, RequestFilter, RequestId,
+    RequestKey, Roles, Service, ServiceName, StateName,
 };
 use time::OffsetDateTime;
 use tokio_postgres::types::ToSql;
@@ -28,20 +31,32 @@ const REQUEST: &str = concat!(
     " FROM requests WHERE id = $1"
 );
 /// A page of "my contacts": one search of each role holder's partial index
-/// from the cursor on (`$2`, `''` for the first page), merged by name
-/// (`Merge Append`), at most `$3` rows: the caller asks for three times its
-/// page, since a service where the customer holds several roles comes once
-/// per role, and keeps each name once.
+/// from the cursor on (`$2`, `''` for the first page), merged by name, at
+/// most `$3` rows: the caller asks for three times its page, since a service
+/// where the customer holds several roles comes once per role, and keeps
+/// each name once (R6, R45).
+///
+/// Each search has its own `ORDER BY name LIMIT $3`: whatever plan the
+/// server picks (a `Merge Append`, or a `Sort` of the three searches' rows
+/// when it expects few), no search reads past the page, even for a customer
+/// holding thousands of services. The cursor is a row comparison over the
+/// holder index's columns, `(admin, name) > ($1, $2)`, which only that
+/// index can start at: otherwise, for a holder of many services, the
+/// server may walk the primary key by name from the cursor and filter on
+/// the holder, as many rows as it takes to find theirs.
 const CONTACTS_OF: &str = concat!(
-    "SELECT ",
+    "(SELECT ",
     service_columns!(),
-    " FROM services WHERE admin = $1 AND name > $2 AND NOT removed \
-     UNION ALL SELECT ",
+    " FROM services WHERE admin = $1 AND (admin, name) > ($1, $2) AND NOT removed \
+     ORDER BY name LIMIT $3) \
+     UNION ALL (SELECT ",
     service_columns!(),
-    " FROM services WHERE tech = $1 AND name > $2 AND NOT removed \
-     UNION ALL SELECT ",
+    " FROM services WHERE tech = $1 AND (tech, name) > ($1, $2) AND NOT removed \
+     ORDER BY name LIMIT $3) \
+     UNION ALL (SELECT ",
     service_columns!(),
-    " FROM services WHERE billing = $1 AND name > $2 AND NOT removed \
+    " FROM services WHERE billing = $1 AND (billing, name) > ($1, $2) AND NOT removed \
+     ORDER BY name LIMIT $3) \
      ORDER BY name LIMIT $3"
 );
 /// A page of one service's requests, newest first, after the position
@@ -74,17 +89,20 @@ const ALL_REQUESTS: &str = concat!("SELECT ", request_columns!(), " FROM request
 /// A page of "my requests" through `request_parties`, for `arms` (part,
 /// recorded state) pairs: one search of `request_parties_listing` per pair,
 /// for customer `$1`, from the position `($2, $3, $4)` (opening seconds,
-/// nanoseconds, id) on, merged newest first (`Merge Append`), at most `$5`
-/// rows, each joined to the request it names (columns 6 on; NULL when there
-/// is none). The pairs' part and state are `$6`, `$7`, then `$8`, `$9`...
-/// A request where the customer has two parts comes once per part, on
-/// adjacent rows.
+/// nanoseconds, id) on, each at most `$5` rows, merged newest first, at most
+/// `$5` rows, each joined to the request it names (columns 6 on; NULL when
+/// there is none). The pairs' part and state are `$6`, `$7`, then `$8`,
+/// `$9`... A request where the customer has two parts comes once per part,
+/// on adjacent rows. Each search has its own `ORDER BY ... LIMIT $5`, so no
+/// plan reads more than `$5` rows of any range, however many the customer
+/// has (R45).
 pub(crate) fn requests_of_sql(arms: usize) -> String {
     let arm = |n: usize| {
         format!(
-            "SELECT {PARTY_COLUMNS} FROM request_parties WHERE customer = $1 AND part = ${} \
-             AND state = ${} AND (opened_s, opened_ns) <= ($2, $3) \
-             AND NOT (opened_s = $2 AND opened_ns = $3 AND request_id <= $4)",
+            "SELECT * FROM (SELECT {PARTY_COLUMNS} FROM request_parties WHERE customer = $1 \
+             AND part = ${} AND state = ${} AND (opened_s, opened_ns) <= ($2, $3) \
+             AND NOT (opened_s = $2 AND opened_ns = $3 AND request_id <= $4) \
+             ORDER BY opened_s DESC, opened_ns DESC, request_id LIMIT $5) arm{n}",
             6 + 2 * n,
             7 + 2 * n
         )
@@ -101,28 +119,80 @@ pub(crate) fn requests_of_sql(arms: usize) -> String {
     )
 }
 
-/// Every query a listing runs, by name, with a filter for each shape of
-/// "my requests": what the query-plan tests explain.
+/// The (part, recorded state) pairs "my requests" searches for `filter`
+/// (without a service), as the codes of `request_parties`: each pair of
+/// [`RequestFilter::index_ranges`], bound as `$6`, `$7`, `$8`... of
+/// [`requests_of_sql`].
 #[doc(hidden)]
 #[must_use]
-pub fn queries() -> Vec<(&'static str, String)> {
-    let mut queries = vec![
-        ("service", SERVICE.to_owned()),
-        ("request", REQUEST.to_owned()),
-        ("contacts_of", CONTACTS_OF.to_owned()),
+pub fn party_ranges(filter: &RequestFilter) -> Vec<(&'static str, &'static str)> {
+    filter
+        .index_ranges()
+        .into_iter()
+        .map(|(part, state)| (part_code(part), state.as_str()))
+        .collect()
+}
+
+/// A filter for each number of (part, recorded state) ranges "my requests"
+/// without a service can search, the only way its SQL varies: of every set
+/// of parts and every set of states, the first with that many ranges. What
+/// [`queries`] lists and the query-plan tests explain.
+#[doc(hidden)]
+#[must_use]
+pub fn sample_filters() -> Vec<(String, RequestFilter)> {
+    let parts: Vec<Part> = RequestFilter::all().parts().collect();
+    let states: Vec<StateName> = RequestFilter::all().states().collect();
+    let chosen = |set: u32, n: usize| set & (1 << n) != 0;
+    let mut by_ranges: BTreeMap<usize, RequestFilter> = BTreeMap::new();
+    for part_set in 0..1u32 << parts.len() {
+        for state_set in 0..1u32 << states.len() {
+            let filter = (parts.iter().enumerate())
+                .filter(|(n, _)| chosen(part_set, *n))
+                .fold(RequestFilter::all(), |filter, (_, &part)| filter.part(part));
+            let filter = (states.iter().enumerate())
+                .filter(|(n, _)| chosen(state_set, *n))
+                .fold(filter, |filter, (_, &state)| filter.state(state));
+            let ranges = filter.index_ranges().len();
+            if ranges > 0 {
+                by_ranges.entry(ranges).or_insert(filter);
+            }
+        }
+    }
+    by_ranges
+        .into_iter()
+        .map(|(ranges, filter)| {
+            let plural = if ranges == 1 { "" } else { "s" };
+            (format!("requests_of: {ranges} range{plural}"), filter)
+        })
+        .collect()
+}
+
+/// Every statement the store runs, by name: the reads, "my requests" for
+/// each of [`sample_filters`] (their SQL differs by the number of ranges
+/// only) and with a service, "due for expiry", and the commit's statements.
+/// What the query-plan tests explain.
+#[doc(hidden)]
+#[must_use]
+pub fn queries() -> Vec<(String, String)> {
+    let mut queries: Vec<(String, String)> = [
+        ("service", SERVICE),
+        ("request", REQUEST),
+        ("contacts_of", CONTACTS_OF),
+    ]
+    .map(|(name, sql)| (name.to_owned(), sql.to_owned()))
+    .into();
+    for (name, filter) in sample_filters() {
+        queries.push((name, requests_of_sql(party_ranges(&filter).len())));
+    }
+    for (name, sql) in [
         ("requests_of: a service", SERVICE_REQUESTS.to_owned()),
         ("due_for_expiry", DUE_FOR_EXPIRY.to_owned()),
-    ];
-    for arms in 1..=4 {
-        let name = [
-            "requests_of: 1 range",
-            "requests_of: 2 ranges",
-            "requests_of: 3 ranges",
-            "requests_of: 4 ranges",
-        ];
-        queries.push((name[arms - 1], requests_of_sql(arms)));
+    ]
+    .into_iter()
+    .chain(crate::commit::statements())
+    {
+        queries.push((name.to_owned(), sql));
     }
-    queries.extend(crate::commit::statements());
     queries
 }
 
@@ -214,6 +284,21 @@ pub struct PgStore {
     /// The statement that opens a commit's transaction (with its lock
     /// timeout), sent in the round trip of `BEGIN`.
     pub(crate) begin: String,
+    /// Read statements, commits and conflicts so far, shared by the clones.
+    calls: Arc<[AtomicU64; 3]>,
+}
+
+/// What a [`PgStore`] and its clones were asked so far: for the
+/// benchmark's profile (`benches/lifecycle.rs`), not part of the API.
+#[doc(hidden)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Calls {
+    /// Read statements run (a listing may run several).
+    pub reads: u64,
+    /// Commits of at least one record.
+    pub commits: u64,
+    /// Commits that ended in a conflict.
+    pub conflicts: u64,
 }
 
 impl PgStore {
@@ -265,7 +350,25 @@ impl PgStore {
             begin: format!(
                 "BEGIN ISOLATION LEVEL READ COMMITTED; SET LOCAL lock_timeout = {millis}"
             ),
+            calls: Arc::default(),
         })
+    }
+
+    /// The calls this store and its clones answered so far (for the
+    /// benchmark).
+    #[doc(hidden)]
+    #[must_use]
+    pub fn calls(&self) -> Calls {
+        let [reads, commits, conflicts] = self
+            .calls
+            .as_ref()
+            .each_ref()
+            .map(|n| n.load(Ordering::Relaxed));
+        Calls {
+            reads,
+            commits,
+            conflicts,
+        }
     }
 
     /// The `PostgreSQL` schema the store's tables are in.
@@ -301,6 +404,7 @@ impl PgStore {
         sql: &str,
         params: &[&(dyn ToSql + Sync)],
     ) -> Result<Vec<tokio_postgres::Row>, PgStoreError> {
+        self.calls[0].fetch_add(1, Ordering::Relaxed);
         let client = self.pool.get().await?;
         let statement = client.prepare_cached(sql).await?;
         Ok(client.query(&statement, params).await?)
@@ -420,7 +524,14 @@ impl AsyncStore for PgStore {
     }
 
     async fn commit(&self, changes: Changes) -> Result<(), CommitError<PgStoreError>> {
-        crate::commit::commit(self, changes).await
+        if !changes.is_empty() {
+            self.calls[1].fetch_add(1, Ordering::Relaxed);
+        }
+        let result = crate::commit::commit(self, changes).await;
+        if matches!(result, Err(CommitError::Conflict)) {
+            self.calls[2].fetch_add(1, Ordering::Relaxed);
+        }
+        result
     }
 }
 
@@ -490,12 +601,7 @@ impl RequestPage<'_> {
         &self,
         after: Option<RequestKey>,
     ) -> Result<Vec<ChangeRequest>, PgStoreError> {
-        let ranges: Vec<(&str, &str)> = self
-            .filter
-            .index_ranges()
-            .into_iter()
-            .map(|(part, state)| (part_code(part), state.as_str()))
-            .collect();
+        let ranges = party_ranges(self.filter);
         if ranges.is_empty() {
             return Ok(Vec::new());
         }
