@@ -547,7 +547,10 @@ fn a_client_killed_inside_a_commit_leaves_the_last_committed_state() {
                 err.code() == Some(&tokio_postgres::error::SqlState::LOCK_NOT_AVAILABLE)
             })
         };
-        assert!(locked("services", service.as_str()), "{stop}");
+        // The proxy stopped once it had forwarded the service's UPDATE; the
+        // client pipelines its writes, so the server may still be running
+        // it: wait until its row lock shows.
+        assert!(soon(|| locked("services", service.as_str())), "{stop}");
         assert_eq!(
             locked("requests", &request_text),
             fault == Fault::StopBeforeCommit
@@ -577,6 +580,19 @@ fn a_client_killed_inside_a_commit_leaves_the_last_committed_state() {
     }
     let fresh = schema.store(2).expect("the schema is ours");
     runtime.block_on(consistency::check(&fresh));
+}
+
+/// Whether `probe` answers `true` within a generous while (polled every
+/// 10 ms, at most 12,000 times: tries are counted, since the workspace's
+/// clippy settings keep the clock out).
+fn soon(mut probe: impl FnMut() -> bool) -> bool {
+    (0..12_000).any(|_| {
+        let yes = probe();
+        if !yes {
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+        yes
+    })
 }
 
 /// The `application_name` of the killed child's session.
