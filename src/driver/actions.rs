@@ -86,6 +86,16 @@ pub(super) struct Actions<'a, S, N, D> {
     pub(super) retries: u32,
 }
 
+// An action's future owns its copy, so that the blocking driver can make the
+// future in place, inside `block_on` (see there).
+impl<S, N, D> Clone for Actions<'_, S, N, D> {
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+
+impl<S, N, D> Copy for Actions<'_, S, N, D> {}
+
 /// What follows a commit that landed: the value and the messages to
 /// deliver, or the refusal to report.
 type Then<T> = Result<(T, Vec<Message>), Refusal>;
@@ -133,7 +143,7 @@ impl Loaded {
 
 impl<S: AsyncStore, N: AsyncNotifier, D: AsyncDirectory> Actions<'_, S, N, D> {
     pub(super) async fn import_services(
-        &self,
+        self,
         services: Vec<(ServiceName, Contacts)>,
     ) -> Result<Vec<Service>, Error<S, D>> {
         let mut holders: Vec<CustomerId> = services
@@ -171,7 +181,7 @@ impl<S: AsyncStore, N: AsyncNotifier, D: AsyncDirectory> Actions<'_, S, N, D> {
     }
 
     pub(super) async fn remove_service(
-        &self,
+        self,
         name: &ServiceName,
         now: OffsetDateTime,
     ) -> Committed<Service, S, N, D> {
@@ -189,7 +199,7 @@ impl<S: AsyncStore, N: AsyncNotifier, D: AsyncDirectory> Actions<'_, S, N, D> {
     }
 
     pub(super) async fn submit<R: TryCryptoRng + ?Sized>(
-        &self,
+        self,
         edit: &Edit,
         actor: CustomerId,
         now: OffsetDateTime,
@@ -223,7 +233,7 @@ impl<S: AsyncStore, N: AsyncNotifier, D: AsyncDirectory> Actions<'_, S, N, D> {
     }
 
     pub(super) async fn accept(
-        &self,
+        self,
         id: RequestId,
         actor: CustomerId,
         token: &str,
@@ -253,7 +263,7 @@ impl<S: AsyncStore, N: AsyncNotifier, D: AsyncDirectory> Actions<'_, S, N, D> {
     }
 
     pub(super) async fn refuse(
-        &self,
+        self,
         id: RequestId,
         actor: CustomerId,
         token: &str,
@@ -266,7 +276,7 @@ impl<S: AsyncStore, N: AsyncNotifier, D: AsyncDirectory> Actions<'_, S, N, D> {
     }
 
     pub(super) async fn resend<R: TryCryptoRng + ?Sized>(
-        &self,
+        self,
         id: RequestId,
         actor: CustomerId,
         now: OffsetDateTime,
@@ -283,7 +293,7 @@ impl<S: AsyncStore, N: AsyncNotifier, D: AsyncDirectory> Actions<'_, S, N, D> {
     }
 
     pub(super) async fn cancel(
-        &self,
+        self,
         id: RequestId,
         actor: CustomerId,
         now: OffsetDateTime,
@@ -299,7 +309,7 @@ impl<S: AsyncStore, N: AsyncNotifier, D: AsyncDirectory> Actions<'_, S, N, D> {
     }
 
     pub(super) async fn expire_due(
-        &self,
+        self,
         now: OffsetDateTime,
         page_size: PageSize,
     ) -> Committed<Sweep<S::Error, D::Error>, S, N, D> {
@@ -325,7 +335,7 @@ impl<S: AsyncStore, N: AsyncNotifier, D: AsyncDirectory> Actions<'_, S, N, D> {
     }
 
     pub(super) async fn expire_due_page(
-        &self,
+        self,
         now: OffsetDateTime,
         after: Option<&Cursor>,
         size: PageSize,
@@ -380,7 +390,7 @@ impl<S: AsyncStore, N: AsyncNotifier, D: AsyncDirectory> Actions<'_, S, N, D> {
     }
 
     pub(super) async fn my_contacts(
-        &self,
+        self,
         customer: CustomerId,
         after: Option<&Cursor>,
         size: PageSize,
@@ -401,7 +411,7 @@ impl<S: AsyncStore, N: AsyncNotifier, D: AsyncDirectory> Actions<'_, S, N, D> {
     }
 
     pub(super) async fn my_requests(
-        &self,
+        self,
         customer: CustomerId,
         filter: &RequestFilter,
         now: OffsetDateTime,
@@ -438,7 +448,7 @@ impl<S: AsyncStore, N: AsyncNotifier, D: AsyncDirectory> Actions<'_, S, N, D> {
         })
     }
 
-    pub(super) async fn service(&self, name: &ServiceName) -> Result<Service, Error<S, D>> {
+    pub(super) async fn service(self, name: &ServiceName) -> Result<Service, Error<S, D>> {
         self.store
             .service(name)
             .await
@@ -448,7 +458,7 @@ impl<S: AsyncStore, N: AsyncNotifier, D: AsyncDirectory> Actions<'_, S, N, D> {
     }
 
     pub(super) async fn request(
-        &self,
+        self,
         id: RequestId,
         now: OffsetDateTime,
     ) -> Result<RequestStatus, Error<S, D>> {
@@ -461,7 +471,7 @@ impl<S: AsyncStore, N: AsyncNotifier, D: AsyncDirectory> Actions<'_, S, N, D> {
     }
 
     pub(super) async fn proposable(
-        &self,
+        self,
         service: &ServiceName,
         actor: CustomerId,
         now: OffsetDateTime,
@@ -644,8 +654,11 @@ impl Future for YieldNow {
 /// The blocking driver's parts answer at once ([`Blocking`](crate::host::Blocking)),
 /// so the only pending point is [`YieldNow`] after a conflict: the thread
 /// yields, as the blocking driver always did, and polls again.
-pub(super) fn block_on<F: Future>(future: F) -> F::Output {
-    let mut future = pin!(future);
+///
+/// The future is made by `make` right where it is pinned: a future passed by
+/// value is copied whole (accept's is about 2 KB) before its first poll.
+pub(super) fn block_on<F: Future>(make: impl FnOnce() -> F) -> F::Output {
+    let mut future = pin!(make());
     let mut cx = Context::from_waker(Waker::noop());
     loop {
         if let Poll::Ready(output) = future.as_mut().poll(&mut cx) {
