@@ -115,6 +115,24 @@ impl PartyKeys {
     }
 }
 
+/// Whether `keys` holds no key twice: by comparing pairs for the few writes
+/// of an action (no set to allocate, nothing to hash), through a set for a
+/// batch.
+fn distinct<T: Eq + std::hash::Hash>(keys: impl ExactSizeIterator<Item = T> + Clone) -> bool {
+    let len = keys.len();
+    if len <= 8 {
+        let mut rest = keys;
+        while let Some(key) = rest.next() {
+            if rest.clone().any(|other| other == key) {
+                return false;
+            }
+        }
+        true
+    } else {
+        keys.collect::<HashSet<T>>().len() == len
+    }
+}
+
 /// Sorts service slots by their services' names: by the names' first eight
 /// bytes first (cheap integer keys, next to each other in memory), then by
 /// the whole names within a run of equal prefixes.
@@ -542,14 +560,12 @@ impl Store for MemoryStore {
         if !tables.check(&changes) {
             return Err(CommitError::Conflict);
         }
-        let names: HashSet<&ServiceName> =
-            changes.services.iter().map(|w| w.value.name()).collect();
-        let ids: HashSet<RequestId> = changes.requests.iter().map(|w| w.value.id()).collect();
-        if names.len() != changes.services.len() || ids.len() != changes.requests.len() {
+        let names = changes.services.iter().map(|w| w.value.name());
+        let ids = changes.requests.iter().map(|w| w.value.id());
+        if !distinct(names) || !distinct(ids) {
             // Two writes of one record in one batch: neither can be right.
             return Err(CommitError::Conflict);
         }
-        drop(names);
         let mut added = Vec::new();
         for write in changes.services {
             tables.put_service(write.value, &mut added);
