@@ -115,6 +115,36 @@ impl PartyKeys {
     }
 }
 
+/// The customers a service lists as contacts, each once, in role order
+/// ([`Contacts::holders`](crate::Contacts::holders)); none once it is
+/// removed. At most three, so no vector.
+#[derive(Clone, Copy, Default)]
+struct Holders([Option<CustomerId>; 3]);
+
+impl Holders {
+    fn of(service: &Service) -> Holders {
+        let mut out = Holders::default();
+        if !service.is_removed() {
+            let mut n = 0;
+            for (_, holder) in service.contacts().iter() {
+                if !out.contains(holder) {
+                    out.0[n] = Some(holder);
+                    n += 1;
+                }
+            }
+        }
+        out
+    }
+
+    fn iter(&self) -> impl Iterator<Item = CustomerId> + '_ {
+        self.0.iter().flatten().copied()
+    }
+
+    fn contains(&self, customer: CustomerId) -> bool {
+        self.0.contains(&Some(customer))
+    }
+}
+
 /// Whether `keys` holds no key twice: by comparing pairs for the few writes
 /// of an action (no set to allocate, nothing to hash), through a set for a
 /// batch.
@@ -227,7 +257,7 @@ impl MemoryStore {
             if tables.by_name.get(service.name()) != Some(&slot) {
                 return Err(format!("name index misses {}", service.name()));
             }
-            for holder in Tables::listed_holders(service) {
+            for holder in Holders::of(service).iter() {
                 holders.entry(holder).or_default().push(slot);
             }
         }
@@ -284,15 +314,6 @@ impl Tables {
         self.services.get(slot as usize)
     }
 
-    /// The customers `service` lists as contacts: none once it is removed.
-    fn listed_holders(service: &Service) -> Vec<CustomerId> {
-        if service.is_removed() {
-            Vec::new()
-        } else {
-            service.contacts().holders()
-        }
-    }
-
     fn name_at(&self, slot: u32) -> &ServiceName {
         self.services[slot as usize].name()
     }
@@ -334,23 +355,23 @@ impl Tables {
     /// Writes `service`; the holders it gains are added to `added` (to be
     /// indexed by [`Tables::index_holders`]), those it loses are unindexed.
     fn put_service(&mut self, service: Service, added: &mut Vec<(CustomerId, u32)>) {
-        let new_holders = Tables::listed_holders(&service);
+        let new_holders = Holders::of(&service);
         let (slot, old_holders) = if let Some(&slot) = self.by_name.get(service.name()) {
             let old = std::mem::replace(&mut self.services[slot as usize], service);
-            (slot, Tables::listed_holders(&old))
+            (slot, Holders::of(&old))
         } else {
             let slot = u32::try_from(self.services.len()).expect("fewer than 2^32 services");
             self.by_name.insert(service.name().clone(), slot);
             self.services.push(service);
-            (slot, Vec::new())
+            (slot, Holders::default())
         };
-        for holder in &old_holders {
+        for holder in old_holders.iter() {
             if !new_holders.contains(holder) {
-                self.unindex_holder(*holder, slot);
+                self.unindex_holder(holder, slot);
             }
         }
-        for holder in new_holders {
-            if !old_holders.contains(&holder) {
+        for holder in new_holders.iter() {
+            if !old_holders.contains(holder) {
                 added.push((holder, slot));
             }
         }

@@ -244,7 +244,7 @@ impl<S: AsyncStore, N: AsyncNotifier, D: AsyncDirectory> Actions<'_, S, N, D> {
             // Only the last confirmation applies the change (R30–R32), and
             // only then does the engine consult the service, its open
             // requests and the accounts: skip loading them otherwise.
-            let last = request.waits_for(actor, now) && request.missing_at(now).len() == 1;
+            let last = request.waits_only_for(actor, now);
             if !last {
                 let nobody: &[(CustomerId, AccountStatus)] = &[];
                 let decided = self
@@ -514,7 +514,7 @@ impl<S: AsyncStore, N: AsyncNotifier, D: AsyncDirectory> Actions<'_, S, N, D> {
         let Some(service) = self.store.service(name).await.map_err(DriverError::Store)? else {
             return Ok(None);
         };
-        let mut requests = Vec::with_capacity(3);
+        let mut requests = Vec::with_capacity(service.requests_to_load().count());
         for id in service.requests_to_load() {
             // A request named but not found leaves the snapshot short: the
             // engine then asks for a new read, or treats the role as locked.
