@@ -32,6 +32,18 @@ fn count(times: u32, mut work: impl FnMut()) -> Stats {
     region.change()
 }
 
+/// The allocator's counts for `lives` request lives, each in a world made by
+/// `world` beforehand and dropped afterwards (neither counted).
+fn count_lives<W>(lives: u32, world: impl Fn() -> W, mut life: impl FnMut(W) -> W) -> Stats {
+    let mut worlds = (0..lives).map(|_| world()).collect::<Vec<W>>().into_iter();
+    let mut done = Vec::with_capacity(lives as usize);
+    let stats = count(lives, || {
+        done.push(life(worlds.next().expect("one world per life")));
+    });
+    drop(done);
+    stats
+}
+
 /// Bytes still allocated: allocated minus freed. `stats_alloc` already
 /// counts a reallocation's growth in `bytes_allocated` (and its shrinking in
 /// `bytes_deallocated`); `bytes_reallocated` is the same change again, so
@@ -68,24 +80,15 @@ fn main() {
 
     let lives = 1_000;
     let mut seeded = ChaCha20Rng::seed_from_u64(1);
-    let worlds: Vec<common::LifeWorld> = (0..lives).map(|_| common::LifeWorld::new()).collect();
-    let mut worlds = worlds.into_iter();
-    let mut done = Vec::with_capacity(lives as usize);
-    let stats = count(lives, || {
-        let world = worlds.next().expect("one world per life");
-        done.push(world.one_life(&mut seeded));
-    });
+    let stats = count_lives(lives, common::LifeWorld::new, |w| w.one_life(&mut seeded));
     per_op("one request life (seeded generator)", lives, &stats);
-    drop(done);
-    let worlds: Vec<common::LifeWorld> = (0..lives).map(|_| common::LifeWorld::new()).collect();
-    let mut worlds = worlds.into_iter();
-    let mut done = Vec::with_capacity(lives as usize);
-    let stats = count(lives, || {
-        let world = worlds.next().expect("one world per life");
-        done.push(world.one_life(&mut OsRng));
-    });
+    let stats = count_lives(lives, common::LifeWorld::new, |w| w.one_life(&mut OsRng));
     per_op("one request life (OS generator)", lives, &stats);
-    drop(done);
+    let mut seeded = ChaCha20Rng::seed_from_u64(1);
+    let stats = count_lives(lives, common::AsyncLifeWorld::new, |w| {
+        w.one_life(&mut seeded)
+    });
+    per_op("one request life (async driver, seeded)", lives, &stats);
 
     println!("\n== memory of MemoryStore (3 contacts per service, 3 services per customer)");
     for size in [10_000u32, 100_000, 1_000_000] {

@@ -100,6 +100,23 @@ fn token(c: &mut Criterion) {
     group.bench_function("verify_wrong", |b| {
         b.iter(|| digest.verify(black_box(&wrong)));
     });
+    // 1024 different random tokens in turn, as a server meets them: one
+    // token presented again and again lets the branch predictor learn its
+    // text, which hides what a decoder's branches on each character cost.
+    let mut rng = ChaCha20Rng::seed_from_u64(2);
+    let presented: Vec<_> = (0..1024)
+        .map(|_| {
+            let token = Token::generate(&mut rng).expect("a seeded generator does not fail");
+            (token.digest(), token.reveal())
+        })
+        .collect();
+    let mut next = presented.iter().cycle();
+    group.bench_function("verify_random", |b| {
+        b.iter(|| {
+            let (digest, text) = next.next().expect("an endless cycle");
+            digest.verify(black_box(text))
+        });
+    });
     group.finish();
 }
 
@@ -111,6 +128,17 @@ fn lifecycle(c: &mut Criterion) {
     group.bench_function("seeded", |b| {
         b.iter_batched(
             fixtures::LifeWorld::new,
+            |world| world.one_life(&mut seeded),
+            BatchSize::SmallInput,
+        );
+    });
+    // The same life through the async driver, its actions awaited in one
+    // future polled by a waker that does nothing (no runtime): the cost of
+    // the async driver itself (budget: within 1.2x of `seeded`).
+    let mut seeded = ChaCha20Rng::seed_from_u64(1);
+    group.bench_function("async", |b| {
+        b.iter_batched(
+            fixtures::AsyncLifeWorld::new,
             |world| world.one_life(&mut seeded),
             BatchSize::SmallInput,
         );
