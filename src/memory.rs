@@ -99,11 +99,11 @@ impl PartyKeys {
     /// The party-index entries of `request`, without allocating.
     fn of(request: &ChangeRequest) -> PartyKeys {
         let state = request.state().name();
-        let mut out = PartyKeys::default();
-        for (slot, (customer, part)) in out.keys.iter_mut().zip(request.party_entries()) {
-            *slot = Some((customer, part, state));
+        PartyKeys {
+            keys: request
+                .party_slots()
+                .map(|entry| entry.map(|(customer, part)| (customer, part, state))),
         }
-        out
     }
 
     fn iter(&self) -> impl Iterator<Item = PartyKey> + '_ {
