@@ -1,6 +1,7 @@
 //! Allocation counts of the hot paths, and the memory of the in-memory store,
-//! measured with a counting global allocator (`stats_alloc`). Prints a table;
-//! run with `cargo bench --bench allocations`.
+//! measured with a counting global allocator (`stats_alloc`), and the sizes of
+//! the async driver's futures. Prints a table; run with
+//! `cargo bench --bench allocations`.
 //!
 //! Kept apart from `hot_paths`, whose timings must not pay for the counting.
 #![expect(
@@ -13,7 +14,7 @@ use std::hint::black_box;
 
 use rand_chacha::ChaCha20Rng;
 use rand_chacha::rand_core::SeedableRng;
-use service_contacts::{CustomerId, OsRng, Token};
+use service_contacts::{CustomerId, Edit, OsRng, RequestId, Role, Token};
 use service_contacts::{Driver, MemoryNotifier, MemoryStore, PageSize};
 use stats_alloc::{INSTRUMENTED_SYSTEM, Region, Stats, StatsAlloc};
 
@@ -104,8 +105,60 @@ fn main() {
         drop(store);
     }
 
+    future_sizes();
     pages();
     import_memory();
+}
+
+/// The sizes of the async driver's futures (what a runtime stores per task,
+/// and what is copied when a future is moved), made and dropped unpolled.
+fn future_sizes() {
+    println!("\n== bytes of an AsyncDriver action's future (MemoryStore)");
+    let driver = common::AsyncMemoryDriver::new(
+        MemoryStore::new(),
+        MemoryNotifier::new(),
+        service_contacts::MemoryDirectory::new(),
+    );
+    let (who, site) = (common::customer(1), common::service_name(1));
+    let edit = Edit::new(site.clone()).with(Role::Tech, who);
+    let id = RequestId::from_bytes([1; 16]);
+    let mut rng = ChaCha20Rng::seed_from_u64(1);
+    let now = common::NOW;
+    let sizes = [
+        (
+            "order_service",
+            size_of_future(driver.order_service(&site, who)),
+        ),
+        (
+            "submit",
+            size_of_future(driver.submit(&edit, who, now, &mut rng)),
+        ),
+        (
+            "accept",
+            size_of_future(driver.accept(id, who, "token", now)),
+        ),
+        (
+            "refuse",
+            size_of_future(driver.refuse(id, who, "token", now)),
+        ),
+        (
+            "resend",
+            size_of_future(driver.resend(id, who, now, &mut rng)),
+        ),
+        ("cancel", size_of_future(driver.cancel(id, who, now))),
+        ("expire_due", size_of_future(driver.expire_due(now))),
+    ];
+    for (action, bytes) in sizes {
+        println!("{action:<40} {bytes:>10} bytes");
+    }
+}
+
+/// The size of `future`, which is dropped unpolled (it borrows its
+/// arguments: one at a time).
+fn size_of_future<F: Future>(future: F) -> usize {
+    let bytes = size_of_val(&future);
+    drop(future);
+    bytes
 }
 
 /// Allocations of one page of the paged listings, in the big worlds.
