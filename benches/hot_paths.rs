@@ -7,7 +7,10 @@
 use std::cell::OnceCell;
 use std::hint::black_box;
 
-use criterion::{BatchSize, BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
+use criterion::measurement::WallTime;
+use criterion::{
+    BatchSize, BenchmarkGroup, BenchmarkId, Criterion, Throughput, criterion_group, criterion_main,
+};
 use rand_chacha::ChaCha20Rng;
 use rand_chacha::rand_core::SeedableRng;
 use regex::Regex;
@@ -122,35 +125,38 @@ fn token(c: &mut Criterion) {
 
 fn lifecycle(c: &mut Criterion) {
     let mut group = c.benchmark_group("lifecycle");
-    // Each life runs on a fresh world (made outside the timing), so the store
-    // does not grow with the number of iterations.
     let mut seeded = ChaCha20Rng::seed_from_u64(1);
-    group.bench_function("seeded", |b| {
-        b.iter_batched(
-            fixtures::LifeWorld::new,
-            |world| world.one_life(&mut seeded),
-            BatchSize::SmallInput,
-        );
+    lives(&mut group, "seeded", fixtures::LifeWorld::new, |world| {
+        world.one_life(&mut seeded)
     });
     // The same life through the async driver, its actions awaited in one
     // future polled by a waker that does nothing (no runtime): the cost of
     // the async driver itself (budget: within 1.2x of `seeded`).
     let mut seeded = ChaCha20Rng::seed_from_u64(1);
-    group.bench_function("async", |b| {
-        b.iter_batched(
-            fixtures::AsyncLifeWorld::new,
-            |world| world.one_life(&mut seeded),
-            BatchSize::SmallInput,
-        );
-    });
-    group.bench_function("os_rng", |b| {
-        b.iter_batched(
-            fixtures::LifeWorld::new,
-            |world| world.one_life(&mut OsRng),
-            BatchSize::SmallInput,
-        );
+    lives(
+        &mut group,
+        "async",
+        fixtures::AsyncLifeWorld::new,
+        |world| world.one_life(&mut seeded),
+    );
+    lives(&mut group, "os_rng", fixtures::LifeWorld::new, |world| {
+        world.one_life(&mut OsRng)
     });
     group.finish();
+}
+
+/// Times `life` in `group` as `name`. Each life runs on a fresh world, made
+/// by `world` outside the timing, so the store does not grow with the number
+/// of iterations.
+fn lives<W>(
+    group: &mut BenchmarkGroup<'_, WallTime>,
+    name: &str,
+    world: fn() -> W,
+    mut life: impl FnMut(W) -> W,
+) {
+    group.bench_function(name, |b| {
+        b.iter_batched(world, &mut life, BatchSize::SmallInput);
+    });
 }
 
 fn my_contacts(c: &mut Criterion) {
