@@ -1,6 +1,7 @@
 //! Allocation counts of the hot paths, and the memory of the in-memory store,
-//! measured with a counting global allocator (`stats_alloc`). Prints a table;
-//! run with `cargo bench --bench allocations`.
+//! measured with a counting global allocator (`stats_alloc`), and the sizes of
+//! the async driver's futures. Prints a table; run with
+//! `cargo bench --bench allocations`.
 //!
 //! Kept apart from `hot_paths`, whose timings must not pay for the counting.
 #![expect(
@@ -13,7 +14,7 @@ use std::hint::black_box;
 
 use rand_chacha::ChaCha20Rng;
 use rand_chacha::rand_core::SeedableRng;
-use service_contacts::{CustomerId, OsRng, Token};
+use service_contacts::{CustomerId, Edit, OsRng, RequestId, Role, Token};
 use service_contacts::{Driver, MemoryNotifier, MemoryStore, PageSize};
 use stats_alloc::{INSTRUMENTED_SYSTEM, Region, Stats, StatsAlloc};
 
@@ -30,6 +31,18 @@ fn count(times: u32, mut work: impl FnMut()) -> Stats {
         work();
     }
     region.change()
+}
+
+/// The allocator's counts for `lives` request lives, each in a world made by
+/// `world` beforehand and dropped afterwards (neither counted).
+fn count_lives<W>(lives: u32, world: impl Fn() -> W, mut life: impl FnMut(W) -> W) -> Stats {
+    let mut worlds = (0..lives).map(|_| world()).collect::<Vec<W>>().into_iter();
+    let mut done = Vec::with_capacity(lives as usize);
+    let stats = count(lives, || {
+        done.push(life(worlds.next().expect("one world per life")));
+    });
+    drop(done);
+    stats
 }
 
 /// Bytes still allocated: allocated minus freed. `stats_alloc` already
@@ -68,24 +81,15 @@ fn main() {
 
     let lives = 1_000;
     let mut seeded = ChaCha20Rng::seed_from_u64(1);
-    let worlds: Vec<common::LifeWorld> = (0..lives).map(|_| common::LifeWorld::new()).collect();
-    let mut worlds = worlds.into_iter();
-    let mut done = Vec::with_capacity(lives as usize);
-    let stats = count(lives, || {
-        let world = worlds.next().expect("one world per life");
-        done.push(world.one_life(&mut seeded));
-    });
+    let stats = count_lives(lives, common::LifeWorld::new, |w| w.one_life(&mut seeded));
     per_op("one request life (seeded generator)", lives, &stats);
-    drop(done);
-    let worlds: Vec<common::LifeWorld> = (0..lives).map(|_| common::LifeWorld::new()).collect();
-    let mut worlds = worlds.into_iter();
-    let mut done = Vec::with_capacity(lives as usize);
-    let stats = count(lives, || {
-        let world = worlds.next().expect("one world per life");
-        done.push(world.one_life(&mut OsRng));
-    });
+    let stats = count_lives(lives, common::LifeWorld::new, |w| w.one_life(&mut OsRng));
     per_op("one request life (OS generator)", lives, &stats);
-    drop(done);
+    let mut seeded = ChaCha20Rng::seed_from_u64(1);
+    let stats = count_lives(lives, common::AsyncLifeWorld::new, |w| {
+        w.one_life(&mut seeded)
+    });
+    per_op("one request life (async driver, seeded)", lives, &stats);
 
     println!("\n== memory of MemoryStore (3 contacts per service, 3 services per customer)");
     for size in [10_000u32, 100_000, 1_000_000] {
@@ -101,8 +105,60 @@ fn main() {
         drop(store);
     }
 
+    future_sizes();
     pages();
     import_memory();
+}
+
+/// The sizes of the async driver's futures (what a runtime stores per task,
+/// and what is copied when a future is moved), made and dropped unpolled.
+fn future_sizes() {
+    println!("\n== bytes of an AsyncDriver action's future (MemoryStore)");
+    let driver = common::AsyncMemoryDriver::new(
+        MemoryStore::new(),
+        MemoryNotifier::new(),
+        service_contacts::MemoryDirectory::new(),
+    );
+    let (who, site) = (common::customer(1), common::service_name(1));
+    let edit = Edit::new(site.clone()).with(Role::Tech, who);
+    let id = RequestId::from_bytes([1; 16]);
+    let mut rng = ChaCha20Rng::seed_from_u64(1);
+    let now = common::NOW;
+    let sizes = [
+        (
+            "order_service",
+            size_of_future(driver.order_service(&site, who)),
+        ),
+        (
+            "submit",
+            size_of_future(driver.submit(&edit, who, now, &mut rng)),
+        ),
+        (
+            "accept",
+            size_of_future(driver.accept(id, who, "token", now)),
+        ),
+        (
+            "refuse",
+            size_of_future(driver.refuse(id, who, "token", now)),
+        ),
+        (
+            "resend",
+            size_of_future(driver.resend(id, who, now, &mut rng)),
+        ),
+        ("cancel", size_of_future(driver.cancel(id, who, now))),
+        ("expire_due", size_of_future(driver.expire_due(now))),
+    ];
+    for (action, bytes) in sizes {
+        println!("{action:<40} {bytes:>10} bytes");
+    }
+}
+
+/// The size of `future`, which is dropped unpolled (it borrows its
+/// arguments: one at a time).
+fn size_of_future<F: Future>(future: F) -> usize {
+    let bytes = size_of_val(&future);
+    drop(future);
+    bytes
 }
 
 /// Allocations of one page of the paged listings, in the big worlds.

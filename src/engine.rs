@@ -1112,7 +1112,7 @@ impl Engine {
     ) -> Result<Transition, ActError> {
         let now = utc(now);
         let awaiting = check_live(request, now)?;
-        if !request.confirmers().contains(&actor) {
+        if !request.confirmer_ids().any(|c| c == actor) {
             return Err(ActError::NotAConfirmer);
         }
         // An interval too long to add means never again before the deadline.
@@ -1391,10 +1391,9 @@ impl Engine {
         let mut messages = to_confirmers(&next, &MessageKind::Applied);
         // R38: each outgoing contact who is not a confirmer, once, with the
         // roles they lost.
-        let confirmers = next.confirmers();
         let mut replaced: Vec<(CustomerId, Roles)> = Vec::new();
         for (role, holder) in next.outgoing_holders() {
-            if confirmers.contains(&holder) {
+            if next.confirmer_ids().any(|c| c == holder) {
                 continue;
             }
             match replaced.iter_mut().find(|(c, _)| *c == holder) {
@@ -1587,10 +1586,39 @@ fn expire_due_named(
 }
 
 /// A copy of `request` at its next version.
+///
+/// Its history has room for the two events an action adds at most (a
+/// confirmation and the change applied): a clone's history is exactly full,
+/// and the first push would copy it again.
 fn bumped(request: &ChangeRequest) -> ChangeRequest {
-    let mut next = request.clone();
-    next.version = request.version().next();
-    next
+    let ChangeRequest {
+        id,
+        service,
+        requester,
+        incoming,
+        roles,
+        outgoing,
+        opened_at,
+        deadline,
+        version,
+        state,
+        history,
+    } = request;
+    let mut events = Vec::with_capacity(history.len() + 2);
+    events.extend_from_slice(history);
+    ChangeRequest {
+        id: *id,
+        service: service.clone(),
+        requester: *requester,
+        incoming: *incoming,
+        roles: *roles,
+        outgoing: *outgoing,
+        opened_at: *opened_at,
+        deadline: *deadline,
+        version: version.next(),
+        state: state.clone(),
+        history: events,
+    }
 }
 
 fn fail(request: &mut ChangeRequest, reason: FailureReason, now: OffsetDateTime) {
@@ -1632,8 +1660,7 @@ fn message(request: &ChangeRequest, to: CustomerId, kind: MessageKind) -> Messag
 /// The same news for every confirmer: the parties still involved (R39).
 fn to_confirmers(request: &ChangeRequest, kind: &MessageKind) -> Vec<Message> {
     request
-        .confirmers()
-        .into_iter()
+        .confirmer_ids()
         .map(|to| message(request, to, kind.clone()))
         .collect()
 }

@@ -482,34 +482,33 @@ impl ChangeRequest {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn party_entries(&self) -> impl Iterator<Item = (CustomerId, Part)> + '_ {
-        let mut outgoing: [Option<CustomerId>; 3] = [None; 3];
-        for (slot, (_, holder)) in outgoing.iter_mut().zip(self.outgoing_holders()) {
-            *slot = Some(holder);
-        }
-        let waiting: [Option<CustomerId>; 2] = match &self.state {
-            RequestState::Awaiting(awaiting) => {
-                let mut missing = awaiting.missing();
-                [missing.next(), missing.next()]
+        self.party_slots().into_iter().flatten()
+    }
+
+    /// [`ChangeRequest::party_entries`], in the same order, in a fixed
+    /// array: the requester, the incoming customer, at most three outgoing
+    /// contacts and two confirmers waited for. Built in place (a chain of
+    /// iterators over small arrays was copied whole at each step).
+    pub(crate) fn party_slots(&self) -> [Option<(CustomerId, Part)>; 7] {
+        let mut slots = [None; 7];
+        slots[0] = Some((self.requester, Part::AskedByMe));
+        slots[1] = Some((self.incoming, Part::ComingToMe));
+        let mut n = 2;
+        for (_, holder) in self.outgoing_holders() {
+            // One holder of several roles has one entry.
+            let entry = Some((holder, Part::TakingFromMe));
+            if !slots[2..n].contains(&entry) {
+                slots[n] = entry;
+                n += 1;
             }
-            _ => [None, None],
-        };
-        let fixed = [
-            (self.requester, Part::AskedByMe),
-            (self.incoming, Part::ComingToMe),
-        ];
-        let outgoing = outgoing
-            .into_iter()
-            .enumerate()
-            .filter_map(move |(i, holder)| {
-                // One holder of several roles has one entry.
-                let holder = holder?;
-                (!outgoing[..i].contains(&Some(holder))).then_some((holder, Part::TakingFromMe))
-            });
-        let waiting = waiting
-            .into_iter()
-            .flatten()
-            .map(|customer| (customer, Part::WaitingForMe));
-        fixed.into_iter().chain(outgoing).chain(waiting)
+        }
+        if let RequestState::Awaiting(awaiting) = &self.state {
+            for customer in awaiting.missing().take(2) {
+                slots[n] = Some((customer, Part::WaitingForMe));
+                n += 1;
+            }
+        }
+        slots
     }
 }
 

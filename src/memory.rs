@@ -99,11 +99,11 @@ impl PartyKeys {
     /// The party-index entries of `request`, without allocating.
     fn of(request: &ChangeRequest) -> PartyKeys {
         let state = request.state().name();
-        let mut out = PartyKeys::default();
-        for (slot, (customer, part)) in out.keys.iter_mut().zip(request.party_entries()) {
-            *slot = Some((customer, part, state));
+        PartyKeys {
+            keys: request
+                .party_slots()
+                .map(|entry| entry.map(|(customer, part)| (customer, part, state))),
         }
-        out
     }
 
     fn iter(&self) -> impl Iterator<Item = PartyKey> + '_ {
@@ -112,6 +112,54 @@ impl PartyKeys {
 
     fn contains(&self, key: &PartyKey) -> bool {
         self.keys.contains(&Some(*key))
+    }
+}
+
+/// The customers a service lists as contacts, each once, in role order
+/// ([`Contacts::holders`](crate::Contacts::holders)); none once it is
+/// removed. At most three, so no vector.
+#[derive(Clone, Copy, Default)]
+struct Holders([Option<CustomerId>; 3]);
+
+impl Holders {
+    fn of(service: &Service) -> Holders {
+        let mut out = Holders::default();
+        if !service.is_removed() {
+            let mut n = 0;
+            for (_, holder) in service.contacts().iter() {
+                if !out.contains(holder) {
+                    out.0[n] = Some(holder);
+                    n += 1;
+                }
+            }
+        }
+        out
+    }
+
+    fn iter(&self) -> impl Iterator<Item = CustomerId> + '_ {
+        self.0.iter().flatten().copied()
+    }
+
+    fn contains(&self, customer: CustomerId) -> bool {
+        self.0.contains(&Some(customer))
+    }
+}
+
+/// Whether `keys` holds no key twice: by comparing pairs for the few writes
+/// of an action (no set to allocate, nothing to hash), through a set for a
+/// batch.
+fn distinct<T: Eq + std::hash::Hash>(keys: impl ExactSizeIterator<Item = T> + Clone) -> bool {
+    let len = keys.len();
+    if len <= 8 {
+        let mut rest = keys;
+        while let Some(key) = rest.next() {
+            if rest.clone().any(|other| other == key) {
+                return false;
+            }
+        }
+        true
+    } else {
+        keys.collect::<HashSet<T>>().len() == len
     }
 }
 
@@ -209,7 +257,7 @@ impl MemoryStore {
             if tables.by_name.get(service.name()) != Some(&slot) {
                 return Err(format!("name index misses {}", service.name()));
             }
-            for holder in Tables::listed_holders(service) {
+            for holder in Holders::of(service).iter() {
                 holders.entry(holder).or_default().push(slot);
             }
         }
@@ -266,15 +314,6 @@ impl Tables {
         self.services.get(slot as usize)
     }
 
-    /// The customers `service` lists as contacts: none once it is removed.
-    fn listed_holders(service: &Service) -> Vec<CustomerId> {
-        if service.is_removed() {
-            Vec::new()
-        } else {
-            service.contacts().holders()
-        }
-    }
-
     fn name_at(&self, slot: u32) -> &ServiceName {
         self.services[slot as usize].name()
     }
@@ -316,23 +355,23 @@ impl Tables {
     /// Writes `service`; the holders it gains are added to `added` (to be
     /// indexed by [`Tables::index_holders`]), those it loses are unindexed.
     fn put_service(&mut self, service: Service, added: &mut Vec<(CustomerId, u32)>) {
-        let new_holders = Tables::listed_holders(&service);
+        let new_holders = Holders::of(&service);
         let (slot, old_holders) = if let Some(&slot) = self.by_name.get(service.name()) {
             let old = std::mem::replace(&mut self.services[slot as usize], service);
-            (slot, Tables::listed_holders(&old))
+            (slot, Holders::of(&old))
         } else {
             let slot = u32::try_from(self.services.len()).expect("fewer than 2^32 services");
             self.by_name.insert(service.name().clone(), slot);
             self.services.push(service);
-            (slot, Vec::new())
+            (slot, Holders::default())
         };
-        for holder in &old_holders {
+        for holder in old_holders.iter() {
             if !new_holders.contains(holder) {
-                self.unindex_holder(*holder, slot);
+                self.unindex_holder(holder, slot);
             }
         }
-        for holder in new_holders {
-            if !old_holders.contains(&holder) {
+        for holder in new_holders.iter() {
+            if !old_holders.contains(holder) {
                 added.push((holder, slot));
             }
         }
@@ -542,14 +581,12 @@ impl Store for MemoryStore {
         if !tables.check(&changes) {
             return Err(CommitError::Conflict);
         }
-        let names: HashSet<&ServiceName> =
-            changes.services.iter().map(|w| w.value.name()).collect();
-        let ids: HashSet<RequestId> = changes.requests.iter().map(|w| w.value.id()).collect();
-        if names.len() != changes.services.len() || ids.len() != changes.requests.len() {
+        let names = changes.services.iter().map(|w| w.value.name());
+        let ids = changes.requests.iter().map(|w| w.value.id());
+        if !distinct(names) || !distinct(ids) {
             // Two writes of one record in one batch: neither can be right.
             return Err(CommitError::Conflict);
         }
-        drop(names);
         let mut added = Vec::new();
         for write in changes.services {
             tables.put_service(write.value, &mut added);

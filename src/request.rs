@@ -579,11 +579,13 @@ impl ChangeRequest {
     /// incoming customer if it is someone else (R16).
     #[must_use]
     pub fn confirmers(&self) -> Vec<CustomerId> {
-        if self.requester == self.incoming {
-            vec![self.requester]
-        } else {
-            vec![self.requester, self.incoming]
-        }
+        self.confirmer_ids().collect()
+    }
+
+    /// [`ChangeRequest::confirmers`], without a vector.
+    pub(crate) fn confirmer_ids(&self) -> impl Iterator<Item = CustomerId> + use<> {
+        let incoming = (self.incoming != self.requester).then_some(self.incoming);
+        std::iter::once(self.requester).chain(incoming)
     }
 
     /// Every party: the confirmers, then the outgoing contacts who are not
@@ -671,16 +673,29 @@ impl ChangeRequest {
     /// The confirmers still missing at `now` (R19); empty unless live.
     #[must_use]
     pub fn missing_at(&self, now: OffsetDateTime) -> Vec<CustomerId> {
-        match &self.state {
-            RequestState::Awaiting(awaiting) if self.is_live(now) => awaiting.missing().collect(),
-            _ => Vec::new(),
-        }
+        self.missing_ids_at(now).collect()
+    }
+
+    /// [`ChangeRequest::missing_at`], without a vector.
+    fn missing_ids_at(&self, now: OffsetDateTime) -> impl Iterator<Item = CustomerId> + '_ {
+        let awaiting = match &self.state {
+            RequestState::Awaiting(awaiting) if self.is_live(now) => Some(awaiting),
+            _ => None,
+        };
+        awaiting.into_iter().flat_map(Awaiting::missing)
     }
 
     /// Whether the request waits for `customer`'s confirmation at `now` (R35).
     #[must_use]
     pub fn waits_for(&self, customer: CustomerId, now: OffsetDateTime) -> bool {
-        self.missing_at(now).contains(&customer)
+        self.missing_ids_at(now).any(|missing| missing == customer)
+    }
+
+    /// Whether the request waits for `customer`'s confirmation at `now`, and
+    /// for no one else's: theirs is the last one.
+    pub(crate) fn waits_only_for(&self, customer: CustomerId, now: OffsetDateTime) -> bool {
+        let mut missing = self.missing_ids_at(now);
+        missing.next() == Some(customer) && missing.next().is_none()
     }
 
     /// The failed token attempts `customer` has made since their current

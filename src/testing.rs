@@ -245,7 +245,7 @@ where
     S: Store + Sync,
     F: FnMut() -> S,
 {
-    block_on(run_cases(|| Blocking(make())))
+    block_on(|| run_cases(|| Blocking(make())))
 }
 
 /// Runs every case of the suite on an [`AsyncStore`], each against a fresh

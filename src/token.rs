@@ -197,21 +197,31 @@ fn decode(text: &str) -> Option<[u8; TOKEN_BYTES]> {
 
 /// Unpadded base64url (RFC 4648, section 5) of `bytes`.
 pub(crate) fn base64url_encode(bytes: &[u8]) -> String {
-    let mut out = String::with_capacity(bytes.len().div_ceil(3) * 4);
-    let mut acc: u32 = 0;
-    let mut bits = 0;
-    for &byte in bytes {
-        acc = (acc << 8) | u32::from(byte);
-        bits += 8;
-        while bits >= 6 {
-            bits -= 6;
-            out.push(char::from(ALPHABET[((acc >> bits) & 0x3f) as usize]));
+    let sextet = |word: u32, shift: u32| ALPHABET[((word >> shift) & 0x3f) as usize];
+    let mut out = Vec::with_capacity(bytes.len().div_ceil(3) * 4);
+    // Three bytes make four characters; a last one or two make two or three.
+    let mut chunks = bytes.chunks_exact(3);
+    for chunk in &mut chunks {
+        let word = u32::from(chunk[0]) << 16 | u32::from(chunk[1]) << 8 | u32::from(chunk[2]);
+        out.extend_from_slice(&[
+            sextet(word, 18),
+            sextet(word, 12),
+            sextet(word, 6),
+            sextet(word, 0),
+        ]);
+    }
+    match *chunks.remainder() {
+        [a] => out.extend_from_slice(&[
+            sextet(u32::from(a) << 16, 18),
+            sextet(u32::from(a) << 16, 12),
+        ]),
+        [a, b] => {
+            let word = u32::from(a) << 16 | u32::from(b) << 8;
+            out.extend_from_slice(&[sextet(word, 18), sextet(word, 12), sextet(word, 6)]);
         }
+        _ => {}
     }
-    if bits > 0 {
-        out.push(char::from(ALPHABET[((acc << (6 - bits)) & 0x3f) as usize]));
-    }
-    out
+    String::from_utf8(out).expect("the base64url alphabet is ASCII")
 }
 
 /// The bytes behind unpadded base64url text, or `None` if `text` is not
@@ -228,35 +238,61 @@ pub(crate) fn base64url_decode(text: &str) -> Option<Vec<u8>> {
 /// [`base64url_decode`] into `out`, without allocating; returns how many
 /// bytes it wrote, or `None` if `text` is not canonical or `out` too short.
 fn base64url_decode_into(text: &str, out: &mut [u8]) -> Option<usize> {
-    let b = text.as_bytes();
-    if b.len() % 4 == 1 {
+    let chars = text.as_bytes();
+    if chars.len() % 4 == 1 {
         return None;
     }
-    let mut n = 0;
-    let mut acc: u32 = 0;
-    let mut bits = 0;
-    for &c in b {
-        let value = match c {
-            b'A'..=b'Z' => c - b'A',
-            b'a'..=b'z' => c - b'a' + 26,
-            b'0'..=b'9' => c - b'0' + 52,
-            b'-' => 62,
-            b'_' => 63,
-            _ => return None,
-        };
-        acc = ((acc << 6) | u32::from(value)) & 0xffff;
-        bits += 6;
-        if bits >= 8 {
-            bits -= 8;
-            *out.get_mut(n)? = ((acc >> bits) & 0xff) as u8;
-            n += 1;
+    // Six bits a character: four characters make three bytes, a last two
+    // or three make one or two, whose spare low bits must be zero.
+    let len = chars.len() * 6 / 8;
+    let out = out.get_mut(..len)?;
+    let value = |c: u8| match DECODE[usize::from(c)] {
+        INVALID => None,
+        v => Some(u32::from(v)),
+    };
+    let mut groups = chars.chunks_exact(4);
+    let mut bytes = out.chunks_exact_mut(3);
+    for (group, dst) in (&mut groups).zip(&mut bytes) {
+        let word = value(group[0])? << 18
+            | value(group[1])? << 12
+            | value(group[2])? << 6
+            | value(group[3])?;
+        dst.copy_from_slice(&word.to_be_bytes()[1..]);
+    }
+    match (groups.remainder(), bytes.into_remainder()) {
+        (&[first, second], [byte]) => {
+            let word = value(first)? << 6 | value(second)?;
+            if word & 0xf != 0 {
+                return None;
+            }
+            *byte = (word >> 4).to_be_bytes()[3];
         }
+        (&[first, second, third], [high, low]) => {
+            let word = value(first)? << 12 | value(second)? << 6 | value(third)?;
+            if word & 0x3 != 0 {
+                return None;
+            }
+            [_, _, *high, *low] = (word >> 2).to_be_bytes();
+        }
+        _ => {}
     }
-    if acc & ((1 << bits) - 1) != 0 {
-        return None;
-    }
-    Some(n)
+    Some(len)
 }
+
+/// Not a character of the alphabet, in [`DECODE`].
+const INVALID: u8 = 0xff;
+
+/// The value of each byte as a base64url character, [`INVALID`] for the
+/// bytes outside the alphabet.
+const DECODE: [u8; 256] = {
+    let mut table = [INVALID; 256];
+    let mut value: u8 = 0;
+    while value < 64 {
+        table[ALPHABET[value as usize] as usize] = value;
+        value += 1;
+    }
+    table
+};
 
 /// A cryptographically secure generator backed by the operating system
 /// (feature `getrandom`, on by default).
@@ -304,6 +340,62 @@ impl TryCryptoRng for OsRng {}
 mod tests {
     use super::*;
     use proptest::prelude::*;
+
+    /// The first base64url of the crate, a character and a bit at a time:
+    /// what the table-driven one must agree with.
+    mod reference {
+        use super::ALPHABET;
+
+        pub(super) fn encode(bytes: &[u8]) -> String {
+            let mut out = String::new();
+            let (mut acc, mut bits) = (0u32, 0);
+            for &byte in bytes {
+                acc = (acc << 8) | u32::from(byte);
+                bits += 8;
+                while bits >= 6 {
+                    bits -= 6;
+                    out.push(char::from(ALPHABET[((acc >> bits) & 0x3f) as usize]));
+                }
+            }
+            if bits > 0 {
+                out.push(char::from(ALPHABET[((acc << (6 - bits)) & 0x3f) as usize]));
+            }
+            out
+        }
+
+        pub(super) fn decode_into(text: &str, out: &mut [u8]) -> Option<usize> {
+            let b = text.as_bytes();
+            if b.len() % 4 == 1 {
+                return None;
+            }
+            let (mut n, mut acc, mut bits) = (0, 0u32, 0);
+            for &c in b {
+                let value = match c {
+                    b'A'..=b'Z' => c - b'A',
+                    b'a'..=b'z' => c - b'a' + 26,
+                    b'0'..=b'9' => c - b'0' + 52,
+                    b'-' => 62,
+                    b'_' => 63,
+                    _ => return None,
+                };
+                acc = ((acc << 6) | u32::from(value)) & 0xffff;
+                bits += 6;
+                if bits >= 8 {
+                    bits -= 8;
+                    *out.get_mut(n)? = ((acc >> bits) & 0xff) as u8;
+                    n += 1;
+                }
+            }
+            (acc & ((1 << bits) - 1) == 0).then_some(n)
+        }
+
+        pub(super) fn decode(text: &str) -> Option<Vec<u8>> {
+            let mut out = vec![0u8; text.len() * 3 / 4];
+            let n = decode_into(text, &mut out)?;
+            out.truncate(n);
+            Some(out)
+        }
+    }
 
     #[test]
     fn debug_hides_the_secret() {
@@ -365,6 +457,29 @@ mod tests {
             prop_assume!(&text[at..=at] != with.as_str());
             text.replace_range(at..=at, &with);
             prop_assert!(!token.digest().verify(&text));
+        }
+
+        // The table-driven base64url agrees with the bit-by-bit one it
+        // replaced, on any bytes and on any text (canonical or not, of any
+        // length, into any room).
+        #[test]
+        fn base64url_matches_the_reference(
+            bytes in proptest::collection::vec(any::<u8>(), 0..80),
+            text in "[A-Za-z0-9_=+/-]{0,70}",
+            other in any::<String>(),
+            room in 0..60usize,
+        ) {
+            prop_assert_eq!(base64url_encode(&bytes), reference::encode(&bytes));
+            let encoded = reference::encode(&bytes);
+            for text in [encoded.as_str(), text.as_str(), other.as_str()] {
+                let (mut ours, mut theirs) = (vec![0u8; room], vec![0u8; room]);
+                let n = base64url_decode_into(text, &mut ours);
+                prop_assert_eq!(n, reference::decode_into(text, &mut theirs));
+                if let Some(n) = n {
+                    prop_assert_eq!(&ours[..n], &theirs[..n]);
+                }
+                prop_assert_eq!(base64url_decode(text), reference::decode(text));
+            }
         }
 
         // Digest text round-trips.

@@ -1,16 +1,37 @@
 //! Worlds the benchmarks run in: in-memory hosts of chosen sizes.
 
+use std::pin::pin;
+use std::task::{Context, Poll, Waker};
+
 use rand_chacha::ChaCha20Rng;
 use rand_chacha::rand_core::SeedableRng;
 use rand_core::TryCryptoRng;
 use service_contacts::{
-    Changes, Contacts, CustomerId, Driver, Edit, MemoryDirectory, MemoryNotifier, MemoryStore,
-    PageSize, Part, RequestFilter, Role, Service, ServiceName, StateName, Store, Write,
+    AsyncDriver, Changes, Contacts, CustomerId, Driver, Edit, MemoryDirectory, MemoryNotifier,
+    MemoryStore, PageSize, Part, RequestFilter, Role, Service, ServiceName, StateName, Store,
+    Write,
 };
 use time::{Duration, OffsetDateTime, macros::datetime};
 
 /// The in-memory driver the benchmarks use.
 pub(crate) type MemoryDriver = Driver<MemoryStore, MemoryNotifier, MemoryDirectory>;
+
+/// The async driver on the same in-memory parts.
+pub(crate) type AsyncMemoryDriver = AsyncDriver<MemoryStore, MemoryNotifier, MemoryDirectory>;
+
+/// Polls `future` to its end on this thread with a waker that does nothing:
+/// the smallest executor there is, no runtime. The in-memory parts answer at
+/// once, so an action is ready at its first poll (but after a commit
+/// conflict, which yields once).
+pub(crate) fn block_on<F: Future>(future: F) -> F::Output {
+    let mut future = pin!(future);
+    let mut cx = Context::from_waker(Waker::noop());
+    loop {
+        if let Poll::Ready(output) = future.as_mut().poll(&mut cx) {
+            return output;
+        }
+    }
+}
 
 /// The `n`th customer: `BN<n>-OVH`.
 pub(crate) fn customer(n: u32) -> CustomerId {
@@ -24,25 +45,73 @@ pub(crate) fn service_name(n: u32) -> ServiceName {
 
 pub(crate) const NOW: OffsetDateTime = datetime!(2026-11-21 10:00 UTC);
 
-/// One service, its admin and the customer who becomes tech.
-pub(crate) struct LifeWorld {
-    driver: MemoryDriver,
+/// One service, its admin and the customer who becomes tech, behind the
+/// blocking driver ([`LifeWorld`]) or the async one ([`AsyncLifeWorld`]).
+pub(crate) struct World<D> {
+    driver: D,
     site: ServiceName,
     admin: CustomerId,
     tech: CustomerId,
 }
 
+/// A world for a request's life through the blocking [`Driver`].
+pub(crate) type LifeWorld = World<MemoryDriver>;
+
+/// The same world through the [`AsyncDriver`].
+pub(crate) type AsyncLifeWorld = World<AsyncMemoryDriver>;
+
+/// A directory of two customers, a service's name and the two customers.
+fn life_parts() -> (MemoryDirectory, ServiceName, CustomerId, CustomerId) {
+    let (admin, tech) = (customer(1), customer(2));
+    let directory = MemoryDirectory::new();
+    directory.add(admin);
+    directory.add(tech);
+    (directory, service_name(1), admin, tech)
+}
+
+/// A full request life in `$world`: the admin proposes a new tech contact,
+/// both confirm with the tokens the notifier recorded, the change applies.
+/// Each action's result is awaited when `await` is given (the async
+/// driver), taken as it is otherwise. The world is the value, so dropping it
+/// is not timed.
+macro_rules! life {
+    ($world:expr, $rng:expr $(, $await:tt)?) => {{
+        let world = $world;
+        let edit = Edit::new(world.site.clone()).with(Role::Tech, world.tech);
+        let opened = world
+            .driver
+            .submit(&edit, world.admin, NOW, $rng)
+            $(.$await)?
+            .expect("opened");
+        let request = opened.value[0];
+        let mail = world.driver.notifier().take();
+        for who in [world.tech, world.admin] {
+            let token = mail
+                .iter()
+                .find(|m| m.to() == who)
+                .and_then(|m| m.token())
+                .expect("a token for each confirmer")
+                .reveal();
+            let outcome = world
+                .driver
+                .accept(request, who, &token, NOW)
+                $(.$await)?
+                .expect("accepted");
+            if who == world.admin {
+                assert_eq!(outcome.value.state().name(), StateName::Done);
+            }
+        }
+        world
+    }};
+}
+
 impl LifeWorld {
     /// A fresh world: a directory of two customers, one service.
     pub(crate) fn new() -> LifeWorld {
-        let (admin, tech) = (customer(1), customer(2));
-        let directory = MemoryDirectory::new();
-        directory.add(admin);
-        directory.add(tech);
+        let (directory, site, admin, tech) = life_parts();
         let driver = Driver::new(MemoryStore::new(), MemoryNotifier::new(), directory);
-        let site = service_name(1);
         driver.order_service(&site, admin).expect("ordered");
-        LifeWorld {
+        World {
             driver,
             site,
             admin,
@@ -50,39 +119,43 @@ impl LifeWorld {
         }
     }
 
-    /// A full request life: the admin proposes a new tech contact, both
-    /// confirm with the tokens the notifier recorded, the change applies.
-    /// Returns the world, so dropping it is not timed.
+    /// A full request life (see [`life!`]).
     pub(crate) fn one_life<R: TryCryptoRng + ?Sized>(self, rng: &mut R) -> LifeWorld {
-        let edit = Edit::new(self.site.clone()).with(Role::Tech, self.tech);
-        let opened = self
-            .driver
-            .submit(&edit, self.admin, NOW, rng)
-            .expect("opened");
-        let request = opened.value[0];
-        let mail = self.driver.notifier().take();
-        for who in [self.tech, self.admin] {
-            let token = mail
-                .iter()
-                .find(|m| m.to() == who)
-                .and_then(|m| m.token())
-                .expect("a token for each confirmer")
-                .reveal();
-            let outcome = self
-                .driver
-                .accept(request, who, &token, NOW)
-                .expect("accepted");
-            if who == self.admin {
-                assert_eq!(outcome.value.state().name(), StateName::Done);
-            }
+        life!(self, rng)
+    }
+}
+
+impl AsyncLifeWorld {
+    /// A fresh world: a directory of two customers, one service.
+    pub(crate) fn new() -> AsyncLifeWorld {
+        let (directory, site, admin, tech) = life_parts();
+        let driver = AsyncDriver::new(MemoryStore::new(), MemoryNotifier::new(), directory);
+        block_on(driver.order_service(&site, admin)).expect("ordered");
+        World {
+            driver,
+            site,
+            admin,
+            tech,
         }
-        self
+    }
+
+    /// The same life as [`LifeWorld::one_life`], its actions awaited in one
+    /// future polled by [`block_on`], as a host's request handler would
+    /// await them.
+    pub(crate) fn one_life<R: TryCryptoRng + ?Sized>(self, rng: &mut R) -> AsyncLifeWorld {
+        block_on(async move { life!(self, rng, await) })
     }
 }
 
 impl Default for LifeWorld {
     fn default() -> Self {
         LifeWorld::new()
+    }
+}
+
+impl Default for AsyncLifeWorld {
+    fn default() -> Self {
+        AsyncLifeWorld::new()
     }
 }
 

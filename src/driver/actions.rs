@@ -32,22 +32,49 @@ type Error<S, D> = DriverError<<S as AsyncStore>::Error, <D as AsyncDirectory>::
 type Committed<T, S, N, D> = Result<Outcome<T, <N as AsyncNotifier>::Error>, Error<S, D>>;
 
 /// Decides with `decide` (an async block: one attempt's reads and decision,
-/// giving a [`Step`]) and concludes it ([`Actions::conclude`]), again and
-/// again until it lands, is refused, or the retries run out: the driver's
-/// loop, which every action that commits runs.
+/// giving a [`Step`]), commits and delivers, again and again until it lands,
+/// is refused, or the retries run out: the driver's loop, which every action
+/// that commits runs. Its value is the action's result.
+///
+/// Dropped at any await point, it leaves the store as before the commit or
+/// as after it (the store's commit is atomic, also when dropped), and
+/// delivers nothing before the commit returned (R41).
+///
+/// The loop is written out in the action's own future, not awaited as a
+/// future of its own, and it hands its result on with `break` (not `?` nor
+/// `return`, which would need a future of its own): a future that an action
+/// awaits is made apart and then copied into the action's future whole,
+/// and the step and the request it carries were copied again at each
+/// level, which made the blocking driver measurably slower.
 macro_rules! attempt {
-    ($actions:ident, $decide:expr) => {
-        async {
-            let mut attempts = 0;
-            loop {
-                let step: Result<Step<_>, Error<S, D>> = $decide.await;
-                if let Some(done) = $actions.conclude(step?, &mut attempts).await? {
-                    return Ok(done);
+    ($actions:ident, $decide:expr) => {{
+        let mut attempts: u32 = 0;
+        loop {
+            let step: Result<Step<_>, Error<S, D>> = $decide.await;
+            let step = match step {
+                Ok(step) => step,
+                Err(err) => break Err(err),
+            };
+            attempts = attempts.saturating_add(1);
+            if let Some((changes, then)) = step.into_commit() {
+                match $actions.store.commit(changes).await {
+                    Ok(()) => match then {
+                        Ok((value, messages)) => {
+                            let undelivered = $actions.deliver(messages).await;
+                            break Ok(Outcome { value, undelivered });
+                        }
+                        Err(refusal) => break Err(refusal.into()),
+                    },
+                    Err(CommitError::Conflict) => {}
+                    Err(CommitError::Store(err)) => break Err(DriverError::Store(err)),
                 }
             }
+            // A conflict, or reads that disagreed: decide again.
+            if let Err(err) = $actions.again(attempts).await {
+                break Err(err);
+            }
         }
-        .await
-    };
+    }};
 }
 
 /// The host's parts and the engine, as one action sees them.
@@ -59,6 +86,20 @@ pub(super) struct Actions<'a, S, N, D> {
     pub(super) retries: u32,
 }
 
+// An action's future owns its copy, so that the blocking driver can make the
+// future in place, inside `block_on` (see there).
+impl<S, N, D> Clone for Actions<'_, S, N, D> {
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+
+impl<S, N, D> Copy for Actions<'_, S, N, D> {}
+
+/// What follows a commit that landed: the value and the messages to
+/// deliver, or the refusal to report.
+type Then<T> = Result<(T, Vec<Message>), Refusal>;
+
 /// What one attempt decided.
 enum Step<T> {
     /// Commit, then deliver and return `value`.
@@ -68,6 +109,20 @@ enum Step<T> {
     /// The reads disagreed with each other (R44): read and decide again, as
     /// after a commit conflict.
     Retry,
+}
+
+impl<T> Step<T> {
+    /// What to commit, and what follows once it landed; `None` to decide
+    /// again.
+    fn into_commit(self) -> Option<(Changes, Then<T>)> {
+        match self {
+            Step::Commit(transition, value) => {
+                Some((transition.changes, Ok((value, transition.messages))))
+            }
+            Step::RecordThenRefuse(changes, refusal) => Some((changes, Err(refusal))),
+            Step::Retry => None,
+        }
+    }
 }
 
 /// A service as the store holds it, with the requests it names (see
@@ -88,7 +143,7 @@ impl Loaded {
 
 impl<S: AsyncStore, N: AsyncNotifier, D: AsyncDirectory> Actions<'_, S, N, D> {
     pub(super) async fn import_services(
-        &self,
+        self,
         services: Vec<(ServiceName, Contacts)>,
     ) -> Result<Vec<Service>, Error<S, D>> {
         let mut holders: Vec<CustomerId> = services
@@ -126,7 +181,7 @@ impl<S: AsyncStore, N: AsyncNotifier, D: AsyncDirectory> Actions<'_, S, N, D> {
     }
 
     pub(super) async fn remove_service(
-        &self,
+        self,
         name: &ServiceName,
         now: OffsetDateTime,
     ) -> Committed<Service, S, N, D> {
@@ -144,7 +199,7 @@ impl<S: AsyncStore, N: AsyncNotifier, D: AsyncDirectory> Actions<'_, S, N, D> {
     }
 
     pub(super) async fn submit<R: TryCryptoRng + ?Sized>(
-        &self,
+        self,
         edit: &Edit,
         actor: CustomerId,
         now: OffsetDateTime,
@@ -178,7 +233,7 @@ impl<S: AsyncStore, N: AsyncNotifier, D: AsyncDirectory> Actions<'_, S, N, D> {
     }
 
     pub(super) async fn accept(
-        &self,
+        self,
         id: RequestId,
         actor: CustomerId,
         token: &str,
@@ -189,7 +244,7 @@ impl<S: AsyncStore, N: AsyncNotifier, D: AsyncDirectory> Actions<'_, S, N, D> {
             // Only the last confirmation applies the change (R30–R32), and
             // only then does the engine consult the service, its open
             // requests and the accounts: skip loading them otherwise.
-            let last = request.waits_for(actor, now) && request.missing_at(now).len() == 1;
+            let last = request.waits_only_for(actor, now);
             if !last {
                 let nobody: &[(CustomerId, AccountStatus)] = &[];
                 let decided = self
@@ -208,7 +263,7 @@ impl<S: AsyncStore, N: AsyncNotifier, D: AsyncDirectory> Actions<'_, S, N, D> {
     }
 
     pub(super) async fn refuse(
-        &self,
+        self,
         id: RequestId,
         actor: CustomerId,
         token: &str,
@@ -221,7 +276,7 @@ impl<S: AsyncStore, N: AsyncNotifier, D: AsyncDirectory> Actions<'_, S, N, D> {
     }
 
     pub(super) async fn resend<R: TryCryptoRng + ?Sized>(
-        &self,
+        self,
         id: RequestId,
         actor: CustomerId,
         now: OffsetDateTime,
@@ -238,7 +293,7 @@ impl<S: AsyncStore, N: AsyncNotifier, D: AsyncDirectory> Actions<'_, S, N, D> {
     }
 
     pub(super) async fn cancel(
-        &self,
+        self,
         id: RequestId,
         actor: CustomerId,
         now: OffsetDateTime,
@@ -254,7 +309,7 @@ impl<S: AsyncStore, N: AsyncNotifier, D: AsyncDirectory> Actions<'_, S, N, D> {
     }
 
     pub(super) async fn expire_due(
-        &self,
+        self,
         now: OffsetDateTime,
         page_size: PageSize,
     ) -> Committed<Sweep<S::Error, D::Error>, S, N, D> {
@@ -280,7 +335,7 @@ impl<S: AsyncStore, N: AsyncNotifier, D: AsyncDirectory> Actions<'_, S, N, D> {
     }
 
     pub(super) async fn expire_due_page(
-        &self,
+        self,
         now: OffsetDateTime,
         after: Option<&Cursor>,
         size: PageSize,
@@ -335,7 +390,7 @@ impl<S: AsyncStore, N: AsyncNotifier, D: AsyncDirectory> Actions<'_, S, N, D> {
     }
 
     pub(super) async fn my_contacts(
-        &self,
+        self,
         customer: CustomerId,
         after: Option<&Cursor>,
         size: PageSize,
@@ -356,7 +411,7 @@ impl<S: AsyncStore, N: AsyncNotifier, D: AsyncDirectory> Actions<'_, S, N, D> {
     }
 
     pub(super) async fn my_requests(
-        &self,
+        self,
         customer: CustomerId,
         filter: &RequestFilter,
         now: OffsetDateTime,
@@ -393,7 +448,7 @@ impl<S: AsyncStore, N: AsyncNotifier, D: AsyncDirectory> Actions<'_, S, N, D> {
         })
     }
 
-    pub(super) async fn service(&self, name: &ServiceName) -> Result<Service, Error<S, D>> {
+    pub(super) async fn service(self, name: &ServiceName) -> Result<Service, Error<S, D>> {
         self.store
             .service(name)
             .await
@@ -403,7 +458,7 @@ impl<S: AsyncStore, N: AsyncNotifier, D: AsyncDirectory> Actions<'_, S, N, D> {
     }
 
     pub(super) async fn request(
-        &self,
+        self,
         id: RequestId,
         now: OffsetDateTime,
     ) -> Result<RequestStatus, Error<S, D>> {
@@ -416,7 +471,7 @@ impl<S: AsyncStore, N: AsyncNotifier, D: AsyncDirectory> Actions<'_, S, N, D> {
     }
 
     pub(super) async fn proposable(
-        &self,
+        self,
         service: &ServiceName,
         actor: CustomerId,
         now: OffsetDateTime,
@@ -432,36 +487,6 @@ impl<S: AsyncStore, N: AsyncNotifier, D: AsyncDirectory> Actions<'_, S, N, D> {
 
     // ----- the loop -----
 
-    /// Ends one attempt decided as `step`: commits and delivers, and
-    /// returns the outcome; or, after a conflict (or reads that disagreed),
-    /// `None` to decide again, unless this was the last attempt allowed.
-    ///
-    /// Dropped at any await point, it leaves the store as before the commit
-    /// or as after it (the store's commit is atomic, also when dropped), and
-    /// delivers nothing before the commit returned (R41).
-    async fn conclude<T>(
-        &self,
-        step: Step<T>,
-        attempts: &mut u32,
-    ) -> Result<Option<Outcome<T, N::Error>>, Error<S, D>> {
-        *attempts = attempts.saturating_add(1);
-        let (changes, then) = match step {
-            Step::Commit(transition, value) => {
-                (transition.changes, Ok((value, transition.messages)))
-            }
-            Step::RecordThenRefuse(changes, refusal) => (changes, Err(refusal)),
-            Step::Retry => return self.again(*attempts).await.map(|()| None),
-        };
-        match self.store.commit(changes).await {
-            Ok(()) => {
-                let (value, messages) = then?;
-                Ok(Some(self.deliver(value, messages).await))
-            }
-            Err(CommitError::Conflict) => self.again(*attempts).await.map(|()| None),
-            Err(CommitError::Store(err)) => Err(DriverError::Store(err)),
-        }
-    }
-
     /// After `attempts` attempts that did not land: gives the others a turn
     /// before the next, or gives up once `retries` retries were made.
     async fn again(&self, attempts: u32) -> Result<(), Error<S, D>> {
@@ -473,14 +498,14 @@ impl<S: AsyncStore, N: AsyncNotifier, D: AsyncDirectory> Actions<'_, S, N, D> {
     }
 
     /// Delivers every message; failures are collected, not fatal (R41).
-    async fn deliver<T>(&self, value: T, messages: Vec<Message>) -> Outcome<T, N::Error> {
+    async fn deliver(&self, messages: Vec<Message>) -> Vec<Undelivered<N::Error>> {
         let mut undelivered = Vec::new();
         for message in messages {
             if let Err(error) = self.notifier.deliver(&message).await {
                 undelivered.push(Undelivered { message, error });
             }
         }
-        Outcome { value, undelivered }
+        undelivered
     }
 
     /// The service `name` as stored (removed or not) and the requests it
@@ -489,7 +514,7 @@ impl<S: AsyncStore, N: AsyncNotifier, D: AsyncDirectory> Actions<'_, S, N, D> {
         let Some(service) = self.store.service(name).await.map_err(DriverError::Store)? else {
             return Ok(None);
         };
-        let mut requests = Vec::with_capacity(3);
+        let mut requests = Vec::with_capacity(service.requests_to_load().count());
         for id in service.requests_to_load() {
             // A request named but not found leaves the snapshot short: the
             // engine then asks for a new read, or treats the role as locked.
@@ -631,8 +656,11 @@ impl Future for YieldNow {
 /// so the only pending point is [`YieldNow`] after a conflict: the thread
 /// yields, as the blocking driver always did, and polls again. The suite's
 /// cases never wait over such parts.
-pub(crate) fn block_on<F: Future>(future: F) -> F::Output {
-    let mut future = pin!(future);
+///
+/// The future is made by `make` right where it is pinned: a future passed by
+/// value is copied whole (accept's is about 2 KB) before its first poll.
+pub(crate) fn block_on<F: Future>(make: impl FnOnce() -> F) -> F::Output {
+    let mut future = pin!(make());
     let mut cx = Context::from_waker(Waker::noop());
     loop {
         if let Poll::Ready(output) = future.as_mut().poll(&mut cx) {

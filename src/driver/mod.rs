@@ -353,10 +353,10 @@ impl<S: Store, N: Notifier, D: Directory> Driver<S, N, D> {
         &self,
         services: impl IntoIterator<Item = (ServiceName, Contacts)>,
     ) -> Result<Vec<Service>, DriverErrorFor<S, D>> {
-        block_on(
+        block_on(|| {
             self.actions()
-                .import_services(services.into_iter().collect()),
-        )
+                .import_services(services.into_iter().collect())
+        })
     }
 
     /// Removes a service, as a host does when the service is terminated:
@@ -373,7 +373,7 @@ impl<S: Store, N: Notifier, D: Directory> Driver<S, N, D> {
         name: &ServiceName,
         now: OffsetDateTime,
     ) -> Result<Outcome<Service, N::Error>, DriverErrorFor<S, D>> {
-        block_on(self.actions().remove_service(name, now))
+        block_on(|| self.actions().remove_service(name, now))
     }
 
     /// Submits an edit of a service's contacts by `actor` (R8–R16, R27, R33,
@@ -390,7 +390,7 @@ impl<S: Store, N: Notifier, D: Directory> Driver<S, N, D> {
         now: OffsetDateTime,
         rng: &mut R,
     ) -> Result<Outcome<Vec<RequestId>, N::Error>, DriverErrorFor<S, D>> {
-        block_on(self.actions().submit(edit, actor, now, rng))
+        block_on(|| self.actions().submit(edit, actor, now, rng))
     }
 
     /// Accepts a request as `actor` with their token (R16, R20, R24–R26); the
@@ -409,7 +409,7 @@ impl<S: Store, N: Notifier, D: Directory> Driver<S, N, D> {
         token: &str,
         now: OffsetDateTime,
     ) -> Result<Outcome<ChangeRequest, N::Error>, DriverErrorFor<S, D>> {
-        block_on(self.actions().accept(id, actor, token, now))
+        block_on(|| self.actions().accept(id, actor, token, now))
     }
 
     /// Refuses a request as `actor` with their token (R21, R24–R26, R39).
@@ -424,7 +424,7 @@ impl<S: Store, N: Notifier, D: Directory> Driver<S, N, D> {
         token: &str,
         now: OffsetDateTime,
     ) -> Result<Outcome<ChangeRequest, N::Error>, DriverErrorFor<S, D>> {
-        block_on(self.actions().refuse(id, actor, token, now))
+        block_on(|| self.actions().refuse(id, actor, token, now))
     }
 
     /// Sends a request again with new tokens, at a confirmer's demand (R22,
@@ -441,7 +441,7 @@ impl<S: Store, N: Notifier, D: Directory> Driver<S, N, D> {
         now: OffsetDateTime,
         rng: &mut R,
     ) -> Result<Outcome<ChangeRequest, N::Error>, DriverErrorFor<S, D>> {
-        block_on(self.actions().resend(id, actor, now, rng))
+        block_on(|| self.actions().resend(id, actor, now, rng))
     }
 
     /// Cancels a request at the requester's demand (R28, R39).
@@ -456,7 +456,7 @@ impl<S: Store, N: Notifier, D: Directory> Driver<S, N, D> {
         actor: CustomerId,
         now: OffsetDateTime,
     ) -> Result<Outcome<ChangeRequest, N::Error>, DriverErrorFor<S, D>> {
-        block_on(self.actions().cancel(id, actor, now))
+        block_on(|| self.actions().cancel(id, actor, now))
     }
 
     /// Records the expiry of every request past its deadline at `now` and
@@ -484,7 +484,7 @@ impl<S: Store, N: Notifier, D: Directory> Driver<S, N, D> {
         &self,
         now: OffsetDateTime,
     ) -> Result<Outcome<SweepFor<S, D>, N::Error>, DriverErrorFor<S, D>> {
-        block_on(self.actions().expire_due(now, expiry_page()))
+        block_on(|| self.actions().expire_due(now, expiry_page()))
     }
 
     /// Sweeps one page of the requests due at `now` (R29, R45): those after
@@ -507,7 +507,7 @@ impl<S: Store, N: Notifier, D: Directory> Driver<S, N, D> {
         after: Option<&Cursor>,
         size: PageSize,
     ) -> Result<Outcome<SweepFor<S, D>, N::Error>, DriverErrorFor<S, D>> {
-        block_on(self.actions().expire_due_page(now, after, size))
+        block_on(|| self.actions().expire_due_page(now, after, size))
     }
 
     // ----- queries -----
@@ -543,7 +543,7 @@ impl<S: Store, N: Notifier, D: Directory> Driver<S, N, D> {
         after: Option<&Cursor>,
         size: PageSize,
     ) -> Result<Page<(ServiceName, Roles)>, DriverErrorFor<S, D>> {
-        block_on(self.actions().my_contacts(customer, after, size))
+        block_on(|| self.actions().my_contacts(customer, after, size))
     }
 
     /// One page of the requests where `customer` is a party that `filter`
@@ -566,10 +566,10 @@ impl<S: Store, N: Notifier, D: Directory> Driver<S, N, D> {
         after: Option<&Cursor>,
         size: PageSize,
     ) -> Result<Page<RequestSummary>, DriverErrorFor<S, D>> {
-        block_on(
+        block_on(|| {
             self.actions()
-                .my_requests(customer, filter, now, after, size),
-        )
+                .my_requests(customer, filter, now, after, size)
+        })
     }
 
     /// The service `name` as stored now, with its contacts.
@@ -579,7 +579,7 @@ impl<S: Store, N: Notifier, D: Directory> Driver<S, N, D> {
     /// [`Refusal::UnknownService`] (also for a removed service) or a host
     /// failure.
     pub fn service(&self, name: &ServiceName) -> Result<Service, DriverErrorFor<S, D>> {
-        block_on(self.actions().service(name))
+        block_on(|| self.actions().service(name))
     }
 
     /// The request `id` as it stands at `now`: its state (`expired` past the
@@ -616,7 +616,7 @@ impl<S: Store, N: Notifier, D: Directory> Driver<S, N, D> {
         id: RequestId,
         now: OffsetDateTime,
     ) -> Result<RequestStatus, DriverErrorFor<S, D>> {
-        block_on(self.actions().request(id, now))
+        block_on(|| self.actions().request(id, now))
     }
 
     /// What `actor` may propose on the service right now (R15): the same
@@ -631,6 +631,6 @@ impl<S: Store, N: Notifier, D: Directory> Driver<S, N, D> {
         actor: CustomerId,
         now: OffsetDateTime,
     ) -> Result<Proposable, DriverErrorFor<S, D>> {
-        block_on(self.actions().proposable(service, actor, now))
+        block_on(|| self.actions().proposable(service, actor, now))
     }
 }
