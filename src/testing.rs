@@ -44,7 +44,7 @@
 //! #[tokio::main]
 //! async fn main() -> Result<(), tokio::task::JoinError> {
 //!     // `MemoryStore` implements `AsyncStore` too; a host builds its own.
-//!     let report = tokio::spawn(run_async_store_suite(MemoryStore::new)).await?;
+//!     let report = tokio::spawn(run_async_store_suite(|| async { MemoryStore::new() })).await?;
 //!     report.assert_passed();
 //!     assert_eq!(report.passed, CASES);
 //!     Ok(())
@@ -157,10 +157,12 @@ macro_rules! cases {
 
         /// Runs every case in the order of [`CASES`], each against a fresh
         /// store from `make`, a panic counted as the case's failure.
-        async fn run_cases<S: Tested>(mut make: impl FnMut() -> S) -> Report {
+        async fn run_cases<S: Tested, M: Future<Output = S>>(
+            mut make: impl FnMut() -> M,
+        ) -> Report {
             let mut report = Report::default();
             $({
-                let store = make();
+                let store = make().await;
                 report.record(stringify!($case), unwound($case(&store)).await);
             })*
             report
@@ -245,12 +247,14 @@ where
     S: Store + Sync,
     F: FnMut() -> S,
 {
-    block_on(|| run_cases(|| Blocking(make())))
+    block_on(|| run_cases(|| std::future::ready(Blocking(make()))))
 }
 
 /// Runs every case of the suite on an [`AsyncStore`], each against a fresh
-/// store from `make`: the same cases as [`run_store_suite`], awaited on the
-/// host's own runtime (the crate depends on none).
+/// store that `make`'s future gives (a host's store usually connects
+/// asynchronously: `|| async { MyStore::connect(..).await.unwrap() }`): the
+/// same cases as [`run_store_suite`], awaited on the host's own runtime (the
+/// crate depends on none).
 ///
 /// A case that panics is reported as failed with the panic's message. The
 /// race cases run [`RACERS`] commits concurrently in this one future, as an
@@ -258,12 +262,16 @@ where
 /// same read, then their commit futures are polled together until all are
 /// done. The future is `Send` when `S` and `F` are, so it can be spawned on
 /// a multi-threaded runtime.
-pub fn run_async_store_suite<S, F>(mut make: F) -> impl Future<Output = Report>
+pub fn run_async_store_suite<S, F, M>(mut make: F) -> impl Future<Output = Report>
 where
     S: AsyncStore + Sync,
-    F: FnMut() -> S,
+    F: FnMut() -> M,
+    M: Future<Output = S>,
 {
-    run_cases(move || Joined(make()))
+    run_cases(move || {
+        let store = make();
+        async move { Joined(store.await) }
+    })
 }
 
 // ----- the two runners: the store as the cases see it -----

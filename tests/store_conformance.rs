@@ -18,7 +18,7 @@ async fn memory_store_conforms_through_the_async_traits() {
     // R31: versions, all-or-nothing, racing commits polled together in one
     // future; R6, R35, R29: the indexed listings; R45: their pages and
     // filters. Spawned, so the suite's future must be `Send`.
-    let report = tokio::spawn(run_async_store_suite(MemoryStore::new))
+    let report = tokio::spawn(run_async_store_suite(|| async { MemoryStore::new() }))
         .await
         .expect("the suite's task ends");
     report.assert_passed();

@@ -1096,7 +1096,7 @@ impl Runner {
             Runner::Async => tokio::runtime::Builder::new_current_thread()
                 .build()
                 .expect("a tokio runtime")
-                .block_on(run_async_store_suite(make)),
+                .block_on(run_async_store_suite(|| std::future::ready(make()))),
         }
     }
 }

@@ -15,9 +15,7 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use rand_chacha::ChaCha20Rng;
 use rand_chacha::rand_core::SeedableRng;
 use service_contacts::{
-    AsyncDriver, AsyncStore, ChangeRequest, Changes, CommitError, CustomerId, Edit,
-    MemoryDirectory, MemoryNotifier, RequestFilter, RequestId, RequestKey, Role, Roles, Service,
-    ServiceName, Store,
+    AsyncDriver, CustomerId, Edit, MemoryDirectory, MemoryNotifier, RequestId, Role, ServiceName,
 };
 use service_contacts_postgres::{Options, PgStore, PgStoreError};
 use time::OffsetDateTime;
@@ -160,26 +158,30 @@ pub(crate) struct Schema {
     handle: Handle,
 }
 
+/// Creates a new, empty schema with a name no other case uses, and returns
+/// its name (for async code; [`Schema::new`] also drops it when done).
+pub(crate) async fn create_schema() -> String {
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    let name = format!(
+        "sc_test_{}_{}",
+        std::process::id(),
+        NEXT.fetch_add(1, Ordering::Relaxed)
+    );
+    admin()
+        .await
+        .batch_execute(&format!(
+            "DROP SCHEMA IF EXISTS {name} CASCADE; CREATE SCHEMA {name}"
+        ))
+        .await
+        .expect("a schema is created");
+    name
+}
+
 impl Schema {
     /// Creates a new, empty schema with a name no other case uses.
     pub(crate) fn new(handle: &Handle) -> Schema {
-        static NEXT: AtomicU32 = AtomicU32::new(0);
-        let name = format!(
-            "sc_test_{}_{}",
-            std::process::id(),
-            NEXT.fetch_add(1, Ordering::Relaxed)
-        );
-        handle.block_on(async {
-            admin()
-                .await
-                .batch_execute(&format!(
-                    "DROP SCHEMA IF EXISTS {name} CASCADE; CREATE SCHEMA {name}"
-                ))
-                .await
-                .expect("a schema is created");
-        });
         Schema {
-            name,
+            name: handle.block_on(create_schema()),
             handle: handle.clone(),
         }
     }
@@ -222,93 +224,5 @@ impl Drop for Schema {
                 let _ = client.batch_execute(&sql).await;
             }
         });
-    }
-}
-
-/// A [`PgStore`] on a schema of its own, seen through the blocking
-/// [`Store`] trait: each call runs on the runtime, the calling thread
-/// waiting for it. The schema is dropped with the store.
-pub(crate) struct BlockingStore {
-    pub(crate) store: PgStore,
-    handle: Handle,
-    // Dropped after the store: its pool's connections close first.
-    pub(crate) schema: Schema,
-}
-
-impl std::fmt::Debug for BlockingStore {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        self.store.fmt(f)
-    }
-}
-
-impl BlockingStore {
-    /// A store on a fresh schema of its own.
-    pub(crate) fn fresh(handle: &Handle, connections: usize) -> BlockingStore {
-        let schema = Schema::new(handle);
-        let store = schema
-            .store(connections)
-            .expect("a store on an empty schema");
-        BlockingStore {
-            store,
-            handle: handle.clone(),
-            schema,
-        }
-    }
-
-    /// Runs `future` to its end on the runtime.
-    pub(crate) fn block_on<F: Future>(&self, future: F) -> F::Output {
-        self.handle.block_on(future)
-    }
-}
-
-impl Store for BlockingStore {
-    type Error = PgStoreError;
-
-    fn service(&self, name: &ServiceName) -> Result<Option<Service>, PgStoreError> {
-        self.block_on(AsyncStore::service(&self.store, name))
-    }
-
-    fn request(&self, id: RequestId) -> Result<Option<ChangeRequest>, PgStoreError> {
-        self.block_on(AsyncStore::request(&self.store, id))
-    }
-
-    fn contacts_of(
-        &self,
-        customer: CustomerId,
-        after: Option<&ServiceName>,
-        limit: usize,
-    ) -> Result<Vec<(ServiceName, Roles)>, PgStoreError> {
-        self.block_on(AsyncStore::contacts_of(&self.store, customer, after, limit))
-    }
-
-    fn requests_of(
-        &self,
-        customer: CustomerId,
-        filter: &RequestFilter,
-        now: OffsetDateTime,
-        after: Option<RequestKey>,
-        limit: usize,
-    ) -> Result<Vec<ChangeRequest>, PgStoreError> {
-        self.block_on(AsyncStore::requests_of(
-            &self.store,
-            customer,
-            filter,
-            now,
-            after,
-            limit,
-        ))
-    }
-
-    fn due_for_expiry(
-        &self,
-        now: OffsetDateTime,
-        after: Option<RequestKey>,
-        limit: usize,
-    ) -> Result<Vec<ChangeRequest>, PgStoreError> {
-        self.block_on(AsyncStore::due_for_expiry(&self.store, now, after, limit))
-    }
-
-    fn commit(&self, changes: Changes) -> Result<(), CommitError<PgStoreError>> {
-        self.block_on(AsyncStore::commit(&self.store, changes))
     }
 }
