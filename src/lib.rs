@@ -81,7 +81,9 @@
 //! names the version it expects to replace, and the whole batch is written or
 //! none of it. On a SQL database that is one transaction with a
 //! `WHERE version = $expected` check per row; a conflict is reported as
-//! [`CommitError::Conflict`] and the driver decides again.
+//! [`CommitError::Conflict`] and the driver decides again. A relational
+//! store that keeps each request as a document beside indexed columns finds
+//! their values, and the checks a row read back must pass, in [`columns`].
 //!
 //! The conformance suite (feature `testing`) checks a store against every
 //! contract point. In the host's tests:
@@ -251,6 +253,8 @@ mod version;
 
 #[cfg(feature = "serde")]
 mod serde_impl;
+
+pub mod columns;
 
 #[cfg(any(test, feature = "proptest"))]
 pub mod strategy;

@@ -485,6 +485,19 @@ impl ChangeRequest {
         self.party_slots().into_iter().flatten()
     }
 
+    /// Whether `customer` with `part` is one of the request's
+    /// [`ChangeRequest::party_entries`]: what a store checks a row of its
+    /// party index against (a row for an entry the request does not have
+    /// would list the request under a filter it does not belong to).
+    ///
+    /// Unlike [`Part::of`], this takes no time: an entry for
+    /// [`Part::WaitingForMe`] holds while the request is recorded as
+    /// awaiting the customer, whatever the deadline.
+    #[must_use]
+    pub fn has_party_entry(&self, customer: CustomerId, part: Part) -> bool {
+        self.party_slots().contains(&Some((customer, part)))
+    }
+
     /// [`ChangeRequest::party_entries`], in the same order, in a fixed
     /// array: the requester, the incoming customer, at most three outgoing
     /// contacts and two confirmers waited for. Built in place (a chain of

@@ -2,11 +2,13 @@
 
 use deadpool_postgres::Object;
 use futures_util::future::join_all;
-use service_contacts::{ChangeRequest, Changes, CommitError, Part, Role, Service, Write};
+use service_contacts::{ChangeRequest, Changes, CommitError, Part, Service, Write};
 use tokio_postgres::error::{Severity, SqlState};
 use tokio_postgres::types::{Json, ToSql};
 
-use crate::rows::{RequestColumns, part_code, sql_version};
+use service_contacts::columns::{RequestColumns, ServiceColumns, part_code};
+
+use crate::rows::{sql_version, too_large};
 use crate::{PgStore, PgStoreError};
 
 const INSERT_SERVICE: &str = "INSERT INTO services (name, admin, tech, billing, version, \
@@ -74,12 +76,7 @@ pub(crate) fn statements() -> [(&'static str, String); 4] {
 
 /// A service write, as SQL values.
 struct ServiceWrite {
-    name: String,
-    holders: [String; 3],
-    version: i64,
-    /// The last request of each role, in role order.
-    last: [Option<String>; 3],
-    removed: bool,
+    row: ServiceColumns,
     expected: Option<i64>,
 }
 
@@ -91,11 +88,7 @@ impl ServiceWrite {
             detail,
         };
         Ok(ServiceWrite {
-            name: service.name().as_str().to_owned(),
-            holders: Role::ALL.map(|role| service.holder(role).as_str().to_owned()),
-            version: sql_version(service.version()).map_err(unstorable)?,
-            last: Role::ALL.map(|role| service.last_request(role).map(|id| id.to_string())),
-            removed: service.is_removed(),
+            row: ServiceColumns::of(service).map_err(|err| unstorable(too_large(err)))?,
             expected: write
                 .expected
                 .map(sql_version)
@@ -132,7 +125,7 @@ impl RequestWrite<'_> {
             .map(|(customer, part)| (customer.as_str().to_owned(), part_code(part)))
             .unzip();
         Ok(RequestWrite {
-            row: RequestColumns::of(request).map_err(unstorable)?,
+            row: RequestColumns::of(request).map_err(|err| unstorable(too_large(err)))?,
             doc: Json(request),
             state: request.state().name().as_str(),
             customers,
@@ -237,10 +230,10 @@ pub(crate) async fn commit(
     // The fixed order of every commit's row locks (services by name, then
     // requests by id), so that two commits never wait for each other in a
     // cycle.
-    services.sort_by(|a, b| a.name.cmp(&b.name));
+    services.sort_by(|a, b| a.row.name.cmp(&b.row.name));
     requests.sort_by(|a, b| a.row.id.cmp(&b.row.id));
     // Two writes of one record in one batch: neither can be right.
-    if services.windows(2).any(|w| w[0].name == w[1].name)
+    if services.windows(2).any(|w| w[0].row.name == w[1].row.name)
         || requests.windows(2).any(|w| w[0].row.id == w[1].row.id)
     {
         return Err(CommitError::Conflict);
@@ -330,18 +323,19 @@ impl<'a> Step<'a> {
 fn steps<'a>(services: &'a [ServiceWrite], requests: &'a [RequestWrite<'a>]) -> Vec<Step<'a>> {
     let mut steps = Vec::with_capacity(services.len() + requests.len());
     for write in services {
-        let [admin, tech, billing] = &write.holders;
-        let [last_admin, last_tech, last_billing] = &write.last;
+        let row = &write.row;
+        let [admin, tech, billing] = &row.holders;
+        let [last_admin, last_tech, last_billing] = &row.last;
         let values: [&(dyn ToSql + Sync); 9] = [
-            &write.name,
+            &row.name,
             admin,
             tech,
             billing,
-            &write.version,
+            &row.version,
             last_admin,
             last_tech,
             last_billing,
-            &write.removed,
+            &row.removed,
         ];
         steps.push(Step::new(
             [INSERT_SERVICE, UPDATE_SERVICE],

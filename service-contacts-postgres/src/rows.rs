@@ -2,10 +2,12 @@
 //! and the checks a row read back must pass (a row that does not parse is a
 //! [`PgStoreError::Corrupt`], never a panic and never trusted).
 
-use service_contacts::{
-    ChangeRequest, Contacts, CustomerId, Part, RequestId, Role, Service, ServiceName, Version,
+use service_contacts::columns::{
+    self, Mismatch, RequestColumns, VersionOutOfRange, part_from_code, unix,
 };
-use time::OffsetDateTime;
+use service_contacts::{
+    ChangeRequest, Contacts, CustomerId, RequestId, Role, Service, ServiceName, Version,
+};
 use tokio_postgres::Row;
 use tokio_postgres::types::{FromSql, Json};
 
@@ -27,33 +29,14 @@ macro_rules! request_columns {
 
 pub(crate) use {request_columns, service_columns};
 
-/// Unix seconds and nanoseconds of `at` (two `BIGINT` columns): ordered as
-/// the instants are, to the nanosecond (a `timestamptz` keeps microseconds
-/// only, and the contract's deadlines are exact).
-pub(crate) fn unix(at: OffsetDateTime) -> (i64, i64) {
-    (at.unix_timestamp(), i64::from(at.nanosecond()))
-}
-
 /// A version as a `BIGINT`.
 pub(crate) fn sql_version(version: Version) -> Result<i64, String> {
-    i64::try_from(version.get())
-        .map_err(|_| format!("version {version} exceeds PostgreSQL's BIGINT"))
+    columns::version(version).map_err(too_large)
 }
 
-/// The `part` column of a `request_parties` row for each [`Part`] of
-/// [`ChangeRequest::party_entries`].
-pub(crate) const fn part_code(part: Part) -> &'static str {
-    match part {
-        Part::AskedByMe => "requester",
-        Part::ComingToMe => "incoming",
-        Part::TakingFromMe => "outgoing",
-        Part::WaitingForMe => "waiting",
-    }
-}
-
-/// The [`Part`] a `part` column names.
-fn part_of_code(code: &str) -> Option<Part> {
-    Part::ALL.into_iter().find(|&part| part_code(part) == code)
+/// What a version too large for a `BIGINT` is called in errors.
+pub(crate) fn too_large(VersionOutOfRange(version): VersionOutOfRange) -> String {
+    format!("version {version} exceeds PostgreSQL's BIGINT")
 }
 
 /// One row being read: its table and key (the first column read, as text),
@@ -153,31 +136,6 @@ pub(crate) fn read_service(row: &Row) -> Result<Service, PgStoreError> {
     ))
 }
 
-/// The indexed columns of a request row: derived from the request when it
-/// is written, and checked against its document when it is read back.
-#[derive(Debug, PartialEq, Eq)]
-pub(crate) struct RequestColumns {
-    pub(crate) id: String,
-    pub(crate) service: String,
-    pub(crate) open: bool,
-    pub(crate) opened: (i64, i64),
-    pub(crate) deadline: (i64, i64),
-    pub(crate) version: i64,
-}
-
-impl RequestColumns {
-    pub(crate) fn of(request: &ChangeRequest) -> Result<RequestColumns, String> {
-        Ok(RequestColumns {
-            id: request.id().to_string(),
-            service: request.service().as_str().to_owned(),
-            open: request.is_open(),
-            opened: unix(request.opened_at()),
-            deadline: unix(request.deadline()),
-            version: sql_version(request.version())?,
-        })
-    }
-}
-
 /// A `requests` row (`request_columns!`, from column `at` on) as a request:
 /// the document, checked against the row's key and indexed columns.
 pub(crate) fn read_request(row: &Row, at: usize) -> Result<ChangeRequest, PgStoreError> {
@@ -195,13 +153,12 @@ pub(crate) fn read_request(row: &Row, at: usize) -> Result<ChangeRequest, PgStor
         deadline: (cells.get(5, "deadline_s")?, cells.get(6, "deadline_ns")?),
         version: cells.get(7, "version")?,
     };
-    let expected = RequestColumns::of(&request)
-        .map_err(|detail| cells.corrupt(format!("column doc: {detail}")))?;
-    if stored != expected {
-        return Err(cells.corrupt(format!(
+    stored.check(&request).map_err(|mismatch| match mismatch {
+        Mismatch::Version(err) => cells.corrupt(format!("column doc: {}", too_large(err))),
+        Mismatch::Columns(expected) => cells.corrupt(format!(
             "the columns disagree with the document: stored {stored:?}, document {expected:?}"
-        )));
-    }
+        )),
+    })?;
     Ok(request)
 }
 
@@ -255,8 +212,8 @@ impl PartyRow {
         let entry = CustomerId::parse(&self.customer)
             .ok()
             .filter(|c| c.as_str() == self.customer)
-            .zip(part_of_code(&self.part));
-        if !entry.is_some_and(|entry| request.party_entries().any(|e| e == entry)) {
+            .zip(part_from_code(&self.part));
+        if !entry.is_some_and(|(customer, part)| request.has_party_entry(customer, part)) {
             return Err(self.corrupt("the request has no such party entry"));
         }
         let state = request.state().name();

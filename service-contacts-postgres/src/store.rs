@@ -7,6 +7,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
+use service_contacts::columns::{MAX_BATCH, MIN_BATCH, Position, part_code, unix};
 use service_contacts::{
     AsyncStore, ChangeRequest, Changes, CommitError, CustomerId, Part, RequestFilter, RequestId,
     RequestKey, Roles, Service, ServiceName, StateName,
@@ -16,8 +17,7 @@ use tokio_postgres::types::ToSql;
 
 use crate::PgStoreError;
 use crate::rows::{
-    PARTY_COLUMNS, PartyRow, part_code, read_request, read_service, request_columns,
-    service_columns, unix,
+    PARTY_COLUMNS, PartyRow, read_request, read_service, request_columns, service_columns,
 };
 
 const SERVICE: &str = concat!(
@@ -196,37 +196,9 @@ pub fn queries() -> Vec<(String, String)> {
     queries
 }
 
-/// How many rows a listing reads at least per query when the filter passes
-/// over some.
-const MIN_BATCH: usize = 16;
-/// The most rows one query of a listing reads.
-const MAX_BATCH: usize = 512;
-
 /// A SQL `LIMIT` of `rows`.
 fn sql_limit(rows: usize) -> i64 {
     i64::try_from(rows).unwrap_or(i64::MAX)
-}
-
-/// A listing's position as SQL values: seconds, nanoseconds, request id.
-#[derive(Clone, Debug)]
-struct Position(i64, i64, String);
-
-impl Position {
-    /// Strictly after `key`, or before everything newest first (ties by id:
-    /// the first page starts at the greatest time).
-    fn newest_after(key: Option<RequestKey>) -> Position {
-        key.map_or_else(|| Position(i64::MAX, i64::MAX, String::new()), Position::of)
-    }
-
-    /// Strictly after `key`, or before everything earliest first.
-    fn earliest_after(key: Option<RequestKey>) -> Position {
-        key.map_or_else(|| Position(i64::MIN, i64::MIN, String::new()), Position::of)
-    }
-
-    fn of(key: RequestKey) -> Position {
-        let (s, ns) = unix(key.at);
-        Position(s, ns, key.id.to_string())
-    }
 }
 
 /// How a [`PgStore`] uses its connections.
@@ -512,7 +484,7 @@ impl AsyncStore for PgStore {
         if limit == 0 {
             return Ok(Vec::new());
         }
-        let Position(s, ns, id) = Position::earliest_after(after);
+        let Position { at: (s, ns), id } = Position::earliest_after(after);
         let until = unix(now);
         let rows = self
             .query(
@@ -561,7 +533,7 @@ impl RequestPage<'_> {
         let mut page = Vec::new();
         let mut batch = self.limit.min(MAX_BATCH);
         loop {
-            let Position(s, ns, id) = &from;
+            let Position { at: (s, ns), id } = &from;
             let rows = self
                 .store
                 .query(
@@ -612,7 +584,7 @@ impl RequestPage<'_> {
         let mut current: Option<ChangeRequest> = None;
         let mut batch = self.limit.clamp(MIN_BATCH, MAX_BATCH);
         loop {
-            let Position(s, ns, id) = from.clone();
+            let Position { at: (s, ns), id } = from.clone();
             let limit = sql_limit(batch);
             let mut params: Vec<&(dyn ToSql + Sync)> = vec![&customer, &s, &ns, &id, &limit];
             for (part, state) in &ranges {
@@ -623,7 +595,10 @@ impl RequestPage<'_> {
             let more = rows.len() == batch;
             for row in &rows {
                 let party = PartyRow::read(row)?;
-                from = Position(party.opened.0, party.opened.1, party.request_id.clone());
+                from = Position {
+                    at: party.opened,
+                    id: party.request_id.clone(),
+                };
                 if let Some(request) = current
                     .as_ref()
                     .filter(|r| r.id().to_string() == party.request_id)

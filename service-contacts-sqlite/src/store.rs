@@ -13,6 +13,10 @@ use rusqlite::{
     Connection, ErrorCode, OpenFlags, OptionalExtension, Row, TransactionBehavior, params,
     params_from_iter,
 };
+use service_contacts::columns::{
+    self, MAX_BATCH, MIN_BATCH, Mismatch, Position, RequestColumns, ServiceColumns,
+    VersionOutOfRange, part_code, part_from_code, unix,
+};
 use service_contacts::{
     ChangeRequest, Changes, CommitError, Contacts, CustomerId, Part, RequestFilter, RequestId,
     RequestKey, Role, Roles, Service, ServiceName, StateName, Store, Version, Write,
@@ -303,96 +307,12 @@ fn queries() -> Vec<(&'static str, String)> {
     queries
 }
 
-/// The `part` column of a `request_parties` row: one value for each
-/// [`Part`] of [`ChangeRequest::party_entries`] (requester, incoming,
-/// outgoing, and `waiting` for each confirmer an awaiting request still
-/// waits for).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
-enum Seat {
-    Requester,
-    Incoming,
-    Outgoing,
-    Waiting,
-}
-
-impl Seat {
-    const fn as_str(self) -> &'static str {
-        match self {
-            Seat::Requester => "requester",
-            Seat::Incoming => "incoming",
-            Seat::Outgoing => "outgoing",
-            Seat::Waiting => "waiting",
-        }
-    }
-
-    fn parse(text: &str) -> Option<Seat> {
-        [
-            Seat::Requester,
-            Seat::Incoming,
-            Seat::Outgoing,
-            Seat::Waiting,
-        ]
-        .into_iter()
-        .find(|seat| seat.as_str() == text)
-    }
-
-    /// The seat of a customer with `part` (one column value each).
-    const fn of_part(part: Part) -> Seat {
-        match part {
-            Part::AskedByMe => Seat::Requester,
-            Part::ComingToMe => Seat::Incoming,
-            Part::TakingFromMe => Seat::Outgoing,
-            Part::WaitingForMe => Seat::Waiting,
-        }
-    }
-
-    /// The rows `request` must have ([`ChangeRequest::party_entries`]):
-    /// each customer with each seat, once.
-    fn all_of(request: &ChangeRequest) -> impl Iterator<Item = (CustomerId, Seat)> + '_ {
-        request
-            .party_entries()
-            .map(|(customer, part)| (customer, Seat::of_part(part)))
-    }
-}
-
-/// The (seat, recorded state) pairs whose rows may hold a request `filter`
+/// The (part, recorded state) pairs whose rows may hold a request `filter`
 /// lists ([`RequestFilter::index_ranges`]): searching these and applying
 /// [`RequestFilter::matches`] to what they hold lists exactly the filter's
 /// requests.
-fn arms(filter: &RequestFilter) -> Vec<(Seat, StateName)> {
-    filter
-        .index_ranges()
-        .into_iter()
-        .map(|(part, state)| (Seat::of_part(part), state))
-        .collect()
-}
-
-/// How many rows a listing reads at least per query when the filter passes
-/// over some: key rows of `request_parties` are small.
-const MIN_BATCH: usize = 16;
-/// The most rows one query of a listing reads.
-const MAX_BATCH: usize = 512;
-
-/// A listing's position as SQL values: seconds, nanoseconds, request id.
-#[derive(Clone, Debug)]
-struct Position(i64, i64, String);
-
-impl Position {
-    /// Strictly after `key`, or before everything (newest first, ties by
-    /// id: the first page starts at the greatest time).
-    fn newest_after(key: Option<RequestKey>) -> Position {
-        key.map_or_else(|| Position(i64::MAX, i64::MAX, String::new()), Position::of)
-    }
-
-    /// Strictly after `key`, or before everything (earliest first).
-    fn earliest_after(key: Option<RequestKey>) -> Position {
-        key.map_or_else(|| Position(i64::MIN, i64::MIN, String::new()), Position::of)
-    }
-
-    fn of(key: RequestKey) -> Position {
-        let (s, ns) = unix(key.at);
-        Position(s, ns, key.id.to_string())
-    }
+fn arms(filter: &RequestFilter) -> Vec<(Part, StateName)> {
+    filter.index_ranges()
 }
 
 /// A SQL `LIMIT` of `rows`.
@@ -767,7 +687,7 @@ impl Store for SqliteStore {
         }
         let conn = self.lock();
         let mut stmt = conn.prepare_cached(DUE_FOR_EXPIRY)?;
-        let Position(s, ns, id) = Position::earliest_after(after);
+        let Position { at: (s, ns), id } = Position::earliest_after(after);
         let until = unix(now);
         collect(
             stmt.query(params![s, ns, id, until.0, until.1, sql_limit(limit)])?,
@@ -794,7 +714,7 @@ impl Store for SqliteStore {
             .collect::<Result<_, _>>()
             .map_err(CommitError::Store)?;
         // Two writes of one record in one batch: neither can be right.
-        let names: BTreeSet<&str> = services.iter().map(|w| w.name.as_str()).collect();
+        let names: BTreeSet<&str> = services.iter().map(|w| w.row.name.as_str()).collect();
         let ids: BTreeSet<&str> = requests.iter().map(|w| w.row.id.as_str()).collect();
         if names.len() != services.len() || ids.len() != requests.len() {
             return Err(CommitError::Conflict);
@@ -834,7 +754,7 @@ impl RequestPage<'_> {
         let mut page = Vec::new();
         let mut batch = self.limit.min(MAX_BATCH);
         loop {
-            let Position(s, ns, id) = &from;
+            let Position { at: (s, ns), id } = &from;
             let rows = collect(
                 stmt.query(params![service.as_str(), s, ns, id, sql_limit(batch)])?,
                 read_request,
@@ -880,7 +800,7 @@ impl RequestPage<'_> {
         let mut current: Option<ChangeRequest> = None;
         let mut batch = self.limit.clamp(MIN_BATCH, MAX_BATCH);
         loop {
-            let Position(s, ns, id) = from.clone();
+            let Position { at: (s, ns), id } = from.clone();
             let mut values: Vec<Value> = vec![
                 Value::Text(self.customer.as_str().to_owned()),
                 Value::Integer(s),
@@ -888,8 +808,8 @@ impl RequestPage<'_> {
                 Value::Text(id),
                 Value::Integer(sql_limit(batch)),
             ];
-            for (seat, state) in &arms {
-                values.push(Value::Text(seat.as_str().to_owned()));
+            for &(part, state) in &arms {
+                values.push(Value::Text(part_code(part).to_owned()));
                 values.push(Value::Text(state.as_str().to_owned()));
             }
             let rows = collect(stmt.query(params_from_iter(values))?, read_party)?;
@@ -897,7 +817,10 @@ impl RequestPage<'_> {
                 .fetch_add(rows.len() as u64, Ordering::Relaxed);
             let more = rows.len() == batch;
             for (row, key) in rows {
-                from = Position(row.opened.0, row.opened.1, row.request_id.clone());
+                from = Position {
+                    at: row.opened,
+                    id: row.request_id.clone(),
+                };
                 if let Some(request) = current.as_ref().filter(|r| r.id() == key) {
                     // Another part of the request just read.
                     row.check(request)?;
@@ -935,15 +858,16 @@ struct PartyRow {
 }
 
 impl PartyRow {
-    /// The rows `request` must have: one per customer and seat, the
+    /// The rows `request` must have: one per customer and part, the
     /// `waiting` ones included.
     fn all_of(request: &ChangeRequest) -> Vec<PartyRow> {
         let (state, opened) = (request.state().name().as_str(), unix(request.opened_at()));
-        Seat::all_of(request)
-            .map(|(customer, seat)| PartyRow {
+        request
+            .party_entries()
+            .map(|(customer, part)| PartyRow {
                 customer: customer.as_str().to_owned(),
                 request_id: request.id().to_string(),
-                part: seat.as_str().to_owned(),
+                part: part_code(part).to_owned(),
                 state: state.to_owned(),
                 opened,
             })
@@ -967,11 +891,11 @@ impl PartyRow {
         let customer = CustomerId::parse(&self.customer)
             .ok()
             .filter(|c| c.as_str() == self.customer);
-        let seat = Seat::parse(&self.part);
+        let part = part_from_code(&self.part);
         let (state, opened) = (request.state().name(), unix(request.opened_at()));
-        let held = |(c, s): (CustomerId, Seat)| Seat::all_of(request).any(|row| row == (c, s));
-        let detail = if customer.zip(seat).is_none_or(|row| !held(row)) {
-            if seat == Some(Seat::Waiting) {
+        let held = |(c, p): (CustomerId, Part)| request.has_party_entry(c, p);
+        let detail = if customer.zip(part).is_none_or(|row| !held(row)) {
+            if part == Some(Part::WaitingForMe) {
                 format!("the request does not wait for {}", self.customer)
             } else {
                 format!("the request has no {} {}", self.part, self.customer)
@@ -1036,28 +960,31 @@ fn write_all(
     // so the transaction never has to upgrade a read lock later.
     let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
     for write in services {
+        let row = &write.row;
+        let [admin, tech, billing] = &row.holders;
+        let [last_admin, last_tech, last_billing] = &row.last;
         let changed = match write.expected {
             None => tx.prepare_cached(INSERT_SERVICE)?.execute(params![
-                write.name,
-                write.admin,
-                write.tech,
-                write.billing,
-                write.version,
-                write.last[0],
-                write.last[1],
-                write.last[2],
-                write.removed,
+                row.name,
+                admin,
+                tech,
+                billing,
+                row.version,
+                last_admin,
+                last_tech,
+                last_billing,
+                row.removed,
             ])?,
             Some(expected) => tx.prepare_cached(UPDATE_SERVICE)?.execute(params![
-                write.name,
-                write.admin,
-                write.tech,
-                write.billing,
-                write.version,
-                write.last[0],
-                write.last[1],
-                write.last[2],
-                write.removed,
+                row.name,
+                admin,
+                tech,
+                billing,
+                row.version,
+                last_admin,
+                last_tech,
+                last_billing,
+                row.removed,
                 expected
             ])?,
         };
@@ -1095,8 +1022,8 @@ fn write_all(
         // it waits for change: its `waiting` rows are replaced on every
         // write.
         let mut insert = tx.prepare_cached(INSERT_PARTY)?;
-        let waiting = write.waiting.iter().map(|c| (c, Seat::Waiting));
-        let new_rows: Vec<(&String, Seat)> = if write.expected.is_none() {
+        let waiting = write.waiting.iter().map(|c| (c, Part::WaitingForMe));
+        let new_rows: Vec<(&String, Part)> = if write.expected.is_none() {
             write
                 .parties
                 .iter()
@@ -1109,11 +1036,11 @@ fn write_all(
                 .execute(params![row.id, write.state])?;
             waiting.collect()
         };
-        for (party, seat) in new_rows {
+        for (party, part) in new_rows {
             insert.execute(params![
                 party,
                 row.id,
-                seat.as_str(),
+                part_code(part),
                 write.state,
                 row.opened.0,
                 row.opened.1
@@ -1126,14 +1053,7 @@ fn write_all(
 
 /// A service write, as SQL values.
 struct ServiceWrite {
-    name: String,
-    admin: String,
-    tech: String,
-    billing: String,
-    version: i64,
-    /// The last request of each role, in role order.
-    last: [Option<String>; 3],
-    removed: bool,
+    row: ServiceColumns,
     expected: Option<i64>,
 }
 
@@ -1144,15 +1064,8 @@ impl ServiceWrite {
             what: format!("service {}", service.name()),
             detail,
         };
-        let holder = |role| service.holder(role).as_str().to_owned();
         Ok(ServiceWrite {
-            name: service.name().as_str().to_owned(),
-            admin: holder(Role::Admin),
-            tech: holder(Role::Tech),
-            billing: holder(Role::Billing),
-            version: sql_version(service.version()).map_err(unstorable)?,
-            last: Role::ALL.map(|role| service.last_request(role).map(|id| id.to_string())),
-            removed: service.is_removed(),
+            row: ServiceColumns::of(service).map_err(|err| unstorable(too_large(err)))?,
             expected: write
                 .expected
                 .map(sql_version)
@@ -1163,12 +1076,12 @@ impl ServiceWrite {
 }
 
 /// A request write: its columns, its JSON document, its parties (each
-/// customer with each seat that never changes), the customers it waits for
+/// customer with each part that never changes), the customers it waits for
 /// and its recorded state.
 struct RequestWrite {
     row: RequestColumns,
     doc: String,
-    parties: Vec<(String, Seat)>,
+    parties: Vec<(String, Part)>,
     waiting: Vec<String>,
     state: &'static str,
     expected: Option<i64>,
@@ -1182,14 +1095,16 @@ impl RequestWrite {
             detail,
         };
         Ok(RequestWrite {
-            row: RequestColumns::of(request).map_err(unstorable)?,
+            row: RequestColumns::of(request).map_err(|err| unstorable(too_large(err)))?,
             doc: serde_json::to_string(request).map_err(|err| unstorable(err.to_string()))?,
-            parties: Seat::all_of(request)
-                .filter(|(_, seat)| *seat != Seat::Waiting)
-                .map(|(c, seat)| (c.as_str().to_owned(), seat))
+            parties: request
+                .party_entries()
+                .filter(|(_, part)| *part != Part::WaitingForMe)
+                .map(|(c, part)| (c.as_str().to_owned(), part))
                 .collect(),
-            waiting: Seat::all_of(request)
-                .filter(|(_, seat)| *seat == Seat::Waiting)
+            waiting: request
+                .party_entries()
+                .filter(|(_, part)| *part == Part::WaitingForMe)
                 .map(|(c, _)| c.as_str().to_owned())
                 .collect(),
             state: request.state().name().as_str(),
@@ -1202,38 +1117,13 @@ impl RequestWrite {
     }
 }
 
-/// The indexed columns of a request row: derived from the request, and
-/// checked against its document when it is read back.
-#[derive(Debug, PartialEq, Eq)]
-struct RequestColumns {
-    id: String,
-    service: String,
-    open: bool,
-    opened: (i64, i64),
-    deadline: (i64, i64),
-    version: i64,
-}
-
-impl RequestColumns {
-    fn of(request: &ChangeRequest) -> Result<RequestColumns, String> {
-        Ok(RequestColumns {
-            id: request.id().to_string(),
-            service: request.service().as_str().to_owned(),
-            open: request.is_open(),
-            opened: unix(request.opened_at()),
-            deadline: unix(request.deadline()),
-            version: sql_version(request.version())?,
-        })
-    }
-}
-
-/// Unix seconds and nanoseconds of `at`: ordered as the instants are.
-fn unix(at: OffsetDateTime) -> (i64, i64) {
-    (at.unix_timestamp(), i64::from(at.nanosecond()))
-}
-
 fn sql_version(version: Version) -> Result<i64, String> {
-    i64::try_from(version.get()).map_err(|_| format!("version {version} exceeds SQLite integers"))
+    columns::version(version).map_err(too_large)
+}
+
+/// What a version too large for `SQLite` is called in errors.
+fn too_large(VersionOutOfRange(version): VersionOutOfRange) -> String {
+    format!("version {version} exceeds SQLite integers")
 }
 
 /// Every service, by name.
@@ -1369,13 +1259,12 @@ fn read_request(row: &Row<'_>) -> Result<ChangeRequest, SqliteStoreError> {
         deadline: (cells.get(5, "deadline_s")?, cells.get(6, "deadline_ns")?),
         version: cells.get(7, "version")?,
     };
-    let expected = RequestColumns::of(&request)
-        .map_err(|detail| cells.corrupt(format!("column doc: {detail}")))?;
-    if stored != expected {
-        return Err(cells.corrupt(format!(
+    stored.check(&request).map_err(|mismatch| match mismatch {
+        Mismatch::Version(err) => cells.corrupt(format!("column doc: {}", too_large(err))),
+        Mismatch::Columns(expected) => cells.corrupt(format!(
             "the columns disagree with the document: stored {stored:?}, document {expected:?}"
-        )));
-    }
+        )),
+    })?;
     Ok(request)
 }
 
