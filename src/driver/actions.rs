@@ -180,6 +180,16 @@ impl<S: AsyncStore, N: AsyncNotifier, D: AsyncDirectory> Actions<'_, S, N, D> {
         imported.map(|outcome| outcome.value)
     }
 
+    pub(super) async fn order_service(
+        self,
+        name: &ServiceName,
+        customer: CustomerId,
+    ) -> Result<Service, Error<S, D>> {
+        let services = vec![(name.clone(), Contacts::all(customer))];
+        let mut stored = self.import_services(services).await?;
+        Ok(stored.remove(0))
+    }
+
     pub(super) async fn remove_service(
         self,
         name: &ServiceName,
@@ -313,14 +323,7 @@ impl<S: AsyncStore, N: AsyncNotifier, D: AsyncDirectory> Actions<'_, S, N, D> {
         now: OffsetDateTime,
         page_size: PageSize,
     ) -> Committed<Sweep<S::Error, D::Error>, S, N, D> {
-        let mut total = Outcome {
-            value: Sweep {
-                expired: Vec::new(),
-                failed: Vec::new(),
-                next: None,
-            },
-            undelivered: Vec::new(),
-        };
+        let mut total = empty_sweep(None);
         let mut after: Option<Cursor> = None;
         loop {
             let page = self.expire_due_page(now, after.as_ref(), page_size).await?;
@@ -359,14 +362,7 @@ impl<S: AsyncStore, N: AsyncNotifier, D: AsyncDirectory> Actions<'_, S, N, D> {
                 },
             )
         });
-        let mut total = Outcome {
-            value: Sweep {
-                expired: Vec::new(),
-                failed: Vec::new(),
-                next: page.next,
-            },
-            undelivered: Vec::new(),
-        };
+        let mut total = empty_sweep(page.next);
         for request in page.items {
             let id = request.id();
             let result = attempt!(self, async {
@@ -577,6 +573,18 @@ impl<S: AsyncStore, N: AsyncNotifier, D: AsyncDirectory> Actions<'_, S, N, D> {
             out.push((customer, AccountStatus::from_answers(exists, good)));
         }
         Ok(out)
+    }
+}
+
+/// A sweep that expired nothing yet, whose next page starts at `next`.
+fn empty_sweep<T, SE, DE>(next: Option<Cursor>) -> Outcome<Sweep<SE, DE>, T> {
+    Outcome {
+        value: Sweep {
+            expired: Vec::new(),
+            failed: Vec::new(),
+            next,
+        },
+        undelivered: Vec::new(),
     }
 }
 

@@ -107,10 +107,7 @@ impl<S: AsyncStore + Sync, N: AsyncNotifier + Sync, D: AsyncDirectory + Sync> As
         name: &ServiceName,
         customer: CustomerId,
     ) -> Result<Service, AsyncDriverErrorFor<S, D>> {
-        let mut services = self
-            .import_services([(name.clone(), Contacts::all(customer))])
-            .await?;
-        Ok(services.remove(0))
+        self.actions().order_service(name, customer).await
     }
 
     /// As [`Driver::import_services`](crate::Driver::import_services).

@@ -308,8 +308,7 @@ impl<S: Store, N: Notifier, D: Directory> Driver<S, N, D> {
         name: &ServiceName,
         customer: CustomerId,
     ) -> Result<Service, DriverErrorFor<S, D>> {
-        let mut services = self.import_services([(name.clone(), Contacts::all(customer))])?;
-        Ok(services.remove(0))
+        block_on(|| self.actions().order_service(name, customer))
     }
 
     /// Brings existing services in with their three holders (R42), all in
