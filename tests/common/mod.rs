@@ -13,6 +13,7 @@ use time::{OffsetDateTime, macros::datetime};
 
 pub(crate) mod drive;
 pub(crate) mod hooked;
+pub(crate) mod records;
 
 /// The listings of a test store that forwards them to the `MemoryStore` in
 /// field `$inner`, turning its result with `$lift` (`Ok`-wrapping for a store

@@ -16,9 +16,8 @@ use std::sync::Arc;
 use rand_chacha::ChaCha20Rng;
 use rand_chacha::rand_core::SeedableRng;
 use service_contacts::{
-    ActError, ChangeRequest, CustomerId, Driver, DriverError, Edit, MemoryDirectory,
-    MemoryNotifier, MemoryStore, Refusal, RequestId, RequestState, Role, ServiceName, StateName,
-    Store, SubmitError,
+    ActError, CustomerId, Driver, DriverError, Edit, MemoryDirectory, MemoryNotifier, MemoryStore,
+    Refusal, RequestId, Role, ServiceName, StateName, Store, SubmitError,
 };
 use time::{Duration, OffsetDateTime};
 
@@ -400,47 +399,5 @@ impl Race for AcceptAgainstExpiry {
 /// indexes agree with a full scan.
 pub(crate) fn check_consistency(store: &MemoryStore) {
     store.audit().expect("indexes agree with a full scan");
-    let requests = store.requests();
-    for service in store.services() {
-        let of_service: Vec<&ChangeRequest> = requests
-            .iter()
-            .filter(|r| r.service() == service.name())
-            .collect();
-        // R31: the version counts every committed edit (opening writes the
-        // service) and every applied change, so nothing was lost.
-        let applied = of_service
-            .iter()
-            .filter(|r| matches!(r.state(), RequestState::Applied { .. }))
-            .count();
-        let expected = 1 + of_service.len() + applied;
-        assert_eq!(
-            service.version().get(),
-            expected as u64,
-            "{}: version {} after {} requests, {applied} applied",
-            service.name(),
-            service.version(),
-            of_service.len(),
-        );
-        // R27: no two open requests share a role.
-        let open: Vec<_> = of_service.iter().filter(|r| r.is_open()).collect();
-        for (i, a) in open.iter().enumerate() {
-            for b in &open[i + 1..] {
-                assert!(
-                    (a.roles() & b.roles()).is_empty(),
-                    "{}: overlapping open requests",
-                    service.name()
-                );
-            }
-        }
-        // R20: the last applied change is what the service shows.
-        if let Some(last) = of_service
-            .iter()
-            .filter(|r| matches!(r.state(), RequestState::Applied { .. }))
-            .max_by_key(|r| r.version())
-        {
-            for role in last.roles() {
-                assert_eq!(service.holder(role), last.incoming());
-            }
-        }
-    }
+    crate::common::records::records_agree(&store.services(), &store.requests());
 }

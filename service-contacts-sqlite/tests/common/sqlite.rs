@@ -7,8 +7,7 @@ use std::path::PathBuf;
 use std::sync::atomic::{AtomicU32, Ordering};
 
 use service_contacts::{
-    ChangeRequest, CustomerId, RequestFilter, RequestKey, RequestState, Role, Roles, Service,
-    ServiceName, Store,
+    ChangeRequest, CustomerId, RequestFilter, RequestKey, Role, Roles, Service, ServiceName, Store,
 };
 use service_contacts_sqlite::{SqliteStore, SqliteStoreError};
 use time::OffsetDateTime;
@@ -111,77 +110,9 @@ pub(crate) fn check(
     store.audit().unwrap();
     let services = store.services().unwrap();
     let requests = store.requests().unwrap();
-    for service in &services {
-        let of_service: Vec<&ChangeRequest> = requests
-            .iter()
-            .filter(|r| r.service() == service.name())
-            .collect();
-        let applied = of_service
-            .iter()
-            .filter(|r| matches!(r.state(), RequestState::Applied { .. }))
-            .count();
-        // R31: the version counts the creation, every opened request and
-        // every applied change: no update was lost.
-        assert_eq!(
-            service.version().get(),
-            (1 + of_service.len() + applied) as u64,
-            "{}: version {} after {} requests, {applied} applied",
-            service.name(),
-            service.version(),
-            of_service.len(),
-        );
-        // R27: no two live requests share a role.
-        let open: Vec<_> = of_service.iter().filter(|r| r.is_open()).collect();
-        for (i, a) in open.iter().enumerate() {
-            for b in &open[i + 1..] {
-                assert!((a.roles() & b.roles()).is_empty(), "{}", service.name());
-            }
-        }
-        for role in Role::ALL {
-            applied_requests_are_shown(service, role, &of_service);
-        }
-    }
+    super::common::records::records_agree(&services, &requests);
     listings_agree(store, customers, now, &services, &requests);
     (services, requests)
-}
-
-/// R20, R31: the applied requests of `service` on `role` are what it shows.
-/// The role's requests never overlap (R27), so each applied one took the
-/// role from the holder the previous one gave it: walked back from the
-/// holder, each applied request is found once, through the customer it
-/// gave the role to and the one it took it from. And the last request
-/// opened on the role, if applied, gave it to the holder.
-fn applied_requests_are_shown(service: &Service, role: Role, of_service: &[&ChangeRequest]) {
-    let name = service.name();
-    let mut unwalked: Vec<&ChangeRequest> = of_service
-        .iter()
-        .copied()
-        .filter(|r| r.roles().contains(role) && matches!(r.state(), RequestState::Applied { .. }))
-        .collect();
-    let mut holder = service.holder(role);
-    while !unwalked.is_empty() {
-        let Some(i) = unwalked.iter().position(|r| r.incoming() == holder) else {
-            panic!("{name}: no applied {role} request gave it to {holder}: {unwalked:?}");
-        };
-        let request = unwalked.swap_remove(i);
-        holder = request
-            .outgoing(role)
-            .unwrap_or_else(|| panic!("{name}: {} names no outgoing {role}", request.id()));
-    }
-    let last = service.last_request(role);
-    let last_applied = of_service
-        .iter()
-        .filter(|r| Some(r.id()) == last)
-        .any(|r| matches!(r.state(), RequestState::Applied { .. }));
-    assert_eq!(
-        last.is_some(),
-        of_service.iter().any(|r| r.roles().contains(role)),
-        "{name}: its last {role} request is stored, if it had one"
-    );
-    if last_applied {
-        let incoming = of_service.iter().find(|r| Some(r.id()) == last);
-        assert_eq!(incoming.map(|r| r.incoming()), Some(service.holder(role)));
-    }
 }
 
 /// R6, R35: "my contacts", served by the holder indexes, lists each role of
