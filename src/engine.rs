@@ -7,10 +7,13 @@ use std::hash::BuildHasher;
 use rand_core::TryCryptoRng;
 use time::{Duration, OffsetDateTime};
 
+use crate::assignment::AssignmentProblem;
+use crate::message::About;
 use crate::request::{Awaiting, Confirmer, ConfirmerStatus, Event, EventKind, Outgoing};
 use crate::{
-    ChangeRequest, Contacts, CustomerId, FailureReason, Message, MessageKind, RandomnessError,
-    RequestId, RequestState, Role, Roles, Service, ServiceName, StateName, Token, Version,
+    Actor, Assignment, AssignmentId, ChangeRequest, Contacts, CustomerId, FailureReason, Message,
+    MessageKind, OperatorAct, RandomnessError, Reassignment, RequestId, RequestState, Role, Roles,
+    Service, ServiceName, StateName, Token, Version,
 };
 
 /// Settings of the engine, with documented defaults. Only valid settings
@@ -465,13 +468,16 @@ pub struct Changes {
     pub services: Vec<Write<Service>>,
     /// Requests created or updated.
     pub requests: Vec<Write<ChangeRequest>>,
+    /// Operators' direct assignments (R46), each new: a record with its id
+    /// must not exist yet. Never updated once written.
+    pub assignments: Vec<Assignment>,
 }
 
 impl Changes {
     /// Whether there is nothing to write.
     #[must_use]
     pub fn is_empty(&self) -> bool {
-        self.services.is_empty() && self.requests.is_empty()
+        self.services.is_empty() && self.requests.is_empty() && self.assignments.is_empty()
     }
 }
 
@@ -490,6 +496,7 @@ impl Transition {
     fn merge(&mut self, other: Transition) {
         self.changes.services.extend(other.changes.services);
         self.changes.requests.extend(other.changes.requests);
+        self.changes.assignments.extend(other.changes.assignments);
         self.messages.extend(other.messages);
     }
 
@@ -665,6 +672,49 @@ pub enum ServiceError {
     /// that lacks a request its service names. Read again (R44).
     #[error("the records given are not the current ones: read them again")]
     SnapshotOutdated,
+}
+
+/// Why an operator's direct assignment ([`Engine::assign`]) was refused
+/// (R13, R14, R46). Nothing was written.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum AssignError {
+    /// The edit is for another service than the one given.
+    #[error("the edit is for service {edit}, not {given}")]
+    ServiceMismatch {
+        /// The edit's service.
+        edit: ServiceName,
+        /// The service given.
+        given: ServiceName,
+    },
+    /// The edit names nobody.
+    #[error("the assignment names no contact")]
+    EmptyEdit,
+    /// Every customer named already holds the role.
+    #[error("nothing to change: every contact named already holds the role")]
+    NoChange,
+    /// A customer named has no account (R13).
+    #[error("no customer account {customer}")]
+    UnknownCustomer {
+        /// The customer named.
+        customer: CustomerId,
+    },
+    /// A billing contact, outgoing or incoming, is behind with payments (R14).
+    #[error("{customer} is behind with payments and cannot give or take the billing role")]
+    NotInGoodStanding {
+        /// Who.
+        customer: CustomerId,
+    },
+    /// The service was removed (R44).
+    #[error("the service was removed")]
+    ServiceRemoved,
+    /// The service names a request the snapshot lacks: read again (R44; the
+    /// driver does).
+    #[error("the service changed while it was read: read it again")]
+    SnapshotOutdated,
+    /// The caller's generator failed.
+    #[error(transparent)]
+    Randomness(#[from] RandomnessError),
 }
 
 /// A refused accept or refuse (R24–R26).
@@ -971,6 +1021,7 @@ impl Engine {
             changes: Changes {
                 services: writes,
                 requests: Vec::new(),
+                assignments: Vec::new(),
             },
             messages: Vec::new(),
         })
@@ -1006,6 +1057,7 @@ impl Engine {
                     expected: Some(service.version()),
                 }],
                 requests: Vec::new(),
+                assignments: Vec::new(),
             },
             messages: Vec::new(),
         };
@@ -1024,6 +1076,127 @@ impl Engine {
                 record_expiry(request, now)
             };
             transition.merge(ended);
+        }
+        Ok(transition)
+    }
+
+    /// Assigns contacts directly at an operator's hand, without
+    /// confirmations (R46): for a customer who cannot receive mail, once
+    /// support checked who they are outside the system.
+    ///
+    /// `edit` names the new holder of each role to assign; roles it names
+    /// with their current holder are left as they are. The rules of a
+    /// confirmed change still hold: every incoming customer exists (R13);
+    /// for a billing change both billing contacts are in good standing
+    /// (R14); the service changes at its next version, in one commit with
+    /// everything else (R31); every live request of the service that covers
+    /// a changed role, or whose requester loses a right it relied on, ends
+    /// as failed ([`FailureReason::Reassigned`], the operator as its actor,
+    /// R32), and those past their deadline are recorded as expired (R29).
+    /// The [`Assignment`] record keeps who changed what, when and why (R34,
+    /// R47), and every old and new holder of a changed role is told
+    /// ([`MessageKind::Assigned`]). `accounts` answers for the customers of
+    /// [`Edit::accounts_to_check`].
+    ///
+    /// # Errors
+    ///
+    /// [`AssignError::ServiceMismatch`], [`AssignError::EmptyEdit`],
+    /// [`AssignError::NoChange`], [`AssignError::UnknownCustomer`] (R13),
+    /// [`AssignError::NotInGoodStanding`] (R14),
+    /// [`AssignError::ServiceRemoved`], [`AssignError::SnapshotOutdated`],
+    /// or the generator's failure.
+    pub fn assign<R: TryCryptoRng + ?Sized>(
+        &self,
+        snapshot: Snapshot<'_>,
+        edit: &Edit,
+        act: &OperatorAct,
+        accounts: &(impl Accounts + ?Sized),
+        now: OffsetDateTime,
+        rng: &mut R,
+    ) -> Result<Transition, AssignError> {
+        let now = utc(now);
+        let service = snapshot.service;
+        if edit.service() != service.name() {
+            return Err(AssignError::ServiceMismatch {
+                edit: edit.service().clone(),
+                given: service.name().clone(),
+            });
+        }
+        if edit.iter().next().is_none() {
+            return Err(AssignError::EmptyEdit);
+        }
+        if service.is_removed() {
+            return Err(AssignError::ServiceRemoved);
+        }
+        let others = snapshot
+            .others(None)
+            .map_err(|Outdated| AssignError::SnapshotOutdated)?;
+        let changes: Vec<Reassignment> = edit
+            .iter()
+            .filter(|(role, to)| service.holder(*role) != *to)
+            .map(|(role, to)| Reassignment {
+                role,
+                from: service.holder(role),
+                to,
+            })
+            .collect();
+        if changes.is_empty() {
+            return Err(AssignError::NoChange);
+        }
+        // R13, R14: per incoming customer, with the roles they take.
+        let mut incoming: Vec<(CustomerId, Roles)> = Vec::with_capacity(changes.len());
+        for change in &changes {
+            match incoming.iter_mut().find(|(c, _)| *c == change.to) {
+                Some((_, roles)) => *roles |= change.role,
+                None => incoming.push((change.to, Roles::from(change.role))),
+            }
+        }
+        for (customer, roles) in &incoming {
+            check_accounts(service, *customer, *roles, accounts).map_err(
+                |problem| match problem {
+                    AccountProblem::Unknown(customer) => AssignError::UnknownCustomer { customer },
+                    AccountProblem::Standing(customer) => {
+                        AssignError::NotInGoodStanding { customer }
+                    }
+                },
+            )?;
+        }
+        let id = AssignmentId::generate(rng)?;
+        let changed: Roles = changes.iter().map(|c| c.role).collect();
+        let after = service.with_holders(changes.iter().map(|c| (c.role, c.to)));
+        let record = Assignment::new(id, service.name().clone(), now, act.clone(), changes)
+            .map_err(|problem| match problem {
+                // `changes` is made above in role order, each a real change.
+                AssignmentProblem::NoChange
+                | AssignmentProblem::SameHolder { .. }
+                | AssignmentProblem::Order { .. } => AssignError::NoChange,
+            })?;
+        let mut transition = Transition {
+            changes: Changes {
+                services: vec![Write {
+                    value: after.clone(),
+                    expected: Some(service.version()),
+                }],
+                requests: Vec::new(),
+                assignments: Vec::new(),
+            },
+            messages: assigned_messages(&record),
+        };
+        transition.changes.assignments.push(record);
+        // R32: the live requests that cover a changed role, or whose
+        // requester lost a right, fail; R29: those past their deadline are
+        // recorded as expired.
+        let operator = Actor::Operator(act.clone());
+        for other in others {
+            if other.is_live(now) {
+                let lost = other.roles() - after.contacts().rights_of(other.requester());
+                if let Some(role) = (other.roles() & changed).first().or(lost.first()) {
+                    let reason = FailureReason::Reassigned { role, by: id };
+                    transition.merge(Self::fail_by(other, reason, now, Some(operator.clone())));
+                }
+            } else if other.is_open() {
+                transition.merge(record_expiry(other, now));
+            }
         }
         Ok(transition)
     }
@@ -1062,7 +1235,7 @@ impl Engine {
         }
         let mut next = self.take_token(request, actor, token, now)?;
         next.history
-            .push(Event::new(now, Some(actor), EventKind::Confirmed));
+            .push(Event::by(now, actor, EventKind::Confirmed));
         let done = match &next.state {
             RequestState::Awaiting(awaiting) => awaiting.missing().next().is_none(),
             _ => false,
@@ -1088,8 +1261,7 @@ impl Engine {
         let now = utc(now);
         let mut next = self.take_token(request, actor, token, now)?;
         next.state = RequestState::Refused { by: actor, at: now };
-        next.history
-            .push(Event::new(now, Some(actor), EventKind::Refused));
+        next.history.push(Event::by(now, actor, EventKind::Refused));
         let messages = to_confirmers(&next, &MessageKind::Refused { by: actor });
         Ok(single(request, next, messages))
     }
@@ -1115,54 +1287,29 @@ impl Engine {
         if !request.confirmer_ids().any(|c| c == actor) {
             return Err(ActError::NotAConfirmer);
         }
-        // An interval too long to add means never again before the deadline.
-        let retry_at = awaiting
-            .last_sent()
-            .checked_add(self.config.resend_interval)
-            .unwrap_or(request.deadline());
-        if now < retry_at {
-            return Err(ActError::TooSoon { retry_at });
-        }
-        let mut next = bumped(request);
-        let mut messages = Vec::new();
-        let mut events = Vec::new();
-        if let RequestState::Awaiting(awaiting) = &mut next.state {
-            for confirmer in awaiting.confirmers_mut() {
-                if confirmer.has_confirmed() {
-                    continue;
-                }
-                let token = Token::generate(rng)?;
-                *confirmer.status_mut() = ConfirmerStatus::Pending {
-                    digest: Some(token.digest()),
-                    failed_attempts: 0,
-                };
-                events.push(Event::new(
-                    now,
-                    Some(actor),
-                    EventKind::TokenReissued {
-                        to: confirmer.customer(),
-                    },
-                ));
-                messages.push((confirmer.customer(), token));
-            }
-            awaiting.set_last_sent(now);
-        }
-        next.history.extend(events);
-        let messages = messages
-            .into_iter()
-            .map(|(to, token)| {
-                message(
-                    &next,
-                    to,
-                    MessageKind::ConfirmationRequested {
-                        token,
-                        resent: true,
-                        deadline: next.deadline,
-                    },
-                )
-            })
-            .collect();
-        Ok(single(request, next, messages))
+        self.reissue(request, awaiting, Actor::Customer(actor), now, rng)
+    }
+
+    /// Sends the request again at an operator's hand (R46, R22, R23, R37),
+    /// for a party whose address support fixed: as [`Engine::resend`], a
+    /// new token for every confirmer who has not confirmed, within the same
+    /// resend interval; the history records the operator and their reason.
+    ///
+    /// # Errors
+    ///
+    /// [`ActError::TooSoon`] within the resend interval (R23 holds for
+    /// operators too), [`ActError::Closed`] for a request that is not live,
+    /// [`ActError::OutOfOrder`], or the generator's failure.
+    pub fn resend_by_operator<R: TryCryptoRng + ?Sized>(
+        &self,
+        request: &ChangeRequest,
+        act: &OperatorAct,
+        now: OffsetDateTime,
+        rng: &mut R,
+    ) -> Result<Transition, ActError> {
+        let now = utc(now);
+        let awaiting = check_live(request, now)?;
+        self.reissue(request, awaiting, Actor::Operator(act.clone()), now, rng)
     }
 
     /// Cancels the request at the requester's demand (R28, R39).
@@ -1182,12 +1329,27 @@ impl Engine {
         if actor != request.requester() {
             return Err(ActError::NotRequester);
         }
-        let mut next = bumped(request);
-        next.state = RequestState::Cancelled { by: actor, at: now };
-        next.history
-            .push(Event::new(now, Some(actor), EventKind::Cancelled));
-        let messages = to_confirmers(&next, &MessageKind::Cancelled);
-        Ok(single(request, next, messages))
+        Ok(cancelled(request, Actor::Customer(actor), now))
+    }
+
+    /// Cancels an open request at an operator's hand (R46, R39): every
+    /// party still involved is told who cancelled and why, and the history
+    /// keeps the operator and their reason. A terminal request stays as it
+    /// is.
+    ///
+    /// # Errors
+    ///
+    /// [`ActError::Closed`] for a request that is not live (a terminal one,
+    /// or one past its deadline), [`ActError::OutOfOrder`].
+    pub fn cancel_by_operator(
+        &self,
+        request: &ChangeRequest,
+        act: &OperatorAct,
+        now: OffsetDateTime,
+    ) -> Result<Transition, ActError> {
+        let now = utc(now);
+        check_live(request, now)?;
+        Ok(cancelled(request, Actor::Operator(act.clone()), now))
     }
 
     /// Records the expiry of a request past its deadline (R29, R39).
@@ -1218,6 +1380,67 @@ impl Engine {
 
     // ----- internals -----
 
+    /// A new token for every confirmer of the live `request` who has not
+    /// confirmed, at `actor`'s demand, once the resend interval passed (R23,
+    /// R37).
+    fn reissue<R: TryCryptoRng + ?Sized>(
+        &self,
+        request: &ChangeRequest,
+        awaiting: &Awaiting,
+        actor: Actor,
+        now: OffsetDateTime,
+        rng: &mut R,
+    ) -> Result<Transition, ActError> {
+        // An interval too long to add means never again before the deadline.
+        let retry_at = awaiting
+            .last_sent()
+            .checked_add(self.config.resend_interval)
+            .unwrap_or(request.deadline());
+        if now < retry_at {
+            return Err(ActError::TooSoon { retry_at });
+        }
+        let mut next = bumped(request);
+        let mut messages = Vec::new();
+        let mut events = Vec::new();
+        if let RequestState::Awaiting(awaiting) = &mut next.state {
+            for confirmer in awaiting.confirmers_mut() {
+                if confirmer.has_confirmed() {
+                    continue;
+                }
+                let token = Token::generate(rng)?;
+                *confirmer.status_mut() = ConfirmerStatus::Pending {
+                    digest: Some(token.digest()),
+                    failed_attempts: 0,
+                };
+                events.push(Event::new(
+                    now,
+                    Some(actor.clone()),
+                    EventKind::TokenReissued {
+                        to: confirmer.customer(),
+                    },
+                ));
+                messages.push((confirmer.customer(), token));
+            }
+            awaiting.set_last_sent(now);
+        }
+        next.history.extend(events);
+        let messages = messages
+            .into_iter()
+            .map(|(to, token)| {
+                message(
+                    &next,
+                    to,
+                    MessageKind::ConfirmationRequested {
+                        token,
+                        resent: true,
+                        deadline: next.deadline,
+                    },
+                )
+            })
+            .collect();
+        Ok(single(request, next, messages))
+    }
+
     /// Builds one new request and its confirmation messages (R16, R18, R36);
     /// returns its id.
     #[expect(clippy::too_many_arguments, reason = "private step of `submit`")]
@@ -1241,14 +1464,14 @@ impl Engine {
         let mut tokens = Vec::with_capacity(confirmer_ids.len());
         // Room for the opening, the tokens, confirmations and the end.
         let mut history = Vec::with_capacity(8);
-        history.push(Event::new(now, Some(requester), EventKind::Opened));
+        history.push(Event::by(now, requester, EventKind::Opened));
         for customer in confirmer_ids {
             // Each party's token is drawn independently (section 8).
             let token = Token::generate(rng)?;
             confirmers.push(Confirmer::pending(*customer, token.digest()));
-            history.push(Event::new(
+            history.push(Event::by(
                 now,
-                Some(requester),
+                requester,
                 EventKind::TokenIssued { to: *customer },
             ));
             tokens.push((*customer, token));
@@ -1330,11 +1553,11 @@ impl Engine {
             failed_attempts: failed,
         };
         next.history
-            .push(Event::new(now, Some(actor), EventKind::FailedAttempt));
+            .push(Event::by(now, actor, EventKind::FailedAttempt));
         if invalidated {
-            next.history.push(Event::new(
+            next.history.push(Event::by(
                 now,
-                Some(actor),
+                actor,
                 EventKind::TokenInvalidated { of: actor },
             ));
         }
@@ -1385,8 +1608,7 @@ impl Engine {
         }
         let service = snapshot.service.with_holder(next.roles, next.incoming);
         next.state = RequestState::Applied { at: now };
-        next.history
-            .push(Event::new(now, Some(actor), EventKind::Applied));
+        next.history.push(Event::by(now, actor, EventKind::Applied));
 
         let mut messages = to_confirmers(&next, &MessageKind::Applied);
         // R38: each outgoing contact who is not a confirmer, once, with the
@@ -1417,6 +1639,7 @@ impl Engine {
                     value: next,
                     expected: Some(request.version()),
                 }],
+                assignments: Vec::new(),
             },
             messages,
         };
@@ -1440,21 +1663,49 @@ impl Engine {
         Ok(transition)
     }
 
+    /// `request` ends as failed for `reason` at `actor`'s hand (an operator's
+    /// assignment, R32, R46).
+    fn fail_by(
+        request: &ChangeRequest,
+        reason: FailureReason,
+        now: OffsetDateTime,
+        actor: Option<Actor>,
+    ) -> Transition {
+        Self::failed(request, bumped(request), reason, now, actor)
+    }
+
+    /// `next`, the next version of `request`, ends as failed for `reason`
+    /// (R30, R32, R39) by `actor` (`None`: the system).
+    fn failed(
+        request: &ChangeRequest,
+        mut next: ChangeRequest,
+        reason: FailureReason,
+        now: OffsetDateTime,
+        actor: Option<Actor>,
+    ) -> Transition {
+        // Never before the request's own last event, so its history stays
+        // in order even if hosts' clocks disagree.
+        fail(
+            &mut next,
+            reason.clone(),
+            now.max(request.last_event_at()),
+            actor,
+        );
+        let messages = to_confirmers(&next, &MessageKind::Failed { reason });
+        single(request, next, messages)
+    }
+
     /// `next`, the next version of `request`, ends as failed for `reason`
     /// (R30, R32, R39); `service`, if given, is written at its next version
     /// with the verdict.
     fn fail_with(
         request: &ChangeRequest,
-        mut next: ChangeRequest,
+        next: ChangeRequest,
         reason: FailureReason,
         now: OffsetDateTime,
         service: Option<&Service>,
     ) -> Transition {
-        // Never before the request's own last event, so its history stays
-        // in order even if hosts' clocks disagree.
-        fail(&mut next, reason.clone(), now.max(request.last_event_at()));
-        let messages = to_confirmers(&next, &MessageKind::Failed { reason });
-        let mut transition = single(request, next, messages);
+        let mut transition = Self::failed(request, next, reason, now, None);
         if let Some(service) = service {
             transition.changes.services.push(Write {
                 value: service.next_version(),
@@ -1621,14 +1872,61 @@ fn bumped(request: &ChangeRequest) -> ChangeRequest {
     }
 }
 
-fn fail(request: &mut ChangeRequest, reason: FailureReason, now: OffsetDateTime) {
+fn fail(
+    request: &mut ChangeRequest,
+    reason: FailureReason,
+    now: OffsetDateTime,
+    actor: Option<Actor>,
+) {
     request.state = RequestState::Failed {
         reason: reason.clone(),
         at: now,
     };
     request
         .history
-        .push(Event::new(now, None, EventKind::Failed { reason }));
+        .push(Event::new(now, actor, EventKind::Failed { reason }));
+}
+
+/// The news of an assignment for every old and new holder of a changed
+/// role, once each, with the roles they gave or took (R46).
+fn assigned_messages(record: &Assignment) -> Vec<Message> {
+    let mut told: Vec<(CustomerId, Roles)> = Vec::with_capacity(4);
+    for change in record.changes() {
+        for who in [change.from, change.to] {
+            match told.iter_mut().find(|(c, _)| *c == who) {
+                Some((_, roles)) => *roles |= change.role,
+                None => told.push((who, Roles::from(change.role))),
+            }
+        }
+    }
+    told.into_iter()
+        .map(|(to, roles)| Message {
+            to,
+            about: About::Assignment {
+                assignment: record.id(),
+            },
+            service: record.service().clone(),
+            roles,
+            kind: MessageKind::Assigned {
+                by: record.by().clone(),
+                changes: record.changes().to_vec(),
+            },
+        })
+        .collect()
+}
+
+/// The live `request` cancelled by `by` at `now` (R28, R46), and the news
+/// for every confirmer (R39).
+fn cancelled(request: &ChangeRequest, by: Actor, now: OffsetDateTime) -> Transition {
+    let mut next = bumped(request);
+    next.state = RequestState::Cancelled {
+        by: by.clone(),
+        at: now,
+    };
+    next.history
+        .push(Event::new(now, Some(by.clone()), EventKind::Cancelled));
+    let messages = to_confirmers(&next, &MessageKind::Cancelled { by });
+    single(request, next, messages)
 }
 
 /// A transition that updates one request.
@@ -1640,6 +1938,7 @@ fn single(before: &ChangeRequest, next: ChangeRequest, messages: Vec<Message>) -
                 value: next,
                 expected: Some(before.version()),
             }],
+            assignments: Vec::new(),
         },
         messages,
     }
@@ -1648,11 +1947,13 @@ fn single(before: &ChangeRequest, next: ChangeRequest, messages: Vec<Message>) -
 fn message(request: &ChangeRequest, to: CustomerId, kind: MessageKind) -> Message {
     Message {
         to,
-        request: request.id(),
+        about: About::Request {
+            request: request.id(),
+            requester: request.requester(),
+            incoming: request.incoming(),
+        },
         service: request.service().clone(),
         roles: request.roles(),
-        requester: request.requester(),
-        incoming: request.incoming(),
         kind,
     }
 }

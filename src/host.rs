@@ -13,8 +13,8 @@ use std::ops::Deref;
 use time::OffsetDateTime;
 
 use crate::{
-    ChangeRequest, Changes, CustomerId, Message, RequestFilter, RequestId, RequestKey, Roles,
-    Service, ServiceName,
+    Assignment, ChangeRequest, Changes, CustomerId, HistoryKey, Message, RequestFilter, RequestId,
+    RequestKey, Roles, Service, ServiceName,
 };
 
 /// Where services and change requests live: a SQL database, a key-value
@@ -122,9 +122,38 @@ pub trait Store {
         limit: usize,
     ) -> Result<Vec<ChangeRequest>, Self::Error>;
 
+    /// Every request ever opened on the service `name` (R47), whatever its
+    /// state: most recently opened first, ties by request id (as
+    /// [`Store::requests_of`]), those strictly after `after` (a
+    /// [`HistoryKey`] of the opening time and the id's bytes) in that order
+    /// (all if `None`), at most `limit` of them.
+    /// Must cost in proportion to `limit` (an index on the service, the
+    /// opening time and the id).
+    fn requests_on(
+        &self,
+        name: &ServiceName,
+        after: Option<HistoryKey>,
+        limit: usize,
+    ) -> Result<Vec<ChangeRequest>, Self::Error>;
+
+    /// Every operator's assignment on the service `name` (R46, R47): newest
+    /// first, ties by assignment id, those strictly after `after` (a
+    /// [`HistoryKey`] of the time and the id's bytes) in that order (all if
+    /// `None`), at most `limit` of them. Must cost in
+    /// proportion to `limit` (an index on the service, the time and the id).
+    fn assignments_on(
+        &self,
+        name: &ServiceName,
+        after: Option<HistoryKey>,
+        limit: usize,
+    ) -> Result<Vec<Assignment>, Self::Error>;
+
     /// Writes every record of `changes`, all or nothing (R31).
     ///
-    /// Each write names the version it expects to replace
+    /// Each assignment of [`Changes::assignments`] is new: if one with its
+    /// id exists already, nothing is written and the result is
+    /// [`CommitError::Conflict`]. Each other write names the version it
+    /// expects to replace
     /// ([`Write::expected`](crate::Write)): `None` means the record must not
     /// exist yet; `Some(v)` means the stored record must be at version `v`
     /// (and the new record's version is greater than `v`: a store may refuse
@@ -235,6 +264,22 @@ macro_rules! forward {
             ) -> Result<Vec<ChangeRequest>, Self::Error> {
                 (**self).due_for_expiry(now, after, limit)
             }
+            fn requests_on(
+                &self,
+                name: &ServiceName,
+                after: Option<HistoryKey>,
+                limit: usize,
+            ) -> Result<Vec<ChangeRequest>, Self::Error> {
+                (**self).requests_on(name, after, limit)
+            }
+            fn assignments_on(
+                &self,
+                name: &ServiceName,
+                after: Option<HistoryKey>,
+                limit: usize,
+            ) -> Result<Vec<Assignment>, Self::Error> {
+                (**self).assignments_on(name, after, limit)
+            }
             fn commit(&self, changes: Changes) -> Result<(), CommitError<Self::Error>> {
                 (**self).commit(changes)
             }
@@ -271,8 +316,9 @@ forward!(&T, std::sync::Arc<T>);
 /// `async fn` in the `impl` block:
 ///
 /// ```
-/// use service_contacts::{AsyncStore, ChangeRequest, Changes, CommitError, CustomerId, MemoryStore};
-/// use service_contacts::{RequestFilter, RequestId, RequestKey, Roles, Service, ServiceName};
+/// use service_contacts::{Assignment, AsyncStore, ChangeRequest, Changes, CommitError, CustomerId};
+/// use service_contacts::{HistoryKey, MemoryStore, RequestFilter, RequestId, RequestKey, Roles};
+/// use service_contacts::{Service, ServiceName};
 /// use time::OffsetDateTime;
 ///
 /// /// A store behind an async client; here it forwards to memory.
@@ -297,6 +343,14 @@ forward!(&T, std::sync::Arc<T>);
 ///     async fn due_for_expiry(&self, now: OffsetDateTime, after: Option<RequestKey>, limit: usize)
 ///         -> Result<Vec<ChangeRequest>, Self::Error> {
 ///         AsyncStore::due_for_expiry(&self.0, now, after, limit).await
+///     }
+///     async fn requests_on(&self, name: &ServiceName, after: Option<HistoryKey>, limit: usize)
+///         -> Result<Vec<ChangeRequest>, Self::Error> {
+///         AsyncStore::requests_on(&self.0, name, after, limit).await
+///     }
+///     async fn assignments_on(&self, name: &ServiceName, after: Option<HistoryKey>, limit: usize)
+///         -> Result<Vec<Assignment>, Self::Error> {
+///         AsyncStore::assignments_on(&self.0, name, after, limit).await
 ///     }
 ///     async fn commit(&self, changes: Changes) -> Result<(), CommitError<Self::Error>> {
 ///         AsyncStore::commit(&self.0, changes).await
@@ -353,6 +407,22 @@ pub trait AsyncStore {
         after: Option<RequestKey>,
         limit: usize,
     ) -> impl Future<Output = Result<Vec<ChangeRequest>, Self::Error>> + Send;
+
+    /// As [`Store::requests_on`].
+    fn requests_on(
+        &self,
+        name: &ServiceName,
+        after: Option<HistoryKey>,
+        limit: usize,
+    ) -> impl Future<Output = Result<Vec<ChangeRequest>, Self::Error>> + Send;
+
+    /// As [`Store::assignments_on`].
+    fn assignments_on(
+        &self,
+        name: &ServiceName,
+        after: Option<HistoryKey>,
+        limit: usize,
+    ) -> impl Future<Output = Result<Vec<Assignment>, Self::Error>> + Send;
 
     /// As [`Store::commit`]: all or nothing, also when the future is dropped
     /// before it completes.
@@ -438,6 +508,22 @@ macro_rules! async_impl {
                 limit: usize,
             ) -> impl Future<Output = Result<Vec<ChangeRequest>, Self::Error>> + Send {
                 $how!(self, Store::due_for_expiry(now, after, limit))
+            }
+            fn requests_on(
+                &self,
+                name: &ServiceName,
+                after: Option<$crate::HistoryKey>,
+                limit: usize,
+            ) -> impl Future<Output = Result<Vec<ChangeRequest>, Self::Error>> + Send {
+                $how!(self, Store::requests_on(name, after, limit))
+            }
+            fn assignments_on(
+                &self,
+                name: &ServiceName,
+                after: Option<$crate::HistoryKey>,
+                limit: usize,
+            ) -> impl Future<Output = Result<Vec<$crate::Assignment>, Self::Error>> + Send {
+                $how!(self, Store::assignments_on(name, after, limit))
             }
             fn commit(
                 &self,

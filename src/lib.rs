@@ -238,6 +238,7 @@
 //! The crate has no `unsafe` code.
 #![forbid(unsafe_code)]
 
+mod assignment;
 mod customer;
 mod driver;
 mod engine;
@@ -245,6 +246,7 @@ mod host;
 mod listing;
 mod memory;
 mod message;
+mod operator;
 mod request;
 mod role;
 mod service;
@@ -262,14 +264,15 @@ pub mod strategy;
 #[cfg(feature = "testing")]
 pub mod testing;
 
+pub use assignment::{Assignment, AssignmentId, HistoryEntry, HistoryKey, Reassignment};
 pub use customer::{CustomerId, ParseCustomerIdError};
 pub use driver::{
     AsyncDriver, AsyncDriverErrorFor, AsyncSweepFor, Driver, DriverError, DriverErrorFor,
     EXPIRY_PAGE, Outcome, Refusal, RequestStatus, Sweep, SweepFor, Undelivered,
 };
 pub use engine::{
-    AccountStatus, Accounts, ActError, Blocked, Changes, Config, ConfigError, Edit, Engine,
-    Proposable, Rejection, ServiceError, Snapshot, SubmitError, Transition, Write,
+    AccountStatus, Accounts, ActError, AssignError, Blocked, Changes, Config, ConfigError, Edit,
+    Engine, Proposable, Rejection, ServiceError, Snapshot, SubmitError, Transition, Write,
 };
 pub use host::{
     AsyncDirectory, AsyncNotifier, AsyncStore, CommitError, Directory, Notifier, Store,
@@ -280,6 +283,9 @@ pub use listing::{
 };
 pub use memory::{DeliveryFailed, MemoryDirectory, MemoryNotifier, MemoryStore};
 pub use message::{Message, MessageKind};
+pub use operator::{
+    Actor, OperatorAct, OperatorId, ParseOperatorIdError, ParseReasonError, Reason,
+};
 pub use request::{
     Awaiting, ChangeRequest, Confirmer, ConfirmerStatus, Event, EventKind, FailureReason,
     ParseRequestIdError, RequestId, RequestState, StateName,

@@ -8,7 +8,8 @@ use time::OffsetDateTime;
 
 use crate::token::{base64url_decode, base64url_encode};
 use crate::{
-    ChangeRequest, CustomerId, RequestId, RequestState, Role, Roles, ServiceName, StateName,
+    ChangeRequest, CustomerId, HistoryKey, RequestId, RequestState, Role, Roles, ServiceName,
+    StateName,
 };
 
 /// How many rows a page holds: from 1 to [`PageSize::MAX`].
@@ -87,6 +88,8 @@ pub enum Listing {
     Requests,
     /// Requests due for expiry (R29): earliest deadline first.
     DueForExpiry,
+    /// A service's full history (R47): newest first.
+    History,
 }
 
 impl Listing {
@@ -95,6 +98,7 @@ impl Listing {
             Listing::Contacts => 1,
             Listing::Requests => 2,
             Listing::DueForExpiry => 3,
+            Listing::History => 4,
         }
     }
 
@@ -103,6 +107,7 @@ impl Listing {
             1 => Some(Listing::Contacts),
             2 => Some(Listing::Requests),
             3 => Some(Listing::DueForExpiry),
+            4 => Some(Listing::History),
             _ => None,
         }
     }
@@ -112,6 +117,7 @@ impl Listing {
             Listing::Contacts => "my contacts",
             Listing::Requests => "my requests",
             Listing::DueForExpiry => "due for expiry",
+            Listing::History => "a service's history",
         }
     }
 }
@@ -169,6 +175,8 @@ pub struct Cursor {
 enum After {
     Service(ServiceName),
     Request(RequestKey),
+    /// A position in a service's history: the service and the key.
+    History(ServiceName, HistoryKey),
 }
 
 /// The version byte of the cursor format.
@@ -192,6 +200,14 @@ impl Cursor {
             listing,
             customer,
             after: After::Request(key),
+        }
+    }
+
+    pub(crate) fn after_entry(service: ServiceName, key: HistoryKey) -> Cursor {
+        Cursor {
+            listing: Listing::History,
+            customer: None,
+            after: After::History(service, key),
         }
     }
 
@@ -220,7 +236,17 @@ impl Cursor {
         self.check(Listing::Contacts, Some(customer))?;
         match &self.after {
             After::Service(name) => Ok(name),
-            After::Request(_) => Err(CursorError::Malformed("a position of another listing")),
+            _ => Err(CursorError::Malformed("a position of another listing")),
+        }
+    }
+
+    /// The entry a page of the history of `service` starts after.
+    pub(crate) fn entry_for(&self, service: &ServiceName) -> Result<HistoryKey, CursorError> {
+        self.check(Listing::History, None)?;
+        match &self.after {
+            After::History(name, key) if name == service => Ok(*key),
+            After::History(..) => Err(CursorError::OtherService),
+            _ => Err(CursorError::Malformed("a position of another listing")),
         }
     }
 
@@ -233,7 +259,7 @@ impl Cursor {
         self.check(listing, customer)?;
         match &self.after {
             After::Request(key) => Ok(*key),
-            After::Service(_) => Err(CursorError::Malformed("a position of another listing")),
+            _ => Err(CursorError::Malformed("a position of another listing")),
         }
     }
 
@@ -248,14 +274,11 @@ impl Cursor {
             None => out.push(0),
         }
         match &self.after {
-            After::Service(name) => {
-                let text = name.as_str().as_bytes();
-                out.push(u8::try_from(text.len()).unwrap_or(0));
-                out.extend_from_slice(text);
-            }
-            After::Request(key) => {
-                out.extend_from_slice(&key.at.unix_timestamp_nanos().to_be_bytes());
-                out.extend_from_slice(key.id.as_bytes());
+            After::Service(name) => push_name(&mut out, name),
+            After::Request(key) => push_key(&mut out, key.at, key.id.as_bytes()),
+            After::History(name, key) => {
+                push_name(&mut out, name);
+                push_key(&mut out, key.at, &key.id);
             }
         }
         out
@@ -290,28 +313,21 @@ impl Cursor {
             Some(customer)
         };
         let after = match listing {
-            Listing::Contacts => {
-                let len = usize::from(take(1)?[0]);
-                let text = core::str::from_utf8(take(len)?)
-                    .map_err(|_| CursorError::Malformed("a service name that is not text"))?;
-                After::Service(
-                    ServiceName::parse(text)
-                        .map_err(|_| CursorError::Malformed("an invalid service name"))?,
-                )
-            }
+            Listing::Contacts => After::Service(name(&mut take)?),
             Listing::Requests | Listing::DueForExpiry => {
-                let nanos =
-                    i128::from_be_bytes(take(16)?.try_into().map_err(|_| CursorError::Truncated)?);
-                let at = OffsetDateTime::from_unix_timestamp_nanos(nanos)
-                    .map_err(|_| CursorError::Malformed("a time out of range"))?;
-                let id: [u8; 16] = take(16)?.try_into().map_err(|_| CursorError::Truncated)?;
+                let (at, id) = key(&mut take)?;
                 After::Request(RequestKey {
                     at,
                     id: RequestId::from_bytes(id),
                 })
             }
+            Listing::History => {
+                let service = name(&mut take)?;
+                let (at, id) = key(&mut take)?;
+                After::History(service, HistoryKey { at, id })
+            }
         };
-        let customer_listing = listing != Listing::DueForExpiry;
+        let customer_listing = matches!(listing, Listing::Contacts | Listing::Requests);
         if customer.is_some() != customer_listing {
             return Err(CursorError::Malformed(
                 "a customer where none belongs, or none",
@@ -326,6 +342,40 @@ impl Cursor {
             after,
         })
     }
+}
+
+/// Writes a service name, its length first.
+fn push_name(out: &mut Vec<u8>, name: &ServiceName) {
+    let text = name.as_str().as_bytes();
+    out.push(u8::try_from(text.len()).unwrap_or(0));
+    out.extend_from_slice(text);
+}
+
+/// Writes a listing position: a time in nanoseconds and an id's bytes.
+fn push_key(out: &mut Vec<u8>, at: OffsetDateTime, id: &[u8; 16]) {
+    out.extend_from_slice(&at.unix_timestamp_nanos().to_be_bytes());
+    out.extend_from_slice(id);
+}
+
+/// Reads what [`push_name`] wrote.
+fn name<'b>(
+    take: &mut impl FnMut(usize) -> Result<&'b [u8], CursorError>,
+) -> Result<ServiceName, CursorError> {
+    let len = usize::from(take(1)?[0]);
+    let text = core::str::from_utf8(take(len)?)
+        .map_err(|_| CursorError::Malformed("a service name that is not text"))?;
+    ServiceName::parse(text).map_err(|_| CursorError::Malformed("an invalid service name"))
+}
+
+/// Reads what [`push_key`] wrote.
+fn key<'b>(
+    take: &mut impl FnMut(usize) -> Result<&'b [u8], CursorError>,
+) -> Result<(OffsetDateTime, [u8; 16]), CursorError> {
+    let nanos = i128::from_be_bytes(take(16)?.try_into().map_err(|_| CursorError::Truncated)?);
+    let at = OffsetDateTime::from_unix_timestamp_nanos(nanos)
+        .map_err(|_| CursorError::Malformed("a time out of range"))?;
+    let id: [u8; 16] = take(16)?.try_into().map_err(|_| CursorError::Truncated)?;
+    Ok((at, id))
 }
 
 impl fmt::Display for Cursor {
@@ -379,6 +429,9 @@ pub enum CursorError {
     /// The cursor pages another customer's listing.
     #[error("a cursor of another customer's listing")]
     OtherCustomer,
+    /// The cursor pages another service's history.
+    #[error("a cursor of another service's history")]
+    OtherService,
 }
 
 /// A customer's part in a request, for filtering "my requests" (R35).

@@ -2,7 +2,7 @@
 //! box: for tests, documentation and examples.
 
 use std::cmp::Reverse;
-use std::collections::{BTreeSet, HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::convert::Infallible;
 use std::fmt;
 use std::ops::Bound;
@@ -15,8 +15,8 @@ use crate::host::{
     ready,
 };
 use crate::{
-    ChangeRequest, Changes, CustomerId, Message, Part, RequestFilter, RequestId, RequestKey, Roles,
-    Service, ServiceName, StateName, Version,
+    Assignment, AssignmentId, ChangeRequest, Changes, CustomerId, HistoryKey, Message, Part,
+    RequestFilter, RequestId, RequestKey, Roles, Service, ServiceName, StateName, Version,
 };
 
 /// A [`Store`] in memory, safe to share across threads.
@@ -40,7 +40,7 @@ use crate::{
 /// let store = MemoryStore::new();
 /// let owner = "AB1-OVH".parse()?;
 /// let service = Service::order("example.com".parse()?, owner);
-/// store.commit(Changes { services: vec![Write { value: service, expected: None }], requests: vec![] })?;
+/// store.commit(Changes { services: vec![Write { value: service, expected: None }], ..Changes::default() })?;
 /// assert_eq!(store.contacts_of(owner, None, 50)?, [("example.com".parse()?, Roles::ALL)]);
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
@@ -65,6 +65,10 @@ struct Tables {
     by_service: HashMap<ServiceName, BTreeSet<Newest>>,
     /// Deadlines of the requests in the awaiting state.
     deadlines: BTreeSet<(OffsetDateTime, RequestId)>,
+    /// Operators' assignments (R46), for each service newest first.
+    assignments: HashMap<ServiceName, BTreeMap<(Reverse<i128>, AssignmentId), Assignment>>,
+    /// The ids of every assignment, which are never written twice.
+    assignment_ids: HashSet<AssignmentId>,
 }
 
 /// A request's place in "my requests": newest first, ties by id.
@@ -348,8 +352,12 @@ impl Tables {
                 == write.expected
                 && newer(write.value.version(), write.expected)
         });
+        let assignments_ok = changes
+            .assignments
+            .iter()
+            .all(|a| !self.assignment_ids.contains(&a.id()));
         let room = u32::try_from(self.services.len() + changes.services.len()).is_ok();
-        services_ok && requests_ok && room
+        services_ok && requests_ok && assignments_ok && room
     }
 
     /// Writes `service`; the holders it gains are added to `added` (to be
@@ -583,7 +591,8 @@ impl Store for MemoryStore {
         }
         let names = changes.services.iter().map(|w| w.value.name());
         let ids = changes.requests.iter().map(|w| w.value.id());
-        if !distinct(names) || !distinct(ids) {
+        let assignments = changes.assignments.iter().map(Assignment::id);
+        if !distinct(names) || !distinct(ids) || !distinct(assignments) {
             // Two writes of one record in one batch: neither can be right.
             return Err(CommitError::Conflict);
         }
@@ -595,7 +604,64 @@ impl Store for MemoryStore {
         for write in changes.requests {
             tables.put_request(write.value);
         }
+        for assignment in changes.assignments {
+            tables.assignment_ids.insert(assignment.id());
+            tables
+                .assignments
+                .entry(assignment.service().clone())
+                .or_default()
+                .insert(
+                    (
+                        Reverse(assignment.at().unix_timestamp_nanos()),
+                        assignment.id(),
+                    ),
+                    assignment,
+                );
+        }
         Ok(())
+    }
+
+    fn requests_on(
+        &self,
+        name: &ServiceName,
+        after: Option<HistoryKey>,
+        limit: usize,
+    ) -> Result<Vec<ChangeRequest>, Infallible> {
+        let tables = self.read();
+        let Some(set) = tables.by_service.get(name) else {
+            return Ok(Vec::new());
+        };
+        let from = after.map_or(Bound::Unbounded, |k| {
+            Bound::Excluded(newest(k.at, RequestId::from_bytes(k.id)))
+        });
+        Ok(set
+            .range((from, Bound::Unbounded))
+            .take(limit)
+            .filter_map(|(_, id)| tables.requests.get(id).cloned())
+            .collect())
+    }
+
+    fn assignments_on(
+        &self,
+        name: &ServiceName,
+        after: Option<HistoryKey>,
+        limit: usize,
+    ) -> Result<Vec<Assignment>, Infallible> {
+        let tables = self.read();
+        let Some(map) = tables.assignments.get(name) else {
+            return Ok(Vec::new());
+        };
+        let from = after.map_or(Bound::Unbounded, |k| {
+            Bound::Excluded((
+                Reverse(k.at.unix_timestamp_nanos()),
+                AssignmentId::from_bytes(k.id),
+            ))
+        });
+        Ok(map
+            .range((from, Bound::Unbounded))
+            .take(limit)
+            .map(|(_, a)| a.clone())
+            .collect())
     }
 }
 

@@ -2,15 +2,21 @@
 
 use time::OffsetDateTime;
 
-use crate::{CustomerId, FailureReason, RequestId, Roles, ServiceName, Token};
+use crate::{
+    Actor, AssignmentId, CustomerId, FailureReason, OperatorAct, Reassignment, RequestId, Roles,
+    ServiceName, Token,
+};
 
-/// A message to one customer about one change request.
+/// A message to one customer about one change request, or about an
+/// operator's direct assignment (R46).
 ///
 /// The engine decides who is told what; the host turns each message into an
 /// e-mail (or a queue entry, ...) and delivers it after the state is saved
-/// (R41). Every message says which request, which service and roles, and who
-/// asked and who receives the roles, so the host can write "the other party"
-/// from either side.
+/// (R41). Every message about a request says which request, which service
+/// and roles, and who asked and who receives the roles, so the host can
+/// write "the other party" from either side. A message about an assignment
+/// ([`MessageKind::Assigned`]) names the assignment instead, and carries who
+/// changed what and why.
 ///
 /// A [`MessageKind::ConfirmationRequested`] message carries the token of its
 /// recipient and of no one else (R40); with the request id it is all a host
@@ -20,13 +26,27 @@ use crate::{CustomerId, FailureReason, RequestId, Roles, ServiceName, Token};
 #[cfg_attr(feature = "serde", derive(serde::Serialize))]
 pub struct Message {
     pub(crate) to: CustomerId,
-    pub(crate) request: RequestId,
+    #[cfg_attr(feature = "serde", serde(flatten))]
+    pub(crate) about: About,
     pub(crate) service: ServiceName,
     pub(crate) roles: Roles,
-    pub(crate) requester: CustomerId,
-    pub(crate) incoming: CustomerId,
     #[cfg_attr(feature = "serde", serde(flatten))]
     pub(crate) kind: MessageKind,
+}
+
+/// What a message is about.
+#[derive(Clone, Copy, Debug)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize))]
+#[cfg_attr(feature = "serde", serde(untagged))]
+pub(crate) enum About {
+    /// A change request.
+    Request {
+        request: RequestId,
+        requester: CustomerId,
+        incoming: CustomerId,
+    },
+    /// An operator's direct assignment.
+    Assignment { assignment: AssignmentId },
 }
 
 impl Message {
@@ -36,10 +56,23 @@ impl Message {
         self.to
     }
 
-    /// The request it is about.
+    /// The request it is about; `None` for a message about an assignment.
     #[must_use]
-    pub fn request(&self) -> RequestId {
-        self.request
+    pub fn request(&self) -> Option<RequestId> {
+        match self.about {
+            About::Request { request, .. } => Some(request),
+            About::Assignment { .. } => None,
+        }
+    }
+
+    /// The operator's assignment it is about ([`MessageKind::Assigned`]);
+    /// `None` for a message about a request.
+    #[must_use]
+    pub fn assignment(&self) -> Option<AssignmentId> {
+        match self.about {
+            About::Request { .. } => None,
+            About::Assignment { assignment } => Some(assignment),
+        }
     }
 
     /// The service.
@@ -49,35 +82,51 @@ impl Message {
     }
 
     /// The roles the request changes (for [`MessageKind::Replaced`], the roles
-    /// the recipient lost).
+    /// the recipient lost; for [`MessageKind::Assigned`], the roles the
+    /// recipient gained or lost).
     #[must_use]
     pub fn roles(&self) -> Roles {
         self.roles
     }
 
-    /// Who asked for the change.
+    /// Who asked for the change; `None` for a message about an assignment.
     #[must_use]
-    pub fn requester(&self) -> CustomerId {
-        self.requester
+    pub fn requester(&self) -> Option<CustomerId> {
+        match self.about {
+            About::Request { requester, .. } => Some(requester),
+            About::Assignment { .. } => None,
+        }
     }
 
-    /// Who receives the roles.
+    /// Who receives the roles; `None` for a message about an assignment
+    /// (its [`MessageKind::Assigned`] says who receives what).
     #[must_use]
-    pub fn incoming(&self) -> CustomerId {
-        self.incoming
+    pub fn incoming(&self) -> Option<CustomerId> {
+        match self.about {
+            About::Request { incoming, .. } => Some(incoming),
+            About::Assignment { .. } => None,
+        }
     }
 
     /// The other confirmer, seen from the recipient: the incoming customer for
     /// the requester, the requester for everyone else. `None` when the
-    /// requester takes the roles themselves.
+    /// requester takes the roles themselves, and for an assignment.
     #[must_use]
     pub fn other_party(&self) -> Option<CustomerId> {
-        if self.requester == self.incoming {
+        let About::Request {
+            requester,
+            incoming,
+            ..
+        } = self.about
+        else {
+            return None;
+        };
+        if requester == incoming {
             None
-        } else if self.to == self.requester {
-            Some(self.incoming)
+        } else if self.to == requester {
+            Some(incoming)
         } else {
-            Some(self.requester)
+            Some(requester)
         }
     }
 
@@ -124,13 +173,26 @@ pub enum MessageKind {
         /// Who refused.
         by: CustomerId,
     },
-    /// The requester cancelled (R39).
-    Cancelled,
+    /// The requester, or an operator with their reason (R46), cancelled
+    /// (R39).
+    Cancelled {
+        /// Who cancelled.
+        by: Actor,
+    },
     /// The deadline passed (R39).
     Expired,
     /// The request failed (R39).
     Failed {
         /// Why.
         reason: FailureReason,
+    },
+    /// An operator assigned contacts of the service directly (R46), sent to
+    /// every old and new holder of a role that changed hands: who changed
+    /// what, and why.
+    Assigned {
+        /// The operator and their reason.
+        by: OperatorAct,
+        /// Every role that changed hands, from whom to whom.
+        changes: Vec<Reassignment>,
     },
 }

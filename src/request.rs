@@ -7,7 +7,7 @@ use rand_core::TryCryptoRng;
 use time::OffsetDateTime;
 
 use crate::token::{RandomnessError, TokenDigest, hex_decode};
-use crate::{CustomerId, Role, Roles, ServiceName, Version};
+use crate::{Actor, AssignmentId, CustomerId, OperatorAct, Role, Roles, ServiceName, Version};
 
 #[cfg(feature = "serde")]
 mod stored;
@@ -151,11 +151,11 @@ pub enum RequestState {
         #[cfg_attr(feature = "serde", serde(with = "time::serde::rfc3339"))]
         at: OffsetDateTime,
     },
-    /// The requester cancelled (R28).
+    /// The requester (R28) or an operator (R46) cancelled.
     #[cfg_attr(feature = "serde", serde(rename = "aborted"))]
     Cancelled {
-        /// Who cancelled: the requester.
-        by: CustomerId,
+        /// Who cancelled: the requester, or an operator with their reason.
+        by: Actor,
         /// When.
         #[cfg_attr(feature = "serde", serde(with = "time::serde::rfc3339"))]
         at: OffsetDateTime,
@@ -361,6 +361,19 @@ pub enum FailureReason {
         /// The request whose change removed the right.
         by: RequestId,
     },
+    /// An operator assigned the contacts of the service directly (R46): the
+    /// assignment changed a role of this request, or removed the
+    /// requester's right over it (R32).
+    #[error(
+        "an operator assigned the contacts ({by}), which changed or removed the right over {role}"
+    )]
+    Reassigned {
+        /// A role of this request the assignment changed, or that the
+        /// requester may no longer change.
+        role: Role,
+        /// The assignment.
+        by: AssignmentId,
+    },
 }
 
 /// One entry of a request's history (R34): what happened, when, and who acted.
@@ -372,14 +385,19 @@ pub enum FailureReason {
 pub struct Event {
     #[cfg_attr(feature = "serde", serde(with = "time::serde::rfc3339"))]
     at: OffsetDateTime,
-    actor: Option<CustomerId>,
+    actor: Option<Actor>,
     #[cfg_attr(feature = "serde", serde(flatten))]
     kind: EventKind,
 }
 
 impl Event {
-    pub(crate) fn new(at: OffsetDateTime, actor: Option<CustomerId>, kind: EventKind) -> Event {
+    pub(crate) fn new(at: OffsetDateTime, actor: Option<Actor>, kind: EventKind) -> Event {
         Event { at, actor, kind }
+    }
+
+    /// An event of `customer`'s doing.
+    pub(crate) fn by(at: OffsetDateTime, customer: CustomerId, kind: EventKind) -> Event {
+        Event::new(at, Some(Actor::Customer(customer)), kind)
     }
 
     /// When it happened.
@@ -388,11 +406,24 @@ impl Event {
         self.at
     }
 
-    /// The customer who acted; `None` for what the system did on its own
-    /// (expiry, a failure found when another request applied).
+    /// Who acted: a customer, or an operator with their reason (R46);
+    /// `None` for what the system did on its own (expiry, a failure found
+    /// when another request applied).
     #[must_use]
-    pub fn actor(&self) -> Option<CustomerId> {
-        self.actor
+    pub fn actor(&self) -> Option<&Actor> {
+        self.actor.as_ref()
+    }
+
+    /// The customer who acted, if a customer did.
+    #[must_use]
+    pub fn customer(&self) -> Option<CustomerId> {
+        self.actor.as_ref().and_then(Actor::customer)
+    }
+
+    /// The operator's act (who and why), if an operator acted (R46).
+    #[must_use]
+    pub fn operator(&self) -> Option<&OperatorAct> {
+        self.actor.as_ref().and_then(Actor::operator)
     }
 
     /// What happened.
@@ -431,7 +462,7 @@ pub enum EventKind {
     },
     /// The actor refused.
     Refused,
-    /// The actor (the requester) cancelled.
+    /// The actor (the requester, or an operator) cancelled.
     Cancelled,
     /// The deadline passed.
     Expired,

@@ -486,6 +486,20 @@ impl Service {
         next
     }
 
+    /// The same service with each role of `changes` given to its customer,
+    /// at the next version.
+    #[must_use]
+    pub(crate) fn with_holders(
+        &self,
+        changes: impl IntoIterator<Item = (Role, CustomerId)>,
+    ) -> Service {
+        let mut next = self.next_version();
+        for (role, customer) in changes {
+            next.contacts.set(role, customer);
+        }
+        next
+    }
+
     /// The tombstone of this service: removed, at the next version.
     #[must_use]
     pub(crate) fn removal(&self) -> Service {

@@ -468,6 +468,7 @@ fn create(service: &Service) -> Changes {
             expected: None,
         }],
         requests: Vec::new(),
+        assignments: Vec::new(),
     }
 }
 
@@ -479,6 +480,7 @@ fn update(service: &Service, expected: Version) -> Changes {
             expected: Some(expected),
         }],
         requests: Vec::new(),
+        assignments: Vec::new(),
     }
 }
 
@@ -487,6 +489,7 @@ fn request_writes(writes: Vec<Write<ChangeRequest>>) -> Changes {
     Changes {
         services: Vec::new(),
         requests: writes,
+        assignments: Vec::new(),
     }
 }
 
@@ -1096,6 +1099,7 @@ async fn all_or_nothing_stale_service<S: AsyncStore>(store: &S) -> Outcome {
             write_of(&cancelled.changes, &tech.request)?,
             write_of(&opening, &billing.request)?,
         ],
+        assignments: Vec::new(),
     };
     conflicted(
         store.commit(batch).await,

@@ -151,6 +151,22 @@ impl Store for Counting {
     ) -> Result<Vec<ChangeRequest>, Infallible> {
         Store::due_for_expiry(&self.inner, now, after, limit)
     }
+    fn requests_on(
+        &self,
+        name: &ServiceName,
+        after: Option<service_contacts::HistoryKey>,
+        limit: usize,
+    ) -> Result<Vec<ChangeRequest>, Infallible> {
+        Store::requests_on(&self.inner, name, after, limit)
+    }
+    fn assignments_on(
+        &self,
+        name: &ServiceName,
+        after: Option<service_contacts::HistoryKey>,
+        limit: usize,
+    ) -> Result<Vec<service_contacts::Assignment>, Infallible> {
+        Store::assignments_on(&self.inner, name, after, limit)
+    }
     fn commit(&self, changes: Changes) -> Result<(), CommitError<Infallible>> {
         Store::commit(&self.inner, changes)
     }

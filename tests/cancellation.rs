@@ -94,7 +94,7 @@ impl World {
 #[derive(Clone, Debug, PartialEq, Eq)]
 struct Sent {
     to: CustomerId,
-    request: RequestId,
+    request: Option<RequestId>,
     kind: String,
     token: Option<String>,
 }

@@ -116,7 +116,7 @@ impl World {
             .delivered()
             .iter()
             .rev()
-            .find(|m| m.to() == to && m.request() == request)
+            .find(|m| m.to() == to && m.request() == Some(request))
             .and_then(|m| m.token().map(service_contacts::Token::reveal))
             .expect("a token was delivered")
     }
@@ -479,6 +479,7 @@ fn a_store_that_answers_with_another_record_has_no_such_request() {
                 value: inner,
                 expected: None,
             }],
+            assignments: Vec::new(),
         })
         .unwrap();
     let directory = MemoryDirectory::new();
@@ -505,6 +506,7 @@ fn the_memory_store_refuses_a_write_that_does_not_move_the_version_on() {
             expected: None,
         }],
         requests: Vec::new(),
+        assignments: Vec::new(),
     };
     store.commit(create).unwrap();
     let same = Changes {
@@ -513,6 +515,7 @@ fn the_memory_store_refuses_a_write_that_does_not_move_the_version_on() {
             expected: Some(service.version()),
         }],
         requests: Vec::new(),
+        assignments: Vec::new(),
     };
     assert!(matches!(store.commit(same), Err(CommitError::Conflict)));
 }

@@ -912,8 +912,8 @@ impl<D: TestDriver> Harness<D> {
         // what is now committed.
         for m in &messages {
             prop_assert!(
-                written.contains(&m.request()),
-                "R41: a {:?} message about request {}, which this call did not write",
+                m.request().is_some_and(|id| written.contains(&id)),
+                "R41: a {:?} message about request {:?}, which this call did not write",
                 tag_name(m),
                 m.request()
             );
@@ -1396,7 +1396,7 @@ impl<D: TestDriver> Harness<D> {
             let reached = seen
                 .messages
                 .iter()
-                .any(|m| m.request() == *id && m.to() == *to);
+                .any(|m| m.request() == Some(*id) && m.to() == *to);
             prop_assert!(
                 reached,
                 "R41: request {} stands as expired, but the message to {} was neither \
@@ -1436,9 +1436,10 @@ fn tag_name(m: &Message) -> &'static str {
         MessageKind::Applied => "applied",
         MessageKind::Replaced => "replaced",
         MessageKind::Refused { .. } => "refused",
-        MessageKind::Cancelled => "cancelled",
+        MessageKind::Cancelled { .. } => "cancelled",
         MessageKind::Expired => "expired",
         MessageKind::Failed { .. } => "failed",
+        MessageKind::Assigned { .. } => "assigned",
     }
 }
 
@@ -1446,15 +1447,15 @@ fn tag_name(m: &Message) -> &'static str {
 /// read from the store alone, without the model.
 fn check_committed(m: &Message, after: &Dump) -> Result<(), TestCaseError> {
     let kind = tag_name(m);
-    let Some(r) = after.requests.get(&m.request()) else {
+    let Some(r) = m.request().and_then(|id| after.requests.get(&id)) else {
         return Err(fail(format!(
-            "R41: a {kind} message about request {}, which is not stored",
+            "R41: a {kind} message about request {:?}, which is not stored",
             m.request()
         )));
     };
     prop_assert_eq!(m.service(), r.service());
-    prop_assert_eq!(m.requester(), r.requester());
-    prop_assert_eq!(m.incoming(), r.incoming());
+    prop_assert_eq!(m.requester(), Some(r.requester()));
+    prop_assert_eq!(m.incoming(), Some(r.incoming()));
     let stored = r.state();
     match m.kind() {
         MessageKind::ConfirmationRequested {
@@ -1519,7 +1520,12 @@ fn check_committed(m: &Message, after: &Dump) -> Result<(), TestCaseError> {
             "R41: a refused message for a request stored as {}",
             stored.name()
         ),
-        MessageKind::Cancelled => prop_assert!(
+        MessageKind::Assigned { .. } => {
+            return Err(fail(
+                "R41: an assignment message, which no action here makes",
+            ));
+        }
+        MessageKind::Cancelled { .. } => prop_assert!(
             matches!(stored, RequestState::Cancelled { .. }),
             "R41: a cancelled message for a request stored as {}",
             stored.name()

@@ -207,6 +207,7 @@ fn store_with(name: &ServiceName, contacts: Contacts) -> MemoryStore {
                 expected: None,
             }],
             requests: Vec::new(),
+            assignments: Vec::new(),
         })
         .unwrap();
     store

@@ -71,6 +71,22 @@ fn a_broken_store_is_caught() {
         ) -> Result<Vec<ChangeRequest>, Infallible> {
             Ok(Vec::new())
         }
+        fn requests_on(
+            &self,
+            _: &ServiceName,
+            _: Option<service_contacts::HistoryKey>,
+            _: usize,
+        ) -> Result<Vec<ChangeRequest>, Infallible> {
+            Ok(Vec::new())
+        }
+        fn assignments_on(
+            &self,
+            _: &ServiceName,
+            _: Option<service_contacts::HistoryKey>,
+            _: usize,
+        ) -> Result<Vec<service_contacts::Assignment>, Infallible> {
+            Ok(Vec::new())
+        }
         fn commit(&self, changes: Changes) -> Result<(), CommitError<Infallible>> {
             self.0.commit(changes)
         }

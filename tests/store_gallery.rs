@@ -23,8 +23,9 @@ use std::thread::{Thread, ThreadId};
 
 use service_contacts::testing::{CASES, RACERS, Report, run_async_store_suite, run_store_suite};
 use service_contacts::{
-    AsyncStore, ChangeRequest, Changes, CommitError, CustomerId, Part, RequestFilter, RequestId,
-    RequestKey, Roles, Service, ServiceName, Store, Version, Write,
+    Assignment, AssignmentId, AsyncStore, ChangeRequest, Changes, CommitError, CustomerId,
+    HistoryKey, Part, RequestFilter, RequestId, RequestKey, Roles, Service, ServiceName, Store,
+    Version, Write,
 };
 use time::OffsetDateTime;
 
@@ -376,6 +377,8 @@ struct Tables {
     /// `PagesByOffset`: for each reading (listing, customer, filter) and the
     /// last row of a page it answered, how many rows it had listed.
     offsets: BTreeMap<(String, String), usize>,
+    /// Operators' assignments, by id.
+    assignments: BTreeMap<AssignmentId, Assignment>,
 }
 
 impl Tables {
@@ -559,9 +562,16 @@ impl Gallery {
                 self.record_by_record(&mut tables, changes, First::Requests)
             }
             _ => {
-                let ok = self.all_ok(&tables, &changes.services, &changes.requests);
+                let ok = self.all_ok(&tables, &changes.services, &changes.requests)
+                    && changes
+                        .assignments
+                        .iter()
+                        .all(|a| !tables.assignments.contains_key(&a.id()));
                 if ok {
                     self.put_all(&mut tables, &changes.services, &changes.requests);
+                    for a in &changes.assignments {
+                        tables.assignments.insert(a.id(), a.clone());
+                    }
                 }
                 ok
             }
@@ -1019,6 +1029,52 @@ impl Store for Gallery {
         Ok(self.page(&mut tables, &page, due, key, Some(ChangeRequest::deadline)))
     }
 
+    fn requests_on(
+        &self,
+        name: &ServiceName,
+        after: Option<HistoryKey>,
+        limit: usize,
+    ) -> Result<Vec<ChangeRequest>, Infallible> {
+        let tables = self.lock();
+        let mut rows: Vec<ChangeRequest> = tables
+            .requests
+            .values()
+            .filter(|r| r.service() == name)
+            .cloned()
+            .collect();
+        let key = |r: &ChangeRequest| (Reverse(r.opened_at()), *r.id().as_bytes());
+        rows.sort_by_key(key);
+        let from = after.map(|k| (Reverse(k.at), k.id));
+        Ok(rows
+            .into_iter()
+            .filter(|r| from.is_none_or(|f| key(r) > f))
+            .take(limit)
+            .collect())
+    }
+
+    fn assignments_on(
+        &self,
+        name: &ServiceName,
+        after: Option<HistoryKey>,
+        limit: usize,
+    ) -> Result<Vec<Assignment>, Infallible> {
+        let tables = self.lock();
+        let mut rows: Vec<Assignment> = tables
+            .assignments
+            .values()
+            .filter(|a| a.service() == name)
+            .cloned()
+            .collect();
+        let key = |a: &Assignment| (Reverse(a.at()), *a.id().as_bytes());
+        rows.sort_by_key(key);
+        let from = after.map(|k| (Reverse(k.at), k.id));
+        Ok(rows
+            .into_iter()
+            .filter(|a| from.is_none_or(|f| key(a) > f))
+            .take(limit)
+            .collect())
+    }
+
     fn commit(&self, changes: Changes) -> Result<(), CommitError<Infallible>> {
         let meet = if std::thread::current().id() == self.owner {
             Meet::Alone
@@ -1040,6 +1096,24 @@ impl AsyncStore for Gallery {
 
     async fn request(&self, id: RequestId) -> Result<Option<ChangeRequest>, Infallible> {
         Store::request(self, id)
+    }
+
+    async fn requests_on(
+        &self,
+        name: &ServiceName,
+        after: Option<HistoryKey>,
+        limit: usize,
+    ) -> Result<Vec<ChangeRequest>, Infallible> {
+        Store::requests_on(self, name, after, limit)
+    }
+
+    async fn assignments_on(
+        &self,
+        name: &ServiceName,
+        after: Option<HistoryKey>,
+        limit: usize,
+    ) -> Result<Vec<Assignment>, Infallible> {
+        Store::assignments_on(self, name, after, limit)
     }
 
     async fn contacts_of(

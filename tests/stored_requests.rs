@@ -815,9 +815,8 @@ mod properties {
                 self.written.push(request);
             }
             for message in &transition.messages {
-                if let Some(token) = message.token() {
-                    self.tokens
-                        .insert((message.request(), message.to()), token.reveal());
+                if let (Some(token), Some(request)) = (message.token(), message.request()) {
+                    self.tokens.insert((request, message.to()), token.reveal());
                 }
             }
         }
@@ -998,7 +997,7 @@ mod properties {
             h[0].kind()
         );
         ensure!(h[0].at() == r.opened_at(), "opened at another time");
-        ensure!(h[0].actor() == Some(r.requester()), "opened by another");
+        ensure!(h[0].customer() == Some(r.requester()), "opened by another");
         ensure!(
             h.iter()
                 .filter(|e| matches!(e.kind(), EventKind::Opened))
@@ -1018,7 +1017,7 @@ mod properties {
         for (i, e) in h.iter().enumerate() {
             match e.kind() {
                 EventKind::Confirmed => {
-                    let actor = e.actor();
+                    let actor = e.customer();
                     ensure!(
                         actor.is_some_and(|a| confirmers.contains(&a)),
                         "history[{i}] confirmed by {actor:?}"
@@ -1095,20 +1094,21 @@ mod properties {
             RequestState::Applied { at } => (
                 at,
                 matches!(last.kind(), EventKind::Applied)
-                    && last.actor().is_some_and(|a| confirmers.contains(&a))
+                    && last.customer().is_some_and(|a| confirmers.contains(&a))
                     && confirmers.iter().all(|c| confirmed.contains_key(c)),
             ),
             RequestState::Refused { by, at } => (
                 at,
                 matches!(last.kind(), EventKind::Refused)
                     && confirmers.contains(by)
-                    && last.actor() == Some(*by),
+                    && last.customer() == Some(*by),
             ),
             RequestState::Cancelled { by, at } => (
                 at,
                 matches!(last.kind(), EventKind::Cancelled)
-                    && *by == r.requester()
-                    && last.actor() == Some(*by),
+                    // The requester (R28) or an operator (R46).
+                    && by.customer().is_none_or(|c| c == r.requester())
+                    && last.actor() == Some(by),
             ),
             RequestState::Expired { at } => (
                 at,
@@ -1119,7 +1119,13 @@ mod properties {
             RequestState::Failed { reason, at } => (
                 at,
                 matches!(last.kind(), EventKind::Failed { reason: r2 } if r2 == reason)
-                    && last.actor().is_none(),
+                    // An operator's assignment fails at the operator's
+                    // hand (R46); the system fails the others.
+                    && if matches!(reason, service_contacts::FailureReason::Reassigned { .. }) {
+                        last.operator().is_some()
+                    } else {
+                        last.actor().is_none()
+                    },
             ),
         };
         ensure!(ok, "the ending event disagrees with the state");

@@ -80,10 +80,10 @@ impl Story {
     pub(crate) fn show_mail(&self) {
         for message in self.notifier.take() {
             println!("    mail to {}: {}", message.to(), describe(&message));
-            if let Some(token) = message.token() {
+            if let (Some(token), Some(request)) = (message.token(), message.request()) {
                 self.inbox
                     .borrow_mut()
-                    .push((message.to(), message.request(), token.reveal()));
+                    .push((message.to(), request, token.reveal()));
             }
         }
     }
@@ -385,18 +385,40 @@ pub(crate) fn contacts<S: Store>(store: &S, service: &ServiceName) -> Result<Str
 /// One line for a message, with its token masked.
 pub(crate) fn describe(message: &Message) -> String {
     let what = format!("{} of {}", message.roles(), message.service());
+    // Every message about a request names its requester and incoming
+    // customer; one about an operator's assignment names neither.
+    let who = |customer: Option<CustomerId>| customer.map_or_else(String::new, |c| c.to_string());
+    let (requester, incoming) = (who(message.requester()), who(message.incoming()));
     match message.kind() {
         MessageKind::ConfirmationRequested { resent, .. } => format!(
-            "{}please confirm: {what} to {} (asked by {}), token ••••••••",
+            "{}please confirm: {what} to {incoming} (asked by {requester}), token ••••••••",
             if *resent { "[new token] " } else { "" },
-            message.incoming(),
-            message.requester(),
         ),
-        MessageKind::Applied => format!("done: {what} now held by {}", message.incoming()),
-        MessageKind::Replaced => format!("you were replaced as {what} by {}", message.incoming()),
+        MessageKind::Applied => format!("done: {what} now held by {incoming}"),
+        MessageKind::Replaced => format!("you were replaced as {what} by {incoming}"),
         MessageKind::Refused { by } => format!("refused by {by}: {what}"),
-        MessageKind::Cancelled => format!("cancelled by {}: {what}", message.requester()),
+        MessageKind::Cancelled { by } => match by.operator() {
+            Some(act) => format!(
+                "cancelled by support ({}): {what}: \"{}\"",
+                act.operator(),
+                act.reason()
+            ),
+            None => format!("cancelled by {by}: {what}"),
+        },
         MessageKind::Expired => format!("expired unconfirmed: {what}"),
         MessageKind::Failed { reason } => format!("failed: {what}: {reason}"),
+        MessageKind::Assigned { by, changes } => {
+            let moved: Vec<String> = changes
+                .iter()
+                .map(|c| format!("{} {} -> {}", c.role, c.from, c.to))
+                .collect();
+            format!(
+                "support ({}) changed the contacts of {}: {}: \"{}\"",
+                by.operator(),
+                message.service(),
+                moved.join(", "),
+                by.reason()
+            )
+        }
     }
 }

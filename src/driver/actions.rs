@@ -19,10 +19,10 @@ use time::OffsetDateTime;
 use super::{DriverError, Outcome, Refusal, RequestStatus, Sweep, Undelivered};
 use crate::host::{AsyncDirectory, AsyncNotifier, AsyncStore, CommitError};
 use crate::{
-    AccountStatus, ActError, ChangeRequest, Changes, Contacts, Cursor, CustomerId, Edit, Engine,
-    Listing, Message, Page, PageSize, Proposable, Rejection, RequestFilter, RequestId, RequestKey,
-    RequestSummary, Role, Roles, Service, ServiceError, ServiceName, Snapshot, SubmitError,
-    Transition,
+    AccountStatus, ActError, AssignError, Assignment, ChangeRequest, Changes, Contacts, Cursor,
+    CustomerId, Edit, Engine, HistoryEntry, Listing, Message, OperatorAct, Page, PageSize,
+    Proposable, Rejection, RequestFilter, RequestId, RequestKey, RequestSummary, Role, Roles,
+    Service, ServiceError, ServiceName, Snapshot, SubmitError, Transition,
 };
 
 /// The error of an action over the parts `S` and `D`.
@@ -316,6 +316,136 @@ impl<S: AsyncStore, N: AsyncNotifier, D: AsyncDirectory> Actions<'_, S, N, D> {
                 .map_err(Refusal::Act)?;
             commit_step(transition, id)
         })
+    }
+
+    pub(super) async fn cancel_by_operator(
+        self,
+        id: RequestId,
+        act: &OperatorAct,
+        now: OffsetDateTime,
+    ) -> Committed<ChangeRequest, S, N, D> {
+        attempt!(self, async {
+            let request = self.load_request(id).await?;
+            let transition = self
+                .engine
+                .cancel_by_operator(&request, act, now)
+                .map_err(Refusal::Act)?;
+            commit_step(transition, id)
+        })
+    }
+
+    pub(super) async fn resend_by_operator<R: TryCryptoRng + ?Sized>(
+        self,
+        id: RequestId,
+        act: &OperatorAct,
+        now: OffsetDateTime,
+        rng: &mut R,
+    ) -> Committed<ChangeRequest, S, N, D> {
+        attempt!(self, async {
+            let request = self.load_request(id).await?;
+            let transition = self
+                .engine
+                .resend_by_operator(&request, act, now, rng)
+                .map_err(Refusal::Act)?;
+            commit_step(transition, id)
+        })
+    }
+
+    pub(super) async fn assign<R: TryCryptoRng + ?Sized>(
+        self,
+        edit: &Edit,
+        act: &OperatorAct,
+        now: OffsetDateTime,
+        rng: &mut R,
+    ) -> Committed<Assignment, S, N, D> {
+        attempt!(self, async {
+            let loaded = self.load_live(edit.service()).await?;
+            let accounts = self
+                .accounts(&edit.accounts_to_check(&loaded.service))
+                .await?;
+            let mut transition =
+                match self
+                    .engine
+                    .assign(loaded.snapshot(), edit, act, &accounts, now, rng)
+                {
+                    Ok(transition) => transition,
+                    Err(AssignError::SnapshotOutdated) => return Ok(Step::Retry),
+                    Err(err) => return Err(Refusal::Assign(err).into()),
+                };
+            let Some(record) = transition.changes.assignments.first().cloned() else {
+                // The engine records every assignment it makes.
+                return Err(Refusal::Assign(AssignError::NoChange).into());
+            };
+            transition.changes.assignments.truncate(1);
+            Ok(Step::Commit(transition, record))
+        })
+    }
+
+    pub(super) async fn history(
+        self,
+        name: &ServiceName,
+        after: Option<&Cursor>,
+        size: PageSize,
+    ) -> Result<Page<HistoryEntry>, Error<S, D>> {
+        // A removed service keeps its history (R47): only a name that never
+        // was is unknown.
+        if self
+            .store
+            .service(name)
+            .await
+            .map_err(DriverError::Store)?
+            .is_none()
+        {
+            return Err(Refusal::UnknownService(name.clone()).into());
+        }
+        let after = after
+            .map(|c| c.entry_for(name))
+            .transpose()
+            .map_err(Refusal::Cursor)?;
+        let limit = size.get() + 1;
+        let requests = self
+            .store
+            .requests_on(name, after, limit)
+            .await
+            .map_err(DriverError::Store)?;
+        let assignments = self
+            .store
+            .assignments_on(name, after, limit)
+            .await
+            .map_err(DriverError::Store)?;
+        // Two lists in the history's order, merged; rows of another
+        // service, or not after the cursor, are not this page's.
+        let mine = |entry: &HistoryEntry| {
+            entry.service() == name && after.is_none_or(|a| a.listed_before(&entry.key()))
+        };
+        let mut requests = requests
+            .into_iter()
+            .map(HistoryEntry::Request)
+            .filter(mine)
+            .peekable();
+        let mut assignments = assignments
+            .into_iter()
+            .map(HistoryEntry::Assignment)
+            .filter(mine)
+            .peekable();
+        let mut rows = Vec::with_capacity(limit);
+        while rows.len() < limit {
+            let take_request = match (requests.peek(), assignments.peek()) {
+                (Some(r), Some(a)) => r.key().listed_before(&a.key()),
+                (Some(_), None) => true,
+                (None, Some(_)) => false,
+                (None, None) => break,
+            };
+            let next = if take_request {
+                requests.next()
+            } else {
+                assignments.next()
+            };
+            rows.extend(next);
+        }
+        Ok(paged(rows, size, |entry: &HistoryEntry| {
+            Cursor::after_entry(name.clone(), entry.key())
+        }))
     }
 
     pub(super) async fn expire_due(

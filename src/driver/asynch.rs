@@ -8,8 +8,9 @@ use super::{
 };
 use crate::host::{AsyncDirectory, AsyncNotifier, AsyncStore};
 use crate::{
-    ChangeRequest, Config, Contacts, Cursor, CustomerId, Edit, Engine, Page, PageSize, Proposable,
-    RequestFilter, RequestId, RequestSummary, Roles, Service, ServiceName,
+    Assignment, ChangeRequest, Config, Contacts, Cursor, CustomerId, Edit, Engine, HistoryEntry,
+    OperatorAct, Page, PageSize, Proposable, RequestFilter, RequestId, RequestSummary, Roles,
+    Service, ServiceName,
 };
 
 /// Runs user actions against the host's [`AsyncStore`], [`AsyncNotifier`]
@@ -208,6 +209,64 @@ impl<S: AsyncStore + Sync, N: AsyncNotifier + Sync, D: AsyncDirectory + Sync> As
         now: OffsetDateTime,
     ) -> Result<Outcome<ChangeRequest, N::Error>, AsyncDriverErrorFor<S, D>> {
         self.actions().cancel(id, actor, now).await
+    }
+
+    /// As [`Driver::cancel_by_operator`](crate::Driver::cancel_by_operator).
+    ///
+    /// # Errors
+    ///
+    /// As [`Driver::cancel_by_operator`](crate::Driver::cancel_by_operator).
+    pub async fn cancel_by_operator(
+        &self,
+        id: RequestId,
+        act: &OperatorAct,
+        now: OffsetDateTime,
+    ) -> Result<Outcome<ChangeRequest, N::Error>, AsyncDriverErrorFor<S, D>> {
+        self.actions().cancel_by_operator(id, act, now).await
+    }
+
+    /// As [`Driver::resend_by_operator`](crate::Driver::resend_by_operator).
+    ///
+    /// # Errors
+    ///
+    /// As [`Driver::resend_by_operator`](crate::Driver::resend_by_operator).
+    pub async fn resend_by_operator<R: TryCryptoRng + ?Sized>(
+        &self,
+        id: RequestId,
+        act: &OperatorAct,
+        now: OffsetDateTime,
+        rng: &mut R,
+    ) -> Result<Outcome<ChangeRequest, N::Error>, AsyncDriverErrorFor<S, D>> {
+        self.actions().resend_by_operator(id, act, now, rng).await
+    }
+
+    /// As [`Driver::assign`](crate::Driver::assign).
+    ///
+    /// # Errors
+    ///
+    /// As [`Driver::assign`](crate::Driver::assign).
+    pub async fn assign<R: TryCryptoRng + ?Sized>(
+        &self,
+        edit: &Edit,
+        act: &OperatorAct,
+        now: OffsetDateTime,
+        rng: &mut R,
+    ) -> Result<Outcome<Assignment, N::Error>, AsyncDriverErrorFor<S, D>> {
+        self.actions().assign(edit, act, now, rng).await
+    }
+
+    /// As [`Driver::history`](crate::Driver::history).
+    ///
+    /// # Errors
+    ///
+    /// As [`Driver::history`](crate::Driver::history).
+    pub async fn history(
+        &self,
+        name: &ServiceName,
+        after: Option<&Cursor>,
+        size: PageSize,
+    ) -> Result<Page<HistoryEntry>, AsyncDriverErrorFor<S, D>> {
+        self.actions().history(name, after, size).await
     }
 
     /// As [`Driver::expire_due`](crate::Driver::expire_due).

@@ -7,9 +7,10 @@ use time::OffsetDateTime;
 
 use crate::host::{Blocking, Directory, Notifier, Store};
 use crate::{
-    ActError, ChangeRequest, Config, Contacts, Cursor, CursorError, CustomerId, Edit, Engine,
-    Message, Page, PageSize, Proposable, RequestFilter, RequestId, RequestSummary, Roles, Service,
-    ServiceError, ServiceName, StateName, SubmitError,
+    ActError, AssignError, Assignment, ChangeRequest, Config, Contacts, Cursor, CursorError,
+    CustomerId, Edit, Engine, HistoryEntry, Message, OperatorAct, Page, PageSize, Proposable,
+    RequestFilter, RequestId, RequestSummary, Roles, Service, ServiceError, ServiceName, StateName,
+    SubmitError,
 };
 
 mod actions;
@@ -190,6 +191,9 @@ pub enum Refusal {
     /// The action on a request was refused.
     #[error(transparent)]
     Act(#[from] ActError),
+    /// An operator's direct assignment was refused (R46).
+    #[error(transparent)]
+    Assign(#[from] AssignError),
 }
 
 impl From<ServiceError> for Refusal {
@@ -456,6 +460,85 @@ impl<S: Store, N: Notifier, D: Directory> Driver<S, N, D> {
         now: OffsetDateTime,
     ) -> Result<Outcome<ChangeRequest, N::Error>, DriverErrorFor<S, D>> {
         block_on(|| self.actions().cancel(id, actor, now))
+    }
+
+    /// Cancels an open request at an operator's hand (R46, R39): the
+    /// parties are told who cancelled and why, and the history keeps the
+    /// operator and their reason. The host authenticates the operator; the
+    /// crate records who acted.
+    ///
+    /// # Errors
+    ///
+    /// [`Refusal::UnknownRequest`], [`Refusal::Act`] (closed: a terminal
+    /// request never changes), or a host failure.
+    pub fn cancel_by_operator(
+        &self,
+        id: RequestId,
+        act: &OperatorAct,
+        now: OffsetDateTime,
+    ) -> Result<Outcome<ChangeRequest, N::Error>, DriverErrorFor<S, D>> {
+        block_on(|| self.actions().cancel_by_operator(id, act, now))
+    }
+
+    /// Sends a request again at an operator's hand, once support fixed a
+    /// party's address (R46, R22): a new token for every confirmer still
+    /// missing, within the same resend interval as customers (R23); the
+    /// history keeps the operator and their reason.
+    ///
+    /// # Errors
+    ///
+    /// [`Refusal::UnknownRequest`], [`Refusal::Act`] (too soon, closed), or
+    /// a host failure.
+    pub fn resend_by_operator<R: TryCryptoRng + ?Sized>(
+        &self,
+        id: RequestId,
+        act: &OperatorAct,
+        now: OffsetDateTime,
+        rng: &mut R,
+    ) -> Result<Outcome<ChangeRequest, N::Error>, DriverErrorFor<S, D>> {
+        block_on(|| self.actions().resend_by_operator(id, act, now, rng))
+    }
+
+    /// Assigns contacts directly at an operator's hand, without
+    /// confirmations, for a customer who cannot receive mail (R46); see
+    /// [`Engine::assign`] for the rules that still hold (R13, R14, R31,
+    /// R32). Returns the [`Assignment`] recorded.
+    ///
+    /// # Errors
+    ///
+    /// [`Refusal::UnknownService`], [`Refusal::Assign`] (no change, an
+    /// unknown customer, a billing contact behind with payments), or a host
+    /// failure.
+    pub fn assign<R: TryCryptoRng + ?Sized>(
+        &self,
+        edit: &Edit,
+        act: &OperatorAct,
+        now: OffsetDateTime,
+        rng: &mut R,
+    ) -> Result<Outcome<Assignment, N::Error>, DriverErrorFor<S, D>> {
+        block_on(|| self.actions().assign(edit, act, now, rng))
+    }
+
+    /// One page of the full history of the service `name` (R47): every
+    /// request ever made on it, with all its events and actors, and every
+    /// operator's assignment, newest first. A removed service keeps its
+    /// history. Pass the page's [`Page::next`] back as `after` for the next
+    /// page. The host decides who may read it (support staff, the service's
+    /// admin); with feature `serde`, each [`HistoryEntry`] serializes for an
+    /// export.
+    ///
+    /// # Errors
+    ///
+    /// [`Refusal::UnknownService`] for a name that never was,
+    /// [`Refusal::Cursor`] for a cursor of another listing or service, or a
+    /// store failure.
+    pub fn history(
+        &self,
+        name: &ServiceName,
+        after: Option<&Cursor>,
+        size: PageSize,
+    ) -> Result<Page<HistoryEntry>, DriverErrorFor<S, D>> {
+        block_on(|| self.actions().history(name, after, size))
     }
 
     /// Records the expiry of every request past its deadline at `now` and

@@ -138,7 +138,7 @@ fn name(kind: &EventKind) -> &'static str {
 pub(super) struct RawEvent {
     #[serde(with = "time::serde::rfc3339")]
     at: OffsetDateTime,
-    actor: Option<CustomerId>,
+    actor: Option<crate::Actor>,
     event: EventTag,
     #[serde(default, deserialize_with = "present")]
     to: Option<CustomerId>,
@@ -192,6 +192,7 @@ impl TryFrom<RawEvent> for Event {
 #[derive(Clone, Copy, Debug, Deserialize)]
 #[serde(rename_all = "camelCase")]
 enum ReasonTag {
+    Reassigned,
     ServiceGone,
     RequesterLostRight,
     OutgoingChanged,
@@ -209,6 +210,7 @@ impl ReasonTag {
             ReasonTag::NotInGoodStanding => "notInGoodStanding",
             ReasonTag::IncomingUnknown => "incomingUnknown",
             ReasonTag::RightRemoved => "rightRemoved",
+            ReasonTag::Reassigned => "reassigned",
         }
     }
 }
@@ -253,6 +255,10 @@ impl TryFrom<RawReason> for FailureReason {
             ReasonTag::RightRemoved => FailureReason::RightRemoved {
                 role: take(&mut role, owner, "role")?,
                 by: take(&mut by, owner, "by")?,
+            },
+            ReasonTag::Reassigned => FailureReason::Reassigned {
+                role: take(&mut role, owner, "role")?,
+                by: crate::AssignmentId::from_bytes(*take(&mut by, owner, "by")?.as_bytes()),
             },
         };
         left_over(
@@ -353,14 +359,15 @@ pub(super) struct FieldError {
 
 // ----- the checks -----
 
-/// Who acted, for messages: a customer or nobody (the system).
-#[derive(Clone, Copy, Debug)]
-pub(super) struct Actor(Option<CustomerId>);
+/// Who acted, for messages: a customer, an operator or nobody (the
+/// system).
+#[derive(Clone, Debug)]
+pub(super) struct Who(Option<crate::Actor>);
 
-impl fmt::Display for Actor {
+impl fmt::Display for Who {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self.0 {
-            Some(customer) => write!(f, "{customer}"),
+        match &self.0 {
+            Some(actor) => write!(f, "{actor}"),
             None => f.write_str("nobody"),
         }
     }
@@ -405,7 +412,7 @@ pub(super) enum Inconsistency {
     #[error("the `opened` event is at {at}, not at the request's opening time {opened_at}")]
     OpenedAt { at: Time, opened_at: Time },
     #[error("the `opened` event is by {actor}, not by the requester {requester}")]
-    OpenedBy { actor: Actor, requester: CustomerId },
+    OpenedBy { actor: Who, requester: CustomerId },
     #[error("history[{index}] is a second `opened` event")]
     SecondOpening { index: usize },
     #[error(
@@ -421,7 +428,7 @@ pub(super) enum Inconsistency {
     ActorNotConfirmer {
         index: usize,
         kind: &'static str,
-        actor: Actor,
+        actor: Who,
     },
     #[error("history[{index}] (`{kind}`) is for {whom}, who is not a confirmer")]
     SubjectNotConfirmer {
@@ -500,7 +507,7 @@ pub(super) enum Inconsistency {
         event_at: Time,
     },
     #[error("the request was applied by {actor}, not by a confirmer")]
-    AppliedByNonConfirmer { actor: Actor },
+    AppliedByNonConfirmer { actor: Who },
     #[error("the request is `done` but {who} did not confirm before it was applied")]
     AppliedUnconfirmed { who: CustomerId },
     #[error("the request was refused by {by}, who is not a confirmer")]
@@ -514,11 +521,15 @@ pub(super) enum Inconsistency {
     EndActor {
         state: StateName,
         kind: &'static str,
-        by: CustomerId,
-        actor: Actor,
+        by: Who,
+        actor: Who,
     },
     #[error("the `{kind}` event is by {actor}; the system records it on its own, with no actor")]
-    SystemEndWithActor { kind: &'static str, actor: Actor },
+    SystemEndWithActor { kind: &'static str, actor: Who },
+    #[error(
+        "the request failed by an operator's assignment but its `failed` event is by {actor}, not by an operator"
+    )]
+    ReassignedByNonOperator { actor: Who },
     #[error("the request expired at {at}, before its deadline {deadline}")]
     ExpiredEarly { at: Time, deadline: Time },
     #[error("the request failed with \"{state}\" but its `failed` event gives \"{event}\"")]
@@ -597,9 +608,9 @@ fn check_times(request: &ChangeRequest) -> Result<(), Inconsistency> {
             opened_at: Time(request.opened_at),
         });
     }
-    if first.actor != Some(request.requester) {
+    if first.customer() != Some(request.requester) {
         return Err(E::OpenedBy {
-            actor: Actor(first.actor),
+            actor: Who(first.actor.clone()),
             requester: request.requester,
         });
     }
@@ -643,11 +654,11 @@ fn check_confirmers_events(
                 });
             }
             EventKind::Confirmed => {
-                let Some(who) = event.actor.filter(|c| confirmers.contains(c)) else {
+                let Some(who) = event.customer().filter(|c| confirmers.contains(c)) else {
                     return Err(E::ActorNotConfirmer {
                         index,
                         kind: name(&event.kind),
-                        actor: Actor(event.actor),
+                        actor: Who(event.actor.clone()),
                     });
                 };
                 if let Some((_, first)) = confirmed.iter().find(|(c, _)| *c == who) {
@@ -670,7 +681,7 @@ fn confirmation_of(request: &ChangeRequest, who: CustomerId) -> Option<usize> {
     request
         .history
         .iter()
-        .position(|e| e.kind == EventKind::Confirmed && e.actor == Some(who))
+        .position(|e| e.kind == EventKind::Confirmed && e.customer() == Some(who))
 }
 
 /// An awaiting request has not ended; its confirmers' standing agrees with
@@ -827,15 +838,15 @@ fn check_end_actor(
 ) -> Result<(), Inconsistency> {
     use Inconsistency as E;
     let state = request.state.name();
-    let by_actor = |by: CustomerId| {
-        if last.actor == Some(by) {
+    let by_actor = |by: &crate::Actor| {
+        if last.actor.as_ref() == Some(by) {
             Ok(())
         } else {
             Err(E::EndActor {
                 state,
                 kind,
-                by,
-                actor: Actor(last.actor),
+                by: Who(Some(by.clone())),
+                actor: Who(last.actor.clone()),
             })
         }
     };
@@ -843,15 +854,15 @@ fn check_end_actor(
         None => Ok(()),
         Some(_) => Err(E::SystemEndWithActor {
             kind,
-            actor: Actor(last.actor),
+            actor: Who(last.actor.clone()),
         }),
     };
     match &request.state {
         RequestState::Awaiting(_) => Ok(()),
         RequestState::Applied { .. } => {
-            if !last.actor.is_some_and(|a| confirmers.contains(&a)) {
+            if !last.customer().is_some_and(|a| confirmers.contains(&a)) {
                 return Err(E::AppliedByNonConfirmer {
-                    actor: Actor(last.actor),
+                    actor: Who(last.actor.clone()),
                 });
             }
             match confirmers
@@ -866,16 +877,19 @@ fn check_end_actor(
             if !confirmers.contains(by) {
                 return Err(E::RefusedByNonConfirmer { by: *by });
             }
-            by_actor(*by)
+            by_actor(&crate::Actor::Customer(*by))
         }
         RequestState::Cancelled { by, .. } => {
-            if *by != request.requester {
+            // The requester (R28), or any operator (R46).
+            if let crate::Actor::Customer(customer) = by
+                && *customer != request.requester
+            {
                 return Err(E::CancelledByNonRequester {
-                    by: *by,
+                    by: *customer,
                     requester: request.requester,
                 });
             }
-            by_actor(*by)
+            by_actor(by)
         }
         RequestState::Expired { at } => {
             by_nobody()?;
@@ -895,6 +909,16 @@ fn check_end_actor(
                     state: reason.clone(),
                     event: event.clone(),
                 });
+            }
+            // An operator's assignment fails a request at the operator's
+            // hand (R46); every other failure is the system's.
+            if matches!(reason, FailureReason::Reassigned { .. }) {
+                if last.operator().is_none() {
+                    return Err(E::ReassignedByNonOperator {
+                        actor: Who(last.actor.clone()),
+                    });
+                }
+                return Ok(());
             }
             by_nobody()
         }
@@ -921,6 +945,10 @@ mod tests {
                 role: Role::Billing,
                 by,
             },
+            FailureReason::Reassigned {
+                role: Role::Tech,
+                by: crate::AssignmentId::from_bytes([8; 16]),
+            },
         ];
         for reason in &all {
             let _: ReasonTag = match reason {
@@ -930,6 +958,7 @@ mod tests {
                 FailureReason::NotInGoodStanding { .. } => ReasonTag::NotInGoodStanding,
                 FailureReason::IncomingUnknown => ReasonTag::IncomingUnknown,
                 FailureReason::RightRemoved { .. } => ReasonTag::RightRemoved,
+                FailureReason::Reassigned { .. } => ReasonTag::Reassigned,
             };
         }
         all

@@ -5,9 +5,9 @@ use std::future::Future;
 use std::sync::Arc;
 
 use service_contacts::{
-    AsyncDirectory, AsyncNotifier, AsyncStore, ChangeRequest, Changes, CommitError, CustomerId,
-    Directory, Message, Notifier, RequestFilter, RequestId, RequestKey, Roles, Service,
-    ServiceName, Store,
+    Assignment, AsyncDirectory, AsyncNotifier, AsyncStore, ChangeRequest, Changes, CommitError,
+    CustomerId, Directory, HistoryKey, Message, Notifier, RequestFilter, RequestId, RequestKey,
+    Roles, Service, ServiceName, Store,
 };
 use time::OffsetDateTime;
 
@@ -19,6 +19,8 @@ pub(crate) enum Call {
     ContactsOf,
     RequestsOf,
     DueForExpiry,
+    RequestsOn,
+    AssignmentsOn,
     Commit,
     Deliver,
     Exists,
@@ -120,6 +122,26 @@ impl<T: Store + Sync, H: Hook> AsyncStore for Hooked<T, H> {
     ) -> impl Future<Output = Result<Vec<ChangeRequest>, Self::Error>> + Send {
         self.call(Call::DueForExpiry, move |s| {
             s.due_for_expiry(now, after, limit)
+        })
+    }
+
+    fn requests_on(
+        &self,
+        name: &ServiceName,
+        after: Option<HistoryKey>,
+        limit: usize,
+    ) -> impl Future<Output = Result<Vec<ChangeRequest>, Self::Error>> + Send {
+        self.call(Call::RequestsOn, move |s| s.requests_on(name, after, limit))
+    }
+
+    fn assignments_on(
+        &self,
+        name: &ServiceName,
+        after: Option<HistoryKey>,
+        limit: usize,
+    ) -> impl Future<Output = Result<Vec<Assignment>, Self::Error>> + Send {
+        self.call(Call::AssignmentsOn, move |s| {
+            s.assignments_on(name, after, limit)
         })
     }
 

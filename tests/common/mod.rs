@@ -47,6 +47,22 @@ macro_rules! forward_listings {
         ) -> Result<Vec<service_contacts::ChangeRequest>, $error> {
             $lift(self.$inner.due_for_expiry(now, after, limit))
         }
+        fn requests_on(
+            &self,
+            name: &service_contacts::ServiceName,
+            after: Option<service_contacts::HistoryKey>,
+            limit: usize,
+        ) -> Result<Vec<service_contacts::ChangeRequest>, $error> {
+            $lift(self.$inner.requests_on(name, after, limit))
+        }
+        fn assignments_on(
+            &self,
+            name: &service_contacts::ServiceName,
+            after: Option<service_contacts::HistoryKey>,
+            limit: usize,
+        ) -> Result<Vec<service_contacts::Assignment>, $error> {
+            $lift(self.$inner.assignments_on(name, after, limit))
+        }
     };
 }
 
@@ -101,7 +117,7 @@ pub(crate) fn last_token(notifier: &MemoryNotifier, to: CustomerId, request: Req
         .delivered()
         .iter()
         .rev()
-        .find(|m| m.to() == to && m.request() == request && m.token().is_some())
+        .find(|m| m.to() == to && m.request() == Some(request) && m.token().is_some())
         .and_then(|m| m.token().map(Token::reveal))
         .expect("a confirmation request was delivered")
 }

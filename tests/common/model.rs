@@ -705,6 +705,7 @@ pub(crate) enum Tag {
     Cancelled,
     Expired,
     Failed,
+    Assigned,
 }
 
 pub(crate) type Expected = (RequestId, CustomerId, Tag);
@@ -715,7 +716,8 @@ pub(crate) fn tag(m: &Message) -> Tag {
         MessageKind::Applied => Tag::Applied,
         MessageKind::Replaced => Tag::Replaced(m.roles()),
         MessageKind::Refused { by } => Tag::Refused(*by),
-        MessageKind::Cancelled => Tag::Cancelled,
+        MessageKind::Cancelled { .. } => Tag::Cancelled,
+        MessageKind::Assigned { .. } => Tag::Assigned,
         MessageKind::Expired => Tag::Expired,
         MessageKind::Failed { .. } => Tag::Failed,
     }
@@ -938,7 +940,7 @@ pub(crate) fn expect_events(
     for (kind, actor) in expected {
         let found = added
             .iter()
-            .position(|e| e.kind() == kind && actor.is_none_or(|a| e.actor() == Some(a)));
+            .position(|e| e.kind() == kind && actor.is_none_or(|a| e.customer() == Some(a)));
         let Some(at) = found else {
             return Err(fail(format!(
                 "R34: no {kind:?} event by {actor:?} among {added:?}"
@@ -1021,9 +1023,11 @@ pub(crate) fn compare_request(
         }
         (MState::Applied, RequestState::Applied { .. })
         | (MState::Expired, RequestState::Expired { .. }) => {}
-        (MState::Refused(by), RequestState::Refused { by: b, .. })
-        | (MState::Cancelled(by), RequestState::Cancelled { by: b, .. }) => {
+        (MState::Refused(by), RequestState::Refused { by: b, .. }) => {
             prop_assert_eq!(by, b);
+        }
+        (MState::Cancelled(by), RequestState::Cancelled { by: b, .. }) => {
+            prop_assert_eq!(Some(*by), b.customer());
         }
         (MState::Failed(reasons), RequestState::Failed { reason, .. }) => {
             prop_assert!(
@@ -1225,12 +1229,12 @@ pub(crate) fn check_messages<'a>(
 ) -> Result<(), TestCaseError> {
     let mut texts = HashSet::new();
     for m in messages {
-        let Some(r) = request(m.request()) else {
+        let Some(r) = m.request().and_then(&request) else {
             return Err(fail("a message about a request not written"));
         };
         prop_assert_eq!(m.service(), r.service());
-        prop_assert_eq!(m.requester(), r.requester());
-        prop_assert_eq!(m.incoming(), r.incoming());
+        prop_assert_eq!(m.requester(), Some(r.requester()));
+        prop_assert_eq!(m.incoming(), Some(r.incoming()));
         prop_assert!(r.is_party(m.to()), "R39: a message to a non-party");
         if matches!(m.kind(), MessageKind::Replaced) {
             // R38: the roles the recipient lost.
@@ -1298,7 +1302,7 @@ pub(crate) fn check_messages<'a>(
     }
     let mut actual: Vec<Expected> = messages
         .iter()
-        .map(|m| (m.request(), m.to(), tag(m)))
+        .filter_map(|m| Some((m.request()?, m.to(), tag(m))))
         .collect();
     actual.sort();
     expected.sort();
@@ -1394,7 +1398,7 @@ impl Model {
                 .map(|c| (EventKind::TokenIssued { to: c.customer }, Some(actor))),
         );
         expect_events(added, id, &events)?;
-        for msg in messages.iter().filter(|msg| msg.request() == id) {
+        for msg in messages.iter().filter(|msg| msg.request() == Some(id)) {
             let text = msg.token().expect("checked").reveal();
             let c = m.confirmer_mut(msg.to()).expect("checked");
             c.current = Some(text.clone());

@@ -43,7 +43,7 @@ fn token_of(notifier: &MemoryNotifier, to: CustomerId, request: RequestId) -> Op
         .delivered()
         .iter()
         .rev()
-        .find(|m| m.to() == to && m.request() == request && m.token().is_some())
+        .find(|m| m.to() == to && m.request() == Some(request) && m.token().is_some())
         .and_then(|m| m.token().map(service_contacts::Token::reveal))
 }
 
