@@ -17,7 +17,7 @@
 
 use time::OffsetDateTime;
 
-use crate::{ChangeRequest, Part, RequestKey, Role, Service, Version};
+use crate::{Assignment, ChangeRequest, HistoryKey, Part, RequestKey, Role, Service, Version};
 
 /// The fewest rows a store's listing query asks for when the filter passes
 /// over some rows: the rows of a party index are small, so a page of a few
@@ -125,6 +125,19 @@ impl Position {
     #[must_use]
     pub fn earliest_after(key: Option<RequestKey>) -> Position {
         key.map_or_else(|| Position::before_all(i64::MIN), Position::of)
+    }
+
+    /// Strictly after `key` in a service's history (R47: newest first, ties
+    /// by id), or, without one, before everything in it.
+    #[must_use]
+    pub fn history_after(key: Option<HistoryKey>) -> Position {
+        key.map_or_else(
+            || Position::before_all(i64::MAX),
+            |key| Position {
+                at: unix(key.at),
+                id: crate::RequestId::from_bytes(key.id).to_string(),
+            },
+        )
     }
 
     /// The position of `key`.
@@ -282,4 +295,67 @@ pub enum Mismatch {
     Version(VersionOutOfRange),
     /// The columns differ; these are the document's.
     Columns(Box<RequestColumns>),
+}
+
+/// The columns of an operator's assignment row (R46, R47): a store keeps
+/// each [`Assignment`] as a document beside these, which its history
+/// listing searches (by service, then newest first, ties by id), and checks
+/// them against the document read back ([`AssignmentColumns::check`]).
+///
+/// ```
+/// use service_contacts::columns::AssignmentColumns;
+/// # use service_contacts::{Driver, Edit, MemoryDirectory, MemoryNotifier, MemoryStore, OperatorAct, Role};
+/// # use time::macros::datetime;
+/// # use rand_chacha::{ChaCha20Rng, rand_core::SeedableRng};
+/// # let directory = MemoryDirectory::new();
+/// # let (admin, tech) = ("AD1-OVH".parse()?, "TE2-OVH".parse()?);
+/// # directory.add(admin);
+/// # directory.add(tech);
+/// # let driver = Driver::new(MemoryStore::new(), MemoryNotifier::new(), directory);
+/// # let site = "example.com".parse()?;
+/// # driver.order_service(&site, admin)?;
+/// # let act = OperatorAct::new("jane@support".parse()?, "mailbox lost".parse()?);
+/// # let edit = Edit::new(site).with(Role::Tech, tech);
+/// # let now = datetime!(2026-11-30 10:00 UTC);
+/// let assignment = driver.assign(&edit, &act, now, &mut ChaCha20Rng::seed_from_u64(1))?.value;
+/// let row = AssignmentColumns::of(&assignment);
+/// assert_eq!(row.service, "example.com");
+/// assert_eq!(row.check(&assignment), Ok(()));
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct AssignmentColumns {
+    /// The assignment id, as text (32 hex digits, like a request id).
+    pub id: String,
+    /// The service's name.
+    pub service: String,
+    /// When it was made, as [`unix`] seconds and nanoseconds.
+    pub at: (i64, i64),
+}
+
+impl AssignmentColumns {
+    /// The columns `assignment` is written with.
+    #[must_use]
+    pub fn of(assignment: &Assignment) -> AssignmentColumns {
+        AssignmentColumns {
+            id: assignment.id().to_string(),
+            service: assignment.service().as_str().to_owned(),
+            at: unix(assignment.at()),
+        }
+    }
+
+    /// Whether these columns, read back from a row, are those of
+    /// `document`, the assignment the row holds.
+    ///
+    /// # Errors
+    ///
+    /// The document's own columns, when they differ from these.
+    pub fn check(&self, document: &Assignment) -> Result<(), Box<AssignmentColumns>> {
+        let expected = AssignmentColumns::of(document);
+        if *self == expected {
+            Ok(())
+        } else {
+            Err(Box::new(expected))
+        }
+    }
 }
