@@ -1162,7 +1162,7 @@ impl Engine {
             )?;
         }
         let id = AssignmentId::generate(rng)?;
-        let changed: Roles = changes.iter().map(|c| c.role).collect();
+        let moved: Roles = changes.iter().map(|c| c.role).collect();
         let after = service.with_holders(changes.iter().map(|c| (c.role, c.to)));
         let record = Assignment::new(id, service.name().clone(), now, act.clone(), changes)
             .map_err(|problem| match problem {
@@ -1190,7 +1190,7 @@ impl Engine {
         for other in others {
             if other.is_live(now) {
                 let lost = other.roles() - after.contacts().rights_of(other.requester());
-                if let Some(role) = (other.roles() & changed).first().or(lost.first()) {
+                if let Some(role) = (other.roles() & moved).first().or(lost.first()) {
                     let reason = FailureReason::Reassigned { role, by: id };
                     transition.merge(Self::fail_by(other, reason, now, Some(operator.clone())));
                 }
@@ -1287,7 +1287,7 @@ impl Engine {
         if !request.confirmer_ids().any(|c| c == actor) {
             return Err(ActError::NotAConfirmer);
         }
-        self.reissue(request, awaiting, Actor::Customer(actor), now, rng)
+        self.reissue(request, awaiting, &Actor::Customer(actor), now, rng)
     }
 
     /// Sends the request again at an operator's hand (R46, R22, R23, R37),
@@ -1309,7 +1309,7 @@ impl Engine {
     ) -> Result<Transition, ActError> {
         let now = utc(now);
         let awaiting = check_live(request, now)?;
-        self.reissue(request, awaiting, Actor::Operator(act.clone()), now, rng)
+        self.reissue(request, awaiting, &Actor::Operator(act.clone()), now, rng)
     }
 
     /// Cancels the request at the requester's demand (R28, R39).
@@ -1387,7 +1387,7 @@ impl Engine {
         &self,
         request: &ChangeRequest,
         awaiting: &Awaiting,
-        actor: Actor,
+        actor: &Actor,
         now: OffsetDateTime,
         rng: &mut R,
     ) -> Result<Transition, ActError> {

@@ -217,12 +217,66 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 //!
+//! # For support desks
+//!
+//! Support staff act as **operators** (R46): the host authenticates them and
+//! names them with an [`OperatorId`]; every operator action takes an
+//! [`OperatorAct`], the operator and a [`Reason`] in their words, which the
+//! history keeps and the customers told of the act read. An operator may
+//! cancel an open request ([`Driver::cancel_by_operator`]), send it again
+//! once a party's address is fixed ([`Driver::resend_by_operator`], with
+//! the same resend interval as customers, R23), or, for a customer who
+//! cannot receive mail, assign contacts directly ([`Driver::assign`]): the
+//! incoming customers must exist (R13), billing standing holds (R14), the
+//! change applies in one commit (R31) and fails the open requests it
+//! overtakes (R32), and every old and new holder is told who changed what
+//! and why ([`MessageKind::Assigned`]). No operator action changes a
+//! terminal request.
+//!
+//! A service's full history, every request ever made on it with all its
+//! events and actors and every assignment, reads page by page, newest
+//! first, with [`Driver::history`] (R47); with feature `serde`, each
+//! [`HistoryEntry`] serializes for an audit export.
+//!
+//! ```
+//! use service_contacts::{Actor, Driver, Edit, HistoryEntry, MemoryDirectory, MemoryNotifier};
+//! use service_contacts::{MemoryStore, MessageKind, OperatorAct, PageSize, Role};
+//! use time::macros::datetime;
+//! # use rand_chacha::{ChaCha20Rng, rand_core::SeedableRng};
+//! # let mut rng = ChaCha20Rng::seed_from_u64(3);
+//!
+//! let (alice, bob) = ("AL1-OVH".parse()?, "BO2-OVH".parse()?);
+//! let directory = MemoryDirectory::new();
+//! directory.add(alice);
+//! directory.add(bob);
+//! let driver = Driver::new(MemoryStore::new(), MemoryNotifier::new(), directory);
+//! let site = "example.com".parse()?;
+//! driver.order_service(&site, alice)?;
+//!
+//! // Alice lost her mailbox; support checked who she is by phone.
+//! let act = OperatorAct::new("jane@support".parse()?, "mailbox lost, identity checked by phone".parse()?);
+//! let now = datetime!(2026-11-30 10:00 UTC);
+//! let done = driver.assign(&Edit::new(site.clone()).with(Role::Tech, bob), &act, now, &mut rng)?;
+//! assert_eq!(driver.service(&site)?.holder(Role::Tech), bob);
+//!
+//! // Both the old and the new holder are told who changed what, and why.
+//! let told: Vec<_> = driver.notifier().take().iter().map(|m| m.to()).collect();
+//! assert_eq!(told, [alice, bob]);
+//!
+//! // The service's history keeps the act, with the operator and the reason.
+//! let page = driver.history(&site, None, PageSize::default())?;
+//! assert!(matches!(&page.items[0], HistoryEntry::Assignment(a) if a.by() == &act));
+//! # let _ = (done, Actor::Customer(alice), MessageKind::Applied);
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+//!
 //! # Features
 //!
 //! - `getrandom` (default): [`OsRng`], the operating system's generator, for
 //!   callers that have none. The core never uses it by itself.
 //! - `serde`: `Serialize`/`Deserialize` for identifiers, roles, services,
-//!   requests (with state and history), and `Serialize` for messages. Every
+//!   requests (with state and history), operators, assignments and
+//!   history entries, and `Serialize` for messages. Every
 //!   deserialized value is validated; plain tokens never serialize.
 //! - `proptest`: [`strategy`], proptest strategies for downstream tests.
 //! - `testing`: `testing`, the conformance suite for [`Store`] and

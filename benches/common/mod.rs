@@ -187,6 +187,7 @@ pub(crate) fn fill_services(size: u32) -> MemoryStore {
                     expected: None,
                 }],
                 requests: Vec::new(),
+                assignments: Vec::new(),
             })
             .expect("new service");
     }
@@ -270,6 +271,7 @@ fn commit_in_batches(store: &MemoryStore, services: impl IntoIterator<Item = Ser
             .commit(Changes {
                 services: std::mem::take(batch),
                 requests: Vec::new(),
+                assignments: Vec::new(),
             })
             .expect("new services");
     };

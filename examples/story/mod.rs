@@ -12,8 +12,9 @@
 use std::cell::RefCell;
 
 use service_contacts::{
-    ChangeRequest, CustomerId, Driver, Edit, MemoryDirectory, MemoryNotifier, Message, MessageKind,
-    OsRng, PageSize, Part, RequestFilter, RequestId, Role, ServiceName, Store,
+    ChangeRequest, CustomerId, Driver, Edit, HistoryEntry, MemoryDirectory, MemoryNotifier,
+    Message, MessageKind, OperatorAct, OsRng, PageSize, Part, RequestFilter, RequestId, Role,
+    ServiceName, StateName, Store,
 };
 use time::{Duration, OffsetDateTime, macros::datetime};
 
@@ -288,7 +289,83 @@ impl Story {
         self.step("9. Dave hands billing to Carol; both still have to confirm");
         self.propose(store, dave, Role::Billing, carol)?;
 
-        self.listings(store)
+        self.listings(store)?;
+        self.support(store)
+    }
+
+    /// Step 12: the support desk, and the service's history.
+    fn support<S: Store>(&mut self, store: &S) -> Result<(), Error> {
+        let carol = self.cast.carol;
+        let site = self.site.clone();
+        let rng = &mut OsRng;
+
+        self.step("12. Support: operators act, with a reason, and the history keeps it (R46, R47)");
+        // The host authenticates its staff; the crate records who and why.
+        let jane = "jane@support".parse()?;
+        let open = self
+            .driver(store)
+            .my_requests(
+                carol,
+                &RequestFilter::all().state(StateName::ValidatingByCustomers),
+                self.now,
+                None,
+                PageSize::default(),
+            )?
+            .items
+            .first()
+            .map(|row| row.id)
+            .ok_or("Dave's request to Carol is not open")?;
+        let why = OperatorAct::new(
+            jane,
+            "Carol cannot receive mail; she asked us to stop it".parse()?,
+        );
+        let cancelled = self
+            .driver(store)
+            .cancel_by_operator(open, &why, self.now)?;
+        println!(
+            "    Jane cancels Dave's billing request to Carol: {}",
+            cancelled.value.state().name()
+        );
+        self.show_mail();
+        let why = OperatorAct::new(
+            "jane@support".parse()?,
+            "Alice lost her mailbox; identity checked by phone; she asks for Carol as tech"
+                .parse()?,
+        );
+        let edit = Edit::new(site.clone()).with(Role::Tech, carol);
+        let assigned = self.driver(store).assign(&edit, &why, self.now, rng)?;
+        println!(
+            "    Jane assigns tech to Carol directly, no confirmation (R13, R14, R31, R32): assignment {}",
+            assigned.value.id()
+        );
+        self.show_mail();
+        println!("    contacts: {}", contacts(store, &site)?);
+        match self.driver(store).assign(
+            &Edit::new(site.clone()).with(Role::Billing, self.cast.erin),
+            &why,
+            self.now,
+            rng,
+        ) {
+            Err(err) => println!("    and support cannot give billing to Erin either: {err} (R14)"),
+            Ok(_) => {
+                return Err("an operator gave billing to a customer behind with payments".into());
+            }
+        }
+
+        println!("    the history of {site}, newest first, 3 entries a page:");
+        let rows = PageSize::new(3)?;
+        let mut after = None;
+        loop {
+            let page = self.driver(store).history(&site, after.as_ref(), rows)?;
+            for entry in &page.items {
+                println!("      {}", history_line(entry));
+            }
+            match page.next {
+                Some(next) => after = Some(next),
+                None => break,
+            }
+        }
+        Ok(())
     }
 
     /// Steps 10 and 11: the listings, a page at a time.
@@ -368,6 +445,39 @@ impl Story {
             );
         }
         Ok(())
+    }
+}
+
+/// One line for an entry of a service's history: what, and who acted last.
+fn history_line(entry: &HistoryEntry) -> String {
+    match entry {
+        HistoryEntry::Request(request) => {
+            let last = request.history().last();
+            let by = last
+                .and_then(|e| e.actor())
+                .map_or_else(|| "the system".to_owned(), ToString::to_string);
+            format!(
+                "request    {:<22} {} to {}, {} events, last by {by}",
+                request.state().name().as_str(),
+                request.roles(),
+                request.incoming(),
+                request.history().len(),
+            )
+        }
+        HistoryEntry::Assignment(assignment) => {
+            let moved: Vec<String> = assignment
+                .changes()
+                .iter()
+                .map(|c| format!("{} {} -> {}", c.role, c.from, c.to))
+                .collect();
+            format!(
+                "assignment {:<22} {} by operator {}: \"{}\"",
+                "",
+                moved.join(", "),
+                assignment.by().operator(),
+                assignment.by().reason()
+            )
+        }
     }
 }
 
