@@ -42,9 +42,9 @@ use rand_chacha::ChaCha20Rng;
 use rand_chacha::rand_core::SeedableRng;
 use rusqlite::Connection;
 use service_contacts::{
-    ChangeRequest, Changes, CommitError, Contacts, CustomerId, Driver, Edit, MemoryDirectory,
-    MemoryNotifier, MemoryStore, RequestFilter, RequestId, RequestKey, Role, Roles, Service,
-    ServiceName, StateName, Store,
+    Assignment, ChangeRequest, Changes, CommitError, Contacts, CustomerId, Driver, Edit,
+    HistoryKey, MemoryDirectory, MemoryNotifier, MemoryStore, RequestFilter, RequestId, RequestKey,
+    Role, Roles, Service, ServiceName, StateName, Store,
 };
 use service_contacts_sqlite::SqliteStore;
 use time::OffsetDateTime;
@@ -453,6 +453,24 @@ impl<S: Store> Store for Counting<S> {
         limit: usize,
     ) -> Result<Vec<ChangeRequest>, S::Error> {
         self.read(|s| s.due_for_expiry(now, after, limit))
+    }
+
+    fn requests_on(
+        &self,
+        name: &ServiceName,
+        after: Option<HistoryKey>,
+        limit: usize,
+    ) -> Result<Vec<ChangeRequest>, S::Error> {
+        self.read(|s| s.requests_on(name, after, limit))
+    }
+
+    fn assignments_on(
+        &self,
+        name: &ServiceName,
+        after: Option<HistoryKey>,
+        limit: usize,
+    ) -> Result<Vec<Assignment>, S::Error> {
+        self.read(|s| s.assignments_on(name, after, limit))
     }
 
     fn commit(&self, changes: Changes) -> Result<(), CommitError<S::Error>> {

@@ -41,7 +41,7 @@ fn describe_event(event: &Event) -> String {
     let at = event.at();
     let by = event
         .actor()
-        .map_or_else(|| "system".to_owned(), |c| c.to_string());
+        .map_or_else(|| "system".to_owned(), ToString::to_string);
     format!("{:02}:{:02} {by:<12} {what}", at.hour(), at.minute())
 }
 

@@ -14,12 +14,13 @@ use rusqlite::{
     params_from_iter,
 };
 use service_contacts::columns::{
-    self, MAX_BATCH, MIN_BATCH, Mismatch, Position, RequestColumns, ServiceColumns,
-    VersionOutOfRange, part_code, part_from_code, unix,
+    self, AssignmentColumns, MAX_BATCH, MIN_BATCH, Mismatch, Position, RequestColumns,
+    ServiceColumns, VersionOutOfRange, part_code, part_from_code, unix,
 };
 use service_contacts::{
-    ChangeRequest, Changes, CommitError, Contacts, CustomerId, Part, RequestFilter, RequestId,
-    RequestKey, Role, Roles, Service, ServiceName, StateName, Store, Version, Write,
+    Assignment, AssignmentId, ChangeRequest, Changes, CommitError, Contacts, CustomerId,
+    HistoryKey, Part, RequestFilter, RequestId, RequestKey, Role, Roles, Service, ServiceName,
+    StateName, Store, Version, Write,
 };
 use time::OffsetDateTime;
 
@@ -27,9 +28,15 @@ use time::OffsetDateTime;
 pub const APPLICATION_ID: i32 = 0x5343_6f6e;
 
 /// `PRAGMA user_version`: the version of the schema below.
-pub const SCHEMA_VERSION: i32 = 4;
+pub const SCHEMA_VERSION: i32 = 5;
 
-/// The schema, created in one transaction in an empty file.
+/// The oldest schema version [`SqliteStore::open`] upgrades (to
+/// [`SCHEMA_VERSION`], in place): the first a host kept files of. Older
+/// files were the example's, temporary, and are refused.
+const OLDEST_UPGRADABLE: i32 = 4;
+
+/// The schema of version 4, where every file starts: an empty file gets it
+/// and then every one of [`UPGRADES`], in one transaction.
 const SCHEMA: &str = "
 CREATE TABLE services (
     name    TEXT NOT NULL PRIMARY KEY,
@@ -75,8 +82,29 @@ CREATE INDEX request_parties_listing
     ON request_parties (customer, part, state, opened_s DESC, opened_ns DESC, request_id);
 ";
 
-/// Each table of the schema with its columns, in order: what `open` checks.
-const TABLES: [(&str, &[&str]); 3] = [
+/// Version 5: operators' direct assignments (R46), each a JSON document
+/// beside the columns of a service's history (R47), listed newest first,
+/// ties by id, from `assignments_service`.
+const ASSIGNMENTS_SCHEMA: &str = "
+CREATE TABLE assignments (
+    id      TEXT NOT NULL PRIMARY KEY,
+    service TEXT NOT NULL,
+    at_s    INTEGER NOT NULL,
+    at_ns   INTEGER NOT NULL,
+    doc     TEXT NOT NULL
+) STRICT;
+CREATE INDEX assignments_service ON assignments (service, at_s DESC, at_ns DESC, id);
+";
+
+/// What each version after [`SCHEMA`]'s adds, in order: (the version, its
+/// statements). A new file runs them all after [`SCHEMA`]; a file of an
+/// older version ([`OLDEST_UPGRADABLE`] or later) the ones it lacks, in the
+/// transaction that sets its new version.
+const UPGRADES: [(i32, &str); 1] = [(5, ASSIGNMENTS_SCHEMA)];
+
+/// Each table of the schema with its columns, in order: what `open` checks
+/// (a table of a later version than the file's must be absent).
+const TABLES: [(&str, &[&str]); 4] = [
     (
         "services",
         &[
@@ -116,17 +144,28 @@ const TABLES: [(&str, &[&str]); 3] = [
             "opened_ns",
         ],
     ),
+    ("assignments", &["id", "service", "at_s", "at_ns", "doc"]),
 ];
 
 /// The indexes of the schema: what `open` checks besides the tables.
-const INDEXES: [&str; 6] = [
+const INDEXES: [&str; 7] = [
     "services_admin",
     "services_tech",
     "services_billing",
     "requests_due",
     "requests_service",
     "request_parties_listing",
+    "assignments_service",
 ];
+
+/// The schema version each table or index of [`TABLES`] and [`INDEXES`]
+/// first appears in; 4 for those not named.
+fn since(object: &str) -> i32 {
+    match object {
+        "assignments" | "assignments_service" => 5,
+        _ => OLDEST_UPGRADABLE,
+    }
+}
 
 /// The columns a service is read from, in the order `read_service` expects.
 macro_rules! service_columns {
@@ -139,6 +178,14 @@ macro_rules! service_columns {
 macro_rules! request_columns {
     () => {
         "id, service, open, opened_s, opened_ns, deadline_s, deadline_ns, version, doc"
+    };
+}
+
+/// The columns an assignment is read from, in the order `read_assignment`
+/// expects.
+macro_rules! assignment_columns {
+    () => {
+        "id, service, at_s, at_ns, doc"
     };
 }
 
@@ -181,6 +228,22 @@ const DUE_FOR_EXPIRY: &str = concat!(
     " FROM requests WHERE open = 1 AND (deadline_s, deadline_ns, id) > (?1, ?2, ?3) \
      AND (deadline_s, deadline_ns) <= (?4, ?5) ORDER BY deadline_s, deadline_ns, id LIMIT ?6"
 );
+/// A page of one service's full history of requests (R47), newest first,
+/// ties by id, after the position `(?2, ?3, ?4)`, at most `?5`: the query of
+/// "my requests" on a service ([`SERVICE_REQUESTS`], on `requests_service`),
+/// without a filter.
+const REQUESTS_ON: &str = SERVICE_REQUESTS;
+/// A page of one service's assignments (R46, R47), newest first, ties by
+/// id, after the position `(?2, ?3, ?4)` (seconds, nanoseconds, id), at most
+/// `?5`: the range `at <= cursor` of `assignments_service`, the rows of the
+/// cursor's own time up to its id passed over.
+const ASSIGNMENTS_ON: &str = concat!(
+    "SELECT ",
+    assignment_columns!(),
+    " FROM assignments WHERE service = ?1 AND (at_s, at_ns) <= (?2, ?3) \
+     AND NOT (at_s = ?2 AND at_ns = ?3 AND id <= ?4) \
+     ORDER BY at_s DESC, at_ns DESC, id LIMIT ?5"
+);
 const ALL_SERVICES: &str = concat!(
     "SELECT ",
     service_columns!(),
@@ -189,6 +252,11 @@ const ALL_SERVICES: &str = concat!(
 const ALL_REQUESTS: &str = concat!("SELECT ", request_columns!(), " FROM requests ORDER BY id");
 const ALL_PARTIES: &str = "SELECT customer, request_id, part, state, opened_s, opened_ns \
                            FROM request_parties";
+const ALL_ASSIGNMENTS: &str = concat!(
+    "SELECT ",
+    assignment_columns!(),
+    " FROM assignments ORDER BY id"
+);
 
 const INSERT_SERVICE: &str = "INSERT INTO services (name, admin, tech, billing, version, \
                               last_admin, last_tech, last_billing, removed) \
@@ -216,6 +284,10 @@ const UPDATE_PARTIES: &str = "UPDATE request_parties SET state = ?2 \
 /// ones.
 const DELETE_WAITING: &str = "DELETE FROM request_parties \
                               WHERE request_id = ?1 AND part = 'waiting'";
+/// An operator's assignment, written once: an id already there changes no
+/// row, and the commit is a conflict.
+const INSERT_ASSIGNMENT: &str = "INSERT INTO assignments (id, service, at_s, at_ns, doc) \
+                                 VALUES (?1, ?2, ?3, ?4, ?5) ON CONFLICT (id) DO NOTHING";
 
 /// The columns a party row is read from, in the order `read_party` expects.
 const PARTY_COLUMNS: &str = "SELECT customer, part, state, opened_s, opened_ns, request_id \
@@ -293,6 +365,9 @@ fn queries() -> Vec<(&'static str, String)> {
     queries.extend([
         ("requests_of: a service", SERVICE_REQUESTS.to_owned()),
         ("due_for_expiry", DUE_FOR_EXPIRY.to_owned()),
+        ("requests_on", REQUESTS_ON.to_owned()),
+        ("assignments_on", ASSIGNMENTS_ON.to_owned()),
+        ("commit: insert an assignment", INSERT_ASSIGNMENT.to_owned()),
         ("commit: update a service", UPDATE_SERVICE.to_owned()),
         ("commit: update a request", UPDATE_REQUEST.to_owned()),
         (
@@ -338,9 +413,13 @@ pub enum SqliteStoreError {
         /// What is wrong.
         detail: String,
     },
-    /// The file is not a service-contacts database of the schema this store
-    /// knows. Nothing was written.
-    #[error("{path}: not a service-contacts database of schema version {SCHEMA_VERSION}: {detail}")]
+    /// The file is not a service-contacts database of a schema this store
+    /// knows (version 4, which it upgrades, or [`SCHEMA_VERSION`]). Nothing
+    /// was written.
+    #[error(
+        "{path}: not a service-contacts database of schema version \
+         {OLDEST_UPGRADABLE} to {SCHEMA_VERSION}: {detail}"
+    )]
     Schema {
         /// The file.
         path: PathBuf,
@@ -397,9 +476,12 @@ impl SqliteStore {
 
     /// [`SqliteStore::open`] with `options`.
     ///
-    /// A file that holds anything but this schema (another application's
-    /// database, a newer schema, a file that is not `SQLite`) gives
-    /// [`SqliteStoreError::Schema`], and nothing is written to it.
+    /// A file of schema version 4 is upgraded to [`SCHEMA_VERSION`] in
+    /// place, in one transaction (version 5 adds the `assignments` table and
+    /// its index; nothing else changes). A file that holds anything else
+    /// (another application's database, a newer or older schema, one whose
+    /// tables or indexes are not the schema's, a file that is not `SQLite`)
+    /// gives [`SqliteStoreError::Schema`], and nothing is written to it.
     pub fn open_with(
         path: impl AsRef<Path>,
         options: Options,
@@ -418,7 +500,7 @@ impl SqliteStore {
         // Look before writing anything: even the journal mode is a write.
         match inspect(&conn, &path)? {
             Found::Ours => {}
-            Found::Empty => create(&mut conn, &path)?,
+            Found::Empty | Found::Older(_) => create(&mut conn, &path)?,
             Found::Foreign(detail) => return Err(SqliteStoreError::Schema { path, detail }),
         }
         // WAL lets readers go on while one connection writes; `FULL` syncs
@@ -466,9 +548,16 @@ impl SqliteStore {
         all_requests(&self.lock())
     }
 
+    /// Every operator's assignment, by id (a full scan: for tests and
+    /// audits).
+    pub fn assignments(&self) -> Result<Vec<Assignment>, SqliteStoreError> {
+        all_assignments(&self.lock())
+    }
+
     /// Checks the whole database against itself: `SQLite`'s integrity check
     /// (every index matches its table), every row parses, every request's
-    /// columns match its document, and `request_parties` holds exactly one
+    /// and assignment's columns match its document, and `request_parties`
+    /// holds exactly one
     /// row per customer and part of each request (requester, incoming, each
     /// outgoing holder, each confirmer it waits for while recorded as
     /// awaiting), each with the request's recorded state and opening
@@ -479,6 +568,7 @@ impl SqliteStore {
         let snapshot = conn.unchecked_transaction()?;
         all_services(&snapshot)?;
         let requests = all_requests(&snapshot)?;
+        all_assignments(&snapshot)?;
         let integrity: Vec<String> = snapshot
             .prepare("PRAGMA integrity_check")?
             .query_map([], |row| row.get(0))?
@@ -695,6 +785,45 @@ impl Store for SqliteStore {
         )
     }
 
+    fn requests_on(
+        &self,
+        name: &ServiceName,
+        after: Option<HistoryKey>,
+        limit: usize,
+    ) -> Result<Vec<ChangeRequest>, SqliteStoreError> {
+        // R47: every request of the service, whatever its state, one range
+        // of `requests_service` from the cursor on.
+        if limit == 0 {
+            return Ok(Vec::new());
+        }
+        let conn = self.lock();
+        let mut stmt = conn.prepare_cached(REQUESTS_ON)?;
+        let Position { at: (s, ns), id } = Position::history_after(after);
+        collect(
+            stmt.query(params![name.as_str(), s, ns, id, sql_limit(limit)])?,
+            read_request,
+        )
+    }
+
+    fn assignments_on(
+        &self,
+        name: &ServiceName,
+        after: Option<HistoryKey>,
+        limit: usize,
+    ) -> Result<Vec<Assignment>, SqliteStoreError> {
+        // R46, R47: one range of `assignments_service` from the cursor on.
+        if limit == 0 {
+            return Ok(Vec::new());
+        }
+        let conn = self.lock();
+        let mut stmt = conn.prepare_cached(ASSIGNMENTS_ON)?;
+        let Position { at: (s, ns), id } = Position::history_after(after);
+        collect(
+            stmt.query(params![name.as_str(), s, ns, id, sql_limit(limit)])?,
+            read_assignment,
+        )
+    }
+
     fn commit(&self, changes: Changes) -> Result<(), CommitError<SqliteStoreError>> {
         if changes.is_empty() {
             return Ok(());
@@ -713,14 +842,24 @@ impl Store for SqliteStore {
             .map(RequestWrite::encode)
             .collect::<Result<_, _>>()
             .map_err(CommitError::Store)?;
+        let assignments: Vec<AssignmentWrite> = changes
+            .assignments
+            .iter()
+            .map(AssignmentWrite::encode)
+            .collect::<Result<_, _>>()
+            .map_err(CommitError::Store)?;
         // Two writes of one record in one batch: neither can be right.
         let names: BTreeSet<&str> = services.iter().map(|w| w.row.name.as_str()).collect();
         let ids: BTreeSet<&str> = requests.iter().map(|w| w.row.id.as_str()).collect();
-        if names.len() != services.len() || ids.len() != requests.len() {
+        let made: BTreeSet<&str> = assignments.iter().map(|w| w.row.id.as_str()).collect();
+        if names.len() != services.len()
+            || ids.len() != requests.len()
+            || made.len() != assignments.len()
+        {
             return Err(CommitError::Conflict);
         }
         let mut conn = self.lock();
-        match write_all(&mut conn, &services, &requests) {
+        match write_all(&mut conn, &services, &requests, &assignments) {
             Ok(true) => Ok(()),
             Ok(false) => Err(CommitError::Conflict),
             Err(err) if is_busy(&err) => Err(CommitError::Conflict),
@@ -955,6 +1094,7 @@ fn write_all(
     conn: &mut Connection,
     services: &[ServiceWrite],
     requests: &[RequestWrite],
+    assignments: &[AssignmentWrite],
 ) -> rusqlite::Result<bool> {
     // IMMEDIATE takes the write lock now (waiting up to the busy timeout),
     // so the transaction never has to upgrade a read lock later.
@@ -1047,6 +1187,20 @@ fn write_all(
             ])?;
         }
     }
+    // Operators' assignments (R46): each new, never written again.
+    for write in assignments {
+        let row = &write.row;
+        let changed = tx.prepare_cached(INSERT_ASSIGNMENT)?.execute(params![
+            row.id,
+            row.service,
+            row.at.0,
+            row.at.1,
+            write.doc
+        ])?;
+        if changed != 1 {
+            return Ok(false);
+        }
+    }
     tx.commit()?;
     Ok(true)
 }
@@ -1117,6 +1271,25 @@ impl RequestWrite {
     }
 }
 
+/// An assignment write: its columns and its JSON document; always an
+/// insert.
+struct AssignmentWrite {
+    row: AssignmentColumns,
+    doc: String,
+}
+
+impl AssignmentWrite {
+    fn encode(assignment: &Assignment) -> Result<AssignmentWrite, SqliteStoreError> {
+        Ok(AssignmentWrite {
+            row: AssignmentColumns::of(assignment),
+            doc: serde_json::to_string(assignment).map_err(|err| SqliteStoreError::Unstorable {
+                what: format!("assignment {}", assignment.id()),
+                detail: err.to_string(),
+            })?,
+        })
+    }
+}
+
 fn sql_version(version: Version) -> Result<i64, String> {
     columns::version(version).map_err(too_large)
 }
@@ -1136,6 +1309,12 @@ fn all_services(conn: &Connection) -> Result<Vec<Service>, SqliteStoreError> {
 fn all_requests(conn: &Connection) -> Result<Vec<ChangeRequest>, SqliteStoreError> {
     let mut stmt = conn.prepare(ALL_REQUESTS)?;
     collect(stmt.query([])?, read_request)
+}
+
+/// Every assignment, by id.
+fn all_assignments(conn: &Connection) -> Result<Vec<Assignment>, SqliteStoreError> {
+    let mut stmt = conn.prepare(ALL_ASSIGNMENTS)?;
+    collect(stmt.query([])?, read_assignment)
 }
 
 /// Reads every row with `read`.
@@ -1268,12 +1447,41 @@ fn read_request(row: &Row<'_>) -> Result<ChangeRequest, SqliteStoreError> {
     Ok(request)
 }
 
+/// An `assignments` row (`assignment_columns!`) as an assignment: the
+/// document, checked against the row's key and columns.
+fn read_assignment(row: &Row<'_>) -> Result<Assignment, SqliteStoreError> {
+    let cells = Cells::new(row, "assignments");
+    let id: String = cells.get(0, "id")?;
+    let key: AssignmentId = id
+        .parse()
+        .map_err(|err| cells.corrupt(format!("column id: {err}")))?;
+    let doc: String = cells.get(4, "doc")?;
+    let assignment: Assignment =
+        serde_json::from_str(&doc).map_err(|err| cells.corrupt(format!("column doc: {err}")))?;
+    if assignment.id() != key || key.to_string() != id {
+        return Err(cells.corrupt(format!("the document is assignment {}", assignment.id())));
+    }
+    let stored = AssignmentColumns {
+        id,
+        service: cells.get(1, "service")?,
+        at: (cells.get(2, "at_s")?, cells.get(3, "at_ns")?),
+    };
+    stored.check(&assignment).map_err(|expected| {
+        cells.corrupt(format!(
+            "the columns disagree with the document: stored {stored:?}, document {expected:?}"
+        ))
+    })?;
+    Ok(assignment)
+}
+
 /// What [`inspect`] found in a file.
 enum Found {
     /// Nothing: a new or empty file.
     Empty,
     /// This schema.
     Ours,
+    /// The whole schema of an older version, which [`create`] upgrades.
+    Older(i32),
     /// Something else, described.
     Foreign(String),
 }
@@ -1306,10 +1514,28 @@ fn inspect(conn: &Connection, path: &Path) -> Result<Found, SqliteStoreError> {
              {objects} tables and indexes of another application"
         )));
     }
-    if version != SCHEMA_VERSION {
+    if !(OLDEST_UPGRADABLE..=SCHEMA_VERSION).contains(&version) {
         return Ok(Found::Foreign(format!("it has schema version {version}")));
     }
-    for (table, expected) in TABLES {
+    let named = |name: &str| -> rusqlite::Result<Option<String>> {
+        conn.query_row(
+            "SELECT type FROM sqlite_schema WHERE name = ?1",
+            [name],
+            |row| row.get(0),
+        )
+        .optional()
+    };
+    // What a later version adds is not there yet: an upgrade must not meet
+    // a table or index of that name.
+    let later = TABLES.map(|(table, _)| table).into_iter().chain(INDEXES);
+    for object in later.filter(|&object| since(object) > version) {
+        if let Some(kind) = named(object)? {
+            return Ok(Found::Foreign(format!(
+                "a {kind} named {object} in a file of schema version {version}"
+            )));
+        }
+    }
+    for (table, expected) in TABLES.into_iter().filter(|(t, _)| since(t) <= version) {
         let columns: Vec<String> = conn
             .prepare("SELECT name FROM pragma_table_info(?1)")?
             .query_map([table], |row| row.get(0))?
@@ -1325,7 +1551,7 @@ fn inspect(conn: &Connection, path: &Path) -> Result<Found, SqliteStoreError> {
             )));
         }
     }
-    for index in INDEXES {
+    for index in INDEXES.into_iter().filter(|i| since(i) <= version) {
         let found: Option<String> = conn
             .query_row(
                 "SELECT name FROM sqlite_schema WHERE type = 'index' AND name = ?1",
@@ -1337,25 +1563,41 @@ fn inspect(conn: &Connection, path: &Path) -> Result<Found, SqliteStoreError> {
             return Ok(Found::Foreign(format!("index {index} is missing")));
         }
     }
-    Ok(Found::Ours)
+    if version == SCHEMA_VERSION {
+        Ok(Found::Ours)
+    } else {
+        Ok(Found::Older(version))
+    }
 }
 
-/// Creates the schema in an empty file, in one transaction. Another
-/// connection may have created it meanwhile: then it is checked instead.
+/// Creates the schema in an empty file, or upgrades a file of an older
+/// version in place, in one transaction: the schema of version 4 (for an
+/// empty file), each of [`UPGRADES`] the file lacks, and the version. Another
+/// connection may have done it meanwhile: then the file is checked instead.
+/// Rows are never rewritten: an upgrade only adds tables and indexes.
 fn create(conn: &mut Connection, path: &Path) -> Result<(), SqliteStoreError> {
     let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-    match inspect(&tx, path)? {
-        Found::Ours => Ok(()),
+    let from = match inspect(&tx, path)? {
+        Found::Ours => return Ok(()),
         Found::Empty => {
             tx.execute_batch(SCHEMA)?;
             tx.pragma_update(None, "application_id", APPLICATION_ID)?;
-            tx.pragma_update(None, "user_version", SCHEMA_VERSION)?;
-            tx.commit()?;
-            Ok(())
+            OLDEST_UPGRADABLE
         }
-        Found::Foreign(detail) => Err(SqliteStoreError::Schema {
-            path: path.to_path_buf(),
-            detail,
-        }),
+        Found::Older(version) => version,
+        Found::Foreign(detail) => {
+            return Err(SqliteStoreError::Schema {
+                path: path.to_path_buf(),
+                detail,
+            });
+        }
+    };
+    for (version, statements) in UPGRADES {
+        if version > from {
+            tx.execute_batch(statements)?;
+        }
     }
+    tx.pragma_update(None, "user_version", SCHEMA_VERSION)?;
+    tx.commit()?;
+    Ok(())
 }
