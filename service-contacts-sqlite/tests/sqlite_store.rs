@@ -2,8 +2,9 @@
 //! suite, the query plans of the listings, keyset paging under every filter
 //! while commits land, random worlds whose every listing agrees with a full
 //! scan, requests surviving a reopen, four connections racing on one file,
-//! busy locks, interrupted commits, and bad files and rows (R6, R26, R27,
-//! R29, R31, R34, R35, R45).
+//! busy locks, interrupted commits, bad files and rows, operators'
+//! assignments and a service's history paged (R6, R26, R27, R29, R31, R34,
+//! R35, R45, R46, R47).
 
 // The core's test helpers and its listing harness, included rather than
 // copied.
@@ -29,8 +30,9 @@ use rand_chacha::rand_core::{Rng, SeedableRng};
 use rusqlite::Connection;
 use service_contacts::testing::{CASES, run_store_suite};
 use service_contacts::{
-    ActError, ChangeRequest, Changes, CommitError, Contacts, CustomerId, Driver, DriverError, Edit,
-    Event, EventKind, MemoryDirectory, MemoryNotifier, MemoryStore, Part, Refusal, RequestFilter,
+    ActError, Actor, Assignment, ChangeRequest, Changes, CommitError, Contacts, CustomerId, Driver,
+    DriverError, Edit, Event, EventKind, FailureReason, HistoryEntry, HistoryKey, MemoryDirectory,
+    MemoryNotifier, MemoryStore, Message, OperatorAct, PageSize, Part, Refusal, RequestFilter,
     RequestId, RequestKey, RequestState, Role, Roles, Service, ServiceName, StateName, Store,
     SubmitError, Version, Write,
 };
@@ -109,8 +111,9 @@ fn conforms_to_the_store_suite() {
 
 #[test]
 fn listings_are_served_by_indexes() {
-    // R6, R35, R29, R45: "my contacts", "my requests" (with and without
-    // filters) and "due for expiry" cost in proportion to one page: each
+    // R6, R35, R29, R45, R47: "my contacts", "my requests" (with and without
+    // filters), "due for expiry" and a service's history (its requests, its
+    // assignments, R46) cost in proportion to one page: each
     // query starts at its cursor (every listing query binds one; the first
     // page binds a position before everything) inside an index, reads it in
     // the listing's order (no temporary B-tree to sort, so `LIMIT` stops the
@@ -138,6 +141,17 @@ fn listings_are_served_by_indexes() {
     for n in 0..100u32 {
         let service = name(&format!("s{n}.example"));
         let _ = open_tech(&driver, &service, id(50 + n % 40), t0(), u64::from(n));
+    }
+    // And 100 operators' assignments, 4 on each of 25 services whose
+    // holders are customers 30 to 32 (R46).
+    let act = OperatorAct::new("jane@support".parse().unwrap(), "plans".parse().unwrap());
+    for n in 0..100u32 {
+        let service = name(&format!("s{}.example", 110 + n % 25 * 40));
+        let edit = Edit::new(service).with(Role::Billing, id(60 + n % 40));
+        let at = t0() + Duration::seconds(i64::from(n));
+        let _ = driver
+            .assign(&edit, &act, at, &mut rng(u64::from(n)))
+            .unwrap();
     }
     let before = store.query_plans().unwrap();
     // With the statistics a long-running database gathers, too.
@@ -173,6 +187,15 @@ fn listings_are_served_by_indexes() {
         3
     );
     assert_eq!(all_due(&reopened, t0() + Duration::days(7), 9).len(), 100);
+    let history = read_pages(3, |last: Option<&Assignment>, n| {
+        reopened.assignments_on(&name("s150.example"), last.map(Assignment::key), n)
+    });
+    assert_eq!(history.len(), 4);
+    let requests = read_pages(1, |last: Option<&ChangeRequest>, n| {
+        let after = last.map(|r| HistoryEntry::Request(r.clone()).key());
+        reopened.requests_on(&name("s7.example"), after, n)
+    });
+    assert_eq!(requests.len(), 1);
 }
 
 /// The tokens mailed to each recipient for each request.
@@ -792,6 +815,35 @@ fn assert_plans(plan: &BTreeMap<&str, Vec<String>>, arms: &[(&str, RequestFilter
         "commit: clear a request's waiting rows",
         "SEARCH request_parties USING PRIMARY KEY (request_id=?)",
         1,
+    );
+    assert_history_plans(plan);
+}
+
+/// Asserts what [`listings_are_served_by_indexes`] says of the plans of a
+/// service's history (R46, R47): each listing one search of its index from
+/// the cursor on (no sort: the generic checks of [`assert_plans`]).
+fn assert_history_plans(plan: &BTreeMap<&str, Vec<String>>) {
+    for (query, what) in [
+        (
+            "requests_on",
+            "SEARCH requests USING INDEX requests_service (service=? AND (opened_s,opened_ns)<(?,?))",
+        ),
+        (
+            "assignments_on",
+            "SEARCH assignments USING INDEX assignments_service (service=? AND (at_s,at_ns)<(?,?))",
+        ),
+    ] {
+        assert_eq!(plan[query], [what], "{query}");
+    }
+    // The insert of an assignment reads no table: `SQLite` shows no step
+    // for an `INSERT ... VALUES`, whose conflict check is a probe of the
+    // primary key.
+    let insert = &plan["commit: insert an assignment"];
+    assert!(
+        insert
+            .iter()
+            .all(|line| line.contains("sqlite_autoindex_assignments_1")),
+        "{insert:?}"
     );
 }
 
@@ -2046,4 +2098,518 @@ fn times_with_any_offset_are_stored_in_utc() {
     assert_eq!(request.opened_at(), odd);
     assert_eq!(request.opened_at().offset(), time::UtcOffset::UTC);
     assert_eq!(request.deadline(), odd + time::Duration::days(7));
+}
+
+// ----- operators and a service's history (R46, R47) -----
+
+/// An operator's act, for `reason`.
+fn support(reason: &str) -> OperatorAct {
+    OperatorAct::new("jane@support".parse().unwrap(), reason.parse().unwrap())
+}
+
+/// The services of [`history_world`].
+fn history_services() -> [ServiceName; 2] {
+    [name("h.example"), name("k.example")]
+}
+
+/// Two services' histories in `store`, through the driver: 200 actions, 5
+/// per instant, at instants 0.4 s apart (so some share a second and differ
+/// in nanoseconds only), each picked at random among a submission, a cancel
+/// by the requester, a cancel by an operator and an operator's assignment
+/// (R46), on either service. Many entries share their time: requests with
+/// requests, assignments with assignments, and with each other.
+fn history_world(driver: &TestDriver<'_>, seed: u64) {
+    let mut rng = rng(seed);
+    let services = history_services();
+    for (service, owner) in services.iter().zip([id(1), id(2)]) {
+        driver.order_service(service, owner).unwrap();
+    }
+    for step in 0..200u32 {
+        let at = t0() + Duration::milliseconds(i64::from(step / 5) * 400);
+        let service = &services[rng.next_u32() as usize % 2];
+        let role = Role::ALL[rng.next_u32() as usize % 3];
+        let to = id(1 + rng.next_u32() % 6);
+        let open: Vec<ChangeRequest> = driver
+            .store()
+            .requests_on(service, None, 1000)
+            .unwrap()
+            .into_iter()
+            .filter(|r| r.is_live(at))
+            .collect();
+        let pick = open.get(rng.next_u32() as usize % open.len().max(1));
+        match (rng.next_u32() % 4, pick) {
+            (1, Some(request)) => {
+                let cancelled = driver.cancel(request.id(), request.requester(), at);
+                assert!(cancelled.unwrap().all_delivered());
+            }
+            (2, Some(request)) => {
+                let act = support("the customer asked by phone");
+                let cancelled = driver.cancel_by_operator(request.id(), &act, at);
+                assert!(cancelled.unwrap().all_delivered());
+            }
+            (3, _) => {
+                let act = support("mailbox lost, identity checked");
+                let edit = Edit::new(service.clone()).with(role, to);
+                // No change (the holder already) is refused; else recorded.
+                let _ = driver.assign(&edit, &act, at, &mut rng);
+            }
+            _ => {
+                let admin = driver.store().service(service).unwrap().unwrap();
+                let edit = Edit::new(service.clone()).with(role, to);
+                // A role with a live request (R27), or no change: refused.
+                let _ = driver.submit(&edit, admin.holder(Role::Admin), at, &mut rng);
+            }
+        }
+    }
+}
+
+/// The key of a request in a service's history.
+fn history_key(request: &ChangeRequest) -> HistoryKey {
+    HistoryEntry::Request(request.clone()).key()
+}
+
+/// The history's order: newest first, ties by id bytes (R47).
+fn history_sort(key: &HistoryKey) -> (Reverse<OffsetDateTime>, [u8; 16]) {
+    (Reverse(key.at), key.id)
+}
+
+/// `service`'s whole history from full scans of the file, in its order.
+fn scanned_history(store: &SqliteStore, service: &ServiceName) -> Vec<HistoryEntry> {
+    let requests = store
+        .requests()
+        .unwrap()
+        .into_iter()
+        .map(HistoryEntry::Request);
+    let assignments = store
+        .assignments()
+        .unwrap()
+        .into_iter()
+        .map(HistoryEntry::Assignment);
+    let mut entries: Vec<HistoryEntry> = requests
+        .chain(assignments)
+        .filter(|entry| entry.service() == service)
+        .collect();
+    entries.sort_by_key(|entry| history_sort(&entry.key()));
+    entries
+}
+
+#[test]
+fn a_service_history_pages_newest_first_ties_by_id() {
+    // R47, R45: `requests_on` and `assignments_on` list every request
+    // (whatever its state) and every assignment (R46) of one service,
+    // newest first, ties by id, strictly after the cursor, at most `limit`,
+    // exactly as full scans of the file sorted say, from any cursor: one of
+    // their own rows, one of the other listing's (the driver merges them
+    // under one cursor), or a key between rows; and the driver's pages of
+    // the merged history agree.
+    let dir = TempDir::new("history");
+    let store = SqliteStore::open(dir.file("history.db")).unwrap();
+    let (notifier, directory) = (MemoryNotifier::new(), directory());
+    let driver: TestDriver<'_> = Driver::new(&store, &notifier, &directory);
+    history_world(&driver, 11);
+    store.audit().unwrap();
+    for service in history_services() {
+        let expected = scanned_history(&store, &service);
+        let requests: Vec<ChangeRequest> = expected
+            .iter()
+            .filter_map(|e| match e {
+                HistoryEntry::Request(r) => Some(r.clone()),
+                HistoryEntry::Assignment(_) => None,
+            })
+            .collect();
+        let assignments: Vec<Assignment> = expected
+            .iter()
+            .filter_map(|e| match e {
+                HistoryEntry::Assignment(a) => Some(a.clone()),
+                HistoryEntry::Request(_) => None,
+            })
+            .collect();
+        // The world is what the test claims: both kinds, terminal requests,
+        // and ties within each kind and across them.
+        assert!(requests.len() >= 15 && assignments.len() >= 15, "{service}");
+        assert!(requests.iter().any(|r| !r.is_open()));
+        assert_ties(&expected);
+
+        // Every cursor: none, each entry's key, and keys between entries (a
+        // nanosecond later, the lowest and highest id at an entry's time).
+        let mut cursors: Vec<Option<HistoryKey>> = vec![None];
+        for entry in &expected {
+            let key = entry.key();
+            cursors.push(Some(key));
+            cursors.push(Some(HistoryKey {
+                at: key.at + Duration::nanoseconds(1),
+                ..key
+            }));
+            cursors.push(Some(HistoryKey { id: [0; 16], ..key }));
+            cursors.push(Some(HistoryKey {
+                id: [0xff; 16],
+                ..key
+            }));
+        }
+        let after = |cursor: Option<HistoryKey>, key: HistoryKey| {
+            cursor.is_none_or(|c| c.listed_before(&key))
+        };
+        for cursor in cursors {
+            for limit in [0, 1, 2, 3, 1000] {
+                let want: Vec<&ChangeRequest> = requests
+                    .iter()
+                    .filter(|r| after(cursor, history_key(r)))
+                    .take(limit)
+                    .collect();
+                let got = store.requests_on(&service, cursor, limit).unwrap();
+                assert_eq!(got.iter().collect::<Vec<_>>(), want, "{cursor:?} {limit}");
+                let want: Vec<&Assignment> = assignments
+                    .iter()
+                    .filter(|a| after(cursor, a.key()))
+                    .take(limit)
+                    .collect();
+                let got = store.assignments_on(&service, cursor, limit).unwrap();
+                assert_eq!(got.iter().collect::<Vec<_>>(), want, "{cursor:?} {limit}");
+            }
+        }
+        // Page by page, each page from the last row of the one before.
+        for page in [1, 2, 5] {
+            let listed = read_pages(page, |last: Option<&ChangeRequest>, n| {
+                store.requests_on(&service, last.map(history_key), n)
+            });
+            assert_eq!(listed, requests);
+            let listed = read_pages(page, |last: Option<&Assignment>, n| {
+                store.assignments_on(&service, last.map(Assignment::key), n)
+            });
+            assert_eq!(listed, assignments);
+        }
+        // The driver's merged pages (R47).
+        for size in [1, 2, 3, 50] {
+            assert_eq!(history_pages(&driver, &service, size), expected, "{size}");
+        }
+    }
+    // A name with no history lists nothing.
+    assert!(
+        store
+            .requests_on(&name("none.example"), None, 10)
+            .unwrap()
+            .is_empty()
+    );
+    assert!(
+        store
+            .assignments_on(&name("none.example"), None, 10)
+            .unwrap()
+            .is_empty()
+    );
+}
+
+/// Asserts that some entries of `history` share their time: requests with
+/// requests, assignments with assignments, and with each other.
+fn assert_ties(history: &[HistoryEntry]) {
+    let mut by_time: BTreeMap<OffsetDateTime, (usize, usize)> = BTreeMap::new();
+    for entry in history {
+        let count = by_time.entry(entry.key().at).or_default();
+        match entry {
+            HistoryEntry::Request(_) => count.0 += 1,
+            HistoryEntry::Assignment(_) => count.1 += 1,
+        }
+    }
+    assert!(by_time.values().any(|&(r, _)| r >= 2), "no tied requests");
+    assert!(
+        by_time.values().any(|&(_, a)| a >= 2),
+        "no tied assignments"
+    );
+    assert!(
+        by_time.values().any(|&(r, a)| r >= 1 && a >= 1),
+        "no mixed tie"
+    );
+}
+
+/// `service`'s whole history through [`Driver::history`], `size` entries a
+/// page; every page but the last is full.
+fn history_pages(driver: &TestDriver<'_>, service: &ServiceName, size: usize) -> Vec<HistoryEntry> {
+    let size = PageSize::new(size).unwrap();
+    let mut entries = Vec::new();
+    let mut cursor = None;
+    loop {
+        let page = driver.history(service, cursor.as_ref(), size).unwrap();
+        let full = page.items.len() == size.get();
+        entries.extend(page.items);
+        match page.next {
+            Some(next) => {
+                assert!(full, "a short page with a next cursor");
+                cursor = Some(next);
+            }
+            None => return entries,
+        }
+    }
+}
+
+#[test]
+fn operators_assign_and_the_history_reads_back_through_the_driver() {
+    // R46, R47 end to end on a file: an operator's assignment changes the
+    // service, fails the live request on the role it changed (R32, at the
+    // operator's hand) and records itself, in one commit (R31); an
+    // operator's cancel records who and why (R34); the history lists it
+    // all newest first, and reads back the same after a reopen.
+    let dir = TempDir::new("assign");
+    let file = dir.file("assign.db");
+    let store = SqliteStore::open(&file).unwrap();
+    let (notifier, directory) = (MemoryNotifier::new(), directory());
+    let driver: TestDriver<'_> = Driver::new(&store, &notifier, &directory);
+    let site = name("site.example");
+    driver.order_service(&site, id(1)).unwrap();
+    let tech = open_tech(&driver, &site, id(2), t0(), 1);
+    let billing = {
+        let edit = Edit::new(site.clone()).with(Role::Billing, id(3));
+        let at = t0() + Duration::minutes(1);
+        driver.submit(&edit, id(1), at, &mut rng(2)).unwrap().value[0]
+    };
+    let _ = notifier.take();
+
+    // The operator cancels the billing request.
+    let act = support("Carol cannot receive mail");
+    let at = t0() + Duration::minutes(2);
+    let cancelled = driver.cancel_by_operator(billing, &act, at).unwrap().value;
+    assert_eq!(
+        cancelled.state(),
+        &RequestState::Cancelled {
+            by: Actor::Operator(act.clone()),
+            at,
+        }
+    );
+    // The operator assigns tech to customer 4, over the live request.
+    let act = support("mailbox lost, identity checked by phone");
+    let edit = Edit::new(site.clone()).with(Role::Tech, id(4));
+    let at = t0() + Duration::minutes(3);
+    let assigned = driver.assign(&edit, &act, at, &mut rng(3)).unwrap();
+    assert!(assigned.all_delivered());
+    let assignment = assigned.value;
+    assert_eq!(assignment.by(), &act);
+    assert_eq!(assignment.at(), at);
+    let told: BTreeSet<CustomerId> = notifier.take().iter().map(Message::to).collect();
+    assert!(told.contains(&id(1)) && told.contains(&id(4)), "{told:?}");
+    // The commit wrote all three records: the service, the failed request
+    // and the assignment.
+    let service = store.service(&site).unwrap().unwrap();
+    assert_eq!(service.holder(Role::Tech), id(4));
+    assert_eq!(service.version(), Version::FIRST.next().next().next());
+    let failed = store.request(tech).unwrap().unwrap();
+    match failed.state() {
+        RequestState::Failed { reason, .. } => assert_eq!(
+            reason,
+            &FailureReason::Reassigned {
+                role: Role::Tech,
+                by: assignment.id(),
+            }
+        ),
+        other => panic!("the tech request is {other:?}"),
+    }
+    assert_eq!(
+        failed.history().last().unwrap().actor(),
+        Some(&Actor::Operator(act.clone()))
+    );
+    assert_eq!(store.assignments().unwrap(), slice::from_ref(&assignment));
+    store.audit().unwrap();
+
+    // The history, newest first: the assignment, then the requests.
+    let expected = vec![
+        HistoryEntry::Assignment(assignment.clone()),
+        HistoryEntry::Request(cancelled),
+        HistoryEntry::Request(failed),
+    ];
+    for size in [1, 2, 10] {
+        assert_eq!(history_pages(&driver, &site, size), expected);
+    }
+    // As an export (feature `serde`), and back.
+    let export = serde_json::to_string(&expected).unwrap();
+    let back: Vec<HistoryEntry> = serde_json::from_str(&export).unwrap();
+    assert_eq!(back, expected);
+
+    // After a restart, the same.
+    store.close().unwrap();
+    let store = SqliteStore::open(&file).unwrap();
+    let driver: TestDriver<'_> = Driver::new(&store, &notifier, &directory);
+    assert_eq!(history_pages(&driver, &site, 2), expected);
+    // A removed service keeps its history (R47).
+    let removed = driver.remove_service(&site, t0() + Duration::minutes(4));
+    assert!(removed.unwrap().all_delivered());
+    assert_eq!(history_pages(&driver, &site, 2), expected);
+}
+
+/// `assignment` with another id (through its stored form, which is how a
+/// test makes an assignment record the engine did not).
+fn with_id(assignment: &Assignment, id: &str) -> Assignment {
+    let mut doc = serde_json::to_value(assignment).unwrap();
+    doc["id"] = id.into();
+    serde_json::from_value(doc).unwrap()
+}
+
+#[test]
+fn an_assignment_written_twice_is_a_conflict_and_writes_nothing() {
+    // R46, R31: an assignment is inserted once; a commit that brings an id
+    // already stored, or the same id twice, is a conflict, and none of its
+    // writes (the service's update before it included) is kept.
+    let dir = TempDir::new("assign-twice");
+    let store = SqliteStore::open(dir.file("twice.db")).unwrap();
+    let (notifier, directory) = (MemoryNotifier::new(), directory());
+    let driver: TestDriver<'_> = Driver::new(&store, &notifier, &directory);
+    let site = name("site.example");
+    driver.order_service(&site, id(1)).unwrap();
+    let edit = Edit::new(site.clone()).with(Role::Tech, id(2));
+    let act = support("mailbox lost");
+    let first = driver.assign(&edit, &act, t0(), &mut rng(1)).unwrap().value;
+    let service = store.service(&site).unwrap().unwrap();
+    let state = || (store.services().unwrap(), store.assignments().unwrap());
+    let before = state();
+    // The service's next version, written before the assignments.
+    let update = Write {
+        value: Service::new(site.clone(), *service.contacts(), service.version().next()),
+        expected: Some(service.version()),
+    };
+    let again = Changes {
+        services: vec![update.clone()],
+        assignments: vec![first.clone()],
+        ..Changes::default()
+    };
+    assert!(matches!(store.commit(again), Err(CommitError::Conflict)));
+    assert_eq!(state(), before);
+    // The same record twice in one batch, new or not.
+    let fresh = with_id(&first, "0123456789abcdef0123456789abcdef");
+    let doubled = Changes {
+        services: vec![update.clone()],
+        assignments: vec![fresh.clone(), fresh.clone()],
+        ..Changes::default()
+    };
+    assert!(matches!(store.commit(doubled), Err(CommitError::Conflict)));
+    assert_eq!(state(), before);
+    // The second of two, after a new one: the new one is not kept either.
+    let other = with_id(&first, "fedcba9876543210fedcba9876543210");
+    let mixed = Changes {
+        services: vec![update.clone()],
+        assignments: vec![other, first.clone()],
+        ..Changes::default()
+    };
+    assert!(matches!(store.commit(mixed), Err(CommitError::Conflict)));
+    assert_eq!(state(), before);
+    // A new id commits, with the service.
+    let fine = Changes {
+        services: vec![update],
+        assignments: vec![fresh.clone()],
+        ..Changes::default()
+    };
+    store.commit(fine).unwrap();
+    let mut stored = store.assignments().unwrap();
+    stored.sort_by_key(|a| history_sort(&a.key()));
+    let mut want = vec![first, fresh];
+    want.sort_by_key(|a| history_sort(&a.key()));
+    assert_eq!(stored, want);
+    store.audit().unwrap();
+}
+
+/// The columns of an `assignments` row, in order.
+const ASSIGNMENT_COLUMNS: &str = "id, service, at_s, at_ns, doc";
+
+#[test]
+fn an_assignment_row_that_disagrees_is_reported_not_trusted() {
+    // Bad input, R43, R47: an `assignments` row whose document does not
+    // parse, is not a valid record, is another assignment's, or whose
+    // columns disagree with it, is `Corrupt { table: "assignments" }` from
+    // the listing that meets it, the driver's history and the audit, never
+    // a panic nor a wrong page; the row is left as it was.
+    let c = corruptible();
+    let site = name("a.example");
+    let act = support("mailbox lost");
+    let edit = Edit::new(site.clone()).with(Role::Billing, id(3));
+    let assignment = c
+        .driver()
+        .assign(&edit, &act, t0(), &mut rng(9))
+        .unwrap()
+        .value;
+    let key = assignment.id().to_string();
+    let select = format!("SELECT * FROM assignments WHERE id = '{key}'");
+    let original = c.row(&select);
+    let saved: Vec<rusqlite::types::Value> = c
+        .raw
+        .query_row(
+            &format!("SELECT {ASSIGNMENT_COLUMNS} FROM assignments"),
+            [],
+            |row| (0..5).map(|i| row.get(i)).collect(),
+        )
+        .unwrap();
+    let doc: String = c
+        .raw
+        .query_row("SELECT doc FROM assignments", [], |row| row.get(0))
+        .unwrap();
+    let mut invalid: serde_json::Value = serde_json::from_str(&doc).unwrap();
+    invalid["changes"] = serde_json::json!([]);
+    let other =
+        serde_json::to_string(&with_id(&assignment, "0123456789abcdef0123456789abcdef")).unwrap();
+    let cases: [(&str, String, &str, &str); 6] = [
+        ("doc = ?1", "{not json".to_owned(), &key, "column doc: "),
+        (
+            "doc = ?1",
+            invalid.to_string(),
+            &key,
+            "column doc: an assignment that changes no role",
+        ),
+        (
+            "doc = ?1",
+            other,
+            &key,
+            "the document is assignment 0123456789abcdef",
+        ),
+        (
+            "at_ns = at_ns + ?1",
+            "1".to_owned(),
+            &key,
+            "the columns disagree with the document",
+        ),
+        (
+            "service = ?1",
+            "b.example".to_owned(),
+            &key,
+            "the columns disagree with the document",
+        ),
+        (
+            "id = ?1",
+            "not-an-id".to_owned(),
+            "not-an-id",
+            "column id: ",
+        ),
+    ];
+    for (set, value, row_key, detail) in cases {
+        let sql = format!("UPDATE assignments SET {set}");
+        c.raw.execute(&sql, [&value]).unwrap();
+        let bad = c.row("SELECT * FROM assignments");
+        // Found by the service the row says it is on.
+        let listed_on: ServiceName = c
+            .raw
+            .query_row("SELECT service FROM assignments", [], |row| {
+                row.get::<_, String>(0)
+            })
+            .unwrap()
+            .parse()
+            .unwrap();
+        assert_corrupt(
+            c.store.assignments_on(&listed_on, None, 10),
+            "assignments",
+            row_key,
+            detail,
+        );
+        assert_corrupt(c.store.assignments(), "assignments", row_key, detail);
+        assert_corrupt(c.store.audit(), "assignments", row_key, detail);
+        match c.driver().history(&listed_on, None, PageSize::default()) {
+            Err(DriverError::Store(SqliteStoreError::Corrupt { table, .. })) => {
+                assert_eq!(table, "assignments");
+            }
+            other => panic!("{set}: the history gave {other:?}"),
+        }
+        assert_eq!(c.row("SELECT * FROM assignments"), bad, "{set}");
+        // Put back, and all is well again.
+        c.raw.execute("DELETE FROM assignments", []).unwrap();
+        let insert =
+            format!("INSERT INTO assignments ({ASSIGNMENT_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5)");
+        let values = rusqlite::params_from_iter(&saved);
+        c.raw.execute(&insert, values).unwrap();
+        assert_eq!(c.row(&select), original);
+        let listed = c.store.assignments_on(&site, None, 10).unwrap();
+        assert_eq!(listed, slice::from_ref(&assignment));
+        c.store.audit().unwrap();
+    }
 }
