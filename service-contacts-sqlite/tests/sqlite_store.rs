@@ -28,6 +28,7 @@ use std::time::Duration as StdDuration;
 use rand_chacha::ChaCha20Rng;
 use rand_chacha::rand_core::{Rng, SeedableRng};
 use rusqlite::Connection;
+use service_contacts::columns::{RequestColumns, ServiceColumns, part_code};
 use service_contacts::testing::{CASES, run_store_suite};
 use service_contacts::{
     ActError, Actor, Assignment, ChangeRequest, Changes, CommitError, Contacts, CustomerId, Driver,
@@ -2612,4 +2613,327 @@ fn an_assignment_row_that_disagrees_is_reported_not_trusted() {
         assert_eq!(listed, slice::from_ref(&assignment));
         c.store.audit().unwrap();
     }
+}
+
+// ----- the upgrade from schema version 4 -----
+
+/// The schema of version 4, as the store created it until version 5
+/// (`git show 0c49998:service-contacts-sqlite/src/store.rs`, `SCHEMA`),
+/// copied here so that the test builds the file a host kept, whatever the
+/// store's constants become.
+const SCHEMA_4: &str = "
+CREATE TABLE services (
+    name    TEXT NOT NULL PRIMARY KEY,
+    admin   TEXT NOT NULL,
+    tech    TEXT NOT NULL,
+    billing TEXT NOT NULL,
+    version INTEGER NOT NULL CHECK (version >= 1),
+    last_admin   TEXT,
+    last_tech    TEXT,
+    last_billing TEXT,
+    removed INTEGER NOT NULL CHECK (removed IN (0, 1))
+) STRICT, WITHOUT ROWID;
+CREATE INDEX services_admin ON services (admin, name) WHERE removed = 0;
+CREATE INDEX services_tech ON services (tech, name) WHERE removed = 0;
+CREATE INDEX services_billing ON services (billing, name) WHERE removed = 0;
+
+CREATE TABLE requests (
+    id          TEXT NOT NULL PRIMARY KEY,
+    service     TEXT NOT NULL,
+    open        INTEGER NOT NULL CHECK (open IN (0, 1)),
+    opened_s    INTEGER NOT NULL,
+    opened_ns   INTEGER NOT NULL,
+    deadline_s  INTEGER NOT NULL,
+    deadline_ns INTEGER NOT NULL,
+    version     INTEGER NOT NULL CHECK (version >= 1),
+    doc         TEXT NOT NULL
+) STRICT;
+CREATE INDEX requests_due ON requests (deadline_s, deadline_ns, id) WHERE open = 1;
+CREATE INDEX requests_service ON requests (service, opened_s DESC, opened_ns DESC, id);
+
+CREATE TABLE request_parties (
+    customer   TEXT NOT NULL,
+    request_id TEXT NOT NULL REFERENCES requests (id),
+    part       TEXT NOT NULL CHECK (part IN ('requester', 'incoming', 'outgoing',
+                                            'waiting')),
+    state      TEXT NOT NULL CHECK (state IN ('validatingByCustomers', 'done', 'refused',
+                                              'aborted', 'expired', 'error')),
+    opened_s   INTEGER NOT NULL,
+    opened_ns  INTEGER NOT NULL,
+    PRIMARY KEY (request_id, customer, part)
+) STRICT, WITHOUT ROWID;
+CREATE INDEX request_parties_listing
+    ON request_parties (customer, part, state, opened_s DESC, opened_ns DESC, request_id);
+";
+
+/// A file of schema version 4 at `path` holding `services` and `requests`
+/// as the store of version 4 wrote them: its schema, marks and journal
+/// mode; a row per service; a row per request (its columns and JSON
+/// document) and a `request_parties` row per customer and part, `waiting`
+/// rows included, with the request's recorded state and opening.
+fn version_4_file(path: &Path, services: &[Service], requests: &[ChangeRequest]) {
+    let mut conn = Connection::open(path).unwrap();
+    conn.pragma_update_and_check(None, "journal_mode", "wal", |_| Ok(()))
+        .unwrap();
+    let tx = conn.transaction().unwrap();
+    tx.execute_batch(SCHEMA_4).unwrap();
+    tx.pragma_update(None, "application_id", APPLICATION_ID)
+        .unwrap();
+    tx.pragma_update(None, "user_version", 4).unwrap();
+    for service in services {
+        let row = ServiceColumns::of(service).unwrap();
+        let [admin, tech, billing] = &row.holders;
+        let [last_admin, last_tech, last_billing] = &row.last;
+        tx.execute(
+            "INSERT INTO services (name, admin, tech, billing, version, last_admin, last_tech, \
+             last_billing, removed) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+            rusqlite::params![
+                row.name,
+                admin,
+                tech,
+                billing,
+                row.version,
+                last_admin,
+                last_tech,
+                last_billing,
+                row.removed
+            ],
+        )
+        .unwrap();
+    }
+    for request in requests {
+        let row = RequestColumns::of(request).unwrap();
+        tx.execute(
+            "INSERT INTO requests (id, service, open, opened_s, opened_ns, deadline_s, \
+             deadline_ns, version, doc) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+            rusqlite::params![
+                row.id,
+                row.service,
+                row.open,
+                row.opened.0,
+                row.opened.1,
+                row.deadline.0,
+                row.deadline.1,
+                row.version,
+                serde_json::to_string(request).unwrap()
+            ],
+        )
+        .unwrap();
+        let state = request.state().name().as_str();
+        for (customer, part) in request.party_entries() {
+            tx.execute(
+                "INSERT INTO request_parties (customer, request_id, part, state, opened_s, \
+                 opened_ns) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                rusqlite::params![
+                    customer.as_str(),
+                    row.id,
+                    part_code(part),
+                    state,
+                    row.opened.0,
+                    row.opened.1
+                ],
+            )
+            .unwrap();
+        }
+    }
+    tx.commit().unwrap();
+}
+
+/// The file's schema version.
+fn user_version(path: &Path) -> i32 {
+    Connection::open(path)
+        .unwrap()
+        .pragma_query_value(None, "user_version", |row| row.get(0))
+        .unwrap()
+}
+
+/// The file's tables and indexes (type, name, table, SQL), by name.
+fn schema_of(path: &Path) -> Vec<[Option<String>; 4]> {
+    let conn = Connection::open(path).unwrap();
+    let mut stmt = conn
+        .prepare("SELECT type, name, tbl_name, sql FROM sqlite_schema ORDER BY name")
+        .unwrap();
+    stmt.query_map([], |row| {
+        Ok([row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?])
+    })
+    .unwrap()
+    .collect::<Result<_, _>>()
+    .unwrap()
+}
+
+/// The paging world (requests in every state, one service removed), made
+/// through the driver on a file of the current schema at `path`; its
+/// services, its requests, and the notifier that holds the tokens mailed.
+fn world_to_keep(path: &Path) -> (Vec<Service>, Vec<ChangeRequest>, MemoryNotifier) {
+    let store = SqliteStore::open(path).unwrap();
+    let (notifier, directory) = (MemoryNotifier::new(), directory());
+    let driver: TestDriver<'_> = Driver::new(&store, &notifier, &directory);
+    paging_world(&driver, &notifier, 31);
+    let removed = driver.remove_service(&name("s5.example"), paging_now());
+    assert!(removed.unwrap().all_delivered());
+    let (services, requests) = (store.services().unwrap(), store.requests().unwrap());
+    store.close().unwrap();
+    (services, requests, notifier)
+}
+
+#[test]
+fn a_version_4_file_is_upgraded_in_place_and_keeps_working() {
+    // A host's file of schema version 4 (before operators' assignments, R46)
+    // opens with this store: upgraded in place to version 5, in one
+    // transaction, to exactly the schema a new file gets; every service,
+    // request and index row reads back as it was, the listings agree with
+    // the same world in a new file, a token mailed before the upgrade
+    // still confirms after it, and the history (R47) lists the requests
+    // kept and the assignments made since.
+    let dir = TempDir::new("upgrade");
+    let current = dir.file("current.db");
+    let (services, requests, notifier) = world_to_keep(&current);
+    assert!(requests.iter().any(ChangeRequest::is_open));
+    assert!(requests.iter().any(|r| !r.is_open()));
+    assert!(services.iter().any(Service::is_removed));
+    let kept = dir.file("kept.db");
+    version_4_file(&kept, &services, &requests);
+    assert_eq!(user_version(&kept), 4);
+
+    let store = SqliteStore::open(&kept).unwrap();
+    assert_eq!(user_version(&kept), 5);
+    assert_eq!(schema_of(&kept), schema_of(&current));
+    assert_eq!(store.journal_mode().unwrap(), "wal");
+    assert_eq!(store.services().unwrap(), services);
+    assert_eq!(store.requests().unwrap(), requests);
+    assert!(store.assignments().unwrap().is_empty());
+    store.audit().unwrap();
+    let same = SqliteStore::open(&current).unwrap();
+    let now = paging_now();
+    for customer in (0..=PAGING_CUSTOMERS).map(id) {
+        assert_eq!(
+            all_contacts(&store, customer, 2),
+            all_contacts(&same, customer, 2)
+        );
+        for filter in [
+            RequestFilter::all(),
+            RequestFilter::all().part(Part::WaitingForMe),
+        ] {
+            assert_eq!(
+                all_requests(&store, customer, &filter, now, 3),
+                all_requests(&same, customer, &filter, now, 3),
+            );
+        }
+    }
+    assert_eq!(
+        all_due(&store, now + Duration::days(30), 4),
+        all_due(&same, now + Duration::days(30), 4)
+    );
+    same.close().unwrap();
+
+    // The file keeps working: a confirmation with a token mailed before.
+    let directory = directory();
+    let driver: TestDriver<'_> = Driver::new(&store, &notifier, &directory);
+    let waiting = requests
+        .iter()
+        .find(|r| r.is_live(now) && !r.missing_at(now).is_empty())
+        .expect("a request still waiting");
+    let who = waiting.missing_at(now)[0];
+    let token = last_token(&notifier, who, waiting.id());
+    let accepted = driver.accept(waiting.id(), who, &token, now).unwrap();
+    assert!(accepted.all_delivered());
+    // And the history (R47): an operator's assignment (R46) on the
+    // request's service, newest first, then the requests kept.
+    let site = waiting.service().clone();
+    let holder = store.service(&site).unwrap().unwrap().holder(Role::Billing);
+    let to = id(if holder == id(9) { 8 } else { 9 });
+    let edit = Edit::new(site.clone()).with(Role::Billing, to);
+    let act = support("mailbox lost, identity checked");
+    let assigned = driver.assign(&edit, &act, now, &mut rng(4)).unwrap();
+    let history = history_pages(&driver, &site, 2);
+    assert_eq!(history[0], HistoryEntry::Assignment(assigned.value.clone()));
+    assert_eq!(history, scanned_history(&store, &site));
+    let kept_requests = requests.iter().filter(|r| r.service() == &site).count();
+    assert_eq!(history.len(), kept_requests + 1);
+    store.audit().unwrap();
+
+    // Opened again: version 5, nothing to upgrade, the assignment kept.
+    store.close().unwrap();
+    let store = SqliteStore::open(&kept).unwrap();
+    assert_eq!(user_version(&kept), 5);
+    assert_eq!(store.assignments().unwrap(), [assigned.value]);
+    assert_eq!(schema_of(&kept), schema_of(&current));
+}
+
+#[test]
+fn connections_racing_to_open_a_version_4_file_upgrade_it_once() {
+    // Four connections open one file of version 4 at once: each either
+    // upgrades it or, taking the write lock after another did, finds
+    // version 5 and checks it; all open, and the file has one schema.
+    let dir = TempDir::new("upgrade-race");
+    let current = dir.file("current.db");
+    let (services, requests, _) = world_to_keep(&current);
+    let kept = dir.file("kept.db");
+    version_4_file(&kept, &services, &requests);
+    let stores = race(4, |_| SqliteStore::open(&kept).unwrap());
+    for store in &stores {
+        assert_eq!(store.requests().unwrap(), requests);
+    }
+    assert_eq!(user_version(&kept), 5);
+    assert_eq!(schema_of(&kept), schema_of(&current));
+    stores[0].audit().unwrap();
+}
+
+#[test]
+fn a_version_4_file_upgrades_whole_or_not_at_all() {
+    // The upgrade is one transaction: while another connection holds the
+    // write lock, opening fails (busy) and the file stays at version 4
+    // with nothing added; once the lock is released, it upgrades. A file
+    // of version 4 that does not hold that schema whole, or holds what a
+    // later version adds, is refused and left alone.
+    let dir = TempDir::new("upgrade-busy");
+    let current = dir.file("current.db");
+    let (services, requests, _) = world_to_keep(&current);
+    let kept = dir.file("kept.db");
+    version_4_file(&kept, &services, &requests);
+    let before = schema_of(&kept);
+    let blocker = Connection::open(&kept).unwrap();
+    blocker.execute_batch("BEGIN IMMEDIATE").unwrap();
+    let options = Options {
+        busy_timeout: StdDuration::ZERO,
+    };
+    match SqliteStore::open_with(&kept, options) {
+        Err(SqliteStoreError::Sqlite(err)) => assert_eq!(
+            err.sqlite_error_code(),
+            Some(rusqlite::ErrorCode::DatabaseBusy)
+        ),
+        other => panic!("opened while another connection writes: {other:?}"),
+    }
+    blocker.execute_batch("ROLLBACK").unwrap();
+    assert_eq!(user_version(&kept), 4);
+    assert_eq!(schema_of(&kept), before);
+    let store = SqliteStore::open_with(&kept, options).unwrap();
+    assert_eq!(user_version(&kept), 5);
+    assert_eq!(store.requests().unwrap(), requests);
+
+    let refused = TempDir::new("upgrade-refused");
+    let partial = marked_file(&refused, 4, "");
+    let crowded = refused.file("crowded.db");
+    SqliteStore::open(&crowded).unwrap().close().unwrap();
+    Connection::open(&crowded)
+        .unwrap()
+        .execute_batch(
+            "PRAGMA journal_mode = DELETE; DROP INDEX assignments_service; \
+             PRAGMA user_version = 4;",
+        )
+        .unwrap();
+    assert_refused_and_left_alone(
+        &refused,
+        &[
+            (
+                &partial,
+                "table services has columns (name), expected (name, admin, tech, billing, \
+                 version, last_admin, last_tech, last_billing, removed)",
+            ),
+            (
+                &crowded,
+                "a table named assignments in a file of schema version 4",
+            ),
+        ],
+    );
 }
