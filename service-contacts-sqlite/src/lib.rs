@@ -62,9 +62,10 @@
 //!
 //! The crate's tests run the core's conformance suite
 //! (`service_contacts::testing`) on a fresh file per case, then the query
-//! plans, races between connections, crashes mid-transaction and bad files.
+//! plans, races between connections, crashes mid-transaction, bad files,
+//! a service's history paged and the upgrade of a version-4 file.
 //!
-//! # Schema (version 4)
+//! # Schema (version 5)
 //!
 //! - `services`: one row per service: `name`, `admin`, `tech`, `billing`
 //!   (canonical customer identifiers), `version`, the last request opened on
@@ -97,6 +98,15 @@
 //!   the filter can list, from the cursor on, newest first; "waiting for me"
 //!   is the one pair (`waiting`, `validatingByCustomers`), so a customer's
 //!   requests they already confirmed cost that listing nothing.
+//! - `assignments`: one row per operator's direct assignment (R46), written
+//!   once: the whole [`Assignment`](service_contacts::Assignment) as a JSON
+//!   document (`doc`), beside `id`, `service` and `at_s`/`at_ns`. The index
+//!   `(service, at DESC, id)` serves the assignments of a service's history
+//!   ([`Store::assignments_on`](service_contacts::Store::assignments_on),
+//!   R47); its requests come from `requests` by `(service, opened DESC, id)`
+//!   ([`Store::requests_on`](service_contacts::Store::requests_on)), any
+//!   state. Each listing is one index range from the cursor on; the driver
+//!   merges the two.
 //!
 //! Every listing is keyset-paged: a page starts strictly after the cursor's
 //! key (`name > ?`, or a row-value range on the time and id), never at an
@@ -113,17 +123,27 @@
 //! [`SqliteStore::audit`] compares every row with the documents and reports
 //! those too.
 //!
+//! Every row read back is checked against its document (a request's or an
+//! assignment's columns, R43): one that disagrees is
+//! [`SqliteStoreError::Corrupt`], never trusted.
+//!
 //! The file is marked with `PRAGMA application_id` and `PRAGMA user_version`;
-//! [`SqliteStore::open`] creates the schema in an empty file and refuses,
-//! without writing anything, a file that holds anything else.
+//! [`SqliteStore::open`] creates the schema in an empty file, upgrades a file
+//! of version 4 in place (one transaction that adds the `assignments` table
+//! and its index and sets version 5; no row is rewritten), and refuses,
+//! without writing anything, a file that holds anything else: a newer
+//! version, an older one, a version-4 file whose schema is not whole.
 //!
 //! # Commit
 //!
 //! One `BEGIN IMMEDIATE` transaction (R31): every write is conditional on the
 //! version it expects (`INSERT ... ON CONFLICT DO NOTHING` for a new record,
-//! `UPDATE ... WHERE version = ?` for an existing one) and must touch exactly
-//! one row; the first that does not rolls everything back and the commit
-//! reports [`CommitError::Conflict`](service_contacts::CommitError::Conflict).
+//! `UPDATE ... WHERE version = ?` for an existing one; an assignment is always
+//! new) and must touch exactly one row; the first that does not rolls
+//! everything back and the commit reports
+//! [`CommitError::Conflict`](service_contacts::CommitError::Conflict). The
+//! writes come in a fixed order: services, requests (with their party rows),
+//! assignments.
 //! `SQLITE_BUSY` and `SQLITE_LOCKED` (another connection held the lock past
 //! the busy timeout, [`Options::busy_timeout`]) are a conflict too: nothing
 //! was written and the driver decides again.
