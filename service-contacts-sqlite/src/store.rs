@@ -557,12 +557,11 @@ impl SqliteStore {
     /// Checks the whole database against itself: `SQLite`'s integrity check
     /// (every index matches its table), every row parses, every request's
     /// and assignment's columns match its document, and `request_parties`
-    /// holds exactly one
-    /// row per customer and part of each request (requester, incoming, each
-    /// outgoing holder, each confirmer it waits for while recorded as
-    /// awaiting), each with the request's recorded state and opening
-    /// time. A full scan, in one read transaction (one snapshot, whatever
-    /// other connections write meanwhile).
+    /// holds exactly one row per customer and part of each request
+    /// (requester, incoming, each outgoing holder, each confirmer it waits
+    /// for while recorded as awaiting), each with the request's recorded
+    /// state and opening time. A full scan, in one read transaction (one
+    /// snapshot, whatever other connections write meanwhile).
     pub fn audit(&self) -> Result<(), SqliteStoreError> {
         let conn = self.lock();
         let snapshot = conn.unchecked_transaction()?;
