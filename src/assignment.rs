@@ -8,10 +8,7 @@ use rand_core::TryCryptoRng;
 use time::OffsetDateTime;
 
 use crate::token::RandomnessError;
-use crate::{
-    ChangeRequest, CustomerId, OperatorAct, ParseRequestIdError, RequestId, Role, Roles,
-    ServiceName,
-};
+use crate::{ChangeRequest, CustomerId, OperatorAct, RequestId, Role, Roles, ServiceName};
 
 /// The identifier of an [`Assignment`]: 128 random bits, written as 32 hex
 /// digits like a [`RequestId`].
@@ -21,7 +18,11 @@ use crate::{
 ///
 /// let id: AssignmentId = "0123456789abcdef0123456789abcdef".parse()?;
 /// assert_eq!(id.to_string(), "0123456789abcdef0123456789abcdef");
-/// # Ok::<(), service_contacts::ParseRequestIdError>(())
+/// assert_eq!(
+///     "0123".parse::<AssignmentId>().unwrap_err().to_string(),
+///     "expected an assignment id of 32 hex digits"
+/// );
+/// # Ok::<(), service_contacts::ParseAssignmentIdError>(())
 /// ```
 #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct AssignmentId([u8; 16]);
@@ -60,13 +61,19 @@ impl fmt::Debug for AssignmentId {
 }
 
 impl FromStr for AssignmentId {
-    type Err = ParseRequestIdError;
+    type Err = ParseAssignmentIdError;
 
     fn from_str(text: &str) -> Result<Self, Self::Err> {
         text.parse::<RequestId>()
             .map(|id| AssignmentId(*id.as_bytes()))
+            .map_err(|_| ParseAssignmentIdError)
     }
 }
+
+/// Text that is not an assignment id (32 hex digits).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("expected an assignment id of 32 hex digits")]
+pub struct ParseAssignmentIdError;
 
 /// One role that an [`Assignment`] moved: from its holder to another
 /// customer.

@@ -318,7 +318,9 @@ pub mod strategy;
 #[cfg(feature = "testing")]
 pub mod testing;
 
-pub use assignment::{Assignment, AssignmentId, HistoryEntry, HistoryKey, Reassignment};
+pub use assignment::{
+    Assignment, AssignmentId, HistoryEntry, HistoryKey, ParseAssignmentIdError, Reassignment,
+};
 pub use customer::{CustomerId, ParseCustomerIdError};
 pub use driver::{
     AsyncDriver, AsyncDriverErrorFor, AsyncSweepFor, Driver, DriverError, DriverErrorFor,

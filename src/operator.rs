@@ -109,7 +109,8 @@ enum OperatorIdProblem {
 /// Why an operator acted, in their words (R46): shown to the customers told
 /// of the act and kept in the history.
 ///
-/// 1 to 500 characters with at least one that is not white space, and no
+/// 1 to 500 characters with at least one that shows (not white space, not
+/// an invisible character such as U+200B ZERO WIDTH SPACE), and no
 /// control characters: no line breaks, tabs or escapes, and none of the
 /// Unicode characters that reorder text (bidirectional overrides and
 /// isolates) or break lines, so a reason prints as one honest line in an
@@ -135,22 +136,23 @@ impl Reason {
     ///
     /// # Errors
     ///
-    /// A [`ParseReasonError`] for a text that is empty or only white space,
-    /// longer than 500 characters, or that holds a control character
+    /// A [`ParseReasonError`] for a text that is empty or shows nothing
+    /// (only white space and invisible characters such as U+200B), longer
+    /// than 500 characters, or that holds a control character
     /// (`\n`, `\t`, `\u{1b}`, ...), a line or paragraph separator, or a
     /// bidirectional formatting character (`\u{202e}`, ...).
     pub fn parse(text: &str) -> Result<Reason, ParseReasonError> {
-        if text.trim().is_empty() {
-            return Err(ParseReasonError(ReasonProblem::Blank));
-        }
         let mut chars = 0;
+        let mut visible = false;
         for (at, c) in text.chars().enumerate() {
-            if c.is_control()
-                || matches!(c, '\u{2028}' | '\u{2029}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}' | '\u{200e}' | '\u{200f}' | '\u{061c}')
-            {
+            if c.is_control() || breaks_or_reorders(c) {
                 return Err(ParseReasonError(ReasonProblem::Control { found: c, at }));
             }
+            visible |= !c.is_whitespace() && !invisible(c);
             chars = at + 1;
+        }
+        if !visible {
+            return Err(ParseReasonError(ReasonProblem::Blank));
         }
         if chars > MAX_REASON_CHARS {
             return Err(ParseReasonError(ReasonProblem::TooLong { chars }));
@@ -183,6 +185,46 @@ impl FromStr for Reason {
     fn from_str(text: &str) -> Result<Self, Self::Err> {
         Reason::parse(text)
     }
+}
+
+/// Characters that break a line or reorder the text around them: line and
+/// paragraph separators, and the bidirectional formatting characters.
+fn breaks_or_reorders(c: char) -> bool {
+    matches!(
+        c,
+        '\u{2028}'
+            | '\u{2029}'
+            | '\u{202a}'..='\u{202e}'
+            | '\u{2066}'..='\u{2069}'
+            | '\u{200e}'
+            | '\u{200f}'
+            | '\u{061c}'
+    )
+}
+
+/// Characters that show nothing (Unicode's default-ignorable code points,
+/// such as U+200B ZERO WIDTH SPACE, U+00AD SOFT HYPHEN or U+FEFF): allowed
+/// inside a reason, but a reason made of them alone says nothing.
+fn invisible(c: char) -> bool {
+    matches!(
+        c,
+        '\u{00ad}'
+            | '\u{034f}'
+            | '\u{115f}'
+            | '\u{1160}'
+            | '\u{17b4}'
+            | '\u{17b5}'
+            | '\u{180b}'..='\u{180f}'
+            | '\u{200b}'..='\u{200f}'
+            | '\u{2060}'..='\u{206f}'
+            | '\u{3164}'
+            | '\u{fe00}'..='\u{fe0f}'
+            | '\u{feff}'
+            | '\u{ffa0}'
+            | '\u{1bca0}'..='\u{1bca3}'
+            | '\u{1d173}'..='\u{1d17a}'
+            | '\u{e0000}'..='\u{e0fff}'
+    )
 }
 
 /// Why a text is not a [`Reason`].

@@ -430,6 +430,8 @@ pub(super) enum Inconsistency {
         kind: &'static str,
         actor: Who,
     },
+    #[error("history[{index}] (`{kind}`) names an operator, who can only resend, cancel or assign")]
+    NotAnOperatorEvent { index: usize, kind: &'static str },
     #[error("history[{index}] (`{kind}`) is for {whom}, who is not a confirmer")]
     SubjectNotConfirmer {
         index: usize,
@@ -641,6 +643,19 @@ fn check_confirmers_events(
     use Inconsistency as E;
     let mut confirmed: Vec<(CustomerId, usize)> = Vec::with_capacity(confirmers.len());
     for (index, event) in request.history.iter().enumerate() {
+        // An operator resends, cancels, or fails a request by an assignment
+        // (R46); every other event is a customer's or the system's.
+        if event.operator().is_some()
+            && !matches!(
+                event.kind,
+                EventKind::TokenReissued { .. } | EventKind::Cancelled | EventKind::Failed { .. }
+            )
+        {
+            return Err(E::NotAnOperatorEvent {
+                index,
+                kind: name(&event.kind),
+            });
+        }
         match &event.kind {
             EventKind::TokenIssued { to: whom }
             | EventKind::TokenReissued { to: whom }
