@@ -566,7 +566,9 @@ impl SqliteStore {
         let mut plans = Vec::with_capacity(queries.len());
         for (name, sql) in queries {
             let mut stmt = conn.prepare(&format!("EXPLAIN QUERY PLAN {sql}"))?;
-            // Unbound parameters are NULL; the plan does not depend on them.
+            // Unbound parameters are NULL; the plan does not depend on them
+            // unless `ANALYZE` gathered `sqlite_stat4` samples (the store
+            // never runs it).
             let nulls = vec![rusqlite::types::Null; stmt.parameter_count()];
             let steps: Vec<(i64, i64, String)> = stmt
                 .query_map(rusqlite::params_from_iter(nulls), |row| {

@@ -45,7 +45,9 @@
 //! Its own test target, so that it runs once in CI (`cargo test
 //! --workspace`), not on every edit of the store. `cargo test -p
 //! service-contacts-sqlite --test plans_at_scale -- --nocapture` prints
-//! the load time and every plan.
+//! the load time and every plan. It writes a 1.6 GB file in the system's
+//! temporary directory (removed at the end) and holds up to 1.6 GB of
+//! memory while it loads (`SQLite`'s page cache and the index sorts).
 
 // The core's test helpers (which the store's use), and the store's own.
 #[path = "../../tests/common/mod.rs"]
