@@ -156,6 +156,9 @@ pub use store::{
     APPLICATION_ID, Options, SCHEMA_VERSION, SqliteStore, SqliteStoreError, sample_filters,
 };
 
+#[doc(hidden)]
+pub use store::queries;
+
 /// The examples in README.md, run as doc tests.
 #[cfg(doctest)]
 #[doc = include_str!("../README.md")]

@@ -1,7 +1,7 @@
 //! [`SqliteStore`]: the schema, the queries and the commit (described in the
 //! crate docs).
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -317,70 +317,104 @@ fn requests_of_sql(arms: usize) -> String {
     )
 }
 
-/// The filters that stand for "my requests" in [`SqliteStore::query_plans`],
-/// each with the name its plan is shown under.
-///
-/// A page of "my requests" without a service searches the index once per
-/// (part, recorded state) pair its filter can list
-/// ([`RequestFilter::index_ranges`]): one statement per number of pairs.
-/// These filters need 19, 1, 1 and 4 pairs: every part and state, "waiting
-/// for me", one part and state, two parts and a state.
+/// A filter for each number of (part, recorded state) pairs "my requests"
+/// without a service can search, the only way its statement varies
+/// ([`RequestFilter::index_ranges`]: one index search per pair): of every
+/// set of parts and every set of states, the first with that many pairs,
+/// named `requests_of: N range(s)`. "My requests" with no filter searches
+/// the most pairs, "waiting for me" one. What [`queries`] lists and
+/// [`SqliteStore::query_plans`] explains.
 #[must_use]
-pub fn sample_filters() -> Vec<(&'static str, RequestFilter)> {
-    vec![
-        ("requests_of: every part and state", RequestFilter::all()),
-        (
-            "requests_of: waiting for me",
-            RequestFilter::all().part(Part::WaitingForMe),
-        ),
-        (
-            "requests_of: asked by me, done",
-            RequestFilter::all()
-                .part(Part::AskedByMe)
-                .state(StateName::Done),
-        ),
-        (
-            "requests_of: asked by me or coming to me, expired",
-            RequestFilter::all()
-                .part(Part::AskedByMe)
-                .part(Part::ComingToMe)
-                .state(StateName::Expired),
-        ),
-    ]
+pub fn sample_filters() -> Vec<(String, RequestFilter)> {
+    let parts: Vec<Part> = RequestFilter::all().parts().collect();
+    let states: Vec<StateName> = RequestFilter::all().states().collect();
+    let chosen = |set: u32, n: usize| set & (1 << n) != 0;
+    let mut by_ranges: BTreeMap<usize, RequestFilter> = BTreeMap::new();
+    for part_set in 0..1u32 << parts.len() {
+        for state_set in 0..1u32 << states.len() {
+            let filter = (parts.iter().enumerate())
+                .filter(|(n, _)| chosen(part_set, *n))
+                .fold(RequestFilter::all(), |filter, (_, &part)| filter.part(part));
+            let filter = (states.iter().enumerate())
+                .filter(|(n, _)| chosen(state_set, *n))
+                .fold(filter, |filter, (_, &state)| filter.state(state));
+            let ranges = arms(&filter).len();
+            if ranges > 0 {
+                by_ranges.entry(ranges).or_insert(filter);
+            }
+        }
+    }
+    by_ranges
+        .into_iter()
+        .map(|(ranges, filter)| {
+            let plural = if ranges == 1 { "" } else { "s" };
+            (format!("requests_of: {ranges} range{plural}"), filter)
+        })
+        .collect()
 }
 
-/// The queries behind each method, by name: what [`SqliteStore::query_plans`]
-/// explains. "My requests" has one query per number of (part, state) pairs
-/// its filter needs; a few filters stand for them, with the service filter's
-/// own query.
-fn queries() -> Vec<(&'static str, String)> {
-    let mut queries = vec![
-        ("service", SERVICE.to_owned()),
-        ("request", REQUEST.to_owned()),
-        ("contacts_of", CONTACTS_OF.to_owned()),
-    ];
+/// Every statement the store runs on its tables, by name: what
+/// [`SqliteStore::query_plans`] explains and the query-plan tests check.
+///
+/// - the reads: `service`, `request`, `contacts_of`, "my requests" once
+///   per number of (part, state) pairs its filter needs (one statement per
+///   [`sample_filters`] entry: their SQL differs by the number of index
+///   searches only), `requests_of: a service`, `due_for_expiry`, and a
+///   service's history, `requests_on` and `assignments_on`;
+/// - `commit: ...`: every statement of a commit ([`COMMIT_STATEMENTS`]);
+/// - `audit: ...`: the full scans of [`SqliteStore::audit`],
+///   [`SqliteStore::services`] and [`SqliteStore::requests`], which read
+///   every row by design, and only these.
+///
+/// Not listed: `open`'s look at `SQLite`'s own catalog (`sqlite_schema`,
+/// `pragma_table_info`) and the pragmas.
+#[doc(hidden)]
+#[must_use]
+pub fn queries() -> Vec<(String, String)> {
+    let mut queries: Vec<(String, String)> = [
+        ("service", SERVICE),
+        ("request", REQUEST),
+        ("contacts_of", CONTACTS_OF),
+    ]
+    .map(|(name, sql)| (name.to_owned(), sql.to_owned()))
+    .into();
     for (name, filter) in sample_filters() {
         queries.push((name, requests_of_sql(arms(&filter).len())));
     }
-    queries.extend([
-        ("requests_of: a service", SERVICE_REQUESTS.to_owned()),
-        ("due_for_expiry", DUE_FOR_EXPIRY.to_owned()),
-        ("requests_on", REQUESTS_ON.to_owned()),
-        ("assignments_on", ASSIGNMENTS_ON.to_owned()),
-        ("commit: insert an assignment", INSERT_ASSIGNMENT.to_owned()),
-        ("commit: update a service", UPDATE_SERVICE.to_owned()),
-        ("commit: update a request", UPDATE_REQUEST.to_owned()),
-        (
-            "commit: update a request's parties",
-            UPDATE_PARTIES.to_owned(),
-        ),
-        (
-            "commit: clear a request's waiting rows",
-            DELETE_WAITING.to_owned(),
-        ),
-    ]);
+    for (name, sql) in [
+        ("requests_of: a service", SERVICE_REQUESTS),
+        ("due_for_expiry", DUE_FOR_EXPIRY),
+        ("requests_on", REQUESTS_ON),
+        ("assignments_on", ASSIGNMENTS_ON),
+    ]
+    .into_iter()
+    .chain(COMMIT_STATEMENTS)
+    .chain(AUDIT_STATEMENTS)
+    {
+        queries.push((name.to_owned(), sql.to_owned()));
+    }
     queries
 }
+
+/// Every statement [`write_all`] runs, by name.
+const COMMIT_STATEMENTS: [(&str, &str); 8] = [
+    ("commit: insert a service", INSERT_SERVICE),
+    ("commit: update a service", UPDATE_SERVICE),
+    ("commit: insert a request", INSERT_REQUEST),
+    ("commit: update a request", UPDATE_REQUEST),
+    ("commit: insert a party row", INSERT_PARTY),
+    ("commit: update a request's parties", UPDATE_PARTIES),
+    ("commit: clear a request's waiting rows", DELETE_WAITING),
+    ("commit: insert an assignment", INSERT_ASSIGNMENT),
+];
+
+/// The full scans, for tests and audits only.
+const AUDIT_STATEMENTS: [(&str, &str); 4] = [
+    ("audit: every service", ALL_SERVICES),
+    ("audit: every request", ALL_REQUESTS),
+    ("audit: every party row", ALL_PARTIES),
+    ("audit: every assignment", ALL_ASSIGNMENTS),
+];
 
 /// The (part, recorded state) pairs whose rows may hold a request `filter`
 /// lists ([`RequestFilter::index_ranges`]): searching these and applying
@@ -608,20 +642,24 @@ impl SqliteStore {
         Ok(())
     }
 
-    /// The plan `SQLite` chooses for each query of the store (`EXPLAIN QUERY
-    /// PLAN`), by name, one line per step, indented by depth: the reads
-    /// (`service`, `request`, `contacts_of`, `requests_of: ...`,
-    /// `due_for_expiry`) and the version-checked updates of `commit`. "My
-    /// requests" is shown for each of [`sample_filters`] and for a filter on
-    /// a service. Run it on a database that holds the host's data (after
-    /// `ANALYZE`) to see that every listing still searches its index.
-    pub fn query_plans(&self) -> Result<Vec<(&'static str, Vec<String>)>, SqliteStoreError> {
+    /// The plan `SQLite` chooses for each statement of the store (`EXPLAIN
+    /// QUERY PLAN`), by name, one line per step, indented by depth: the
+    /// reads (`service`, `request`, `contacts_of`, `requests_of: ...`,
+    /// `due_for_expiry`), the statements of `commit` and the full scans of
+    /// the audit (`audit: ...`, the only ones that read every row). "My
+    /// requests" is shown for each of [`sample_filters`] (one statement per
+    /// number of index searches) and for a filter on a service. Run it on a
+    /// database that holds the host's data (and after `ANALYZE`, if the host
+    /// runs it) to see that every listing still searches its index.
+    pub fn query_plans(&self) -> Result<Vec<(String, Vec<String>)>, SqliteStoreError> {
         let conn = self.lock();
         let queries = queries();
         let mut plans = Vec::with_capacity(queries.len());
         for (name, sql) in queries {
             let mut stmt = conn.prepare(&format!("EXPLAIN QUERY PLAN {sql}"))?;
-            // Unbound parameters are NULL; the plan does not depend on them.
+            // Unbound parameters are NULL; the plan does not depend on them
+            // unless `ANALYZE` gathered `sqlite_stat4` samples (the store
+            // never runs it).
             let nulls = vec![rusqlite::types::Null; stmt.parameter_count()];
             let steps: Vec<(i64, i64, String)> = stmt
                 .query_map(rusqlite::params_from_iter(nulls), |row| {

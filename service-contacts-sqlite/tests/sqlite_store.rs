@@ -162,20 +162,46 @@ fn listings_are_served_by_indexes() {
         .unwrap();
     let reopened = SqliteStore::open(store.path()).unwrap();
     let after = reopened.query_plans().unwrap();
-    // The searches each sample filter makes: every (part, recorded state)
-    // for no filter; only the `waiting` rows, of requests recorded as
-    // awaiting, for "waiting for me"; one; the requester and incoming rows of
-    // expired and awaiting requests.
-    let searches = [19, 1, 1, 4];
-    let samples = service_contacts_sqlite::sample_filters();
-    assert_eq!(samples.len(), searches.len());
-    let arms: Vec<(&str, RequestFilter, usize)> = samples
+    // The searches a filter makes: every (part, recorded state) for no
+    // filter; only the `waiting` rows, of requests recorded as awaiting, for
+    // "waiting for me"; one; the requester and incoming rows of expired and
+    // awaiting requests. The sample filters stand for every number of
+    // searches in between, one statement each.
+    for (filter, searches) in [
+        (RequestFilter::all(), 19),
+        (RequestFilter::all().part(Part::WaitingForMe), 1),
+        (
+            RequestFilter::all()
+                .part(Part::AskedByMe)
+                .state(StateName::Done),
+            1,
+        ),
+        (
+            RequestFilter::all()
+                .part(Part::AskedByMe)
+                .part(Part::ComingToMe)
+                .state(StateName::Expired),
+            4,
+        ),
+    ] {
+        assert_eq!(filter.index_ranges().len(), searches, "{filter:?}");
+    }
+    let arms: Vec<(String, RequestFilter, usize)> = service_contacts_sqlite::sample_filters()
         .into_iter()
-        .zip(searches)
-        .map(|((name, filter), n)| (name, filter, n))
+        .map(|(name, filter)| {
+            let searches = filter.index_ranges().len();
+            (name, filter, searches)
+        })
         .collect();
+    let searches: Vec<usize> = arms.iter().map(|(_, _, n)| *n).collect();
+    assert_eq!(searches.first(), Some(&1));
+    assert_eq!(searches.last(), Some(&19));
     for plans in [before, after] {
-        assert_plans(&plans.into_iter().collect(), &arms);
+        let plans: BTreeMap<&str, Vec<String>> = plans
+            .iter()
+            .map(|(name, lines)| (name.as_str(), lines.clone()))
+            .collect();
+        assert_plans(&plans, &arms);
     }
     // And the listings answer on this database, page by page.
     let customer = id(3);
@@ -721,9 +747,13 @@ fn commit_something(
 
 /// Asserts what [`listings_are_served_by_indexes`] says of each plan;
 /// `arms` are the "my requests" filters with their number of searches.
-fn assert_plans(plan: &BTreeMap<&str, Vec<String>>, arms: &[(&str, RequestFilter, usize)]) {
+fn assert_plans(plan: &BTreeMap<&str, Vec<String>>, arms: &[(String, RequestFilter, usize)]) {
     for (query, lines) in plan {
         println!("{query}:\n  {}", lines.join("\n  "));
+        if query.starts_with("audit:") {
+            // The audit's full scans, which read every row by design.
+            continue;
+        }
         for line in lines {
             let step = line.trim_start();
             assert!(!step.starts_with("SCAN"), "{query} scans: {lines:?}");
@@ -779,13 +809,13 @@ fn assert_plans(plan: &BTreeMap<&str, Vec<String>>, arms: &[(&str, RequestFilter
     for (query, filter, count) in arms {
         assert_eq!(filter.index_ranges().len(), *count, "{query}");
         searches_only(
-            query,
+            query.as_str(),
             "SEARCH request_parties USING COVERING INDEX request_parties_listing \
              (customer=? AND part=? AND state=? AND (opened_s,opened_ns)<(?,?))",
             *count,
         );
         if *count > 1 {
-            uses(query, "MERGE (UNION ALL)");
+            uses(query.as_str(), "MERGE (UNION ALL)");
         }
     }
     searches_only(
