@@ -50,7 +50,8 @@ enum Scope {
     ServiceOnly,
     /// Batches of request writes only.
     RequestOnly,
-    /// Batches of a service write and request writes.
+    /// Batches of a service write and request writes, without an
+    /// assignment.
     Mixed,
     /// Every batch with a service write.
     AnyService,
@@ -61,10 +62,11 @@ enum Scope {
 impl Scope {
     fn covers(self, changes: &Changes) -> bool {
         let (services, requests) = (!changes.services.is_empty(), !changes.requests.is_empty());
+        let assignments = !changes.assignments.is_empty();
         match self {
-            Scope::ServiceOnly => services && !requests,
-            Scope::RequestOnly => requests && !services,
-            Scope::Mixed => services && requests,
+            Scope::ServiceOnly => services && !requests && !assignments,
+            Scope::RequestOnly => requests && !services && !assignments,
+            Scope::Mixed => services && requests && !assignments,
             Scope::AnyService => services,
             Scope::AnyRequest => requests,
         }
@@ -89,10 +91,11 @@ enum Fault {
     /// The version check is `stored <= expected`, not `stored == expected`.
     VersionAtMost(Kind),
     /// Each record is written as its own commit, stopping at the first
-    /// conflict, with no rollback.
+    /// conflict, with no rollback (operators' assignments last).
     RecordByRecord(First),
     /// One transaction per table: all of one kind checked and written, then
-    /// all of the other.
+    /// all of the other (operators' assignments with the services: the
+    /// service's partition).
     TransactionPerTable(First),
     /// A batch without a service write is written record by record (the
     /// store opens a transaction on the service's partition only).
@@ -510,6 +513,31 @@ impl Gallery {
         }
     }
 
+    /// Whether none of `assignments` exists yet.
+    fn assignments_ok(&self, tables: &Tables, assignments: &[Assignment]) -> bool {
+        assignments
+            .iter()
+            .all(|a| !tables.assignments.contains_key(&a.id()))
+    }
+
+    fn put_assignments(&self, tables: &mut Tables, assignments: &[Assignment]) {
+        for a in assignments {
+            tables.assignments.insert(a.id(), a.clone());
+        }
+    }
+
+    /// Whether every write of `changes` finds what it expects.
+    fn batch_ok(&self, tables: &Tables, changes: &Changes) -> bool {
+        self.all_ok(tables, &changes.services, &changes.requests)
+            && self.assignments_ok(tables, &changes.assignments)
+    }
+
+    /// Writes every record of `changes`.
+    fn put_batch(&self, tables: &mut Tables, changes: &Changes) {
+        self.put_all(tables, &changes.services, &changes.requests);
+        self.put_assignments(tables, &changes.assignments);
+    }
+
     /// Checks and writes, record by record, stopping at the first conflict.
     fn record_by_record(&self, tables: &mut Tables, changes: &Changes, first: First) -> bool {
         let services = |tables: &mut Tables| {
@@ -530,15 +558,26 @@ impl Gallery {
                 ok
             })
         };
-        in_order(first, &services, &requests, tables)
+        let assignments = |tables: &mut Tables| {
+            changes.assignments.iter().all(|a| {
+                let ok = self.assignments_ok(tables, std::slice::from_ref(a));
+                if ok {
+                    self.put_assignments(tables, std::slice::from_ref(a));
+                }
+                ok
+            })
+        };
+        in_order(first, &services, &requests, tables) && assignments(tables)
     }
 
     /// Checks and writes one table, then the other.
     fn per_table(&self, tables: &mut Tables, changes: &Changes, first: First) -> bool {
         let services = |tables: &mut Tables| {
-            let ok = self.all_ok(tables, &changes.services, &[]);
+            let ok = self.all_ok(tables, &changes.services, &[])
+                && self.assignments_ok(tables, &changes.assignments);
             if ok {
                 self.put_all(tables, &changes.services, &[]);
+                self.put_assignments(tables, &changes.assignments);
             }
             ok
         };
@@ -562,16 +601,9 @@ impl Gallery {
                 self.record_by_record(&mut tables, changes, First::Requests)
             }
             _ => {
-                let ok = self.all_ok(&tables, &changes.services, &changes.requests)
-                    && changes
-                        .assignments
-                        .iter()
-                        .all(|a| !tables.assignments.contains_key(&a.id()));
+                let ok = self.batch_ok(&tables, changes);
                 if ok {
-                    self.put_all(&mut tables, &changes.services, &changes.requests);
-                    for a in &changes.assignments {
-                        tables.assignments.insert(a.id(), a.clone());
-                    }
+                    self.put_batch(&mut tables, changes);
                 }
                 ok
             }
@@ -585,10 +617,7 @@ impl Gallery {
     /// to timing.
     async fn commit_racing(&self, changes: &Changes, scope: Scope, meet: Meet) -> bool {
         let apart = scope.covers(changes);
-        let checked = apart && {
-            let tables = self.lock();
-            self.all_ok(&tables, &changes.services, &changes.requests)
-        };
+        let checked = apart && self.batch_ok(&self.lock(), changes);
         self.rendezvous.arrive(apart);
         match meet {
             Meet::Alone => {}
@@ -597,7 +626,7 @@ impl Gallery {
         }
         let ok = if apart {
             if checked {
-                self.put_all(&mut self.lock(), &changes.services, &changes.requests);
+                self.put_batch(&mut self.lock(), changes);
             }
             self.rendezvous.written();
             checked
@@ -616,11 +645,18 @@ impl Gallery {
         let mut names: Vec<&ServiceName> =
             changes.services.iter().map(|w| w.value.name()).collect();
         let mut ids: Vec<RequestId> = changes.requests.iter().map(|w| w.value.id()).collect();
+        let mut assignments: Vec<AssignmentId> =
+            changes.assignments.iter().map(Assignment::id).collect();
         names.sort();
         names.dedup();
         ids.sort();
         ids.dedup();
-        if names.len() != changes.services.len() || ids.len() != changes.requests.len() {
+        assignments.sort();
+        assignments.dedup();
+        if names.len() != changes.services.len()
+            || ids.len() != changes.requests.len()
+            || assignments.len() != changes.assignments.len()
+        {
             return Err(CommitError::Conflict);
         }
         let ok = match self.fault {
