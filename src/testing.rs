@@ -77,6 +77,8 @@
 //! | `all_or_nothing_stale_request` | a stale request write leaves the batch's good service write and good request creation unwritten (R31) | one transaction per table, services first |
 //! | `all_or_nothing_requests_only` | a batch of request writes only (no service) is all or nothing too (R31) | batches without a service written record by record (autocommit) |
 //! | `import_batch_is_all_or_nothing` | a batch creating several services (an import, R42) with one name taken writes none of them; a good batch writes all, each listed by its holders | a commit that checks only the first service write of a batch (one service per commit assumed) |
+//! | `all_or_nothing_assignment` | an operator's assignment is written with the service write of its batch: of two assignments decided on one version, the one whose service write is stale leaves no assignment listed (R46, R31) | assignments checked and written in a transaction of their own, before the rest of the batch |
+//! | `existing_assignment_id_conflicts` | an assignment whose id exists, or a batch that names one id twice, is a conflict and writes nothing: the service keeps its version, the stored assignment is listed as first written (R46) | an upsert of assignments; `ON CONFLICT DO NOTHING`; ids checked against the stored ones only; assignments written in a transaction after the rest |
 //! | `reads_follow_every_commit` | after each commit of a request's life (create, update, open, confirm, apply) `service` and `request` answer what it wrote (R31, R44) | request reads from a cache refreshed only when a request opens or closes |
 //! | `removed_service_keeps_its_versions` | a removed service reads back as its tombstone (removed, at its next version), is no longer listed by `contacts_of`, and is replaced only at the version after it: a write expecting a version from before the removal is a conflict (R44) | a removal that deletes the row (the name's versions restart); `contacts_of` listing tombstones |
 //! | `contacts_of_follows_holders` | `contacts_of` lists a new holder and drops an old one right after a change of contacts, sorted by name (R6) | a holder index written only when a service is created |
@@ -134,9 +136,9 @@ use time::{Duration, OffsetDateTime};
 use crate::driver::block_on;
 use crate::host::{AsyncStore, Blocking, CommitError, Store, async_impl, forwarded};
 use crate::{
-    AccountStatus, Accounts, ChangeRequest, Changes, Contacts, CustomerId, Edit, Engine, Part,
-    RequestFilter, RequestId, RequestKey, Role, Roles, Service, ServiceName, Snapshot, StateName,
-    Transition, Version, Write,
+    AccountStatus, Accounts, Assignment, AssignmentId, ChangeRequest, Changes, Contacts,
+    CustomerId, Edit, Engine, OperatorAct, OperatorId, Part, Reason, RequestFilter, RequestId,
+    RequestKey, Role, Roles, Service, ServiceName, Snapshot, StateName, Transition, Version, Write,
 };
 
 /// How many racers each race case runs (threads in [`run_store_suite`],
@@ -181,6 +183,8 @@ cases![
     all_or_nothing_stale_request,
     all_or_nothing_requests_only,
     import_batch_is_all_or_nothing,
+    all_or_nothing_assignment,
+    existing_assignment_id_conflicts,
     reads_follow_every_commit,
     removed_service_keeps_its_versions,
     contacts_of_follows_holders,
@@ -644,6 +648,21 @@ async fn all_due<S: AsyncStore>(
     .await
 }
 
+/// Every operator's assignment made on `service`, every page (R46, R47).
+async fn history_assignments<S: AsyncStore>(
+    store: &S,
+    service: &ServiceName,
+) -> Result<Vec<Assignment>, String> {
+    read_all(Assignment::id, Assignment::key, |after| async move {
+        host(store.assignments_on(service, after, PAGE).await)
+    })
+    .await
+}
+
+fn assignment_ids(assignments: &[Assignment]) -> Vec<AssignmentId> {
+    assignments.iter().map(Assignment::id).collect()
+}
+
 async fn read_service<S: AsyncStore>(store: &S, name: &ServiceName) -> Result<Service, String> {
     host(store.service(name).await)?.ok_or_else(|| format!("service {name} is missing"))
 }
@@ -868,6 +887,65 @@ fn expire(request: &ChangeRequest, now: OffsetDateTime) -> Result<Transition, St
     Engine::default()
         .expire(request, now)
         .map_err(|err| format!("fixture expiry refused: {err}"))
+}
+
+/// The operator who makes the suite's assignments, and why (R46).
+fn operator() -> OperatorAct {
+    OperatorAct::new(
+        OperatorId::parse("suite@support").expect("valid fixture operator"),
+        Reason::parse("the customer cannot receive mail").expect("valid fixture reason"),
+    )
+}
+
+/// An operator gives `role` of `service` (as stored) to `to` at `now`
+/// (R46), the assignment's id drawn from `seed`: the assignment and the
+/// transition that makes it, not committed.
+async fn decide_assignment<S: AsyncStore>(
+    store: &S,
+    service: &ServiceName,
+    role: Role,
+    to: CustomerId,
+    now: OffsetDateTime,
+    seed: u64,
+) -> Result<(Assignment, Transition), String> {
+    let (service, named) = load(store, service).await?;
+    let mut edit = Edit::new(service.name().clone());
+    edit.set(role, to);
+    let snapshot = Snapshot {
+        service: &service,
+        requests: &named,
+    };
+    let transition = Engine::default()
+        .assign(
+            snapshot,
+            &edit,
+            &operator(),
+            &everyone,
+            now,
+            &mut SuiteRng(seed),
+        )
+        .map_err(|err| format!("fixture assignment refused: {err}"))?;
+    let assignment = transition
+        .changes
+        .assignments
+        .first()
+        .cloned()
+        .ok_or("fixture: the assignment records nothing")?;
+    Ok((assignment, transition))
+}
+
+/// [`decide_assignment`], committed.
+async fn assign<S: AsyncStore>(
+    store: &S,
+    service: &ServiceName,
+    role: Role,
+    to: CustomerId,
+    now: OffsetDateTime,
+    seed: u64,
+) -> Result<Assignment, String> {
+    let (assignment, transition) = decide_assignment(store, service, role, to, now, seed).await?;
+    committed(store.commit(transition.changes).await, "an assignment")?;
+    Ok(assignment)
 }
 
 /// The new value of `request` that `transition` writes.
@@ -1223,6 +1301,86 @@ async fn import_batch_is_all_or_nothing<S: AsyncStore>(store: &S) -> Outcome {
     ensure!(
         listed == expected,
         "contacts of an imported holder: {listed:?}, expected {expected:?}"
+    );
+    Ok(())
+}
+
+async fn all_or_nothing_assignment<S: AsyncStore>(store: &S) -> Outcome {
+    // R46, R31: an operator's assignment is written with the service write
+    // of its batch, or not at all.
+    let service = ordered(store, "assigned.example", id("AA1-OVH")).await?;
+    // Two operators decide on the same version of the service; the first
+    // commits, and the second's service write is then stale.
+    let (first, step) =
+        decide_assignment(store, service.name(), Role::Tech, id("BB2-OVH"), t0(), 601).await?;
+    let (second, stale) = decide_assignment(
+        store,
+        service.name(),
+        Role::Billing,
+        id("CC3-OVH"),
+        t0(),
+        602,
+    )
+    .await?;
+    committed(store.commit(step.changes.clone()).await, "an assignment")?;
+    conflicted(
+        store.commit(stale.changes).await,
+        "an assignment decided on a version replaced since",
+    )?;
+    reads_service(
+        store,
+        &service_written(&step.changes)?,
+        "a refused assignment",
+    )
+    .await?;
+    let listed = assignment_ids(&history_assignments(store, service.name()).await?);
+    ensure!(
+        listed == [first.id()],
+        "assignments listed {listed:?}: expected the committed {:?} alone, not the refused {:?}",
+        first.id(),
+        second.id()
+    );
+    Ok(())
+}
+
+async fn existing_assignment_id_conflicts<S: AsyncStore>(store: &S) -> Outcome {
+    // R46: an assignment is written once: a batch whose assignment id
+    // exists, or that names one id twice, is a conflict and writes nothing.
+    let service = ordered(store, "assigned.example", id("AA1-OVH")).await?;
+    let name = service.name();
+    let first = assign(store, name, Role::Tech, id("BB2-OVH"), t0(), 611).await?;
+    let current = read_service(store, name).await?;
+    // The same seed draws the same id: another assignment under that id.
+    let later = t0() + Duration::minutes(1);
+    let (other, again) =
+        decide_assignment(store, name, Role::Billing, id("CC3-OVH"), later, 611).await?;
+    ensure!(
+        other.id() == first.id() && other != first,
+        "fixture: expected another assignment under the same id"
+    );
+    conflicted(
+        store.commit(again.changes).await,
+        "an assignment under an id that exists",
+    )?;
+    reads_service(store, &current, "a refused assignment").await?;
+    let listed = history_assignments(store, name).await?;
+    ensure!(
+        listed == [first.clone()],
+        "after a refused assignment under an existing id: listed {listed:?}, expected the first as written"
+    );
+    let (twice, mut batch) =
+        decide_assignment(store, name, Role::Billing, id("CC3-OVH"), later, 612).await?;
+    batch.changes.assignments.push(twice);
+    conflicted(
+        store.commit(batch.changes).await,
+        "a batch naming one assignment id twice",
+    )?;
+    reads_service(store, &current, "a batch naming one assignment id twice").await?;
+    let listed = assignment_ids(&history_assignments(store, name).await?);
+    ensure!(
+        listed == [first.id()],
+        "after a refused batch naming one assignment id twice: listed {listed:?}, expected {:?} alone",
+        first.id()
     );
     Ok(())
 }

@@ -97,6 +97,8 @@ fn a_broken_store_is_caught() {
         failed,
         [
             "import_batch_is_all_or_nothing",
+            "all_or_nothing_assignment",
+            "existing_assignment_id_conflicts",
             "contacts_of_follows_holders",
             "contacts_of_roles_follow_changes",
             "due_for_expiry_at_the_deadline",

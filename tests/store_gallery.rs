@@ -43,6 +43,15 @@ enum First {
     Requests,
 }
 
+/// When a store that writes operators' assignments apart writes them.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum When {
+    /// Before the rest of the batch.
+    Before,
+    /// After the rest of the batch.
+    After,
+}
+
 /// The batches a not-isolated store writes apart from their check.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Scope {
@@ -100,6 +109,21 @@ enum Fault {
     /// A batch without a service write is written record by record (the
     /// store opens a transaction on the service's partition only).
     AutocommitWithoutService,
+    /// Operators' assignments are checked and written in a transaction of
+    /// their own, before or after the one of the rest of the batch.
+    AssignmentsApart(When),
+    /// An assignment whose id exists replaces the stored one (an upsert),
+    /// and the batch commits.
+    AssignmentOverwrites,
+    /// An assignment whose id exists is skipped (`ON CONFLICT DO NOTHING`),
+    /// and the rest of the batch commits.
+    ExistingAssignmentSkipped,
+    /// Assignment ids are checked against the stored ones only: a batch that
+    /// names one id twice writes it.
+    AssignmentTwiceInBatch,
+    /// Operators' assignments are never written (a store that predates
+    /// them).
+    AssignmentsDropped,
     /// Batches in this scope are checked, then (after every racer has
     /// checked) written in a second critical section without a new check.
     NotIsolated(Scope),
@@ -222,6 +246,7 @@ const GALLERY: &[(Fault, &[&str])] = &[
             "all_or_nothing_stale_request",
             "all_or_nothing_requests_only",
             "import_batch_is_all_or_nothing",
+            "existing_assignment_id_conflicts",
         ],
     ),
     (
@@ -230,6 +255,7 @@ const GALLERY: &[(Fault, &[&str])] = &[
             "all_or_nothing_stale_service",
             "all_or_nothing_requests_only",
             "import_batch_is_all_or_nothing",
+            "existing_assignment_id_conflicts",
         ],
     ),
     (
@@ -243,6 +269,33 @@ const GALLERY: &[(Fault, &[&str])] = &[
     (
         Fault::AutocommitWithoutService,
         &["all_or_nothing_requests_only"],
+    ),
+    (
+        Fault::AssignmentsApart(When::Before),
+        &["all_or_nothing_assignment"],
+    ),
+    (
+        Fault::AssignmentsApart(When::After),
+        &["existing_assignment_id_conflicts"],
+    ),
+    (
+        Fault::AssignmentOverwrites,
+        &["existing_assignment_id_conflicts"],
+    ),
+    (
+        Fault::ExistingAssignmentSkipped,
+        &["existing_assignment_id_conflicts"],
+    ),
+    (
+        Fault::AssignmentTwiceInBatch,
+        &["existing_assignment_id_conflicts"],
+    ),
+    (
+        Fault::AssignmentsDropped,
+        &[
+            "all_or_nothing_assignment",
+            "existing_assignment_id_conflicts",
+        ],
     ),
     (
         Fault::NotIsolated(Scope::ServiceOnly),
@@ -282,6 +335,8 @@ const GALLERY: &[(Fault, &[&str])] = &[
             "all_or_nothing_stale_request",
             "all_or_nothing_requests_only",
             "import_batch_is_all_or_nothing",
+            "all_or_nothing_assignment",
+            "existing_assignment_id_conflicts",
             "reads_follow_every_commit",
             "removed_service_keeps_its_versions",
             "requests_of_parties_and_order",
@@ -515,14 +570,23 @@ impl Gallery {
 
     /// Whether none of `assignments` exists yet.
     fn assignments_ok(&self, tables: &Tables, assignments: &[Assignment]) -> bool {
-        assignments
+        matches!(
+            self.fault,
+            Fault::AssignmentOverwrites | Fault::ExistingAssignmentSkipped
+        ) || assignments
             .iter()
             .all(|a| !tables.assignments.contains_key(&a.id()))
     }
 
     fn put_assignments(&self, tables: &mut Tables, assignments: &[Assignment]) {
+        if self.fault == Fault::AssignmentsDropped {
+            return;
+        }
         for a in assignments {
-            tables.assignments.insert(a.id(), a.clone());
+            let exists = tables.assignments.contains_key(&a.id());
+            if !(exists && self.fault == Fault::ExistingAssignmentSkipped) {
+                tables.assignments.insert(a.id(), a.clone());
+            }
         }
     }
 
@@ -591,6 +655,30 @@ impl Gallery {
         in_order(first, &services, &requests, tables)
     }
 
+    /// Checks and writes the assignments in a transaction of their own,
+    /// `when` the rest of the batch is written in another.
+    fn assignments_apart(&self, tables: &mut Tables, changes: &Changes, when: When) -> bool {
+        let rest = |tables: &mut Tables| {
+            let ok = self.all_ok(tables, &changes.services, &changes.requests);
+            if ok {
+                self.put_all(tables, &changes.services, &changes.requests);
+            }
+            ok
+        };
+        let assignments = |tables: &mut Tables| {
+            let ok = self.assignments_ok(tables, &changes.assignments);
+            if ok {
+                self.put_assignments(tables, &changes.assignments);
+            }
+            ok
+        };
+        let steps: [&dyn Fn(&mut Tables) -> bool; 2] = match when {
+            When::Before => [&assignments, &rest],
+            When::After => [&rest, &assignments],
+        };
+        steps.iter().all(|step| step(tables))
+    }
+
     /// One commit in one critical section, with this store's fault.
     fn commit_locked(&self, changes: &Changes) -> bool {
         let mut tables = self.lock();
@@ -600,6 +688,7 @@ impl Gallery {
             Fault::AutocommitWithoutService if changes.services.is_empty() => {
                 self.record_by_record(&mut tables, changes, First::Requests)
             }
+            Fault::AssignmentsApart(when) => self.assignments_apart(&mut tables, changes, when),
             _ => {
                 let ok = self.batch_ok(&tables, changes);
                 if ok {
@@ -653,10 +742,9 @@ impl Gallery {
         ids.dedup();
         assignments.sort();
         assignments.dedup();
-        if names.len() != changes.services.len()
-            || ids.len() != changes.requests.len()
-            || assignments.len() != changes.assignments.len()
-        {
+        let twice = assignments.len() != changes.assignments.len()
+            && self.fault != Fault::AssignmentTwiceInBatch;
+        if names.len() != changes.services.len() || ids.len() != changes.requests.len() || twice {
             return Err(CommitError::Conflict);
         }
         let ok = match self.fault {
