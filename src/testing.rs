@@ -3,10 +3,11 @@
 //!
 //! A host that implements [`Store`] or [`AsyncStore`] on its own database
 //! runs the suite against fresh, empty stores and gets a report of every
-//! contract point: version conflicts, all-or-nothing commits, reads that
-//! follow every commit, indexes right after contacts change, due-for-expiry
-//! queries, request listings and their filters, pages that stay stable while
-//! commits land, page sizes, racing commits.
+//! contract point: version conflicts, all-or-nothing commits (operators'
+//! assignments with the rest), reads that follow every commit, indexes right
+//! after contacts change, due-for-expiry queries, request listings and their
+//! filters, a service's history, pages that stay stable while commits land,
+//! page sizes, racing commits.
 //!
 //! # Two runners, one suite
 //!
@@ -93,6 +94,8 @@
 //! | `due_for_expiry_pages_stay_stable` | while the due requests are read page by page, one joins before the cursor, one before it is recorded as expired, one joins after it and a request not due is cancelled: every due request that did not change is listed exactly once (R45, R29) | `due_for_expiry` paged by offset |
 //! | `requests_of_every_filter` | on two services with requests in every state (one awaiting past its deadline, not swept) and five customers in every part, each customer's listing under 189 filters (states × parts × service) is, page by page, the full scan of their requests through [`RequestFilter::matches`], newest first (R45, R35, R29) | a state filter on the recorded state (an unswept request is not `expired`); "waiting for me" still listing a confirmer who confirmed; the service filter ignored |
 //! | `listings_answer_at_most_limit` | every listing, asked for 0 to 5 rows a page, never answers more, even where request times tie across a page's end, and the pages hold every row (R45) | `requests_of` and `due_for_expiry` answering `limit` rows plus those tied with the last (`FETCH FIRST n ROWS WITH TIES`) |
+//! | `history_lists_every_entry_of_its_service` | `requests_on` lists every request ever opened on the service, in every state (one awaiting past its deadline, not swept), and `assignments_on` every assignment made on it; neither lists another service's entries, even those of a name it prefixes (`first.example.net` for `first.example`); a removed service's history is listed whole (R47, R46, R44) | `requests_on` reading an index of open requests; a history listing that ignores the service, or matches names by prefix; no history for a removed service (a join with the live services) |
+//! | `history_newest_first_ties_by_id` | both history listings come newest first, ties by id (two requests opened by one edit, R33; two assignments made at one instant), on entries whose ids do not follow their times (R47) | a history listing sorted by id; ties sorted by id from the highest |
 //! | `racing_service_writes_one_wins` | of [`RACERS`] commits of one service expecting the same version, released together, exactly one wins (R31) | service-only batches checked, then written in a second critical section |
 //! | `racing_request_writes_one_wins` | the same for request writes (R31) | request-only batches checked, then written apart |
 //! | `racing_mixed_writes_one_wins` | applies (service and request) racing a cancel (request only) of one request: exactly one wins, and the winner's records are stored (R31) | batches of a service and requests checked, then written apart |
@@ -137,8 +140,9 @@ use crate::driver::block_on;
 use crate::host::{AsyncStore, Blocking, CommitError, Store, async_impl, forwarded};
 use crate::{
     AccountStatus, Accounts, Assignment, AssignmentId, ChangeRequest, Changes, Contacts,
-    CustomerId, Edit, Engine, OperatorAct, OperatorId, Part, Reason, RequestFilter, RequestId,
-    RequestKey, Role, Roles, Service, ServiceName, Snapshot, StateName, Transition, Version, Write,
+    CustomerId, Edit, Engine, HistoryKey, OperatorAct, OperatorId, Part, Reason, RequestFilter,
+    RequestId, RequestKey, Role, Roles, Service, ServiceName, Snapshot, StateName, Transition,
+    Version, Write,
 };
 
 /// How many racers each race case runs (threads in [`run_store_suite`],
@@ -199,6 +203,8 @@ cases![
     due_for_expiry_pages_stay_stable,
     requests_of_every_filter,
     listings_answer_at_most_limit,
+    history_lists_every_entry_of_its_service,
+    history_newest_first_ties_by_id,
     racing_service_writes_one_wins,
     racing_request_writes_one_wins,
     racing_mixed_writes_one_wins,
@@ -648,6 +654,26 @@ async fn all_due<S: AsyncStore>(
     .await
 }
 
+/// The key a service's history continues after (R47): a request's opening
+/// time and id.
+fn history_key(request: &ChangeRequest) -> HistoryKey {
+    HistoryKey {
+        at: request.opened_at(),
+        id: *request.id().as_bytes(),
+    }
+}
+
+/// Every request ever opened on `service`, every page (R47).
+async fn history_requests<S: AsyncStore>(
+    store: &S,
+    service: &ServiceName,
+) -> Result<Vec<ChangeRequest>, String> {
+    read_all(ChangeRequest::id, history_key, |after| async move {
+        host(store.requests_on(service, after, PAGE).await)
+    })
+    .await
+}
+
 /// Every operator's assignment made on `service`, every page (R46, R47).
 async fn history_assignments<S: AsyncStore>(
     store: &S,
@@ -729,27 +755,8 @@ async fn propose<S: AsyncStore>(
     now: OffsetDateTime,
     seed: u64,
 ) -> Result<(Opened, Changes), String> {
-    // Opening a request writes the service at its next version: use the
-    // stored one.
-    let (service, open) = load(store, service).await?;
-    let mut edit = Edit::new(service.name().clone());
-    for role in roles {
-        edit.set(role, incoming);
-    }
-    let snapshot = Snapshot {
-        service: &service,
-        requests: &open,
-    };
-    let transition = Engine::default()
-        .submit(
-            &edit,
-            service.holder(Role::Admin),
-            snapshot,
-            &everyone,
-            now,
-            &mut SuiteRng(seed),
-        )
-        .map_err(|err| format!("fixture edit refused: {err}"))?;
+    let edit: Vec<(Role, CustomerId)> = roles.into_iter().map(|role| (role, incoming)).collect();
+    let transition = submit(store, service, &edit, now, seed).await?;
     let request = transition
         .requests()
         .next()
@@ -761,6 +768,55 @@ async fn propose<S: AsyncStore>(
         .filter_map(|m| Some((m.to(), m.token()?.reveal())))
         .collect();
     Ok((Opened { request, tokens }, transition.changes))
+}
+
+/// The admin of `service` (as stored) submits `edit` (each role with its
+/// new holder) at `now`: one request per incoming customer (R33), not
+/// committed.
+async fn submit<S: AsyncStore>(
+    store: &S,
+    service: &ServiceName,
+    edit: &[(Role, CustomerId)],
+    now: OffsetDateTime,
+    seed: u64,
+) -> Result<Transition, String> {
+    // Opening a request writes the service at its next version: use the
+    // stored one.
+    let (service, open) = load(store, service).await?;
+    let mut changes = Edit::new(service.name().clone());
+    for (role, customer) in edit {
+        changes.set(*role, *customer);
+    }
+    let snapshot = Snapshot {
+        service: &service,
+        requests: &open,
+    };
+    Engine::default()
+        .submit(
+            &changes,
+            service.holder(Role::Admin),
+            snapshot,
+            &everyone,
+            now,
+            &mut SuiteRng(seed),
+        )
+        .map_err(|err| format!("fixture edit refused: {err}"))
+}
+
+/// [`submit`], committed: the requests it opened.
+async fn open_each<S: AsyncStore>(
+    store: &S,
+    service: &ServiceName,
+    edit: &[(Role, CustomerId)],
+    now: OffsetDateTime,
+    seed: u64,
+) -> Result<Vec<ChangeRequest>, String> {
+    let transition = submit(store, service, edit, now, seed).await?;
+    committed(
+        store.commit(transition.changes.clone()).await,
+        "opening requests",
+    )?;
+    Ok(transition.requests().cloned().collect())
 }
 
 /// [`propose`], committed.
@@ -2275,6 +2331,139 @@ async fn listings_answer_at_most_limit<S: AsyncStore>(store: &S) -> Outcome {
             "due requests {limit} at a time: {due:?}, expected {expected:?}"
         );
     }
+    Ok(())
+}
+
+// ----- a service's history (R47) -----
+
+/// The entries (keys and ids) in the order of a service's history: newest
+/// first, ties by id ([`HistoryKey::listed_before`]).
+fn in_history_order<T>(mut entries: Vec<(HistoryKey, T)>) -> Vec<T> {
+    entries.sort_by_key(|(key, _)| (Reverse(key.at), key.id));
+    entries.into_iter().map(|(_, id)| id).collect()
+}
+
+/// Checks that `expected`, entries in history order, do not happen to be in
+/// the order of their ids, so that a listing sorted by id differs.
+fn ids_disagree_with_times<T: Ord + Clone>(expected: &[T], what: &str) -> Outcome {
+    let mut by_id = expected.to_vec();
+    by_id.sort();
+    ensure!(
+        by_id != expected,
+        "fixture: the ids of the {what} happen to follow their times"
+    );
+    Ok(())
+}
+
+async fn history_lists_every_entry_of_its_service<S: AsyncStore>(store: &S) -> Outcome {
+    // R47: a service's history is every request ever opened on it, whatever
+    // its state, and every assignment made on it (R46); nothing of another
+    // service, even one whose name it prefixes; a removed service keeps its
+    // history (R44).
+    let customers = ["AA1-OVH", "BB2-OVH", "CC3-OVH", "DD4-OVH", "EE5-OVH"].map(id);
+    let [ann, _, _, dan, _] = customers;
+    let (mut world, now) = every_state_world(store, customers).await?;
+    let (first, second) = (name("first.example"), name("second.example"));
+    // A name that `first.example` prefixes, with a request and an
+    // assignment of its own.
+    let longer = ordered(store, "first.example.net", ann).await?;
+    let longer = longer.name().clone();
+    open_into(store, &mut world, &longer, dan, Role::Billing, now, 421).await?;
+    let later = now + Duration::minutes(1);
+    let mut made = Vec::new();
+    for (service, seed) in [(&first, 621), (&second, 622), (&longer, 623)] {
+        let (assignment, step) =
+            decide_assignment(store, service, Role::Tech, id("OP1-OVH"), later, seed).await?;
+        commit_into(store, &mut world, &step, "an assignment").await?;
+        made.push(assignment);
+    }
+    let (stored, named) = load(store, &second).await?;
+    let snapshot = Snapshot {
+        service: &stored,
+        requests: &named,
+    };
+    let removal = Engine::default()
+        .remove(snapshot, later + Duration::minutes(1))
+        .map_err(|err| format!("fixture removal refused: {err}"))?;
+    commit_into(store, &mut world, &removal, "removing a service").await?;
+    // Compared as sets: the order is another case's.
+    for service in [&first, &second, &longer] {
+        let mut expected: Vec<RequestId> = world
+            .values()
+            .filter(|r| r.service() == service)
+            .map(ChangeRequest::id)
+            .collect();
+        expected.sort();
+        let mut listed = ids(&history_requests(store, service).await?);
+        listed.sort();
+        ensure!(
+            listed == expected,
+            "requests on {service}: listed {listed:?}, expected {expected:?}"
+        );
+        let mut expected: Vec<AssignmentId> = made
+            .iter()
+            .filter(|a| a.service() == service)
+            .map(Assignment::id)
+            .collect();
+        expected.sort();
+        let mut listed = assignment_ids(&history_assignments(store, service).await?);
+        listed.sort();
+        ensure!(
+            listed == expected,
+            "assignments on {service}: listed {listed:?}, expected {expected:?}"
+        );
+    }
+    Ok(())
+}
+
+async fn history_newest_first_ties_by_id<S: AsyncStore>(store: &S) -> Outcome {
+    // R47: both listings of a service's history, newest first, ties by id,
+    // on entries whose ids do not follow their times. No two entries tie
+    // across the end of a page (`listings_answer_at_most_limit` has those).
+    let service = ordered(store, "order.example", id("AA1-OVH")).await?;
+    let name = service.name();
+    let hour = |h: i64| t0() + Duration::hours(h);
+    // Assignments made at hours 3, 4, 4 (a tie) and 1.
+    let mut made = Vec::new();
+    for (h, to, seed) in [
+        (3, "OA1-OVH", 631),
+        (4, "OB2-OVH", 632),
+        (4, "OC3-OVH", 633),
+        (1, "OD4-OVH", 634),
+    ] {
+        let assignment = assign(store, name, Role::Tech, id(to), hour(h), seed).await?;
+        made.push((assignment.key(), assignment.id()));
+    }
+    // Requests opened at hours 8 (then cancelled) and 9, then two at once
+    // at hour 6 (one edit, two incoming customers, R33).
+    let eight = open_tech_for(store, name, id("RB2-OVH"), hour(8), 641)
+        .await?
+        .request;
+    commit_step(store, &cancel(&eight, hour(8))?, &eight, "a cancel").await?;
+    let nine = open_request(store, name, id("RA1-OVH"), Role::Admin.into(), hour(9), 642)
+        .await?
+        .request;
+    let edit = [(Role::Tech, id("RC3-OVH")), (Role::Billing, id("RD4-OVH"))];
+    let six = open_each(store, name, &edit, hour(6), 643).await?;
+    let opened: Vec<_> = [eight, nine]
+        .iter()
+        .chain(&six)
+        .map(|r| (history_key(r), r.id()))
+        .collect();
+    let expected = in_history_order(opened);
+    ids_disagree_with_times(&expected, "requests")?;
+    let listed = ids(&history_requests(store, name).await?);
+    ensure!(
+        listed == expected,
+        "requests on {name} not newest first, ties by id: {listed:?}, expected {expected:?}"
+    );
+    let expected = in_history_order(made);
+    ids_disagree_with_times(&expected, "assignments")?;
+    let listed = assignment_ids(&history_assignments(store, name).await?);
+    ensure!(
+        listed == expected,
+        "assignments on {name} not newest first, ties by id: {listed:?}, expected {expected:?}"
+    );
     Ok(())
 }
 

@@ -107,6 +107,8 @@ fn a_broken_store_is_caught() {
             "contacts_of_pages_stay_stable",
             "due_for_expiry_pages_stay_stable",
             "listings_answer_at_most_limit",
+            "history_lists_every_entry_of_its_service",
+            "history_newest_first_ties_by_id",
         ]
     );
 }

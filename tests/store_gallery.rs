@@ -178,10 +178,26 @@ enum Fault {
     WaitingIgnoresConfirmations,
     /// The service filter of `requests_of` is ignored.
     ServiceFilterIgnored,
-    /// `requests_of` and `due_for_expiry` answer `limit` rows and then every
-    /// row whose time ties with the last (SQL's `FETCH FIRST n ROWS WITH
-    /// TIES`).
+    /// `requests_of`, `due_for_expiry` and both history listings answer
+    /// `limit` rows and then every row whose time ties with the last (SQL's
+    /// `FETCH FIRST n ROWS WITH TIES`).
     LimitWithTies,
+    /// `requests_on` lists open requests only (it reads the index of open
+    /// requests).
+    HistoryOpenOnly,
+    /// This history listing ignores the service asked.
+    HistoryServiceIgnored(Listing),
+    /// This history listing matches every service whose name starts with
+    /// the one asked (`LIKE name || '%'`).
+    HistoryServicePrefix(Listing),
+    /// Both history listings answer nothing for a removed service (they join
+    /// the live services).
+    HistoryOfLiveServicesOnly,
+    /// This history listing sorts by id alone, and pages by id.
+    HistoryById(Listing),
+    /// This history listing sorts entries of the same time by id from the
+    /// highest.
+    HistoryTiesByIdDescending(Listing),
 }
 
 /// A listing of the store.
@@ -193,6 +209,10 @@ enum Listing {
     Requests,
     /// `due_for_expiry`.
     Due,
+    /// `requests_on`, a service's requests (R47).
+    RequestsOn,
+    /// `assignments_on`, a service's assignments (R46, R47).
+    AssignmentsOn,
 }
 
 /// The cases that read a listing of more than one page: what a store that
@@ -209,6 +229,8 @@ const EVERY_PAGED_LISTING: &[&str] = &[
     "due_for_expiry_pages_stay_stable",
     "requests_of_every_filter",
     "listings_answer_at_most_limit",
+    "history_lists_every_entry_of_its_service",
+    "history_newest_first_ties_by_id",
 ];
 
 /// Every gallery store, with the cases it must fail.
@@ -295,6 +317,8 @@ const GALLERY: &[(Fault, &[&str])] = &[
         &[
             "all_or_nothing_assignment",
             "existing_assignment_id_conflicts",
+            "history_lists_every_entry_of_its_service",
+            "history_newest_first_ties_by_id",
         ],
     ),
     (
@@ -348,6 +372,8 @@ const GALLERY: &[(Fault, &[&str])] = &[
             "due_for_expiry_pages_stay_stable",
             "requests_of_every_filter",
             "listings_answer_at_most_limit",
+            "history_lists_every_entry_of_its_service",
+            "history_newest_first_ties_by_id",
             "racing_service_writes_one_wins",
             "racing_request_writes_one_wins",
             "racing_mixed_writes_one_wins",
@@ -414,6 +440,49 @@ const GALLERY: &[(Fault, &[&str])] = &[
     ),
     (Fault::ServiceFilterIgnored, &["requests_of_every_filter"]),
     (Fault::LimitWithTies, &["listings_answer_at_most_limit"]),
+    (
+        Fault::HistoryOpenOnly,
+        &[
+            "history_lists_every_entry_of_its_service",
+            "history_newest_first_ties_by_id",
+        ],
+    ),
+    (
+        Fault::HistoryServiceIgnored(Listing::RequestsOn),
+        &["history_lists_every_entry_of_its_service"],
+    ),
+    (
+        Fault::HistoryServiceIgnored(Listing::AssignmentsOn),
+        &["history_lists_every_entry_of_its_service"],
+    ),
+    (
+        Fault::HistoryServicePrefix(Listing::RequestsOn),
+        &["history_lists_every_entry_of_its_service"],
+    ),
+    (
+        Fault::HistoryServicePrefix(Listing::AssignmentsOn),
+        &["history_lists_every_entry_of_its_service"],
+    ),
+    (
+        Fault::HistoryOfLiveServicesOnly,
+        &["history_lists_every_entry_of_its_service"],
+    ),
+    (
+        Fault::HistoryById(Listing::RequestsOn),
+        &["history_newest_first_ties_by_id"],
+    ),
+    (
+        Fault::HistoryById(Listing::AssignmentsOn),
+        &["history_newest_first_ties_by_id"],
+    ),
+    (
+        Fault::HistoryTiesByIdDescending(Listing::RequestsOn),
+        &["history_newest_first_ties_by_id"],
+    ),
+    (
+        Fault::HistoryTiesByIdDescending(Listing::AssignmentsOn),
+        &["history_newest_first_ties_by_id"],
+    ),
 ];
 
 // ----- the reference store, with its faults -----
@@ -858,6 +927,49 @@ impl Gallery {
     }
 }
 
+impl Gallery {
+    /// Whether the history listing `listing` takes an entry of `service`
+    /// for one of `asked`, with this store's fault.
+    fn on_service(&self, listing: Listing, service: &ServiceName, asked: &ServiceName) -> bool {
+        match self.fault {
+            Fault::HistoryServiceIgnored(l) if l == listing => true,
+            Fault::HistoryServicePrefix(l) if l == listing => {
+                service.as_str().starts_with(asked.as_str())
+            }
+            _ => service == asked,
+        }
+    }
+
+    /// Whether this store answers nothing for the history of `name`.
+    fn history_forgotten(&self, tables: &Tables, name: &ServiceName) -> bool {
+        self.fault == Fault::HistoryOfLiveServicesOnly
+            && tables
+                .services
+                .get(&self.key(name))
+                .is_some_and(Service::is_removed)
+    }
+
+    /// The sort key of an entry (its time and id) in the history listing
+    /// `listing`: newest first, ties by id, or this store's fault.
+    fn history_order(
+        &self,
+        listing: Listing,
+    ) -> impl Fn(OffsetDateTime, [u8; 16]) -> (Reverse<OffsetDateTime>, [u8; 16]) + Copy + use<>
+    {
+        let by_id = self.fault == Fault::HistoryById(listing);
+        let descending = self.fault == Fault::HistoryTiesByIdDescending(listing);
+        move |at, id| {
+            let at = if by_id {
+                OffsetDateTime::UNIX_EPOCH
+            } else {
+                at
+            };
+            let id = if descending { id.map(|b| !b) } else { id };
+            (Reverse(at), id)
+        }
+    }
+}
+
 /// Runs the step for services and the step for requests, `first` first,
 /// stopping at the first that fails.
 fn in_order(
@@ -1159,21 +1271,34 @@ impl Store for Gallery {
         after: Option<HistoryKey>,
         limit: usize,
     ) -> Result<Vec<ChangeRequest>, Infallible> {
-        let tables = self.lock();
+        let listing = Listing::RequestsOn;
+        let mut tables = self.lock();
+        if self.history_forgotten(&tables, name) {
+            return Ok(Vec::new());
+        }
         let mut rows: Vec<ChangeRequest> = tables
             .requests
             .values()
-            .filter(|r| r.service() == name)
+            .filter(|r| self.on_service(listing, r.service(), name))
+            .filter(|r| r.is_open() || self.fault != Fault::HistoryOpenOnly)
             .cloned()
             .collect();
-        let key = |r: &ChangeRequest| (Reverse(r.opened_at()), *r.id().as_bytes());
+        let order = self.history_order(listing);
+        let key = move |r: &ChangeRequest| order(r.opened_at(), *r.id().as_bytes());
         rows.sort_by_key(key);
-        let from = after.map(|k| (Reverse(k.at), k.id));
-        Ok(rows
-            .into_iter()
-            .filter(|r| from.is_none_or(|f| key(r) > f))
-            .take(limit)
-            .collect())
+        let page = Paging {
+            listing,
+            reading: name.to_string(),
+            after: after.map(|k| order(k.at, k.id)),
+            limit,
+        };
+        Ok(self.page(
+            &mut tables,
+            &page,
+            rows,
+            key,
+            Some(ChangeRequest::opened_at),
+        ))
     }
 
     fn assignments_on(
@@ -1182,21 +1307,27 @@ impl Store for Gallery {
         after: Option<HistoryKey>,
         limit: usize,
     ) -> Result<Vec<Assignment>, Infallible> {
-        let tables = self.lock();
+        let listing = Listing::AssignmentsOn;
+        let mut tables = self.lock();
+        if self.history_forgotten(&tables, name) {
+            return Ok(Vec::new());
+        }
         let mut rows: Vec<Assignment> = tables
             .assignments
             .values()
-            .filter(|a| a.service() == name)
+            .filter(|a| self.on_service(listing, a.service(), name))
             .cloned()
             .collect();
-        let key = |a: &Assignment| (Reverse(a.at()), *a.id().as_bytes());
+        let order = self.history_order(listing);
+        let key = move |a: &Assignment| order(a.at(), *a.id().as_bytes());
         rows.sort_by_key(key);
-        let from = after.map(|k| (Reverse(k.at), k.id));
-        Ok(rows
-            .into_iter()
-            .filter(|a| from.is_none_or(|f| key(a) > f))
-            .take(limit)
-            .collect())
+        let page = Paging {
+            listing,
+            reading: name.to_string(),
+            after: after.map(|k| order(k.at, k.id)),
+            limit,
+        };
+        Ok(self.page(&mut tables, &page, rows, key, Some(Assignment::at)))
     }
 
     fn commit(&self, changes: Changes) -> Result<(), CommitError<Infallible>> {
