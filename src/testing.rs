@@ -96,6 +96,7 @@
 //! | `listings_answer_at_most_limit` | every listing, asked for 0 to 5 rows a page, never answers more, even where request times tie across a page's end, and the pages hold every row (R45) | `requests_of` and `due_for_expiry` answering `limit` rows plus those tied with the last (`FETCH FIRST n ROWS WITH TIES`) |
 //! | `history_lists_every_entry_of_its_service` | `requests_on` lists every request ever opened on the service, in every state (one awaiting past its deadline, not swept), and `assignments_on` every assignment made on it; neither lists another service's entries, even those of a name it prefixes (`first.example.net` for `first.example`); a removed service's history is listed whole (R47, R46, R44) | `requests_on` reading an index of open requests; a history listing that ignores the service, or matches names by prefix; no history for a removed service (a join with the live services) |
 //! | `history_newest_first_ties_by_id` | both history listings come newest first, ties by id (two requests opened by one edit, R33; two assignments made at one instant), on entries whose ids do not follow their times (R47) | a history listing sorted by id; ties sorted by id from the highest |
+//! | `history_follows_every_commit` | after each commit of a request's life (open, confirm, apply), another opening and an assignment that fails it (R32), `requests_on` answers each request whole at its current version and `assignments_on` the assignment whole (R47, R34, R46) | `requests_on` contents as first written; assignments indexed for `assignments_on` only when the next commit begins |
 //! | `racing_service_writes_one_wins` | of [`RACERS`] commits of one service expecting the same version, released together, exactly one wins (R31) | service-only batches checked, then written in a second critical section |
 //! | `racing_request_writes_one_wins` | the same for request writes (R31) | request-only batches checked, then written apart |
 //! | `racing_mixed_writes_one_wins` | applies (service and request) racing a cancel (request only) of one request: exactly one wins, and the winner's records are stored (R31) | batches of a service and requests checked, then written apart |
@@ -205,6 +206,7 @@ cases![
     listings_answer_at_most_limit,
     history_lists_every_entry_of_its_service,
     history_newest_first_ties_by_id,
+    history_follows_every_commit,
     racing_service_writes_one_wins,
     racing_request_writes_one_wins,
     racing_mixed_writes_one_wins,
@@ -2463,6 +2465,60 @@ async fn history_newest_first_ties_by_id<S: AsyncStore>(store: &S) -> Outcome {
     ensure!(
         listed == expected,
         "assignments on {name} not newest first, ties by id: {listed:?}, expected {expected:?}"
+    );
+    Ok(())
+}
+
+async fn history_follows_every_commit<S: AsyncStore>(store: &S) -> Outcome {
+    // R47, R34, R46: after each commit of a request's life, and after an
+    // assignment, the service's history answers what it wrote: each request
+    // whole at its current version, the assignment whole.
+    let (admin, tech, billing) = (id("AA1-OVH"), id("BB2-OVH"), id("CC3-OVH"));
+    let service = ordered(store, "fresh.example", admin).await?;
+    let name = service.name();
+    let at = |minutes: i64| t0() + Duration::minutes(minutes);
+    let opened = open_tech_for(store, name, tech, at(0), 651).await?;
+    lists_requests(store, name, &[&opened.request], "opening a request").await?;
+    let step = accept(store, &opened, &opened.request, tech, at(1)).await?;
+    let confirmed = commit_step(store, &step, &opened.request, "a confirmation").await?;
+    lists_requests(store, name, &[&confirmed], "a confirmation").await?;
+    let step = accept(store, &opened, &confirmed, admin, at(2)).await?;
+    let applied = commit_step(store, &step, &opened.request, "the last confirmation").await?;
+    lists_requests(store, name, &[&applied], "applying").await?;
+    let other = open_request(store, name, billing, Role::Billing.into(), at(3), 652)
+        .await?
+        .request;
+    lists_requests(store, name, &[&other, &applied], "opening another").await?;
+    // An operator gives the billing role to someone else: the request on it
+    // fails in the same commit (R32).
+    let (assignment, step) =
+        decide_assignment(store, name, Role::Billing, id("DD4-OVH"), at(4), 653).await?;
+    committed(store.commit(step.changes.clone()).await, "an assignment")?;
+    let failed = written(&step, &other)?;
+    lists_requests(store, name, &[&failed, &applied], "an assignment").await?;
+    let listed = history_assignments(store, name).await?;
+    ensure!(
+        listed == [assignment.clone()],
+        "after an assignment: assignments listed {listed:?}, expected {assignment:?}"
+    );
+    Ok(())
+}
+
+/// Checks that the history of `service` lists the `expected` requests,
+/// whole, after `after`. Compared by id: the order is another case's.
+async fn lists_requests<S: AsyncStore>(
+    store: &S,
+    service: &ServiceName,
+    expected: &[&ChangeRequest],
+    after: &str,
+) -> Outcome {
+    let mut listed = history_requests(store, service).await?;
+    listed.sort_by_key(ChangeRequest::id);
+    let mut expected: Vec<ChangeRequest> = expected.iter().map(|r| (*r).clone()).collect();
+    expected.sort_by_key(ChangeRequest::id);
+    ensure!(
+        listed == expected,
+        "after {after}: requests on {service} listed {listed:?}, expected {expected:?}"
     );
     Ok(())
 }

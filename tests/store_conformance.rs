@@ -109,6 +109,7 @@ fn a_broken_store_is_caught() {
             "listings_answer_at_most_limit",
             "history_lists_every_entry_of_its_service",
             "history_newest_first_ties_by_id",
+            "history_follows_every_commit",
         ]
     );
 }

@@ -13,7 +13,7 @@
 #![cfg(feature = "testing")]
 
 use std::cmp::Reverse;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::convert::Infallible;
 use std::future::{Future, poll_fn};
 use std::pin::pin;
@@ -124,6 +124,9 @@ enum Fault {
     /// Operators' assignments are never written (a store that predates
     /// them).
     AssignmentsDropped,
+    /// A commit's assignments are indexed for `assignments_on` only when the
+    /// next commit begins (an indexer one commit behind).
+    AssignmentsIndexedLazily,
     /// Batches in this scope are checked, then (after every racer has
     /// checked) written in a second critical section without a new check.
     NotIsolated(Scope),
@@ -185,6 +188,8 @@ enum Fault {
     /// `requests_on` lists open requests only (it reads the index of open
     /// requests).
     HistoryOpenOnly,
+    /// `requests_on` answers each request as first written.
+    HistoryAsCreated,
     /// This history listing ignores the service asked.
     HistoryServiceIgnored(Listing),
     /// This history listing matches every service whose name starts with
@@ -231,6 +236,7 @@ const EVERY_PAGED_LISTING: &[&str] = &[
     "listings_answer_at_most_limit",
     "history_lists_every_entry_of_its_service",
     "history_newest_first_ties_by_id",
+    "history_follows_every_commit",
 ];
 
 /// Every gallery store, with the cases it must fail.
@@ -319,6 +325,7 @@ const GALLERY: &[(Fault, &[&str])] = &[
             "existing_assignment_id_conflicts",
             "history_lists_every_entry_of_its_service",
             "history_newest_first_ties_by_id",
+            "history_follows_every_commit",
         ],
     ),
     (
@@ -374,6 +381,7 @@ const GALLERY: &[(Fault, &[&str])] = &[
             "listings_answer_at_most_limit",
             "history_lists_every_entry_of_its_service",
             "history_newest_first_ties_by_id",
+            "history_follows_every_commit",
             "racing_service_writes_one_wins",
             "racing_request_writes_one_wins",
             "racing_mixed_writes_one_wins",
@@ -445,7 +453,13 @@ const GALLERY: &[(Fault, &[&str])] = &[
         &[
             "history_lists_every_entry_of_its_service",
             "history_newest_first_ties_by_id",
+            "history_follows_every_commit",
         ],
+    ),
+    (Fault::HistoryAsCreated, &["history_follows_every_commit"]),
+    (
+        Fault::AssignmentsIndexedLazily,
+        &["history_follows_every_commit"],
     ),
     (
         Fault::HistoryServiceIgnored(Listing::RequestsOn),
@@ -506,6 +520,8 @@ struct Tables {
     offsets: BTreeMap<(String, String), usize>,
     /// Operators' assignments, by id.
     assignments: BTreeMap<AssignmentId, Assignment>,
+    /// `AssignmentsIndexedLazily`: the assignments not indexed yet.
+    unindexed: BTreeSet<AssignmentId>,
 }
 
 impl Tables {
@@ -656,6 +672,9 @@ impl Gallery {
             if !(exists && self.fault == Fault::ExistingAssignmentSkipped) {
                 tables.assignments.insert(a.id(), a.clone());
             }
+            if self.fault == Fault::AssignmentsIndexedLazily {
+                tables.unindexed.insert(a.id());
+            }
         }
     }
 
@@ -751,6 +770,9 @@ impl Gallery {
     /// One commit in one critical section, with this store's fault.
     fn commit_locked(&self, changes: &Changes) -> bool {
         let mut tables = self.lock();
+        // `AssignmentsIndexedLazily`: the indexer catches up with the
+        // commits before this one.
+        tables.unindexed.clear();
         match self.fault {
             Fault::RecordByRecord(first) => self.record_by_record(&mut tables, changes, first),
             Fault::TransactionPerTable(first) => self.per_table(&mut tables, changes, first),
@@ -1281,7 +1303,10 @@ impl Store for Gallery {
             .values()
             .filter(|r| self.on_service(listing, r.service(), name))
             .filter(|r| r.is_open() || self.fault != Fault::HistoryOpenOnly)
-            .cloned()
+            .map(|r| match self.fault {
+                Fault::HistoryAsCreated => tables.first_requests[&r.id()].clone(),
+                _ => r.clone(),
+            })
             .collect();
         let order = self.history_order(listing);
         let key = move |r: &ChangeRequest| order(r.opened_at(), *r.id().as_bytes());
@@ -1316,6 +1341,7 @@ impl Store for Gallery {
             .assignments
             .values()
             .filter(|a| self.on_service(listing, a.service(), name))
+            .filter(|a| !tables.unindexed.contains(&a.id()))
             .cloned()
             .collect();
         let order = self.history_order(listing);
