@@ -97,6 +97,7 @@
 //! | `history_lists_every_entry_of_its_service` | `requests_on` lists every request ever opened on the service, in every state (one awaiting past its deadline, not swept), and `assignments_on` every assignment made on it; neither lists another service's entries, even those of a name it prefixes (`first.example.net` for `first.example`); a removed service's history is listed whole (R47, R46, R44) | `requests_on` reading an index of open requests; a history listing that ignores the service, or matches names by prefix; no history for a removed service (a join with the live services) |
 //! | `history_newest_first_ties_by_id` | both history listings come newest first, ties by id (two requests opened by one edit, R33; two assignments made at one instant), on entries whose ids do not follow their times (R47) | a history listing sorted by id; ties sorted by id from the highest |
 //! | `history_follows_every_commit` | after each commit of a request's life (open, confirm, apply), another opening and an assignment that fails it (R32), `requests_on` answers each request whole at its current version and `assignments_on` the assignment whole (R47, R34, R46) | `requests_on` contents as first written; assignments indexed for `assignments_on` only when the next commit begins |
+//! | `history_pages_stay_stable` | while a service's requests, then its assignments, are read page by page, newest first, newer entries join before the cursor, a request before it is cancelled and older entries join after it: every entry that did not change is listed exactly once (R47, R45) | `requests_on` paged by offset; `assignments_on` paged by offset |
 //! | `racing_service_writes_one_wins` | of [`RACERS`] commits of one service expecting the same version, released together, exactly one wins (R31) | service-only batches checked, then written in a second critical section |
 //! | `racing_request_writes_one_wins` | the same for request writes (R31) | request-only batches checked, then written apart |
 //! | `racing_mixed_writes_one_wins` | applies (service and request) racing a cancel (request only) of one request: exactly one wins, and the winner's records are stored (R31) | batches of a service and requests checked, then written apart |
@@ -207,6 +208,7 @@ cases![
     history_lists_every_entry_of_its_service,
     history_newest_first_ties_by_id,
     history_follows_every_commit,
+    history_pages_stay_stable,
     racing_service_writes_one_wins,
     racing_request_writes_one_wins,
     racing_mixed_writes_one_wins,
@@ -2500,6 +2502,102 @@ async fn history_follows_every_commit<S: AsyncStore>(store: &S) -> Outcome {
     ensure!(
         listed == [assignment.clone()],
         "after an assignment: assignments listed {listed:?}, expected {assignment:?}"
+    );
+    Ok(())
+}
+
+async fn history_pages_stay_stable<S: AsyncStore>(store: &S) -> Outcome {
+    // R47, R45: between pages of a service's history, newest first, newer
+    // entries join before the cursor (a request opens, an assignment is
+    // made), a request before it is cancelled, older entries join after it;
+    // every entry that did not change is listed exactly once.
+    let service = ordered(store, "paged.example", id("AA1-OVH")).await?;
+    let name = service.name();
+    let hour = |h: i64| t0() + Duration::hours(h);
+    let mut made = Vec::new();
+    for (h, seed) in (1..=6).zip(660..) {
+        let to = id(&format!("AS{h}-OVH"));
+        made.push(assign(store, name, Role::Tech, to, hour(h), seed).await?);
+    }
+    // Requests opened at hours 1 to 6, all but the last cancelled at once.
+    let mut opened = Vec::new();
+    for (h, seed) in (1..=6).zip(670..) {
+        let to = id(&format!("RQ{h}-OVH"));
+        let request = open_tech_for(store, name, to, hour(h), seed).await?.request;
+        if h < 6 {
+            commit_step(store, &cancel(&request, hour(h))?, &request, "a cancel").await?;
+        }
+        opened.push(request);
+    }
+    let six = &opened[5];
+    let listed = read_pages(
+        PAGE,
+        ChangeRequest::id,
+        history_key,
+        |after, limit| async move { host(store.requests_on(name, after, limit).await) },
+        |page| async move {
+            match page {
+                // After r6, r5: a newer request opens, before the cursor.
+                1 => open_request(
+                    store,
+                    name,
+                    id("NW7-OVH"),
+                    Role::Billing.into(),
+                    hour(7),
+                    680,
+                )
+                .await
+                .map(drop),
+                // After r4, r3: r6 is cancelled, an older request opens.
+                2 => {
+                    commit_step(store, &cancel(six, hour(8))?, six, "a cancel before").await?;
+                    let at = t0() + Duration::minutes(30);
+                    open_tech_for(store, name, id("OL0-OVH"), at, 681)
+                        .await
+                        .map(drop)
+                }
+                _ => Ok(()),
+            }
+        },
+    )
+    .await?;
+    let unchanged: Vec<&ChangeRequest> = opened[..5].iter().collect();
+    let missing = missing_from(&ids(&listed), &unchanged);
+    ensure!(
+        missing.is_empty(),
+        "unchanged requests on {name} skipped while commits landed between pages: {missing:?}"
+    );
+    let listed = read_pages(
+        PAGE,
+        Assignment::id,
+        Assignment::key,
+        |after, limit| async move { host(store.assignments_on(name, after, limit).await) },
+        |page| async move {
+            match page {
+                // After a6, a5: a newer assignment, before the cursor.
+                1 => assign(store, name, Role::Tech, id("NA7-OVH"), hour(7), 682)
+                    .await
+                    .map(drop),
+                // After a4, a3: an older one, after it.
+                2 => {
+                    let at = t0() + Duration::minutes(30);
+                    assign(store, name, Role::Tech, id("NA0-OVH"), at, 683)
+                        .await
+                        .map(drop)
+                }
+                _ => Ok(()),
+            }
+        },
+    )
+    .await?;
+    let listed = assignment_ids(&listed);
+    let missing: Vec<AssignmentId> = assignment_ids(&made)
+        .into_iter()
+        .filter(|id| !listed.contains(id))
+        .collect();
+    ensure!(
+        missing.is_empty(),
+        "unchanged assignments on {name} skipped while commits landed between pages: {missing:?}"
     );
     Ok(())
 }

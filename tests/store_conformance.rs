@@ -110,6 +110,7 @@ fn a_broken_store_is_caught() {
             "history_lists_every_entry_of_its_service",
             "history_newest_first_ties_by_id",
             "history_follows_every_commit",
+            "history_pages_stay_stable",
         ]
     );
 }

@@ -237,6 +237,7 @@ const EVERY_PAGED_LISTING: &[&str] = &[
     "history_lists_every_entry_of_its_service",
     "history_newest_first_ties_by_id",
     "history_follows_every_commit",
+    "history_pages_stay_stable",
 ];
 
 /// Every gallery store, with the cases it must fail.
@@ -326,6 +327,7 @@ const GALLERY: &[(Fault, &[&str])] = &[
             "history_lists_every_entry_of_its_service",
             "history_newest_first_ties_by_id",
             "history_follows_every_commit",
+            "history_pages_stay_stable",
         ],
     ),
     (
@@ -382,6 +384,7 @@ const GALLERY: &[(Fault, &[&str])] = &[
             "history_lists_every_entry_of_its_service",
             "history_newest_first_ties_by_id",
             "history_follows_every_commit",
+            "history_pages_stay_stable",
             "racing_service_writes_one_wins",
             "racing_request_writes_one_wins",
             "racing_mixed_writes_one_wins",
@@ -439,6 +442,14 @@ const GALLERY: &[(Fault, &[&str])] = &[
         Fault::PagesByOffset(Listing::Due),
         &["due_for_expiry_pages_stay_stable"],
     ),
+    (
+        Fault::PagesByOffset(Listing::RequestsOn),
+        &["history_pages_stay_stable"],
+    ),
+    (
+        Fault::PagesByOffset(Listing::AssignmentsOn),
+        &["history_pages_stay_stable"],
+    ),
     (Fault::AfterInclusive, EVERY_PAGED_LISTING),
     (Fault::IgnoresAfter, EVERY_PAGED_LISTING),
     (Fault::StateFilterRecorded, &["requests_of_every_filter"]),
@@ -454,6 +465,7 @@ const GALLERY: &[(Fault, &[&str])] = &[
             "history_lists_every_entry_of_its_service",
             "history_newest_first_ties_by_id",
             "history_follows_every_commit",
+            "history_pages_stay_stable",
         ],
     ),
     (Fault::HistoryAsCreated, &["history_follows_every_commit"]),
