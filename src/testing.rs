@@ -93,7 +93,7 @@
 //! | `requests_of_pages_stay_stable` | while "my requests" (open ones) is read page by page, a newer request opens, one before the cursor is cancelled, an older one opens, one after it is confirmed, someone else's is cancelled: every request that did not change is listed exactly once (R45, R35) | `requests_of` paged by offset |
 //! | `due_for_expiry_pages_stay_stable` | while the due requests are read page by page, one joins before the cursor, one before it is recorded as expired, one joins after it and a request not due is cancelled: every due request that did not change is listed exactly once (R45, R29) | `due_for_expiry` paged by offset |
 //! | `requests_of_every_filter` | on two services with requests in every state (one awaiting past its deadline, not swept) and five customers in every part, each customer's listing under 189 filters (states × parts × service) is, page by page, the full scan of their requests through [`RequestFilter::matches`], newest first (R45, R35, R29) | a state filter on the recorded state (an unswept request is not `expired`); "waiting for me" still listing a confirmer who confirmed; the service filter ignored |
-//! | `listings_answer_at_most_limit` | every listing, asked for 0 to 5 rows a page, never answers more, even where request times tie across a page's end, and the pages hold every row (R45) | `requests_of` and `due_for_expiry` answering `limit` rows plus those tied with the last (`FETCH FIRST n ROWS WITH TIES`) |
+//! | `listings_answer_at_most_limit` | every listing, asked for 0 to 5 rows a page, never answers more, even where request times tie across a page's end (and, in a service's history, those of three requests opened by one edit and of three assignments made at one instant), and the pages hold every row (R45, R47) | `requests_of` and `due_for_expiry` answering `limit` rows plus those tied with the last (`FETCH FIRST n ROWS WITH TIES`); the history listings doing the same |
 //! | `history_lists_every_entry_of_its_service` | `requests_on` lists every request ever opened on the service, in every state (one awaiting past its deadline, not swept), and `assignments_on` every assignment made on it; neither lists another service's entries, even those of a name it prefixes (`first.example.net` for `first.example`); a removed service's history is listed whole (R47, R46, R44) | `requests_on` reading an index of open requests; a history listing that ignores the service, or matches names by prefix; no history for a removed service (a join with the live services) |
 //! | `history_newest_first_ties_by_id` | both history listings come newest first, ties by id (two requests opened by one edit, R33; two assignments made at one instant), on entries whose ids do not follow their times (R47) | a history listing sorted by id; ties sorted by id from the highest |
 //! | `history_follows_every_commit` | after each commit of a request's life (open, confirm, apply), another opening and an assignment that fails it (R32), `requests_on` answers each request whole at its current version and `assignments_on` the assignment whole (R47, R34, R46) | `requests_on` contents as first written; assignments indexed for `assignments_on` only when the next commit begins |
@@ -2256,8 +2256,9 @@ async fn requests_of_every_filter<S: AsyncStore>(store: &S) -> Outcome {
 }
 
 async fn listings_answer_at_most_limit<S: AsyncStore>(store: &S) -> Outcome {
-    // R45: no page holds more rows than asked, for every limit from 0, even
-    // where the requests' times tie across a page's end.
+    // R45, R47: no page holds more rows than asked, for every limit from 0,
+    // even where the times of requests or assignments tie across a page's
+    // end.
     let admin = id("AA1-OVH");
     let tie = t0() + Duration::hours(1);
     let plan = [
@@ -2278,6 +2279,7 @@ async fn listings_answer_at_most_limit<S: AsyncStore>(store: &S) -> Outcome {
     let mut expected = ids(&opened);
     expected.sort();
     let (open_at, due_at) = (t0() + Duration::days(1), t0() + Duration::days(9));
+    let history = &tied_history(store).await?;
     let filter = &RequestFilter::all();
     let sorted = |mut listed: Vec<RequestId>| {
         listed.sort();
@@ -2317,6 +2319,7 @@ async fn listings_answer_at_most_limit<S: AsyncStore>(store: &S) -> Outcome {
             nothing_between,
         )
         .await?;
+        history_pages_of(store, history, limit).await?;
         let contacts: Vec<ServiceName> = contacts.iter().map(contact_name).collect();
         let (requests, due) = (sorted(ids(&requests)), sorted(ids(&due)));
         if limit == 0 {
@@ -2335,6 +2338,86 @@ async fn listings_answer_at_most_limit<S: AsyncStore>(store: &S) -> Outcome {
             "due requests {limit} at a time: {due:?}, expected {expected:?}"
         );
     }
+    Ok(())
+}
+
+/// A service's history whose entries tie across a page's end, and what it
+/// holds (ids sorted).
+struct TiedHistory {
+    service: ServiceName,
+    requests: Vec<RequestId>,
+    assignments: Vec<AssignmentId>,
+}
+
+/// Someone else's service for [`listings_answer_at_most_limit`]: three
+/// assignments made at one instant, then three requests opened at another
+/// by one edit (R33), none due in that case.
+async fn tied_history<S: AsyncStore>(store: &S) -> Result<TiedHistory, String> {
+    let service = ordered(store, "h.example", id("HH8-OVH")).await?;
+    let name = service.name();
+    let made_at = t0() + Duration::days(5);
+    let mut assignments = Vec::new();
+    for (to, seed) in [("HA1-OVH", 506), ("HB2-OVH", 507), ("HC3-OVH", 508)] {
+        let assignment = assign(store, name, Role::Tech, id(to), made_at, seed).await?;
+        assignments.push(assignment.id());
+    }
+    assignments.sort();
+    let edit = [
+        (Role::Admin, id("HX1-OVH")),
+        (Role::Tech, id("HY2-OVH")),
+        (Role::Billing, id("HZ3-OVH")),
+    ];
+    let opened_at = made_at + Duration::hours(1);
+    let mut requests = ids(&open_each(store, name, &edit, opened_at, 509).await?);
+    requests.sort();
+    Ok(TiedHistory {
+        service: name.clone(),
+        requests,
+        assignments,
+    })
+}
+
+/// Reads both listings of `history`, `limit` rows a page, and (for a
+/// limit above 0) checks that they hold every entry (R45, R47).
+async fn history_pages_of<S: AsyncStore>(
+    store: &S,
+    history: &TiedHistory,
+    limit: usize,
+) -> Outcome {
+    let service = &history.service;
+    let requests = read_pages(
+        limit,
+        ChangeRequest::id,
+        history_key,
+        |after, limit| async move { host(store.requests_on(service, after, limit).await) },
+        nothing_between,
+    )
+    .await?;
+    let assignments = read_pages(
+        limit,
+        Assignment::id,
+        Assignment::key,
+        |after, limit| async move { host(store.assignments_on(service, after, limit).await) },
+        nothing_between,
+    )
+    .await?;
+    if limit == 0 {
+        return Ok(());
+    }
+    let mut requests = ids(&requests);
+    requests.sort();
+    ensure!(
+        requests == history.requests,
+        "requests on {service} {limit} at a time: {requests:?}, expected {:?}",
+        history.requests
+    );
+    let mut assignments = assignment_ids(&assignments);
+    assignments.sort();
+    ensure!(
+        assignments == history.assignments,
+        "assignments on {service} {limit} at a time: {assignments:?}, expected {:?}",
+        history.assignments
+    );
     Ok(())
 }
 

@@ -181,10 +181,12 @@ enum Fault {
     WaitingIgnoresConfirmations,
     /// The service filter of `requests_of` is ignored.
     ServiceFilterIgnored,
-    /// `requests_of`, `due_for_expiry` and both history listings answer
-    /// `limit` rows and then every row whose time ties with the last (SQL's
-    /// `FETCH FIRST n ROWS WITH TIES`).
+    /// `requests_of` and `due_for_expiry` answer `limit` rows and then every
+    /// row whose time ties with the last (SQL's `FETCH FIRST n ROWS WITH
+    /// TIES`).
     LimitWithTies,
+    /// `requests_on` and `assignments_on` do the same.
+    HistoryLimitWithTies,
     /// `requests_on` lists open requests only (it reads the index of open
     /// requests).
     HistoryOpenOnly,
@@ -324,6 +326,7 @@ const GALLERY: &[(Fault, &[&str])] = &[
         &[
             "all_or_nothing_assignment",
             "existing_assignment_id_conflicts",
+            "listings_answer_at_most_limit",
             "history_lists_every_entry_of_its_service",
             "history_newest_first_ties_by_id",
             "history_follows_every_commit",
@@ -460,6 +463,10 @@ const GALLERY: &[(Fault, &[&str])] = &[
     (Fault::ServiceFilterIgnored, &["requests_of_every_filter"]),
     (Fault::LimitWithTies, &["listings_answer_at_most_limit"]),
     (
+        Fault::HistoryLimitWithTies,
+        &["listings_answer_at_most_limit"],
+    ),
+    (
         Fault::HistoryOpenOnly,
         &[
             "history_lists_every_entry_of_its_service",
@@ -475,7 +482,10 @@ const GALLERY: &[(Fault, &[&str])] = &[
     ),
     (
         Fault::HistoryServiceIgnored(Listing::RequestsOn),
-        &["history_lists_every_entry_of_its_service"],
+        &[
+            "listings_answer_at_most_limit",
+            "history_lists_every_entry_of_its_service",
+        ],
     ),
     (
         Fault::HistoryServiceIgnored(Listing::AssignmentsOn),
@@ -917,7 +927,14 @@ impl Gallery {
         };
         let start = start.min(rows.len());
         let mut end = rows.len().min(start + paging.limit);
-        if let (Fault::LimitWithTies, Some(time)) = (self.fault, tie)
+        let with_ties = match paging.listing {
+            Listing::Requests | Listing::Due => self.fault == Fault::LimitWithTies,
+            Listing::RequestsOn | Listing::AssignmentsOn => {
+                self.fault == Fault::HistoryLimitWithTies
+            }
+            Listing::Contacts => false,
+        };
+        if let (true, Some(time)) = (with_ties, tie)
             && end > start
         {
             while end < rows.len() && time(&rows[end]) == time(&rows[end - 1]) {
