@@ -101,6 +101,7 @@
 //! | `racing_service_writes_one_wins` | of [`RACERS`] commits of one service expecting the same version, released together, exactly one wins (R31) | service-only batches checked, then written in a second critical section |
 //! | `racing_request_writes_one_wins` | the same for request writes (R31) | request-only batches checked, then written apart |
 //! | `racing_mixed_writes_one_wins` | applies (service and request) racing a cancel (request only) of one request: exactly one wins, and the winner's records are stored (R31) | batches of a service and requests checked, then written apart |
+//! | `racing_assignments_one_wins` | [`RACERS`] operators' assignments of one role decided on the same version of the service, each failing the request open on that role (R32): exactly one wins, and the service and the request are the winner's (R46, R31) | batches with an assignment checked, then written apart |
 //!
 //! The gallery has more broken stores than these witnesses (record-by-record
 //! commits, a lagging replica, a party index without the outgoing contacts,
@@ -212,6 +213,7 @@ cases![
     racing_service_writes_one_wins,
     racing_request_writes_one_wins,
     racing_mixed_writes_one_wins,
+    racing_assignments_one_wins,
 ];
 
 /// The outcome of a run of the suite ([`run_store_suite`] or
@@ -2792,6 +2794,37 @@ async fn racing_mixed_writes_one_wins<S: Tested>(store: &S) -> Outcome {
         if let Some(write) = decision.changes.services.first() {
             reads_service(store, &write.value, "a race won by an apply").await?;
         }
+    }
+    Ok(())
+}
+
+async fn racing_assignments_one_wins<S: Tested>(store: &S) -> Outcome {
+    // R46, R31, R32: operators' assignments of the billing role, decided on
+    // the same version of the service while a request on that role is open
+    // (each fails it), released together: exactly one wins, and the service
+    // and the request are as the winner wrote them.
+    let service = ordered(store, "race.example", id("AA1-OVH")).await?;
+    let name = service.name();
+    for round in 0..ROUNDS {
+        let at = t0() + Duration::hours(i64::from(round));
+        let seed = 700 + 10 * u64::from(round);
+        let incoming = id("CC3-OVH");
+        let opened = open_request(store, name, incoming, Role::Billing.into(), at, seed).await?;
+        // Each racer assigns at its own second, to its own customer.
+        let mut decisions = Vec::with_capacity(RACERS);
+        for (i, seed) in (0..RACERS).zip(seed + 1..) {
+            let racer = u8::try_from(i).unwrap_or(0);
+            let holder = id(&format!("O{}{round}-OVH", char::from(b'A' + racer)));
+            let when = at + Duration::seconds(i64::try_from(i).unwrap_or(0) + 1);
+            let (_, decision) =
+                decide_assignment(store, name, Role::Billing, holder, when, seed).await?;
+            decisions.push(decision);
+        }
+        let batches = decisions.iter().map(|t| t.changes.clone()).collect();
+        let winner = one_winner(&store.race(batches).await?, round)?;
+        let decision = &decisions[winner];
+        reads_service(store, &service_written(&decision.changes)?, "a race").await?;
+        reads_request(store, &written(decision, &opened.request)?, "a race").await?;
     }
     Ok(())
 }

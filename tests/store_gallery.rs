@@ -66,6 +66,8 @@ enum Scope {
     AnyService,
     /// Every batch with request writes.
     AnyRequest,
+    /// Every batch with an operator's assignment.
+    Assigning,
 }
 
 impl Scope {
@@ -78,6 +80,7 @@ impl Scope {
             Scope::Mixed => services && requests && !assignments,
             Scope::AnyService => services,
             Scope::AnyRequest => requests,
+            Scope::Assigning => assignments,
         }
     }
 }
@@ -346,10 +349,15 @@ const GALLERY: &[(Fault, &[&str])] = &[
         &["racing_mixed_writes_one_wins"],
     ),
     (
+        Fault::NotIsolated(Scope::Assigning),
+        &["racing_assignments_one_wins"],
+    ),
+    (
         Fault::NotIsolated(Scope::AnyService),
         &[
             "racing_service_writes_one_wins",
             "racing_mixed_writes_one_wins",
+            "racing_assignments_one_wins",
         ],
     ),
     (
@@ -357,6 +365,7 @@ const GALLERY: &[(Fault, &[&str])] = &[
         &[
             "racing_request_writes_one_wins",
             "racing_mixed_writes_one_wins",
+            "racing_assignments_one_wins",
         ],
     ),
     (
@@ -391,6 +400,7 @@ const GALLERY: &[(Fault, &[&str])] = &[
             "racing_service_writes_one_wins",
             "racing_request_writes_one_wins",
             "racing_mixed_writes_one_wins",
+            "racing_assignments_one_wins",
         ],
     ),
     (
