@@ -16,7 +16,9 @@ use std::cmp::Reverse;
 use std::collections::{BTreeMap, BTreeSet};
 use std::convert::Infallible;
 use std::future::{Future, poll_fn};
+use std::num::NonZeroUsize;
 use std::pin::pin;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError};
 use std::task::{Context, Poll, Wake, Waker};
 use std::thread::{Thread, ThreadId};
@@ -1507,35 +1509,64 @@ struct Run {
     why: Vec<String>,
 }
 
+impl Run {
+    /// Runs the suite on the gallery store with `fault` under `runner`.
+    fn of(runner: Runner, fault: Fault, expected: &'static [&'static str]) -> Run {
+        let report = runner.run(fault);
+        let failed = report.failed.iter().map(|(case, _)| *case).collect();
+        let why = report
+            .failed
+            .iter()
+            .map(|(case, why)| format!("{case}: {why}"))
+            .collect();
+        Run {
+            runner,
+            fault,
+            expected,
+            failed,
+            why,
+        }
+    }
+}
+
 /// Every gallery store's failures under each runner, run once for all the
-/// tests.
+/// tests, on as many threads as the machine has cores: each store is built
+/// and run on one of them, and its race cases start threads of their own.
 fn results() -> &'static [Run] {
     static RESULTS: OnceLock<Vec<Run>> = OnceLock::new();
     RESULTS.get_or_init(|| {
-        [Runner::Blocking, Runner::Async]
+        let jobs: Vec<(Runner, Fault, &'static [&'static str])> = [Runner::Blocking, Runner::Async]
             .into_iter()
             .flat_map(|runner| {
                 GALLERY
                     .iter()
-                    .map(move |(fault, expected)| (runner, fault, expected))
+                    .map(move |(fault, expected)| (runner, *fault, *expected))
             })
-            .map(|(runner, fault, expected)| {
-                let report = runner.run(*fault);
-                let failed = report.failed.iter().map(|(case, _)| *case).collect();
-                let why = report
-                    .failed
-                    .iter()
-                    .map(|(case, why)| format!("{case}: {why}"))
-                    .collect();
-                Run {
-                    runner,
-                    fault: *fault,
-                    expected,
-                    failed,
-                    why,
-                }
-            })
-            .collect()
+            .collect();
+        let next = AtomicUsize::new(0);
+        let workers = std::thread::available_parallelism().map_or(1, NonZeroUsize::get);
+        let mut runs: Vec<(usize, Run)> = std::thread::scope(|scope| {
+            let handles: Vec<_> = (0..workers)
+                .map(|_| {
+                    scope.spawn(|| {
+                        let mut done = Vec::new();
+                        loop {
+                            let job = next.fetch_add(1, Ordering::Relaxed);
+                            let Some(&(runner, fault, expected)) = jobs.get(job) else {
+                                return done;
+                            };
+                            done.push((job, Run::of(runner, fault, expected)));
+                        }
+                    })
+                })
+                .collect();
+            handles
+                .into_iter()
+                .flat_map(|h| h.join().expect("a gallery worker panicked"))
+                .collect()
+        });
+        runs.sort_by_key(|(job, _)| *job);
+        runs.into_iter().map(|(_, run)| run).collect()
     })
 }
 
