@@ -105,8 +105,14 @@
 //!
 //! The gallery has more broken stores than these witnesses (record-by-record
 //! commits, a lagging replica, a party index without the outgoing contacts,
-//! a cursor taken as inclusive or ignored, ...); each is caught by one or more
-//! cases.
+//! a cursor taken as inclusive or ignored, assignments never written, a
+//! history of open requests only, ...); each is caught by one or more cases.
+//!
+//! The history cases read [`Store::requests_on`] and [`Store::assignments_on`]
+//! directly, each on its own, not through the driver's merged history: the
+//! driver drops rows of another service, or not after its cursor, so through
+//! it a store that answers them would show only as rows missing from a page,
+//! far from the cause.
 //!
 //! Every listing is read a few rows a page (two rows, or the limit a
 //! case asks), each page after the last row of the one before; a page longer

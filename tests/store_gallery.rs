@@ -1,5 +1,5 @@
 //! A gallery of deliberately broken stores, and the cases of the conformance
-//! suite that catch each (R6, R29, R31, R35, R44, R45).
+//! suite that catch each (R6, R29, R31, R35, R44, R45, R46, R47).
 //!
 //! Every store here is one reference store (a few maps behind a mutex, with
 //! listings by scan) with one fault switched on. It implements both [`Store`]
@@ -1572,8 +1572,8 @@ fn results() -> &'static [Run] {
 
 #[test]
 fn each_broken_store_fails_exactly_its_cases() {
-    // R31, R6, R29, R35, R44, R45: the table below is the gallery, the same
-    // for both runners.
+    // R31, R6, R29, R35, R44, R45, R46, R47: the table below is the
+    // gallery, the same for both runners.
     let mut wrong = Vec::new();
     println!("{:<9} {:<42} fails", "runner", "gallery store");
     for run in results() {
