@@ -3,10 +3,11 @@
 //!
 //! A host that implements [`Store`] or [`AsyncStore`] on its own database
 //! runs the suite against fresh, empty stores and gets a report of every
-//! contract point: version conflicts, all-or-nothing commits, reads that
-//! follow every commit, indexes right after contacts change, due-for-expiry
-//! queries, request listings and their filters, pages that stay stable while
-//! commits land, page sizes, racing commits.
+//! contract point: version conflicts, all-or-nothing commits (operators'
+//! assignments with the rest), reads that follow every commit, indexes right
+//! after contacts change, due-for-expiry queries, request listings and their
+//! filters, a service's history, pages that stay stable while commits land,
+//! page sizes, racing commits.
 //!
 //! # Two runners, one suite
 //!
@@ -77,6 +78,8 @@
 //! | `all_or_nothing_stale_request` | a stale request write leaves the batch's good service write and good request creation unwritten (R31) | one transaction per table, services first |
 //! | `all_or_nothing_requests_only` | a batch of request writes only (no service) is all or nothing too (R31) | batches without a service written record by record (autocommit) |
 //! | `import_batch_is_all_or_nothing` | a batch creating several services (an import, R42) with one name taken writes none of them; a good batch writes all, each listed by its holders | a commit that checks only the first service write of a batch (one service per commit assumed) |
+//! | `all_or_nothing_assignment` | an operator's assignment is written with the service write of its batch: of two assignments decided on one version, the one whose service write is stale leaves no assignment listed (R46, R31) | assignments checked and written in a transaction of their own, before the rest of the batch |
+//! | `existing_assignment_id_conflicts` | an assignment whose id exists, or a batch that names one id twice, is a conflict and writes nothing: the service keeps its version, the stored assignment is listed as first written (R46) | an upsert of assignments; `ON CONFLICT DO NOTHING`; ids checked against the stored ones only; assignments written in a transaction after the rest |
 //! | `reads_follow_every_commit` | after each commit of a request's life (create, update, open, confirm, apply) `service` and `request` answer what it wrote (R31, R44) | request reads from a cache refreshed only when a request opens or closes |
 //! | `removed_service_keeps_its_versions` | a removed service reads back as its tombstone (removed, at its next version), is no longer listed by `contacts_of`, and is replaced only at the version after it: a write expecting a version from before the removal is a conflict (R44) | a removal that deletes the row (the name's versions restart); `contacts_of` listing tombstones |
 //! | `contacts_of_follows_holders` | `contacts_of` lists a new holder and drops an old one right after a change of contacts, sorted by name (R6) | a holder index written only when a service is created |
@@ -90,15 +93,26 @@
 //! | `requests_of_pages_stay_stable` | while "my requests" (open ones) is read page by page, a newer request opens, one before the cursor is cancelled, an older one opens, one after it is confirmed, someone else's is cancelled: every request that did not change is listed exactly once (R45, R35) | `requests_of` paged by offset |
 //! | `due_for_expiry_pages_stay_stable` | while the due requests are read page by page, one joins before the cursor, one before it is recorded as expired, one joins after it and a request not due is cancelled: every due request that did not change is listed exactly once (R45, R29) | `due_for_expiry` paged by offset |
 //! | `requests_of_every_filter` | on two services with requests in every state (one awaiting past its deadline, not swept) and five customers in every part, each customer's listing under 189 filters (states × parts × service) is, page by page, the full scan of their requests through [`RequestFilter::matches`], newest first (R45, R35, R29) | a state filter on the recorded state (an unswept request is not `expired`); "waiting for me" still listing a confirmer who confirmed; the service filter ignored |
-//! | `listings_answer_at_most_limit` | every listing, asked for 0 to 5 rows a page, never answers more, even where request times tie across a page's end, and the pages hold every row (R45) | `requests_of` and `due_for_expiry` answering `limit` rows plus those tied with the last (`FETCH FIRST n ROWS WITH TIES`) |
+//! | `listings_answer_at_most_limit` | every listing, asked for 0 to 5 rows a page, never answers more, even where request times tie across a page's end (and, in a service's history, those of three requests opened by one edit and of three assignments made at one instant), and the pages hold every row (R45, R47) | `requests_of` and `due_for_expiry` answering `limit` rows plus those tied with the last (`FETCH FIRST n ROWS WITH TIES`); the history listings doing the same |
+//! | `history_lists_every_entry_of_its_service` | `requests_on` lists every request ever opened on the service, whatever its state (one service holds requests in all six), and `assignments_on` every assignment made on it; neither lists another service's entries, even those of a name it prefixes (`first.example.net` for `first.example`); a removed service's history is listed whole (R47, R46, R44) | `requests_on` reading an index of open requests; a history listing that ignores the service, or matches names by prefix; no history for a removed service (a join with the live services) |
+//! | `history_newest_first_ties_by_id` | both history listings come newest first, ties by id (two requests opened by one edit, R33; two assignments made at one instant), on entries whose ids do not follow their times (R47) | a history listing sorted by id; ties sorted by id from the highest |
+//! | `history_follows_every_commit` | after each commit of a request's life (open, confirm, apply), another opening and an assignment that fails it (R32), `requests_on` answers each request whole at its current version and `assignments_on` the assignment whole (R47, R34, R46) | `requests_on` contents as first written; assignments indexed for `assignments_on` only when the next commit begins |
+//! | `history_pages_stay_stable` | while a service's requests, then its assignments, are read page by page, newest first, newer entries join before the cursor, a request before it is cancelled and older entries join after it: every entry that did not change is listed exactly once (R47, R45) | `requests_on` paged by offset; `assignments_on` paged by offset |
 //! | `racing_service_writes_one_wins` | of [`RACERS`] commits of one service expecting the same version, released together, exactly one wins (R31) | service-only batches checked, then written in a second critical section |
 //! | `racing_request_writes_one_wins` | the same for request writes (R31) | request-only batches checked, then written apart |
 //! | `racing_mixed_writes_one_wins` | applies (service and request) racing a cancel (request only) of one request: exactly one wins, and the winner's records are stored (R31) | batches of a service and requests checked, then written apart |
+//! | `racing_assignments_one_wins` | [`RACERS`] operators' assignments of one role decided on the same version of the service, each failing the request open on that role (R32): exactly one wins, and the service and the request are the winner's (R46, R31) | batches with an assignment checked, then written apart |
 //!
 //! The gallery has more broken stores than these witnesses (record-by-record
 //! commits, a lagging replica, a party index without the outgoing contacts,
-//! a cursor taken as inclusive or ignored, ...); each is caught by one or more
-//! cases.
+//! a cursor taken as inclusive or ignored, assignments never written, a
+//! history of open requests only, ...); each is caught by one or more cases.
+//!
+//! The history cases read [`Store::requests_on`] and [`Store::assignments_on`]
+//! directly, each on its own, not through the driver's merged history: the
+//! driver drops rows of another service, or not after its cursor, so through
+//! it a store that answers them would show only as rows missing from a page,
+//! far from the cause.
 //!
 //! Every listing is read a few rows a page (two rows, or the limit a
 //! case asks), each page after the last row of the one before; a page longer
@@ -134,9 +148,10 @@ use time::{Duration, OffsetDateTime};
 use crate::driver::block_on;
 use crate::host::{AsyncStore, Blocking, CommitError, Store, async_impl, forwarded};
 use crate::{
-    AccountStatus, Accounts, ChangeRequest, Changes, Contacts, CustomerId, Edit, Engine, Part,
-    RequestFilter, RequestId, RequestKey, Role, Roles, Service, ServiceName, Snapshot, StateName,
-    Transition, Version, Write,
+    AccountStatus, Accounts, Assignment, AssignmentId, ChangeRequest, Changes, Contacts,
+    CustomerId, Edit, Engine, HistoryKey, OperatorAct, OperatorId, Part, Reason, RequestFilter,
+    RequestId, RequestKey, Role, Roles, Service, ServiceName, Snapshot, StateName, Transition,
+    Version, Write,
 };
 
 /// How many racers each race case runs (threads in [`run_store_suite`],
@@ -181,6 +196,8 @@ cases![
     all_or_nothing_stale_request,
     all_or_nothing_requests_only,
     import_batch_is_all_or_nothing,
+    all_or_nothing_assignment,
+    existing_assignment_id_conflicts,
     reads_follow_every_commit,
     removed_service_keeps_its_versions,
     contacts_of_follows_holders,
@@ -195,9 +212,14 @@ cases![
     due_for_expiry_pages_stay_stable,
     requests_of_every_filter,
     listings_answer_at_most_limit,
+    history_lists_every_entry_of_its_service,
+    history_newest_first_ties_by_id,
+    history_follows_every_commit,
+    history_pages_stay_stable,
     racing_service_writes_one_wins,
     racing_request_writes_one_wins,
     racing_mixed_writes_one_wins,
+    racing_assignments_one_wins,
 ];
 
 /// The outcome of a run of the suite ([`run_store_suite`] or
@@ -644,6 +666,41 @@ async fn all_due<S: AsyncStore>(
     .await
 }
 
+/// The key a service's history continues after (R47): a request's opening
+/// time and id.
+fn history_key(request: &ChangeRequest) -> HistoryKey {
+    HistoryKey {
+        at: request.opened_at(),
+        id: *request.id().as_bytes(),
+    }
+}
+
+/// Every request ever opened on `service`, every page (R47).
+async fn history_requests<S: AsyncStore>(
+    store: &S,
+    service: &ServiceName,
+) -> Result<Vec<ChangeRequest>, String> {
+    read_all(ChangeRequest::id, history_key, |after| async move {
+        host(store.requests_on(service, after, PAGE).await)
+    })
+    .await
+}
+
+/// Every operator's assignment made on `service`, every page (R46, R47).
+async fn history_assignments<S: AsyncStore>(
+    store: &S,
+    service: &ServiceName,
+) -> Result<Vec<Assignment>, String> {
+    read_all(Assignment::id, Assignment::key, |after| async move {
+        host(store.assignments_on(service, after, PAGE).await)
+    })
+    .await
+}
+
+fn assignment_ids(assignments: &[Assignment]) -> Vec<AssignmentId> {
+    assignments.iter().map(Assignment::id).collect()
+}
+
 async fn read_service<S: AsyncStore>(store: &S, name: &ServiceName) -> Result<Service, String> {
     host(store.service(name).await)?.ok_or_else(|| format!("service {name} is missing"))
 }
@@ -710,27 +767,8 @@ async fn propose<S: AsyncStore>(
     now: OffsetDateTime,
     seed: u64,
 ) -> Result<(Opened, Changes), String> {
-    // Opening a request writes the service at its next version: use the
-    // stored one.
-    let (service, open) = load(store, service).await?;
-    let mut edit = Edit::new(service.name().clone());
-    for role in roles {
-        edit.set(role, incoming);
-    }
-    let snapshot = Snapshot {
-        service: &service,
-        requests: &open,
-    };
-    let transition = Engine::default()
-        .submit(
-            &edit,
-            service.holder(Role::Admin),
-            snapshot,
-            &everyone,
-            now,
-            &mut SuiteRng(seed),
-        )
-        .map_err(|err| format!("fixture edit refused: {err}"))?;
+    let edit: Vec<(Role, CustomerId)> = roles.into_iter().map(|role| (role, incoming)).collect();
+    let transition = submit(store, service, &edit, now, seed).await?;
     let request = transition
         .requests()
         .next()
@@ -742,6 +780,55 @@ async fn propose<S: AsyncStore>(
         .filter_map(|m| Some((m.to(), m.token()?.reveal())))
         .collect();
     Ok((Opened { request, tokens }, transition.changes))
+}
+
+/// The admin of `service` (as stored) submits `edit` (each role with its
+/// new holder) at `now`: one request per incoming customer (R33), not
+/// committed.
+async fn submit<S: AsyncStore>(
+    store: &S,
+    service: &ServiceName,
+    edit: &[(Role, CustomerId)],
+    now: OffsetDateTime,
+    seed: u64,
+) -> Result<Transition, String> {
+    // Opening a request writes the service at its next version: use the
+    // stored one.
+    let (service, open) = load(store, service).await?;
+    let mut changes = Edit::new(service.name().clone());
+    for (role, customer) in edit {
+        changes.set(*role, *customer);
+    }
+    let snapshot = Snapshot {
+        service: &service,
+        requests: &open,
+    };
+    Engine::default()
+        .submit(
+            &changes,
+            service.holder(Role::Admin),
+            snapshot,
+            &everyone,
+            now,
+            &mut SuiteRng(seed),
+        )
+        .map_err(|err| format!("fixture edit refused: {err}"))
+}
+
+/// [`submit`], committed: the requests it opened.
+async fn open_each<S: AsyncStore>(
+    store: &S,
+    service: &ServiceName,
+    edit: &[(Role, CustomerId)],
+    now: OffsetDateTime,
+    seed: u64,
+) -> Result<Vec<ChangeRequest>, String> {
+    let transition = submit(store, service, edit, now, seed).await?;
+    committed(
+        store.commit(transition.changes.clone()).await,
+        "opening requests",
+    )?;
+    Ok(transition.requests().cloned().collect())
 }
 
 /// [`propose`], committed.
@@ -868,6 +955,65 @@ fn expire(request: &ChangeRequest, now: OffsetDateTime) -> Result<Transition, St
     Engine::default()
         .expire(request, now)
         .map_err(|err| format!("fixture expiry refused: {err}"))
+}
+
+/// The operator who makes the suite's assignments, and why (R46).
+fn operator() -> OperatorAct {
+    OperatorAct::new(
+        OperatorId::parse("suite@support").expect("valid fixture operator"),
+        Reason::parse("the customer cannot receive mail").expect("valid fixture reason"),
+    )
+}
+
+/// An operator gives `role` of `service` (as stored) to `to` at `now`
+/// (R46), the assignment's id drawn from `seed`: the assignment and the
+/// transition that makes it, not committed.
+async fn decide_assignment<S: AsyncStore>(
+    store: &S,
+    service: &ServiceName,
+    role: Role,
+    to: CustomerId,
+    now: OffsetDateTime,
+    seed: u64,
+) -> Result<(Assignment, Transition), String> {
+    let (service, named) = load(store, service).await?;
+    let mut edit = Edit::new(service.name().clone());
+    edit.set(role, to);
+    let snapshot = Snapshot {
+        service: &service,
+        requests: &named,
+    };
+    let transition = Engine::default()
+        .assign(
+            snapshot,
+            &edit,
+            &operator(),
+            &everyone,
+            now,
+            &mut SuiteRng(seed),
+        )
+        .map_err(|err| format!("fixture assignment refused: {err}"))?;
+    let assignment = transition
+        .changes
+        .assignments
+        .first()
+        .cloned()
+        .ok_or("fixture: the assignment records nothing")?;
+    Ok((assignment, transition))
+}
+
+/// [`decide_assignment`], committed.
+async fn assign<S: AsyncStore>(
+    store: &S,
+    service: &ServiceName,
+    role: Role,
+    to: CustomerId,
+    now: OffsetDateTime,
+    seed: u64,
+) -> Result<Assignment, String> {
+    let (assignment, transition) = decide_assignment(store, service, role, to, now, seed).await?;
+    committed(store.commit(transition.changes).await, "an assignment")?;
+    Ok(assignment)
 }
 
 /// The new value of `request` that `transition` writes.
@@ -1223,6 +1369,86 @@ async fn import_batch_is_all_or_nothing<S: AsyncStore>(store: &S) -> Outcome {
     ensure!(
         listed == expected,
         "contacts of an imported holder: {listed:?}, expected {expected:?}"
+    );
+    Ok(())
+}
+
+async fn all_or_nothing_assignment<S: AsyncStore>(store: &S) -> Outcome {
+    // R46, R31: an operator's assignment is written with the service write
+    // of its batch, or not at all.
+    let service = ordered(store, "assigned.example", id("AA1-OVH")).await?;
+    // Two operators decide on the same version of the service; the first
+    // commits, and the second's service write is then stale.
+    let (first, step) =
+        decide_assignment(store, service.name(), Role::Tech, id("BB2-OVH"), t0(), 601).await?;
+    let (second, stale) = decide_assignment(
+        store,
+        service.name(),
+        Role::Billing,
+        id("CC3-OVH"),
+        t0(),
+        602,
+    )
+    .await?;
+    committed(store.commit(step.changes.clone()).await, "an assignment")?;
+    conflicted(
+        store.commit(stale.changes).await,
+        "an assignment decided on a version replaced since",
+    )?;
+    reads_service(
+        store,
+        &service_written(&step.changes)?,
+        "a refused assignment",
+    )
+    .await?;
+    let listed = assignment_ids(&history_assignments(store, service.name()).await?);
+    ensure!(
+        listed == [first.id()],
+        "assignments listed {listed:?}: expected the committed {:?} alone, not the refused {:?}",
+        first.id(),
+        second.id()
+    );
+    Ok(())
+}
+
+async fn existing_assignment_id_conflicts<S: AsyncStore>(store: &S) -> Outcome {
+    // R46: an assignment is written once: a batch whose assignment id
+    // exists, or that names one id twice, is a conflict and writes nothing.
+    let service = ordered(store, "assigned.example", id("AA1-OVH")).await?;
+    let name = service.name();
+    let first = assign(store, name, Role::Tech, id("BB2-OVH"), t0(), 611).await?;
+    let current = read_service(store, name).await?;
+    // The same seed draws the same id: another assignment under that id.
+    let later = t0() + Duration::minutes(1);
+    let (other, again) =
+        decide_assignment(store, name, Role::Billing, id("CC3-OVH"), later, 611).await?;
+    ensure!(
+        other.id() == first.id() && other != first,
+        "fixture: expected another assignment under the same id"
+    );
+    conflicted(
+        store.commit(again.changes).await,
+        "an assignment under an id that exists",
+    )?;
+    reads_service(store, &current, "a refused assignment").await?;
+    let listed = history_assignments(store, name).await?;
+    ensure!(
+        listed == [first.clone()],
+        "after a refused assignment under an existing id: listed {listed:?}, expected the first as written"
+    );
+    let (twice, mut batch) =
+        decide_assignment(store, name, Role::Billing, id("CC3-OVH"), later, 612).await?;
+    batch.changes.assignments.push(twice);
+    conflicted(
+        store.commit(batch.changes).await,
+        "a batch naming one assignment id twice",
+    )?;
+    reads_service(store, &current, "a batch naming one assignment id twice").await?;
+    let listed = assignment_ids(&history_assignments(store, name).await?);
+    ensure!(
+        listed == [first.id()],
+        "after a refused batch naming one assignment id twice: listed {listed:?}, expected {:?} alone",
+        first.id()
     );
     Ok(())
 }
@@ -2038,8 +2264,9 @@ async fn requests_of_every_filter<S: AsyncStore>(store: &S) -> Outcome {
 }
 
 async fn listings_answer_at_most_limit<S: AsyncStore>(store: &S) -> Outcome {
-    // R45: no page holds more rows than asked, for every limit from 0, even
-    // where the requests' times tie across a page's end.
+    // R45, R47: no page holds more rows than asked, for every limit from 0,
+    // even where the times of requests or assignments tie across a page's
+    // end.
     let admin = id("AA1-OVH");
     let tie = t0() + Duration::hours(1);
     let plan = [
@@ -2060,6 +2287,7 @@ async fn listings_answer_at_most_limit<S: AsyncStore>(store: &S) -> Outcome {
     let mut expected = ids(&opened);
     expected.sort();
     let (open_at, due_at) = (t0() + Duration::days(1), t0() + Duration::days(9));
+    let history = &tied_history(store).await?;
     let filter = &RequestFilter::all();
     let sorted = |mut listed: Vec<RequestId>| {
         listed.sort();
@@ -2099,6 +2327,7 @@ async fn listings_answer_at_most_limit<S: AsyncStore>(store: &S) -> Outcome {
             nothing_between,
         )
         .await?;
+        history_pages_of(store, history, limit).await?;
         let contacts: Vec<ServiceName> = contacts.iter().map(contact_name).collect();
         let (requests, due) = (sorted(ids(&requests)), sorted(ids(&due)));
         if limit == 0 {
@@ -2117,6 +2346,369 @@ async fn listings_answer_at_most_limit<S: AsyncStore>(store: &S) -> Outcome {
             "due requests {limit} at a time: {due:?}, expected {expected:?}"
         );
     }
+    Ok(())
+}
+
+/// A service's history whose entries tie across a page's end, and what it
+/// holds (ids sorted).
+struct TiedHistory {
+    service: ServiceName,
+    requests: Vec<RequestId>,
+    assignments: Vec<AssignmentId>,
+}
+
+/// Someone else's service for [`listings_answer_at_most_limit`]: three
+/// assignments made at one instant, then three requests opened at another
+/// by one edit (R33), none due in that case.
+async fn tied_history<S: AsyncStore>(store: &S) -> Result<TiedHistory, String> {
+    let service = ordered(store, "h.example", id("HH8-OVH")).await?;
+    let name = service.name();
+    let made_at = t0() + Duration::days(5);
+    let mut assignments = Vec::new();
+    for (to, seed) in [("HA1-OVH", 506), ("HB2-OVH", 507), ("HC3-OVH", 508)] {
+        let assignment = assign(store, name, Role::Tech, id(to), made_at, seed).await?;
+        assignments.push(assignment.id());
+    }
+    assignments.sort();
+    let edit = [
+        (Role::Admin, id("HX1-OVH")),
+        (Role::Tech, id("HY2-OVH")),
+        (Role::Billing, id("HZ3-OVH")),
+    ];
+    let opened_at = made_at + Duration::hours(1);
+    let mut requests = ids(&open_each(store, name, &edit, opened_at, 509).await?);
+    requests.sort();
+    Ok(TiedHistory {
+        service: name.clone(),
+        requests,
+        assignments,
+    })
+}
+
+/// Reads both listings of `history`, `limit` rows a page, and (for a
+/// limit above 0) checks that they hold every entry (R45, R47).
+async fn history_pages_of<S: AsyncStore>(
+    store: &S,
+    history: &TiedHistory,
+    limit: usize,
+) -> Outcome {
+    let service = &history.service;
+    let requests = read_pages(
+        limit,
+        ChangeRequest::id,
+        history_key,
+        |after, limit| async move { host(store.requests_on(service, after, limit).await) },
+        nothing_between,
+    )
+    .await?;
+    let assignments = read_pages(
+        limit,
+        Assignment::id,
+        Assignment::key,
+        |after, limit| async move { host(store.assignments_on(service, after, limit).await) },
+        nothing_between,
+    )
+    .await?;
+    if limit == 0 {
+        return Ok(());
+    }
+    let mut requests = ids(&requests);
+    requests.sort();
+    ensure!(
+        requests == history.requests,
+        "requests on {service} {limit} at a time: {requests:?}, expected {:?}",
+        history.requests
+    );
+    let mut assignments = assignment_ids(&assignments);
+    assignments.sort();
+    ensure!(
+        assignments == history.assignments,
+        "assignments on {service} {limit} at a time: {assignments:?}, expected {:?}",
+        history.assignments
+    );
+    Ok(())
+}
+
+// ----- a service's history (R47) -----
+
+/// The entries (keys and ids) in the order of a service's history: newest
+/// first, ties by id ([`HistoryKey::listed_before`]).
+fn in_history_order<T>(mut entries: Vec<(HistoryKey, T)>) -> Vec<T> {
+    entries.sort_by_key(|(key, _)| (Reverse(key.at), key.id));
+    entries.into_iter().map(|(_, id)| id).collect()
+}
+
+/// Checks that `expected`, entries in history order, do not happen to be in
+/// the order of their ids, so that a listing sorted by id differs.
+fn ids_disagree_with_times<T: Ord + Clone>(expected: &[T], what: &str) -> Outcome {
+    let mut by_id = expected.to_vec();
+    by_id.sort();
+    ensure!(
+        by_id != expected,
+        "fixture: the ids of the {what} happen to follow their times"
+    );
+    Ok(())
+}
+
+async fn history_lists_every_entry_of_its_service<S: AsyncStore>(store: &S) -> Outcome {
+    // R47: a service's history is every request ever opened on it, whatever
+    // its state, and every assignment made on it (R46); nothing of another
+    // service, even one whose name it prefixes; a removed service keeps its
+    // history (R44).
+    let customers = ["AA1-OVH", "BB2-OVH", "CC3-OVH", "DD4-OVH", "EE5-OVH"].map(id);
+    let [ann, _, _, dan, _] = customers;
+    let (mut world, now) = every_state_world(store, customers).await?;
+    let (first, second) = (name("first.example"), name("second.example"));
+    // A name that `first.example` prefixes, with a request and an
+    // assignment of its own.
+    let longer = ordered(store, "first.example.net", ann).await?;
+    let longer = longer.name().clone();
+    open_into(store, &mut world, &longer, dan, Role::Billing, now, 421).await?;
+    let later = now + Duration::minutes(1);
+    let mut made = Vec::new();
+    for (service, seed) in [(&first, 621), (&second, 622), (&longer, 623)] {
+        let (assignment, step) =
+            decide_assignment(store, service, Role::Tech, id("OP1-OVH"), later, seed).await?;
+        commit_into(store, &mut world, &step, "an assignment").await?;
+        made.push(assignment);
+    }
+    let (stored, named) = load(store, &second).await?;
+    let snapshot = Snapshot {
+        service: &stored,
+        requests: &named,
+    };
+    let removal = Engine::default()
+        .remove(snapshot, later + Duration::minutes(1))
+        .map_err(|err| format!("fixture removal refused: {err}"))?;
+    commit_into(store, &mut world, &removal, "removing a service").await?;
+    // Compared as sets: the order is another case's.
+    for service in [&first, &second, &longer] {
+        let mut expected: Vec<RequestId> = world
+            .values()
+            .filter(|r| r.service() == service)
+            .map(ChangeRequest::id)
+            .collect();
+        expected.sort();
+        let mut listed = ids(&history_requests(store, service).await?);
+        listed.sort();
+        ensure!(
+            listed == expected,
+            "requests on {service}: listed {listed:?}, expected {expected:?}"
+        );
+        let mut expected: Vec<AssignmentId> = made
+            .iter()
+            .filter(|a| a.service() == service)
+            .map(Assignment::id)
+            .collect();
+        expected.sort();
+        let mut listed = assignment_ids(&history_assignments(store, service).await?);
+        listed.sort();
+        ensure!(
+            listed == expected,
+            "assignments on {service}: listed {listed:?}, expected {expected:?}"
+        );
+    }
+    Ok(())
+}
+
+async fn history_newest_first_ties_by_id<S: AsyncStore>(store: &S) -> Outcome {
+    // R47: both listings of a service's history, newest first, ties by id,
+    // on entries whose ids do not follow their times. No two entries tie
+    // across the end of a page (`listings_answer_at_most_limit` has those).
+    let service = ordered(store, "order.example", id("AA1-OVH")).await?;
+    let name = service.name();
+    let hour = |h: i64| t0() + Duration::hours(h);
+    // Assignments made at hours 3, 4, 4 (a tie) and 1.
+    let mut made = Vec::new();
+    for (h, to, seed) in [
+        (3, "OA1-OVH", 631),
+        (4, "OB2-OVH", 632),
+        (4, "OC3-OVH", 633),
+        (1, "OD4-OVH", 634),
+    ] {
+        let assignment = assign(store, name, Role::Tech, id(to), hour(h), seed).await?;
+        made.push((assignment.key(), assignment.id()));
+    }
+    // Requests opened at hours 8 (then cancelled) and 9, then two at once
+    // at hour 6 (one edit, two incoming customers, R33).
+    let eight = open_tech_for(store, name, id("RB2-OVH"), hour(8), 641)
+        .await?
+        .request;
+    commit_step(store, &cancel(&eight, hour(8))?, &eight, "a cancel").await?;
+    let nine = open_request(store, name, id("RA1-OVH"), Role::Admin.into(), hour(9), 642)
+        .await?
+        .request;
+    let edit = [(Role::Tech, id("RC3-OVH")), (Role::Billing, id("RD4-OVH"))];
+    let six = open_each(store, name, &edit, hour(6), 643).await?;
+    let opened: Vec<_> = [eight, nine]
+        .iter()
+        .chain(&six)
+        .map(|r| (history_key(r), r.id()))
+        .collect();
+    let expected = in_history_order(opened);
+    ids_disagree_with_times(&expected, "requests")?;
+    let listed = ids(&history_requests(store, name).await?);
+    ensure!(
+        listed == expected,
+        "requests on {name} not newest first, ties by id: {listed:?}, expected {expected:?}"
+    );
+    let expected = in_history_order(made);
+    ids_disagree_with_times(&expected, "assignments")?;
+    let listed = assignment_ids(&history_assignments(store, name).await?);
+    ensure!(
+        listed == expected,
+        "assignments on {name} not newest first, ties by id: {listed:?}, expected {expected:?}"
+    );
+    Ok(())
+}
+
+async fn history_follows_every_commit<S: AsyncStore>(store: &S) -> Outcome {
+    // R47, R34, R46: after each commit of a request's life, and after an
+    // assignment, the service's history answers what it wrote: each request
+    // whole at its current version, the assignment whole.
+    let (admin, tech, billing) = (id("AA1-OVH"), id("BB2-OVH"), id("CC3-OVH"));
+    let service = ordered(store, "fresh.example", admin).await?;
+    let name = service.name();
+    let at = |minutes: i64| t0() + Duration::minutes(minutes);
+    let opened = open_tech_for(store, name, tech, at(0), 651).await?;
+    lists_requests(store, name, &[&opened.request], "opening a request").await?;
+    let step = accept(store, &opened, &opened.request, tech, at(1)).await?;
+    let confirmed = commit_step(store, &step, &opened.request, "a confirmation").await?;
+    lists_requests(store, name, &[&confirmed], "a confirmation").await?;
+    let step = accept(store, &opened, &confirmed, admin, at(2)).await?;
+    let applied = commit_step(store, &step, &opened.request, "the last confirmation").await?;
+    lists_requests(store, name, &[&applied], "applying").await?;
+    let other = open_request(store, name, billing, Role::Billing.into(), at(3), 652)
+        .await?
+        .request;
+    lists_requests(store, name, &[&other, &applied], "opening another").await?;
+    // An operator gives the billing role to someone else: the request on it
+    // fails in the same commit (R32).
+    let (assignment, step) =
+        decide_assignment(store, name, Role::Billing, id("DD4-OVH"), at(4), 653).await?;
+    committed(store.commit(step.changes.clone()).await, "an assignment")?;
+    let failed = written(&step, &other)?;
+    lists_requests(store, name, &[&failed, &applied], "an assignment").await?;
+    let listed = history_assignments(store, name).await?;
+    ensure!(
+        listed == [assignment.clone()],
+        "after an assignment: assignments listed {listed:?}, expected {assignment:?}"
+    );
+    Ok(())
+}
+
+async fn history_pages_stay_stable<S: AsyncStore>(store: &S) -> Outcome {
+    // R47, R45: between pages of a service's history, newest first, newer
+    // entries join before the cursor (a request opens, an assignment is
+    // made), a request before it is cancelled, older entries join after it;
+    // every entry that did not change is listed exactly once.
+    let service = ordered(store, "paged.example", id("AA1-OVH")).await?;
+    let name = service.name();
+    let hour = |h: i64| t0() + Duration::hours(h);
+    let mut made = Vec::new();
+    for (h, seed) in (1..=6).zip(660..) {
+        let to = id(&format!("AS{h}-OVH"));
+        made.push(assign(store, name, Role::Tech, to, hour(h), seed).await?);
+    }
+    // Requests opened at hours 1 to 6, all but the last cancelled at once.
+    let mut opened = Vec::new();
+    for (h, seed) in (1..=6).zip(670..) {
+        let to = id(&format!("RQ{h}-OVH"));
+        let request = open_tech_for(store, name, to, hour(h), seed).await?.request;
+        if h < 6 {
+            commit_step(store, &cancel(&request, hour(h))?, &request, "a cancel").await?;
+        }
+        opened.push(request);
+    }
+    let six = &opened[5];
+    let listed = read_pages(
+        PAGE,
+        ChangeRequest::id,
+        history_key,
+        |after, limit| async move { host(store.requests_on(name, after, limit).await) },
+        |page| async move {
+            match page {
+                // After r6, r5: a newer request opens, before the cursor.
+                1 => open_request(
+                    store,
+                    name,
+                    id("NW7-OVH"),
+                    Role::Billing.into(),
+                    hour(7),
+                    680,
+                )
+                .await
+                .map(drop),
+                // After r4, r3: r6 is cancelled, an older request opens.
+                2 => {
+                    commit_step(store, &cancel(six, hour(8))?, six, "a cancel before").await?;
+                    let at = t0() + Duration::minutes(30);
+                    open_tech_for(store, name, id("OL0-OVH"), at, 681)
+                        .await
+                        .map(drop)
+                }
+                _ => Ok(()),
+            }
+        },
+    )
+    .await?;
+    let unchanged: Vec<&ChangeRequest> = opened[..5].iter().collect();
+    let missing = missing_from(&ids(&listed), &unchanged);
+    ensure!(
+        missing.is_empty(),
+        "unchanged requests on {name} skipped while commits landed between pages: {missing:?}"
+    );
+    let listed = read_pages(
+        PAGE,
+        Assignment::id,
+        Assignment::key,
+        |after, limit| async move { host(store.assignments_on(name, after, limit).await) },
+        |page| async move {
+            match page {
+                // After a6, a5: a newer assignment, before the cursor.
+                1 => assign(store, name, Role::Tech, id("NA7-OVH"), hour(7), 682)
+                    .await
+                    .map(drop),
+                // After a4, a3: an older one, after it.
+                2 => {
+                    let at = t0() + Duration::minutes(30);
+                    assign(store, name, Role::Tech, id("NA0-OVH"), at, 683)
+                        .await
+                        .map(drop)
+                }
+                _ => Ok(()),
+            }
+        },
+    )
+    .await?;
+    let listed = assignment_ids(&listed);
+    let missing: Vec<AssignmentId> = assignment_ids(&made)
+        .into_iter()
+        .filter(|id| !listed.contains(id))
+        .collect();
+    ensure!(
+        missing.is_empty(),
+        "unchanged assignments on {name} skipped while commits landed between pages: {missing:?}"
+    );
+    Ok(())
+}
+
+/// Checks that the history of `service` lists the `expected` requests,
+/// whole, after `after`. Compared by id: the order is another case's.
+async fn lists_requests<S: AsyncStore>(
+    store: &S,
+    service: &ServiceName,
+    expected: &[&ChangeRequest],
+    after: &str,
+) -> Outcome {
+    let mut listed = history_requests(store, service).await?;
+    listed.sort_by_key(ChangeRequest::id);
+    let mut expected: Vec<ChangeRequest> = expected.iter().map(|r| (*r).clone()).collect();
+    expected.sort_by_key(ChangeRequest::id);
+    ensure!(
+        listed == expected,
+        "after {after}: requests on {service} listed {listed:?}, expected {expected:?}"
+    );
     Ok(())
 }
 
@@ -2208,6 +2800,37 @@ async fn racing_mixed_writes_one_wins<S: Tested>(store: &S) -> Outcome {
         if let Some(write) = decision.changes.services.first() {
             reads_service(store, &write.value, "a race won by an apply").await?;
         }
+    }
+    Ok(())
+}
+
+async fn racing_assignments_one_wins<S: Tested>(store: &S) -> Outcome {
+    // R46, R31, R32: operators' assignments of the billing role, decided on
+    // the same version of the service while a request on that role is open
+    // (each fails it), released together: exactly one wins, and the service
+    // and the request are as the winner wrote them.
+    let service = ordered(store, "race.example", id("AA1-OVH")).await?;
+    let name = service.name();
+    for round in 0..ROUNDS {
+        let at = t0() + Duration::hours(i64::from(round));
+        let seed = 700 + 10 * u64::from(round);
+        let incoming = id("CC3-OVH");
+        let opened = open_request(store, name, incoming, Role::Billing.into(), at, seed).await?;
+        // Each racer assigns at its own second, to its own customer.
+        let mut decisions = Vec::with_capacity(RACERS);
+        for (i, seed) in (0..RACERS).zip(seed + 1..) {
+            let racer = u8::try_from(i).unwrap_or(0);
+            let holder = id(&format!("O{}{round}-OVH", char::from(b'A' + racer)));
+            let when = at + Duration::seconds(i64::try_from(i).unwrap_or(0) + 1);
+            let (_, decision) =
+                decide_assignment(store, name, Role::Billing, holder, when, seed).await?;
+            decisions.push(decision);
+        }
+        let batches = decisions.iter().map(|t| t.changes.clone()).collect();
+        let winner = one_winner(&store.race(batches).await?, round)?;
+        let decision = &decisions[winner];
+        reads_service(store, &service_written(&decision.changes)?, "a race").await?;
+        reads_request(store, &written(decision, &opened.request)?, "a race").await?;
     }
     Ok(())
 }

@@ -97,6 +97,8 @@ fn a_broken_store_is_caught() {
         failed,
         [
             "import_batch_is_all_or_nothing",
+            "all_or_nothing_assignment",
+            "existing_assignment_id_conflicts",
             "contacts_of_follows_holders",
             "contacts_of_roles_follow_changes",
             "due_for_expiry_at_the_deadline",
@@ -105,6 +107,10 @@ fn a_broken_store_is_caught() {
             "contacts_of_pages_stay_stable",
             "due_for_expiry_pages_stay_stable",
             "listings_answer_at_most_limit",
+            "history_lists_every_entry_of_its_service",
+            "history_newest_first_ties_by_id",
+            "history_follows_every_commit",
+            "history_pages_stay_stable",
         ]
     );
 }

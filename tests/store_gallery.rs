@@ -1,5 +1,5 @@
 //! A gallery of deliberately broken stores, and the cases of the conformance
-//! suite that catch each (R6, R29, R31, R35, R44, R45).
+//! suite that catch each (R6, R29, R31, R35, R44, R45, R46, R47).
 //!
 //! Every store here is one reference store (a few maps behind a mutex, with
 //! listings by scan) with one fault switched on. It implements both [`Store`]
@@ -13,10 +13,12 @@
 #![cfg(feature = "testing")]
 
 use std::cmp::Reverse;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::convert::Infallible;
 use std::future::{Future, poll_fn};
+use std::num::NonZeroUsize;
 use std::pin::pin;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError};
 use std::task::{Context, Poll, Wake, Waker};
 use std::thread::{Thread, ThreadId};
@@ -43,6 +45,15 @@ enum First {
     Requests,
 }
 
+/// When a store that writes operators' assignments apart writes them.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum When {
+    /// Before the rest of the batch.
+    Before,
+    /// After the rest of the batch.
+    After,
+}
+
 /// The batches a not-isolated store writes apart from their check.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Scope {
@@ -50,23 +61,28 @@ enum Scope {
     ServiceOnly,
     /// Batches of request writes only.
     RequestOnly,
-    /// Batches of a service write and request writes.
+    /// Batches of a service write and request writes, without an
+    /// assignment.
     Mixed,
     /// Every batch with a service write.
     AnyService,
     /// Every batch with request writes.
     AnyRequest,
+    /// Every batch with an operator's assignment.
+    Assigning,
 }
 
 impl Scope {
     fn covers(self, changes: &Changes) -> bool {
         let (services, requests) = (!changes.services.is_empty(), !changes.requests.is_empty());
+        let assignments = !changes.assignments.is_empty();
         match self {
-            Scope::ServiceOnly => services && !requests,
-            Scope::RequestOnly => requests && !services,
-            Scope::Mixed => services && requests,
+            Scope::ServiceOnly => services && !requests && !assignments,
+            Scope::RequestOnly => requests && !services && !assignments,
+            Scope::Mixed => services && requests && !assignments,
             Scope::AnyService => services,
             Scope::AnyRequest => requests,
+            Scope::Assigning => assignments,
         }
     }
 }
@@ -89,14 +105,33 @@ enum Fault {
     /// The version check is `stored <= expected`, not `stored == expected`.
     VersionAtMost(Kind),
     /// Each record is written as its own commit, stopping at the first
-    /// conflict, with no rollback.
+    /// conflict, with no rollback (operators' assignments last).
     RecordByRecord(First),
     /// One transaction per table: all of one kind checked and written, then
-    /// all of the other.
+    /// all of the other (operators' assignments with the services: the
+    /// service's partition).
     TransactionPerTable(First),
     /// A batch without a service write is written record by record (the
     /// store opens a transaction on the service's partition only).
     AutocommitWithoutService,
+    /// Operators' assignments are checked and written in a transaction of
+    /// their own, before or after the one of the rest of the batch.
+    AssignmentsApart(When),
+    /// An assignment whose id exists replaces the stored one (an upsert),
+    /// and the batch commits.
+    AssignmentOverwrites,
+    /// An assignment whose id exists is skipped (`ON CONFLICT DO NOTHING`),
+    /// and the rest of the batch commits.
+    ExistingAssignmentSkipped,
+    /// Assignment ids are checked against the stored ones only: a batch that
+    /// names one id twice writes it.
+    AssignmentTwiceInBatch,
+    /// Operators' assignments are never written (a store that predates
+    /// them).
+    AssignmentsDropped,
+    /// A commit's assignments are indexed for `assignments_on` only when the
+    /// next commit begins (an indexer one commit behind).
+    AssignmentsIndexedLazily,
     /// Batches in this scope are checked, then (after every racer has
     /// checked) written in a second critical section without a new check.
     NotIsolated(Scope),
@@ -155,6 +190,26 @@ enum Fault {
     /// row whose time ties with the last (SQL's `FETCH FIRST n ROWS WITH
     /// TIES`).
     LimitWithTies,
+    /// `requests_on` and `assignments_on` do the same.
+    HistoryLimitWithTies,
+    /// `requests_on` lists open requests only (it reads the index of open
+    /// requests).
+    HistoryOpenOnly,
+    /// `requests_on` answers each request as first written.
+    HistoryAsCreated,
+    /// This history listing ignores the service asked.
+    HistoryServiceIgnored(Listing),
+    /// This history listing matches every service whose name starts with
+    /// the one asked (`LIKE name || '%'`).
+    HistoryServicePrefix(Listing),
+    /// Both history listings answer nothing for a removed service (they join
+    /// the live services).
+    HistoryOfLiveServicesOnly,
+    /// This history listing sorts by id alone, and pages by id.
+    HistoryById(Listing),
+    /// This history listing sorts entries of the same time by id from the
+    /// highest.
+    HistoryTiesByIdDescending(Listing),
 }
 
 /// A listing of the store.
@@ -166,6 +221,10 @@ enum Listing {
     Requests,
     /// `due_for_expiry`.
     Due,
+    /// `requests_on`, a service's requests (R47).
+    RequestsOn,
+    /// `assignments_on`, a service's assignments (R46, R47).
+    AssignmentsOn,
 }
 
 /// The cases that read a listing of more than one page: what a store that
@@ -182,6 +241,10 @@ const EVERY_PAGED_LISTING: &[&str] = &[
     "due_for_expiry_pages_stay_stable",
     "requests_of_every_filter",
     "listings_answer_at_most_limit",
+    "history_lists_every_entry_of_its_service",
+    "history_newest_first_ties_by_id",
+    "history_follows_every_commit",
+    "history_pages_stay_stable",
 ];
 
 /// Every gallery store, with the cases it must fail.
@@ -219,6 +282,7 @@ const GALLERY: &[(Fault, &[&str])] = &[
             "all_or_nothing_stale_request",
             "all_or_nothing_requests_only",
             "import_batch_is_all_or_nothing",
+            "existing_assignment_id_conflicts",
         ],
     ),
     (
@@ -227,6 +291,7 @@ const GALLERY: &[(Fault, &[&str])] = &[
             "all_or_nothing_stale_service",
             "all_or_nothing_requests_only",
             "import_batch_is_all_or_nothing",
+            "existing_assignment_id_conflicts",
         ],
     ),
     (
@@ -242,6 +307,38 @@ const GALLERY: &[(Fault, &[&str])] = &[
         &["all_or_nothing_requests_only"],
     ),
     (
+        Fault::AssignmentsApart(When::Before),
+        &["all_or_nothing_assignment"],
+    ),
+    (
+        Fault::AssignmentsApart(When::After),
+        &["existing_assignment_id_conflicts"],
+    ),
+    (
+        Fault::AssignmentOverwrites,
+        &["existing_assignment_id_conflicts"],
+    ),
+    (
+        Fault::ExistingAssignmentSkipped,
+        &["existing_assignment_id_conflicts"],
+    ),
+    (
+        Fault::AssignmentTwiceInBatch,
+        &["existing_assignment_id_conflicts"],
+    ),
+    (
+        Fault::AssignmentsDropped,
+        &[
+            "all_or_nothing_assignment",
+            "existing_assignment_id_conflicts",
+            "listings_answer_at_most_limit",
+            "history_lists_every_entry_of_its_service",
+            "history_newest_first_ties_by_id",
+            "history_follows_every_commit",
+            "history_pages_stay_stable",
+        ],
+    ),
+    (
         Fault::NotIsolated(Scope::ServiceOnly),
         &["racing_service_writes_one_wins"],
     ),
@@ -254,10 +351,15 @@ const GALLERY: &[(Fault, &[&str])] = &[
         &["racing_mixed_writes_one_wins"],
     ),
     (
+        Fault::NotIsolated(Scope::Assigning),
+        &["racing_assignments_one_wins"],
+    ),
+    (
         Fault::NotIsolated(Scope::AnyService),
         &[
             "racing_service_writes_one_wins",
             "racing_mixed_writes_one_wins",
+            "racing_assignments_one_wins",
         ],
     ),
     (
@@ -265,6 +367,7 @@ const GALLERY: &[(Fault, &[&str])] = &[
         &[
             "racing_request_writes_one_wins",
             "racing_mixed_writes_one_wins",
+            "racing_assignments_one_wins",
         ],
     ),
     (
@@ -279,6 +382,8 @@ const GALLERY: &[(Fault, &[&str])] = &[
             "all_or_nothing_stale_request",
             "all_or_nothing_requests_only",
             "import_batch_is_all_or_nothing",
+            "all_or_nothing_assignment",
+            "existing_assignment_id_conflicts",
             "reads_follow_every_commit",
             "removed_service_keeps_its_versions",
             "requests_of_parties_and_order",
@@ -290,9 +395,14 @@ const GALLERY: &[(Fault, &[&str])] = &[
             "due_for_expiry_pages_stay_stable",
             "requests_of_every_filter",
             "listings_answer_at_most_limit",
+            "history_lists_every_entry_of_its_service",
+            "history_newest_first_ties_by_id",
+            "history_follows_every_commit",
+            "history_pages_stay_stable",
             "racing_service_writes_one_wins",
             "racing_request_writes_one_wins",
             "racing_mixed_writes_one_wins",
+            "racing_assignments_one_wins",
         ],
     ),
     (
@@ -347,6 +457,14 @@ const GALLERY: &[(Fault, &[&str])] = &[
         Fault::PagesByOffset(Listing::Due),
         &["due_for_expiry_pages_stay_stable"],
     ),
+    (
+        Fault::PagesByOffset(Listing::RequestsOn),
+        &["history_pages_stay_stable"],
+    ),
+    (
+        Fault::PagesByOffset(Listing::AssignmentsOn),
+        &["history_pages_stay_stable"],
+    ),
     (Fault::AfterInclusive, EVERY_PAGED_LISTING),
     (Fault::IgnoresAfter, EVERY_PAGED_LISTING),
     (Fault::StateFilterRecorded, &["requests_of_every_filter"]),
@@ -356,6 +474,63 @@ const GALLERY: &[(Fault, &[&str])] = &[
     ),
     (Fault::ServiceFilterIgnored, &["requests_of_every_filter"]),
     (Fault::LimitWithTies, &["listings_answer_at_most_limit"]),
+    (
+        Fault::HistoryLimitWithTies,
+        &["listings_answer_at_most_limit"],
+    ),
+    (
+        Fault::HistoryOpenOnly,
+        &[
+            "history_lists_every_entry_of_its_service",
+            "history_newest_first_ties_by_id",
+            "history_follows_every_commit",
+            "history_pages_stay_stable",
+        ],
+    ),
+    (Fault::HistoryAsCreated, &["history_follows_every_commit"]),
+    (
+        Fault::AssignmentsIndexedLazily,
+        &["history_follows_every_commit"],
+    ),
+    (
+        Fault::HistoryServiceIgnored(Listing::RequestsOn),
+        &[
+            "listings_answer_at_most_limit",
+            "history_lists_every_entry_of_its_service",
+        ],
+    ),
+    (
+        Fault::HistoryServiceIgnored(Listing::AssignmentsOn),
+        &["history_lists_every_entry_of_its_service"],
+    ),
+    (
+        Fault::HistoryServicePrefix(Listing::RequestsOn),
+        &["history_lists_every_entry_of_its_service"],
+    ),
+    (
+        Fault::HistoryServicePrefix(Listing::AssignmentsOn),
+        &["history_lists_every_entry_of_its_service"],
+    ),
+    (
+        Fault::HistoryOfLiveServicesOnly,
+        &["history_lists_every_entry_of_its_service"],
+    ),
+    (
+        Fault::HistoryById(Listing::RequestsOn),
+        &["history_newest_first_ties_by_id"],
+    ),
+    (
+        Fault::HistoryById(Listing::AssignmentsOn),
+        &["history_newest_first_ties_by_id"],
+    ),
+    (
+        Fault::HistoryTiesByIdDescending(Listing::RequestsOn),
+        &["history_newest_first_ties_by_id"],
+    ),
+    (
+        Fault::HistoryTiesByIdDescending(Listing::AssignmentsOn),
+        &["history_newest_first_ties_by_id"],
+    ),
 ];
 
 // ----- the reference store, with its faults -----
@@ -379,6 +554,8 @@ struct Tables {
     offsets: BTreeMap<(String, String), usize>,
     /// Operators' assignments, by id.
     assignments: BTreeMap<AssignmentId, Assignment>,
+    /// `AssignmentsIndexedLazily`: the assignments not indexed yet.
+    unindexed: BTreeSet<AssignmentId>,
 }
 
 impl Tables {
@@ -510,6 +687,43 @@ impl Gallery {
         }
     }
 
+    /// Whether none of `assignments` exists yet.
+    fn assignments_ok(&self, tables: &Tables, assignments: &[Assignment]) -> bool {
+        matches!(
+            self.fault,
+            Fault::AssignmentOverwrites | Fault::ExistingAssignmentSkipped
+        ) || assignments
+            .iter()
+            .all(|a| !tables.assignments.contains_key(&a.id()))
+    }
+
+    fn put_assignments(&self, tables: &mut Tables, assignments: &[Assignment]) {
+        if self.fault == Fault::AssignmentsDropped {
+            return;
+        }
+        for a in assignments {
+            let exists = tables.assignments.contains_key(&a.id());
+            if !(exists && self.fault == Fault::ExistingAssignmentSkipped) {
+                tables.assignments.insert(a.id(), a.clone());
+            }
+            if self.fault == Fault::AssignmentsIndexedLazily {
+                tables.unindexed.insert(a.id());
+            }
+        }
+    }
+
+    /// Whether every write of `changes` finds what it expects.
+    fn batch_ok(&self, tables: &Tables, changes: &Changes) -> bool {
+        self.all_ok(tables, &changes.services, &changes.requests)
+            && self.assignments_ok(tables, &changes.assignments)
+    }
+
+    /// Writes every record of `changes`.
+    fn put_batch(&self, tables: &mut Tables, changes: &Changes) {
+        self.put_all(tables, &changes.services, &changes.requests);
+        self.put_assignments(tables, &changes.assignments);
+    }
+
     /// Checks and writes, record by record, stopping at the first conflict.
     fn record_by_record(&self, tables: &mut Tables, changes: &Changes, first: First) -> bool {
         let services = |tables: &mut Tables| {
@@ -530,15 +744,26 @@ impl Gallery {
                 ok
             })
         };
-        in_order(first, &services, &requests, tables)
+        let assignments = |tables: &mut Tables| {
+            changes.assignments.iter().all(|a| {
+                let ok = self.assignments_ok(tables, std::slice::from_ref(a));
+                if ok {
+                    self.put_assignments(tables, std::slice::from_ref(a));
+                }
+                ok
+            })
+        };
+        in_order(first, &services, &requests, tables) && assignments(tables)
     }
 
     /// Checks and writes one table, then the other.
     fn per_table(&self, tables: &mut Tables, changes: &Changes, first: First) -> bool {
         let services = |tables: &mut Tables| {
-            let ok = self.all_ok(tables, &changes.services, &[]);
+            let ok = self.all_ok(tables, &changes.services, &[])
+                && self.assignments_ok(tables, &changes.assignments);
             if ok {
                 self.put_all(tables, &changes.services, &[]);
+                self.put_assignments(tables, &changes.assignments);
             }
             ok
         };
@@ -552,26 +777,47 @@ impl Gallery {
         in_order(first, &services, &requests, tables)
     }
 
+    /// Checks and writes the assignments in a transaction of their own,
+    /// `when` the rest of the batch is written in another.
+    fn assignments_apart(&self, tables: &mut Tables, changes: &Changes, when: When) -> bool {
+        let rest = |tables: &mut Tables| {
+            let ok = self.all_ok(tables, &changes.services, &changes.requests);
+            if ok {
+                self.put_all(tables, &changes.services, &changes.requests);
+            }
+            ok
+        };
+        let assignments = |tables: &mut Tables| {
+            let ok = self.assignments_ok(tables, &changes.assignments);
+            if ok {
+                self.put_assignments(tables, &changes.assignments);
+            }
+            ok
+        };
+        let steps: [&dyn Fn(&mut Tables) -> bool; 2] = match when {
+            When::Before => [&assignments, &rest],
+            When::After => [&rest, &assignments],
+        };
+        steps.iter().all(|step| step(tables))
+    }
+
     /// One commit in one critical section, with this store's fault.
     fn commit_locked(&self, changes: &Changes) -> bool {
         let mut tables = self.lock();
+        // `AssignmentsIndexedLazily`: the indexer catches up with the
+        // commits before this one.
+        tables.unindexed.clear();
         match self.fault {
             Fault::RecordByRecord(first) => self.record_by_record(&mut tables, changes, first),
             Fault::TransactionPerTable(first) => self.per_table(&mut tables, changes, first),
             Fault::AutocommitWithoutService if changes.services.is_empty() => {
                 self.record_by_record(&mut tables, changes, First::Requests)
             }
+            Fault::AssignmentsApart(when) => self.assignments_apart(&mut tables, changes, when),
             _ => {
-                let ok = self.all_ok(&tables, &changes.services, &changes.requests)
-                    && changes
-                        .assignments
-                        .iter()
-                        .all(|a| !tables.assignments.contains_key(&a.id()));
+                let ok = self.batch_ok(&tables, changes);
                 if ok {
-                    self.put_all(&mut tables, &changes.services, &changes.requests);
-                    for a in &changes.assignments {
-                        tables.assignments.insert(a.id(), a.clone());
-                    }
+                    self.put_batch(&mut tables, changes);
                 }
                 ok
             }
@@ -585,10 +831,7 @@ impl Gallery {
     /// to timing.
     async fn commit_racing(&self, changes: &Changes, scope: Scope, meet: Meet) -> bool {
         let apart = scope.covers(changes);
-        let checked = apart && {
-            let tables = self.lock();
-            self.all_ok(&tables, &changes.services, &changes.requests)
-        };
+        let checked = apart && self.batch_ok(&self.lock(), changes);
         self.rendezvous.arrive(apart);
         match meet {
             Meet::Alone => {}
@@ -597,7 +840,7 @@ impl Gallery {
         }
         let ok = if apart {
             if checked {
-                self.put_all(&mut self.lock(), &changes.services, &changes.requests);
+                self.put_batch(&mut self.lock(), changes);
             }
             self.rendezvous.written();
             checked
@@ -616,11 +859,17 @@ impl Gallery {
         let mut names: Vec<&ServiceName> =
             changes.services.iter().map(|w| w.value.name()).collect();
         let mut ids: Vec<RequestId> = changes.requests.iter().map(|w| w.value.id()).collect();
+        let mut assignments: Vec<AssignmentId> =
+            changes.assignments.iter().map(Assignment::id).collect();
         names.sort();
         names.dedup();
         ids.sort();
         ids.dedup();
-        if names.len() != changes.services.len() || ids.len() != changes.requests.len() {
+        assignments.sort();
+        assignments.dedup();
+        let twice = assignments.len() != changes.assignments.len()
+            && self.fault != Fault::AssignmentTwiceInBatch;
+        if names.len() != changes.services.len() || ids.len() != changes.requests.len() || twice {
             return Err(CommitError::Conflict);
         }
         let ok = match self.fault {
@@ -690,7 +939,14 @@ impl Gallery {
         };
         let start = start.min(rows.len());
         let mut end = rows.len().min(start + paging.limit);
-        if let (Fault::LimitWithTies, Some(time)) = (self.fault, tie)
+        let with_ties = match paging.listing {
+            Listing::Requests | Listing::Due => self.fault == Fault::LimitWithTies,
+            Listing::RequestsOn | Listing::AssignmentsOn => {
+                self.fault == Fault::HistoryLimitWithTies
+            }
+            Listing::Contacts => false,
+        };
+        if let (true, Some(time)) = (with_ties, tie)
             && end > start
         {
             while end < rows.len() && time(&rows[end]) == time(&rows[end - 1]) {
@@ -731,6 +987,49 @@ impl Gallery {
         filter.states().any(|s| s == state)
             && filter.parts().any(part)
             && service.is_none_or(|s| s == request.service())
+    }
+}
+
+impl Gallery {
+    /// Whether the history listing `listing` takes an entry of `service`
+    /// for one of `asked`, with this store's fault.
+    fn on_service(&self, listing: Listing, service: &ServiceName, asked: &ServiceName) -> bool {
+        match self.fault {
+            Fault::HistoryServiceIgnored(l) if l == listing => true,
+            Fault::HistoryServicePrefix(l) if l == listing => {
+                service.as_str().starts_with(asked.as_str())
+            }
+            _ => service == asked,
+        }
+    }
+
+    /// Whether this store answers nothing for the history of `name`.
+    fn history_forgotten(&self, tables: &Tables, name: &ServiceName) -> bool {
+        self.fault == Fault::HistoryOfLiveServicesOnly
+            && tables
+                .services
+                .get(&self.key(name))
+                .is_some_and(Service::is_removed)
+    }
+
+    /// The sort key of an entry (its time and id) in the history listing
+    /// `listing`: newest first, ties by id, or this store's fault.
+    fn history_order(
+        &self,
+        listing: Listing,
+    ) -> impl Fn(OffsetDateTime, [u8; 16]) -> (Reverse<OffsetDateTime>, [u8; 16]) + Copy + use<>
+    {
+        let by_id = self.fault == Fault::HistoryById(listing);
+        let descending = self.fault == Fault::HistoryTiesByIdDescending(listing);
+        move |at, id| {
+            let at = if by_id {
+                OffsetDateTime::UNIX_EPOCH
+            } else {
+                at
+            };
+            let id = if descending { id.map(|b| !b) } else { id };
+            (Reverse(at), id)
+        }
     }
 }
 
@@ -1035,21 +1334,37 @@ impl Store for Gallery {
         after: Option<HistoryKey>,
         limit: usize,
     ) -> Result<Vec<ChangeRequest>, Infallible> {
-        let tables = self.lock();
+        let listing = Listing::RequestsOn;
+        let mut tables = self.lock();
+        if self.history_forgotten(&tables, name) {
+            return Ok(Vec::new());
+        }
         let mut rows: Vec<ChangeRequest> = tables
             .requests
             .values()
-            .filter(|r| r.service() == name)
-            .cloned()
+            .filter(|r| self.on_service(listing, r.service(), name))
+            .filter(|r| r.is_open() || self.fault != Fault::HistoryOpenOnly)
+            .map(|r| match self.fault {
+                Fault::HistoryAsCreated => tables.first_requests[&r.id()].clone(),
+                _ => r.clone(),
+            })
             .collect();
-        let key = |r: &ChangeRequest| (Reverse(r.opened_at()), *r.id().as_bytes());
+        let order = self.history_order(listing);
+        let key = move |r: &ChangeRequest| order(r.opened_at(), *r.id().as_bytes());
         rows.sort_by_key(key);
-        let from = after.map(|k| (Reverse(k.at), k.id));
-        Ok(rows
-            .into_iter()
-            .filter(|r| from.is_none_or(|f| key(r) > f))
-            .take(limit)
-            .collect())
+        let page = Paging {
+            listing,
+            reading: name.to_string(),
+            after: after.map(|k| order(k.at, k.id)),
+            limit,
+        };
+        Ok(self.page(
+            &mut tables,
+            &page,
+            rows,
+            key,
+            Some(ChangeRequest::opened_at),
+        ))
     }
 
     fn assignments_on(
@@ -1058,21 +1373,28 @@ impl Store for Gallery {
         after: Option<HistoryKey>,
         limit: usize,
     ) -> Result<Vec<Assignment>, Infallible> {
-        let tables = self.lock();
+        let listing = Listing::AssignmentsOn;
+        let mut tables = self.lock();
+        if self.history_forgotten(&tables, name) {
+            return Ok(Vec::new());
+        }
         let mut rows: Vec<Assignment> = tables
             .assignments
             .values()
-            .filter(|a| a.service() == name)
+            .filter(|a| self.on_service(listing, a.service(), name))
+            .filter(|a| !tables.unindexed.contains(&a.id()))
             .cloned()
             .collect();
-        let key = |a: &Assignment| (Reverse(a.at()), *a.id().as_bytes());
+        let order = self.history_order(listing);
+        let key = move |a: &Assignment| order(a.at(), *a.id().as_bytes());
         rows.sort_by_key(key);
-        let from = after.map(|k| (Reverse(k.at), k.id));
-        Ok(rows
-            .into_iter()
-            .filter(|a| from.is_none_or(|f| key(a) > f))
-            .take(limit)
-            .collect())
+        let page = Paging {
+            listing,
+            reading: name.to_string(),
+            after: after.map(|k| order(k.at, k.id)),
+            limit,
+        };
+        Ok(self.page(&mut tables, &page, rows, key, Some(Assignment::at)))
     }
 
     fn commit(&self, changes: Changes) -> Result<(), CommitError<Infallible>> {
@@ -1187,42 +1509,71 @@ struct Run {
     why: Vec<String>,
 }
 
+impl Run {
+    /// Runs the suite on the gallery store with `fault` under `runner`.
+    fn of(runner: Runner, fault: Fault, expected: &'static [&'static str]) -> Run {
+        let report = runner.run(fault);
+        let failed = report.failed.iter().map(|(case, _)| *case).collect();
+        let why = report
+            .failed
+            .iter()
+            .map(|(case, why)| format!("{case}: {why}"))
+            .collect();
+        Run {
+            runner,
+            fault,
+            expected,
+            failed,
+            why,
+        }
+    }
+}
+
 /// Every gallery store's failures under each runner, run once for all the
-/// tests.
+/// tests, on as many threads as the machine has cores: each store is built
+/// and run on one of them, and its race cases start threads of their own.
 fn results() -> &'static [Run] {
     static RESULTS: OnceLock<Vec<Run>> = OnceLock::new();
     RESULTS.get_or_init(|| {
-        [Runner::Blocking, Runner::Async]
+        let jobs: Vec<(Runner, Fault, &'static [&'static str])> = [Runner::Blocking, Runner::Async]
             .into_iter()
             .flat_map(|runner| {
                 GALLERY
                     .iter()
-                    .map(move |(fault, expected)| (runner, fault, expected))
+                    .map(move |(fault, expected)| (runner, *fault, *expected))
             })
-            .map(|(runner, fault, expected)| {
-                let report = runner.run(*fault);
-                let failed = report.failed.iter().map(|(case, _)| *case).collect();
-                let why = report
-                    .failed
-                    .iter()
-                    .map(|(case, why)| format!("{case}: {why}"))
-                    .collect();
-                Run {
-                    runner,
-                    fault: *fault,
-                    expected,
-                    failed,
-                    why,
-                }
-            })
-            .collect()
+            .collect();
+        let next = AtomicUsize::new(0);
+        let workers = std::thread::available_parallelism().map_or(1, NonZeroUsize::get);
+        let mut runs: Vec<(usize, Run)> = std::thread::scope(|scope| {
+            let handles: Vec<_> = (0..workers)
+                .map(|_| {
+                    scope.spawn(|| {
+                        let mut done = Vec::new();
+                        loop {
+                            let job = next.fetch_add(1, Ordering::Relaxed);
+                            let Some(&(runner, fault, expected)) = jobs.get(job) else {
+                                return done;
+                            };
+                            done.push((job, Run::of(runner, fault, expected)));
+                        }
+                    })
+                })
+                .collect();
+            handles
+                .into_iter()
+                .flat_map(|h| h.join().expect("a gallery worker panicked"))
+                .collect()
+        });
+        runs.sort_by_key(|(job, _)| *job);
+        runs.into_iter().map(|(_, run)| run).collect()
     })
 }
 
 #[test]
 fn each_broken_store_fails_exactly_its_cases() {
-    // R31, R6, R29, R35, R44, R45: the table below is the gallery, the same
-    // for both runners.
+    // R31, R6, R29, R35, R44, R45, R46, R47: the table below is the
+    // gallery, the same for both runners.
     let mut wrong = Vec::new();
     println!("{:<9} {:<42} fails", "runner", "gallery store");
     for run in results() {
