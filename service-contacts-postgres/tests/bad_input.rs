@@ -328,6 +328,7 @@ fn a_row_locked_past_the_lock_timeout_is_a_conflict() {
                 expected: None,
             }],
             requests: vec![],
+            assignments: vec![],
         }))
         .unwrap();
     runtime.block_on(async {
@@ -347,6 +348,7 @@ fn a_row_locked_past_the_lock_timeout_is_a_conflict() {
                     expected: Some(Version::FIRST),
                 }],
                 requests: vec![],
+                assignments: vec![],
             })
             .await;
         assert!(matches!(result, Err(CommitError::Conflict)), "{result:?}");
@@ -381,6 +383,7 @@ fn a_commit_dropped_mid_transaction_writes_nothing() {
             expected,
         }],
         requests: vec![],
+        assignments: vec![],
     };
     runtime.block_on(async {
         store.commit(update(&first, None)).await.unwrap();
@@ -462,6 +465,7 @@ fn a_connection_lost_during_commit_is_an_unknown_outcome() {
                             expected: None,
                         }],
                         requests: vec![],
+                        assignments: vec![],
                     })
                     .await
             }
