@@ -274,8 +274,8 @@ impl Options {
 /// Its tables live in the connections' current schema (the first schema of
 /// their `search_path` that exists): [`connect`](PgStore::connect) and
 /// [`from_pool`](PgStore::from_pool) create them there in an empty schema,
-/// check them in one of ours, and refuse anything else. See the crate
-/// docs for the schema and the commit.
+/// check them in one of ours, upgrade one of ours of version 1, and refuse
+/// anything else. See the crate docs for the schema and the commit.
 #[derive(Clone)]
 pub struct PgStore {
     pub(crate) pool: Pool,
@@ -332,8 +332,9 @@ impl PgStore {
 
     /// A store on the connections of `pool`: creates the schema if the
     /// connections' current schema is empty (in one transaction), checks it
-    /// if it is ours at [`SCHEMA_VERSION`](crate::SCHEMA_VERSION), and
-    /// otherwise refuses it without writing anything:
+    /// if it is ours at [`SCHEMA_VERSION`](crate::SCHEMA_VERSION), upgrades
+    /// it in place (in one transaction) if it is ours, whole, at version 1,
+    /// and otherwise refuses it without writing anything:
     /// [`PgStoreError::NewerSchema`] for a schema of a newer version of this
     /// crate, [`PgStoreError::Schema`] for anything else, and
     /// [`PgStoreError::NoSchema`] when the `search_path` names no schema that
