@@ -114,11 +114,11 @@ impl AsyncNotifier for Mailbox {
     type Error = Infallible;
 
     async fn deliver(&self, message: &Message) -> Result<(), Infallible> {
-        if let Some(token) = message.token() {
+        if let (Some(token), Some(request)) = (message.token(), message.request()) {
             self.tokens
                 .lock()
                 .unwrap_or_else(PoisonError::into_inner)
-                .entry(message.request())
+                .entry(request)
                 .or_default()
                 .push((message.to(), token.reveal()));
         }

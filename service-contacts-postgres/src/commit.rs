@@ -2,11 +2,11 @@
 
 use deadpool_postgres::Object;
 use futures_util::future::join_all;
-use service_contacts::{ChangeRequest, Changes, CommitError, Part, Service, Write};
+use service_contacts::{Assignment, ChangeRequest, Changes, CommitError, Part, Service, Write};
 use tokio_postgres::error::{Severity, SqlState};
 use tokio_postgres::types::{Json, ToSql};
 
-use service_contacts::columns::{RequestColumns, ServiceColumns, part_code};
+use service_contacts::columns::{AssignmentColumns, RequestColumns, ServiceColumns, part_code};
 
 use crate::rows::{sql_version, too_large};
 use crate::{PgStore, PgStoreError};
@@ -58,8 +58,13 @@ const UPDATE_REQUEST: &str = "WITH r AS (\
     AND state <> $11 AND (part <> 'waiting' OR customer = ANY ($12::text[]))) \
     SELECT count(*) FROM r";
 
+/// An operator's assignment (R46), which must be new: inserted if its id is
+/// free; the rows touched (1, or 0 when the id is taken: a conflict).
+const INSERT_ASSIGNMENT: &str = "INSERT INTO assignments (id, service, at_s, at_ns, doc) \
+                                 VALUES ($1, $2, $3, $4, $5) ON CONFLICT (id) DO NOTHING";
+
 /// The statements of a commit, by name (for the query-plan tests).
-pub(crate) fn statements() -> [(&'static str, String); 4] {
+pub(crate) fn statements() -> [(&'static str, String); 5] {
     [
         ("commit: insert a service", INSERT_SERVICE.to_owned()),
         ("commit: update a service", UPDATE_SERVICE.to_owned()),
@@ -71,6 +76,7 @@ pub(crate) fn statements() -> [(&'static str, String); 4] {
             "commit: update a request and its party rows",
             UPDATE_REQUEST.to_owned(),
         ),
+        ("commit: insert an assignment", INSERT_ASSIGNMENT.to_owned()),
     ]
 }
 
@@ -136,6 +142,22 @@ impl RequestWrite<'_> {
                 .transpose()
                 .map_err(unstorable)?,
         })
+    }
+}
+
+/// An assignment's insertion: its columns and the record itself (written as
+/// `jsonb`).
+struct AssignmentWrite<'a> {
+    row: AssignmentColumns,
+    doc: Json<&'a Assignment>,
+}
+
+impl AssignmentWrite<'_> {
+    fn encode(assignment: &Assignment) -> AssignmentWrite<'_> {
+        AssignmentWrite {
+            row: AssignmentColumns::of(assignment),
+            doc: Json(assignment),
+        }
     }
 }
 
@@ -227,14 +249,21 @@ pub(crate) async fn commit(
         .map(RequestWrite::encode)
         .collect::<Result<_, _>>()
         .map_err(CommitError::Store)?;
+    let mut assignments: Vec<AssignmentWrite<'_>> = changes
+        .assignments
+        .iter()
+        .map(AssignmentWrite::encode)
+        .collect();
     // The fixed order of every commit's row locks (services by name, then
-    // requests by id), so that two commits never wait for each other in a
-    // cycle.
+    // requests by id, then assignments by id), so that two commits never
+    // wait for each other in a cycle.
     services.sort_by(|a, b| a.row.name.cmp(&b.row.name));
     requests.sort_by(|a, b| a.row.id.cmp(&b.row.id));
+    assignments.sort_by(|a, b| a.row.id.cmp(&b.row.id));
     // Two writes of one record in one batch: neither can be right.
     if services.windows(2).any(|w| w[0].row.name == w[1].row.name)
         || requests.windows(2).any(|w| w[0].row.id == w[1].row.id)
+        || assignments.windows(2).any(|w| w[0].row.id == w[1].row.id)
     {
         return Err(CommitError::Conflict);
     }
@@ -244,7 +273,7 @@ pub(crate) async fn commit(
         .await
         .map_err(|err| CommitError::Store(err.into()))?;
     let tx = Tx::begin(client, &store.begin).await.map_err(refused)?;
-    match write_all(tx.client(), &services, &requests).await {
+    match write_all(tx.client(), &steps(&services, &requests, &assignments)).await {
         Ok(true) => {}
         Ok(false) => {
             // A record was not at its expected version. If the rollback
@@ -277,8 +306,8 @@ pub(crate) async fn commit(
 }
 
 /// How a statement of a commit tells the records it wrote: as the rows it
-/// touched (a service), or as the count it returns (a request, written with
-/// its party rows).
+/// touched (a service, an assignment), or as the count it returns (a
+/// request, written with its party rows).
 #[derive(Clone, Copy)]
 enum Count {
     Touched,
@@ -319,9 +348,13 @@ impl<'a> Step<'a> {
 }
 
 /// Every statement of a commit, in order: services by name, then requests
-/// by id, each with its party rows.
-fn steps<'a>(services: &'a [ServiceWrite], requests: &'a [RequestWrite<'a>]) -> Vec<Step<'a>> {
-    let mut steps = Vec::with_capacity(services.len() + requests.len());
+/// by id, each with its party rows, then assignments by id.
+fn steps<'a>(
+    services: &'a [ServiceWrite],
+    requests: &'a [RequestWrite<'a>],
+    assignments: &'a [AssignmentWrite<'a>],
+) -> Vec<Step<'a>> {
+    let mut steps = Vec::with_capacity(services.len() + requests.len() + assignments.len());
     for write in services {
         let row = &write.row;
         let [admin, tech, billing] = &row.holders;
@@ -370,25 +403,32 @@ fn steps<'a>(services: &'a [ServiceWrite], requests: &'a [RequestWrite<'a>]) -> 
             Count::Returned,
         ));
     }
+    for write in assignments {
+        let row = &write.row;
+        let values: [&(dyn ToSql + Sync); 5] =
+            [&row.id, &row.service, &row.at.0, &row.at.1, &write.doc];
+        // Always new: an id already there is a conflict (R46).
+        steps.push(Step {
+            sql: INSERT_ASSIGNMENT,
+            params: values.to_vec(),
+            count: Count::Touched,
+        });
+    }
     steps
 }
 
 /// Every write of a commit, on the connection of an open transaction, sent
 /// at once (pipelined: one round trip for all of them); `Ok(false)` if a
-/// record was not at its expected version (the caller rolls back, R31).
+/// record was not at its expected version, or an assignment's id was taken
+/// (the caller rolls back, R31).
 /// The server runs them in order; the first that failed or wrote no record
 /// decides, and those after it (which fail in the aborted transaction, or
 /// write what the rollback undoes) do not matter.
-async fn write_all(
-    client: &Object,
-    services: &[ServiceWrite],
-    requests: &[RequestWrite<'_>],
-) -> Result<bool, tokio_postgres::Error> {
-    let steps = steps(services, requests);
+async fn write_all(client: &Object, steps: &[Step<'_>]) -> Result<bool, tokio_postgres::Error> {
     // Prepared once per connection (then from its cache), before anything
     // is sent: a statement the server refuses to prepare writes nothing.
     let mut statements = Vec::with_capacity(steps.len());
-    for step in &steps {
+    for step in steps {
         statements.push(client.prepare_cached(step.sql).await?);
     }
     // `join_all` polls the statements in order, and each sends its request

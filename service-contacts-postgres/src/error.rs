@@ -42,8 +42,9 @@ pub enum PgStoreError {
         detail: String,
     },
     /// The schema the connections use holds something other than this
-    /// store's tables (another application's, an older or damaged version of
-    /// ours). Nothing was written.
+    /// store's tables (another application's, a damaged schema of ours of
+    /// this version or of an older one, which is then not upgraded, or a
+    /// relation where the upgrade would create one). Nothing was written.
     #[error(
         "schema {schema:?}: not a service-contacts schema of version {SCHEMA_VERSION}: {detail}"
     )]

@@ -26,12 +26,13 @@
 //!
 //! The crate's tests (`tests/`) run this against a real server: the
 //! conformance suite of `service_contacts::testing`, connections and OS
-//! processes racing through the driver, bad schemas and rows, a client
-//! killed inside a commit, a commit whose answer is lost, the server
-//! restarted in the middle of a run, and the query plan of every statement
-//! with a million services and requests loaded.
+//! processes racing through the driver, a service's history and operators'
+//! assignments, a database of schema version 1 upgraded, bad schemas and
+//! rows, a client killed inside a commit, a commit whose answer is lost,
+//! the server restarted in the middle of a run, and the query plan of every
+//! statement with a million services and requests loaded.
 //!
-//! # Schema (version 1)
+//! # Schema (version 2)
 //!
 //! The store's tables live in one `PostgreSQL` schema: the connections'
 //! current schema (the first of their `search_path` that exists). A schema
@@ -44,9 +45,21 @@
 //!   once create it once;
 //! - a schema of ours at [`SCHEMA_VERSION`] is checked (the marker, every
 //!   table's columns, every index);
+//! - a schema of ours at version 1, checked whole the same way, is
+//!   **upgraded in place**: in one transaction under the same advisory
+//!   lock, the `assignments` table and its index are created and the
+//!   marker set to 2, and the result is checked as above before `COMMIT`.
+//!   Only the marker's row changes, and nothing that a running store of
+//!   the previous version of the crate uses is locked, so those go on
+//!   (though a request an operator acted on reads to them as a corrupt
+//!   row, its document naming an operator: upgrade every host before
+//!   operators act); once it committed, that version refuses the schema at
+//!   its next start ([`PgStoreError::NewerSchema`]). A schema created new
+//!   runs the same steps, so the two are the same;
 //! - anything else is refused without writing anything: another
-//!   application's tables or a damaged schema of ours as
-//!   [`PgStoreError::Schema`], a schema of a newer version of this crate as
+//!   application's tables, a damaged schema of ours (of either version),
+//!   or a relation where the upgrade would create one, as
+//!   [`PgStoreError::Schema`]; a schema of a newer version of this crate as
 //!   [`PgStoreError::NewerSchema`].
 //!
 //! The tables mirror the `SQLite` store of the repository:
@@ -63,8 +76,9 @@
 //!   as unix seconds and nanoseconds, `version`). The partial index
 //!   `requests_due (deadline, id) WHERE open` holds the open requests only
 //!   ("due for expiry", R29); `requests_service (service, opened DESC, id)`
-//!   serves "my requests" filtered by service (R45). The columns are
-//!   checked against the document whenever a row is read.
+//!   serves "my requests" filtered by service (R45) and the requests of a
+//!   service's history (R47, every state: the index is not partial). The
+//!   columns are checked against the document whenever a row is read.
 //! - `request_parties`: one row per customer and part of each request, the
 //!   entries of [`ChangeRequest::party_entries`](service_contacts::ChangeRequest::party_entries)
 //!   (requester, incoming, outgoing, and `waiting` for each confirmer an
@@ -77,6 +91,16 @@
 //!   request kept if
 //!   [`RequestFilter::matches`](service_contacts::RequestFilter::matches)
 //!   lists it.
+//! - `assignments` (version 2): one row per operator's direct assignment
+//!   (R46), written once and never changed: the record as a `jsonb`
+//!   document next to its `id`, `service` and time (`at_s`, `at_ns`). The
+//!   index `assignments_service (service, at DESC, id)` serves the
+//!   assignments of a service's history (R47), read like its requests:
+//!   newest first, ties by id, a page strictly after the last entry of the
+//!   one before, each page one range of the index under a `LIMIT`. The
+//!   columns are checked against the document
+//!   ([`AssignmentColumns::check`](service_contacts::columns::AssignmentColumns::check))
+//!   whenever a row is read.
 //!
 //! Keys and the columns listings order by are `COLLATE "C"` (byte order,
 //! Rust's order of `str`), whatever the database's locale. Every listing is
@@ -92,13 +116,15 @@
 //!
 //! One transaction at `READ COMMITTED` (R31). Every write is conditional on
 //! the version it expects and counted: `INSERT ... ON CONFLICT DO NOTHING`
-//! for a new record, `UPDATE ... WHERE version = $expected` for an existing
-//! one; a write that touches no row rolls everything back and the commit
-//! reports [`CommitError::Conflict`](service_contacts::CommitError::Conflict).
+//! for a new record (an operator's assignment is always one: an id already
+//! stored is a conflict), `UPDATE ... WHERE version = $expected` for an
+//! existing one; a write that touches no row rolls everything back and the
+//! commit reports
+//! [`CommitError::Conflict`](service_contacts::CommitError::Conflict).
 //! The writes go in a fixed order (services by name, then requests by id,
 //! each request's party rows right after its row, touched only once the
-//! request's row is written), so two commits never wait for each other in a
-//! cycle.
+//! request's row is written, then assignments by id), so two commits never
+//! wait for each other in a cycle.
 //!
 //! **One statement per record, three round trips per commit.** A request
 //! and its party rows are one statement (data-modifying `WITH` clauses: the

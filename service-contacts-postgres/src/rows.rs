@@ -3,10 +3,11 @@
 //! [`PgStoreError::Corrupt`], never a panic and never trusted).
 
 use service_contacts::columns::{
-    self, Mismatch, RequestColumns, VersionOutOfRange, part_from_code, unix,
+    self, AssignmentColumns, Mismatch, RequestColumns, VersionOutOfRange, part_from_code, unix,
 };
 use service_contacts::{
-    ChangeRequest, Contacts, CustomerId, RequestId, Role, Service, ServiceName, Version,
+    Assignment, AssignmentId, ChangeRequest, Contacts, CustomerId, RequestId, Role, Service,
+    ServiceName, Version,
 };
 use tokio_postgres::Row;
 use tokio_postgres::types::{FromSql, Json};
@@ -27,7 +28,15 @@ macro_rules! request_columns {
     };
 }
 
-pub(crate) use {request_columns, service_columns};
+/// The columns an assignment is read from, in the order [`read_assignment`]
+/// expects.
+macro_rules! assignment_columns {
+    () => {
+        "id, service, at_s, at_ns, doc"
+    };
+}
+
+pub(crate) use {assignment_columns, request_columns, service_columns};
 
 /// A version as a `BIGINT`.
 pub(crate) fn sql_version(version: Version) -> Result<i64, String> {
@@ -160,6 +169,34 @@ pub(crate) fn read_request(row: &Row, at: usize) -> Result<ChangeRequest, PgStor
         )),
     })?;
     Ok(request)
+}
+
+/// An `assignments` row (`assignment_columns!`) as an operator's
+/// assignment (R46): the document, checked against the row's key and its
+/// indexed columns ([`AssignmentColumns::check`]).
+pub(crate) fn read_assignment(row: &Row) -> Result<Assignment, PgStoreError> {
+    let cells = Cells::new(row, "assignments", 0);
+    let text: &str = cells.get(0, "id")?;
+    let key = text
+        .parse::<AssignmentId>()
+        .ok()
+        .filter(|id| id.to_string() == text)
+        .ok_or_else(|| cells.corrupt(format!("column id: {text:?} is not an assignment id")))?;
+    let Json(assignment): Json<Assignment> = cells.get(4, "doc")?;
+    if assignment.id() != key {
+        return Err(cells.corrupt(format!("the document is assignment {}", assignment.id())));
+    }
+    let stored = AssignmentColumns {
+        id: key.to_string(),
+        service: cells.get(1, "service")?,
+        at: (cells.get(2, "at_s")?, cells.get(3, "at_ns")?),
+    };
+    stored.check(&assignment).map_err(|expected| {
+        cells.corrupt(format!(
+            "the columns disagree with the document: stored {stored:?}, document {expected:?}"
+        ))
+    })?;
+    Ok(assignment)
 }
 
 /// The columns of a `request_parties` row a listing reads, in order.

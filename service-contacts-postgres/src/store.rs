@@ -9,15 +9,16 @@ use std::time::Duration;
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
 use service_contacts::columns::{MAX_BATCH, MIN_BATCH, Position, part_code, unix};
 use service_contacts::{
-    AsyncStore, ChangeRequest, Changes, CommitError, CustomerId, Part, RequestFilter, RequestId,
-    RequestKey, Roles, Service, ServiceName, StateName,
+    Assignment, AsyncStore, ChangeRequest, Changes, CommitError, CustomerId, HistoryKey, Part,
+    RequestFilter, RequestId, RequestKey, Roles, Service, ServiceName, StateName,
 };
 use time::OffsetDateTime;
 use tokio_postgres::types::ToSql;
 
 use crate::PgStoreError;
 use crate::rows::{
-    PARTY_COLUMNS, PartyRow, read_request, read_service, request_columns, service_columns,
+    PARTY_COLUMNS, PartyRow, assignment_columns, read_assignment, read_request, read_service,
+    request_columns, service_columns,
 };
 
 const SERVICE: &str = concat!(
@@ -70,6 +71,24 @@ const SERVICE_REQUESTS: &str = concat!(
      AND NOT (opened_s = $2 AND opened_ns = $3 AND id <= $4) \
      ORDER BY opened_s DESC, opened_ns DESC, id LIMIT $5"
 );
+/// A page of a service's history of requests (R47): every request of the
+/// service `$1`, whatever its state, newest first, ties by id, after the
+/// position `($2, $3, $4)`, at most `$5`. The statement of
+/// [`SERVICE_REQUESTS`], on the same index, `requests_service`, which is
+/// not partial for that reason: "my requests" filtered by a service reads
+/// the same range and keeps the rows its filter lists.
+const REQUESTS_ON: &str = SERVICE_REQUESTS;
+/// A page of a service's operator assignments (R46, R47): those of the
+/// service `$1`, newest first, ties by id, after the position `($2, $3,
+/// $4)` (seconds, nanoseconds, id), at most `$5`: one range of
+/// `assignments_service`, as [`SERVICE_REQUESTS`] reads `requests_service`.
+const ASSIGNMENTS_ON: &str = concat!(
+    "SELECT ",
+    assignment_columns!(),
+    " FROM assignments WHERE service = $1 AND (at_s, at_ns) <= ($2, $3) \
+     AND NOT (at_s = $2 AND at_ns = $3 AND id <= $4) \
+     ORDER BY at_s DESC, at_ns DESC, id LIMIT $5"
+);
 /// A page of the requests due at `($4, $5)`, after the position `($1, $2,
 /// $3)` (deadline seconds, nanoseconds, id), at most `$6`: one range of the
 /// partial index `requests_due`, bounded on both ends.
@@ -85,6 +104,11 @@ const ALL_SERVICES: &str = concat!(
     " FROM services ORDER BY name"
 );
 const ALL_REQUESTS: &str = concat!("SELECT ", request_columns!(), " FROM requests ORDER BY id");
+const ALL_ASSIGNMENTS: &str = concat!(
+    "SELECT ",
+    assignment_columns!(),
+    " FROM assignments ORDER BY id"
+);
 
 /// A page of "my requests" through `request_parties`, for `arms` (part,
 /// recorded state) pairs: one search of `request_parties_listing` per pair,
@@ -169,7 +193,8 @@ pub fn sample_filters() -> Vec<(String, RequestFilter)> {
 
 /// Every statement the store runs, by name: the reads, "my requests" for
 /// each of [`sample_filters`] (their SQL differs by the number of ranges
-/// only) and with a service, "due for expiry", and the commit's statements.
+/// only) and with a service, "due for expiry", a service's history (its
+/// requests, its assignments), and the commit's statements.
 /// What the query-plan tests explain.
 #[doc(hidden)]
 #[must_use]
@@ -187,6 +212,8 @@ pub fn queries() -> Vec<(String, String)> {
     for (name, sql) in [
         ("requests_of: a service", SERVICE_REQUESTS.to_owned()),
         ("due_for_expiry", DUE_FOR_EXPIRY.to_owned()),
+        ("requests_on", REQUESTS_ON.to_owned()),
+        ("assignments_on", ASSIGNMENTS_ON.to_owned()),
     ]
     .into_iter()
     .chain(crate::commit::statements())
@@ -247,8 +274,8 @@ impl Options {
 /// Its tables live in the connections' current schema (the first schema of
 /// their `search_path` that exists): [`connect`](PgStore::connect) and
 /// [`from_pool`](PgStore::from_pool) create them there in an empty schema,
-/// check them in one of ours, and refuse anything else. See the crate
-/// docs for the schema and the commit.
+/// check them in one of ours, upgrade one of ours of version 1, and refuse
+/// anything else. See the crate docs for the schema and the commit.
 #[derive(Clone)]
 pub struct PgStore {
     pub(crate) pool: Pool,
@@ -305,8 +332,9 @@ impl PgStore {
 
     /// A store on the connections of `pool`: creates the schema if the
     /// connections' current schema is empty (in one transaction), checks it
-    /// if it is ours at [`SCHEMA_VERSION`](crate::SCHEMA_VERSION), and
-    /// otherwise refuses it without writing anything:
+    /// if it is ours at [`SCHEMA_VERSION`](crate::SCHEMA_VERSION), upgrades
+    /// it in place (in one transaction) if it is ours, whole, at version 1,
+    /// and otherwise refuses it without writing anything:
     /// [`PgStoreError::NewerSchema`] for a schema of a newer version of this
     /// crate, [`PgStoreError::Schema`] for anything else, and
     /// [`PgStoreError::NoSchema`] when the `search_path` names no schema that
@@ -367,6 +395,14 @@ impl PgStore {
         let client = self.pool.get().await?;
         let rows = client.query(ALL_REQUESTS, &[]).await?;
         rows.iter().map(|row| read_request(row, 0)).collect()
+    }
+
+    /// Every operator's assignment, by id: a full scan, for tests and
+    /// audits.
+    pub async fn assignments(&self) -> Result<Vec<Assignment>, PgStoreError> {
+        let client = self.pool.get().await?;
+        let rows = client.query(ALL_ASSIGNMENTS, &[]).await?;
+        rows.iter().map(read_assignment).collect()
     }
 
     /// Runs `sql` with `params` on a pooled connection, through its cache of
@@ -493,6 +529,44 @@ impl AsyncStore for PgStore {
             )
             .await?;
         rows.iter().map(|row| read_request(row, 0)).collect()
+    }
+
+    async fn requests_on(
+        &self,
+        name: &ServiceName,
+        after: Option<HistoryKey>,
+        limit: usize,
+    ) -> Result<Vec<ChangeRequest>, PgStoreError> {
+        if limit == 0 {
+            return Ok(Vec::new());
+        }
+        let Position { at: (s, ns), id } = Position::history_after(after);
+        let rows = self
+            .query(
+                REQUESTS_ON,
+                &[&name.as_str(), &s, &ns, &id, &sql_limit(limit)],
+            )
+            .await?;
+        rows.iter().map(|row| read_request(row, 0)).collect()
+    }
+
+    async fn assignments_on(
+        &self,
+        name: &ServiceName,
+        after: Option<HistoryKey>,
+        limit: usize,
+    ) -> Result<Vec<Assignment>, PgStoreError> {
+        if limit == 0 {
+            return Ok(Vec::new());
+        }
+        let Position { at: (s, ns), id } = Position::history_after(after);
+        let rows = self
+            .query(
+                ASSIGNMENTS_ON,
+                &[&name.as_str(), &s, &ns, &id, &sql_limit(limit)],
+            )
+            .await?;
+        rows.iter().map(read_assignment).collect()
     }
 
     async fn commit(&self, changes: Changes) -> Result<(), CommitError<PgStoreError>> {

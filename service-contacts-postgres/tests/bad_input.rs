@@ -80,8 +80,10 @@ fn a_newer_schema_is_refused_and_left_alone() {
     assert_eq!(relations(&runtime, &schema), before);
 }
 
-/// A damaged schema of ours (an index dropped, a column changed, an older
-/// version, a marker of another application) is refused with what is wrong.
+/// A damaged schema of ours (an index dropped, a column changed, a version
+/// that never was, a marker of another application, a table of version 1
+/// or 2 missing) is refused with what is wrong. (An older schema that is
+/// whole is upgraded: `tests/upgrade.rs`.)
 #[test]
 fn a_damaged_schema_of_ours_is_refused_with_what_is_wrong() {
     let runtime = runtime();
@@ -103,6 +105,15 @@ fn a_damaged_schema_of_ours_is_refused_with_what_is_wrong() {
             "DROP TABLE request_parties",
             "table request_parties is missing",
         ),
+        (
+            "DROP INDEX assignments_service",
+            "index assignments_service is missing",
+        ),
+        (
+            "ALTER TABLE assignments DROP COLUMN at_ns",
+            "table assignments has columns",
+        ),
+        ("DROP TABLE assignments", "table assignments is missing"),
     ] {
         let schema = Schema::new(runtime.handle());
         drop(schema.store(2).expect("an empty schema gets ours"));
@@ -328,6 +339,7 @@ fn a_row_locked_past_the_lock_timeout_is_a_conflict() {
                 expected: None,
             }],
             requests: vec![],
+            assignments: vec![],
         }))
         .unwrap();
     runtime.block_on(async {
@@ -347,6 +359,7 @@ fn a_row_locked_past_the_lock_timeout_is_a_conflict() {
                     expected: Some(Version::FIRST),
                 }],
                 requests: vec![],
+                assignments: vec![],
             })
             .await;
         assert!(matches!(result, Err(CommitError::Conflict)), "{result:?}");
@@ -381,6 +394,7 @@ fn a_commit_dropped_mid_transaction_writes_nothing() {
             expected,
         }],
         requests: vec![],
+        assignments: vec![],
     };
     runtime.block_on(async {
         store.commit(update(&first, None)).await.unwrap();
@@ -462,6 +476,7 @@ fn a_connection_lost_during_commit_is_an_unknown_outcome() {
                             expected: None,
                         }],
                         requests: vec![],
+                        assignments: vec![],
                     })
                     .await
             }

@@ -1,6 +1,7 @@
-//! Query plans at scale (R45 for the listings, R31 for the commit): with a
-//! million services, a million requests and three million party rows
-//! loaded and analysed, `EXPLAIN (FORMAT JSON)` shows every statement the
+//! Query plans at scale (R45 for the listings, R47 for a service's history,
+//! R31 for the commit): with a million services, a million requests, three
+//! million party rows and 200,000 operators' assignments loaded and
+//! analysed, `EXPLAIN (FORMAT JSON)` shows every statement the
 //! store runs reading through its index: no sequential scan anywhere, and in
 //! every listing each index search bounded by a `LIMIT` (a page costs its
 //! own rows, also for a reseller holding a hundred thousand services).
@@ -31,8 +32,9 @@ use rand_chacha::ChaCha20Rng;
 use rand_chacha::rand_core::SeedableRng;
 use serde_json::Value;
 use service_contacts::{
-    AsyncDriver, AsyncStore, ChangeRequest, Contacts, CustomerId, Edit, MemoryDirectory,
-    MemoryNotifier, RequestFilter, RequestId, RequestKey, Role, ServiceName,
+    Assignment, AsyncDriver, AsyncStore, ChangeRequest, Contacts, CustomerId, Edit, HistoryEntry,
+    HistoryKey, MemoryDirectory, MemoryNotifier, OperatorAct, RequestFilter, RequestId, RequestKey,
+    Role, ServiceName,
 };
 use service_contacts_postgres::{PgStore, party_ranges, queries, sample_filters};
 use time::{Duration, OffsetDateTime, macros::datetime};
@@ -51,15 +53,16 @@ fn customer(text: &str) -> CustomerId {
 /// The reseller of the generated rows: admin of 100,000 services and
 /// requester of 100,000 requests (placeholder documents: only explained).
 const RESELLER: &str = "RE1-OVH";
-/// The generated service with 50,000 requests.
+/// The generated service with 50,000 requests and 20,000 assignments.
 const BUSY_SERVICE: &str = "g1.example";
 
 /// The generated rows, in one transaction: 1,000,000 services (holders among
 /// 200,000 customers, a tenth with the reseller as admin, one in a hundred
 /// removed), 1,000,000 requests (one in twenty on the busy service, one in
 /// fifty open, with its deadline after `$far`), 3,000,000 party rows
-/// (requester, incoming, outgoing) and 40,000 `waiting` rows. `{t0}` is the
-/// real requests' clock in unix seconds.
+/// (requester, incoming, outgoing), 40,000 `waiting` rows and 200,000
+/// operators' assignments (one in ten on the busy service) over the same
+/// three years. `{t0}` is the real requests' clock in unix seconds.
 const GENERATE: &str = "
 INSERT INTO services (name, admin, tech, billing, version, last_admin, last_tech, last_billing,
                       removed)
@@ -98,9 +101,16 @@ UNION ALL
 SELECT p.customer, id, 'waiting', state, opened_s, opened_ns
 FROM generated, LATERAL (VALUES (incoming), (outgoing)) p (customer)
 WHERE open;
+
+INSERT INTO assignments (id, service, at_s, at_ns, doc)
+SELECT md5('assignment ' || g),
+       CASE WHEN g % 10 = 0 THEN 'g1.example' ELSE 'g' || 1 + (g * 37) % 1000000 || '.example' END,
+       {t0} - 94608000 + (g * 89) % 94608000, (g * 7907) % 1000000000,
+       jsonb_build_object('generated', g)
+FROM generate_series(1::bigint, 200000) g;
 ";
 
-/// Takes the keys and indexes of the three tables off (saving their
+/// Takes the keys and indexes of the four tables off (saving their
 /// definitions), runs `GENERATE`, and puts them back from the definitions:
 /// the schema ends as the store made it.
 const LOAD: &str = "
@@ -113,12 +123,12 @@ SELECT contype = 'f' AS foreign_key,
        format('ALTER TABLE %s DROP CONSTRAINT %I', conrelid::regclass, conname) AS removal
 FROM pg_constraint
 WHERE connamespace = current_schema()::regnamespace AND contype IN ('p', 'f')
-  AND conrelid::regclass::text IN ('services', 'requests', 'request_parties')
+  AND conrelid::regclass::text IN ('services', 'requests', 'request_parties', 'assignments')
 UNION ALL
 SELECT false, pg_get_indexdef(i.indexrelid), format('DROP INDEX %s', i.indexrelid::regclass)
 FROM pg_index i JOIN pg_class t ON t.oid = i.indrelid
 WHERE t.relnamespace = current_schema()::regnamespace
-  AND t.relname IN ('services', 'requests', 'request_parties')
+  AND t.relname IN ('services', 'requests', 'request_parties', 'assignments')
   AND NOT EXISTS (SELECT 1 FROM pg_constraint c WHERE c.conindid = i.indexrelid);
 DO $$ DECLARE s text; BEGIN
   FOR s IN SELECT removal FROM saved ORDER BY foreign_key DESC LOOP EXECUTE s; END LOOP;
@@ -136,15 +146,19 @@ type TestDriver = AsyncDriver<PgStore, MemoryNotifier, MemoryDirectory>;
 struct World {
     /// Every request opened, as stored at the end.
     requests: Vec<ChangeRequest>,
-    /// A service of `AL1-OVH` with requests.
+    /// A service of `AL1-OVH` with requests and assignments.
     service: ServiceName,
+    /// The operators' assignments on `service`, newest first.
+    assignments: Vec<Assignment>,
 }
 
 /// `AL1-OVH` orders 24 services and asks to give each one's tech role to
 /// `BO2-OVH`: six requests left open past their deadline (due, and expired
 /// at `t0`), six awaiting (three confirmed by `BO2-OVH`), six done, six
 /// refused. `CA3-OVH` gives `AL1-OVH` the tech and billing roles of eight
-/// services of its own, one then removed.
+/// services of its own, one then removed. An operator then gives the
+/// billing role, then the tech role, of `real-14.example` (its request
+/// applied) to `CA3-OVH`.
 async fn real_documents(driver: &TestDriver) -> World {
     let (al, bo, ca) = (
         customer("AL1-OVH"),
@@ -214,9 +228,24 @@ async fn real_documents(driver: &TestDriver) -> World {
                 .unwrap(),
         );
     }
+    let service = name("real-14.example".to_owned());
+    let act = OperatorAct::new(
+        "jane@support".parse().unwrap(),
+        "mailbox lost".parse().unwrap(),
+    );
+    let mut assignments = Vec::new();
+    for (n, role) in [(2, Role::Billing), (1, Role::Tech)] {
+        let edit = Edit::new(service.clone()).with(role, ca);
+        let at = t0() - Duration::hours(n);
+        let mut rng = ChaCha20Rng::seed_from_u64(100 + n.unsigned_abs());
+        let assigned = driver.assign(&edit, &act, at, &mut rng).await.unwrap();
+        assert!(assigned.all_delivered());
+        assignments.insert(0, assigned.value);
+    }
     World {
         requests,
-        service: name("real-14.example".to_owned()),
+        service,
+        assignments,
     }
 }
 
@@ -306,6 +335,43 @@ async fn listings_answer(store: &PgStore, world: &World) {
     // Not only empty lists: every filter of the real documents' shapes
     // lists some (all 24 with no filter, the service's one, ...).
     assert!(listed_in_all > 24 + 1, "{listed_in_all} rows listed in all");
+
+    // R47: the service's history, a row at a time: its requests and its
+    // assignments, newest first.
+    let mut requests = Vec::new();
+    loop {
+        let after = requests
+            .last()
+            .map(|r: &ChangeRequest| HistoryEntry::Request(r.clone()).key());
+        let page = store.requests_on(&world.service, after, 1).await.unwrap();
+        if page.is_empty() {
+            break;
+        }
+        requests.extend(page);
+    }
+    let expected: Vec<&ChangeRequest> = world
+        .requests
+        .iter()
+        .filter(|r| r.service() == &world.service)
+        .collect();
+    assert_eq!(
+        requests.iter().collect::<Vec<_>>(),
+        expected,
+        "R47: requests_on"
+    );
+    let mut assignments = Vec::new();
+    loop {
+        let after = assignments.last().map(Assignment::key);
+        let page = store
+            .assignments_on(&world.service, after, 1)
+            .await
+            .unwrap();
+        if page.is_empty() {
+            break;
+        }
+        assignments.extend(page);
+    }
+    assert_eq!(assignments, world.assignments, "R47: assignments_on");
 
     let due = pages(4, ChangeRequest::deadline, |after, n| async move {
         store.due_for_expiry(t0(), after, n).await.unwrap()
@@ -529,7 +595,7 @@ fn variants(statement: &str, world: &World) -> Vec<Variant> {
                 &["services_admin", "services_tech", "services_billing"],
             )
         }
-        "requests_of: a service" => {
+        "requests_of: a service" | "requests_on" => {
             let page = |service: String, (s, ns, id): Position| -> Params {
                 vec![
                     Box::new(service),
@@ -579,8 +645,56 @@ fn variants(statement: &str, world: &World) -> Vec<Variant> {
                 &["requests_due"],
             )
         }
+        "assignments_on" | "commit: insert an assignment" => assignment_variants(statement, world),
         commit if commit.starts_with("commit") => commit_variants(commit, request),
         _ => party_variants(statement, request),
+    }
+}
+
+/// The values the statements of operators' assignments are explained with:
+/// `assignments_on` for the real service (first page, after its newest
+/// assignment) and the busy one (first page, long ago); the insertion of a
+/// real assignment.
+fn assignment_variants(statement: &str, world: &World) -> Vec<Variant> {
+    match statement {
+        "assignments_on" => {
+            let page = |service: String, (s, ns, id): Position| -> Params {
+                vec![
+                    Box::new(service),
+                    Box::new(s),
+                    Box::new(ns),
+                    Box::new(id),
+                    Box::new(PAGE),
+                ]
+            };
+            let small = world.service.to_string();
+            let HistoryKey { at, id } = world.assignments[0].key();
+            let (s, ns) = unix(at);
+            let cursor = (s, ns, RequestId::from_bytes(id).to_string());
+            four_pages(
+                [
+                    page(small.clone(), newest_first()),
+                    page(small, cursor),
+                    page(BUSY_SERVICE.to_owned(), newest_first()),
+                    page(BUSY_SERVICE.to_owned(), long_ago()),
+                ],
+                ["a service", "the busy service"],
+                &["assignments_service"],
+            )
+        }
+        "commit: insert an assignment" => {
+            let assignment = &world.assignments[0];
+            let (s, ns) = unix(assignment.at());
+            let params: Params = vec![
+                Box::new(assignment.id().to_string()),
+                Box::new(assignment.service().to_string()),
+                Box::new(s),
+                Box::new(ns),
+                Box::new(Json(assignment.clone())),
+            ];
+            vec![variant("an assignment", params, &["assignments_pkey"])]
+        }
+        _ => panic!("no values to explain {statement} with"),
     }
 }
 
@@ -806,13 +920,14 @@ fn every_statement_reads_through_its_index_at_scale() {
         let counts = client
             .query_one(
                 "SELECT (SELECT count(*) FROM services), (SELECT count(*) FROM requests), \
-                 (SELECT count(*) FROM request_parties)",
+                 (SELECT count(*) FROM request_parties), (SELECT count(*) FROM assignments)",
                 &[],
             )
             .await
             .unwrap();
-        let counts: [i64; 3] = [counts.get(0), counts.get(1), counts.get(2)];
+        let counts: [i64; 4] = [0, 1, 2, 3].map(|n| counts.get(n));
         assert!(counts[0] > 1_000_000 && counts[1] > 1_000_000 && counts[2] > 3_000_000);
+        assert!(counts[3] > 200_000);
 
         listings_answer(&fresh, &world).await;
 
@@ -823,8 +938,21 @@ fn every_statement_reads_through_its_index_at_scale() {
             "request",
             "contacts_of",
             "requests_of: a service",
+            "requests_on",
+            "assignments_on",
         ];
-        for listing in listings.into_iter().chain(["due_for_expiry"]) {
+        let commits = [
+            "commit: insert a service",
+            "commit: update a service",
+            "commit: insert a request and its party rows",
+            "commit: update a request and its party rows",
+            "commit: insert an assignment",
+        ];
+        for listing in listings
+            .into_iter()
+            .chain(["due_for_expiry"])
+            .chain(commits)
+        {
             assert!(
                 names.contains(&listing),
                 "{listing} is not explained: {names:?}"
@@ -846,7 +974,6 @@ fn every_statement_reads_through_its_index_at_scale() {
                 "{name} is not explained: {names:?}"
             );
         }
-        assert!(names.iter().any(|n| n.starts_with("commit")), "{names:?}");
         for (name, sql) in &statements {
             explain(&client, name, sql, &variants(name, &world)).await;
         }

@@ -389,7 +389,10 @@ async fn restart_with_two_in_flight(
         .unwrap();
     let messages = |request: RequestId| {
         let delivered = driver.notifier().delivered();
-        delivered.iter().filter(|m| m.request() == request).count()
+        delivered
+            .iter()
+            .filter(|m| m.request() == Some(request))
+            .count()
     };
     let locker = common::admin().await;
     let lock = format!(
@@ -469,7 +472,7 @@ fn check_ledger(service: &ServiceName, ledger: &Ledger, stored: &[&ChangeRequest
         let confirmed = request
             .history()
             .iter()
-            .any(|e| *e.kind() == EventKind::Confirmed && e.actor() == Some(request.incoming()));
+            .any(|e| *e.kind() == EventKind::Confirmed && e.customer() == Some(request.incoming()));
         assert!(
             confirmed,
             "{service}: {}: a confirmation lost",
@@ -508,7 +511,7 @@ fn check_ledger(service: &ServiceName, ledger: &Ledger, stored: &[&ChangeRequest
             let times = request
                 .history()
                 .iter()
-                .filter(|e| *e.kind() == EventKind::Confirmed && e.actor() == Some(confirmer))
+                .filter(|e| *e.kind() == EventKind::Confirmed && e.customer() == Some(confirmer))
                 .count();
             assert!(
                 times <= 1,

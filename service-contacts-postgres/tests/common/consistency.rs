@@ -26,7 +26,7 @@ pub(crate) async fn check(store: &PgStore) {
 }
 
 /// R35: the party index holds each request's entries, no more, no less.
-async fn party_rows_are_the_entries(store: &PgStore, requests: &[ChangeRequest]) {
+pub(crate) async fn party_rows_are_the_entries(store: &PgStore, requests: &[ChangeRequest]) {
     let expected: BTreeSet<(String, String, String, String)> = requests
         .iter()
         .flat_map(|r| {

@@ -40,7 +40,7 @@ pub(crate) fn last_token(notifier: &MemoryNotifier, to: CustomerId, request: Req
         .delivered()
         .iter()
         .rev()
-        .find(|m| m.to() == to && m.request() == request && m.token().is_some())
+        .find(|m| m.to() == to && m.request() == Some(request) && m.token().is_some())
         .and_then(|m| m.token().map(service_contacts::Token::reveal))
         .expect("a confirmation request was delivered")
 }
