@@ -532,7 +532,16 @@ impl SqliteStore {
         // (part, state) pairs.
         conn.set_prepared_statement_cache_capacity(64);
         // Look before writing anything: even the journal mode is a write.
-        match inspect(&conn, &path)? {
+        // In one read transaction, so that what it sees (the version, the
+        // tables) is one moment of the file, even while another connection
+        // upgrades it.
+        let found = {
+            let look = conn.transaction()?;
+            let found = inspect(&look, &path)?;
+            look.rollback()?;
+            found
+        };
+        match found {
             Found::Ours => {}
             Found::Empty | Found::Older(_) => create(&mut conn, &path)?,
             Found::Foreign(detail) => return Err(SqliteStoreError::Schema { path, detail }),
