@@ -28,12 +28,8 @@ use std::sync::{Mutex, PoisonError, mpsc};
 use common::drive::{self, Drive, history_pages};
 use common::hooked::{Call, Hook, Hooked};
 use common::{T0, last_token};
-use proptest::prelude::*;
 use rand_chacha::ChaCha20Rng;
 use rand_chacha::rand_core::SeedableRng;
-use service_contacts::strategy::{
-    bad_reason_text, near_miss_operator_id, operator_act, operator_id_text, reason_text,
-};
 use service_contacts::{
     AccountStatus, ActError, Actor, AssignError, Assignment, AsyncDriver, ChangeRequest, Changes,
     CommitError, Contacts, CursorError, CustomerId, Driver, DriverError, Edit, Engine, EventKind,
@@ -395,30 +391,40 @@ fn reasons_are_checked_with_specific_errors() {
     }
 }
 
-proptest! {
-    #![proptest_config(ProptestConfig::with_cases(256))]
+/// The strategies of `service_contacts::strategy` (feature `proptest`).
+#[cfg(feature = "proptest")]
+mod strategies {
+    use proptest::prelude::*;
+    use service_contacts::strategy::{
+        bad_reason_text, near_miss_operator_id, operator_act, operator_id_text, reason_text,
+    };
+    use service_contacts::{Actor, OperatorId, Reason};
 
-    /// R46: what the strategies make valid parses and keeps its text; what
-    /// they make invalid is refused with an error that names its problem.
-    #[test]
-    fn operator_texts_parse_as_their_strategies_say(
-        id in operator_id_text(),
-        reason in reason_text(),
-        bad_id in near_miss_operator_id(),
-        bad_reason in bad_reason_text(),
-        act in operator_act(),
-    ) {
-        let parsed: OperatorId = id.parse().unwrap();
-        prop_assert_eq!(parsed.as_str(), id.as_str());
-        let parsed: Reason = reason.parse().unwrap();
-        prop_assert_eq!(parsed.as_str(), reason.as_str());
-        let err = bad_id.parse::<OperatorId>().unwrap_err().to_string();
-        prop_assert!(err.contains("operator identity"), "{}", err);
-        let err = bad_reason.parse::<Reason>().unwrap_err().to_string();
-        prop_assert!(err.contains("reason"), "{}", err);
-        // Display of an actor names the operator, never the reason.
-        let shown = Actor::Operator(act.clone()).to_string();
-        prop_assert_eq!(shown, format!("operator {}", act.operator()));
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(256))]
+
+        /// R46: what the strategies make valid parses and keeps its text; what
+        /// they make invalid is refused with an error that names its problem.
+        #[test]
+        fn operator_texts_parse_as_their_strategies_say(
+            id in operator_id_text(),
+            reason in reason_text(),
+            bad_id in near_miss_operator_id(),
+            bad_reason in bad_reason_text(),
+            act in operator_act(),
+        ) {
+            let parsed: OperatorId = id.parse().unwrap();
+            prop_assert_eq!(parsed.as_str(), id.as_str());
+            let parsed: Reason = reason.parse().unwrap();
+            prop_assert_eq!(parsed.as_str(), reason.as_str());
+            let err = bad_id.parse::<OperatorId>().unwrap_err().to_string();
+            prop_assert!(err.contains("operator identity"), "{}", err);
+            let err = bad_reason.parse::<Reason>().unwrap_err().to_string();
+            prop_assert!(err.contains("reason"), "{}", err);
+            // Display of an actor names the operator, never the reason.
+            let shown = Actor::Operator(act.clone()).to_string();
+            prop_assert_eq!(shown, format!("operator {}", act.operator()));
+        }
     }
 }
 
