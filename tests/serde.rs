@@ -450,6 +450,22 @@ mod operators {
         );
     }
 
+    /// Fails on `operators` at 68bff5c: a bad assignment id is reported as
+    /// "expected a request id of 32 hex digits" (`AssignmentId` parses
+    /// through `RequestId` and keeps its error), so an export that names an
+    /// assignment is told about a request.
+    #[test]
+    fn a_bad_assignment_id_is_named_as_an_assignment_id() {
+        // R43, R46, R3's manner: the error says what is wrong.
+        let mut doc = assignment_doc();
+        doc["id"] = json!("not hex");
+        assert_refused::<Assignment>(doc, "assignment id");
+        let err = "0123"
+            .parse::<service_contacts::AssignmentId>()
+            .unwrap_err();
+        assert!(err.to_string().contains("assignment id"), "{err}");
+    }
+
     #[test]
     fn history_entries_are_checked_inside() {
         // R43, R47: an entry reads only as a valid record of its kind.
