@@ -391,6 +391,28 @@ fn reasons_are_checked_with_specific_errors() {
     }
 }
 
+/// Fails on `operators` at 68bff5c: a reason made only of invisible
+/// format characters (zero-width space U+200B, word joiner U+2060, soft
+/// hyphen U+00AD, zero-width no-break space U+FEFF) is accepted: it is not
+/// white space to `str::trim` nor a control character, yet it prints as
+/// nothing, so an operator acts with no reason anyone can read.
+#[test]
+fn a_reason_that_shows_nothing_is_refused() {
+    // R46: "Every operator action carries a reason."
+    for text in [
+        "\u{200b}",
+        "\u{2060}\u{2060}",
+        "\u{ad}",
+        "\u{feff}",
+        " \u{200b} ",
+    ] {
+        assert!(
+            text.parse::<Reason>().is_err(),
+            "{text:?} reads as a reason, yet shows nothing"
+        );
+    }
+}
+
 /// The strategies of `service_contacts::strategy` (feature `proptest`).
 #[cfg(feature = "proptest")]
 mod strategies {
