@@ -443,6 +443,39 @@ fn an_operator_never_opens_confirms_applies_refuses_or_expires() {
     );
 }
 
+/// Fails on `operators` at 68bff5c: only the event that ends a request
+/// has its actor checked, so events no operator can cause read back when
+/// they name one: a token issued at the opening (the requester's), a
+/// failed token attempt (operators present no token), a token invalidated
+/// after such attempts. The engine never writes them (R43: "a stored
+/// request that the engine could never have written is refused").
+#[test]
+fn events_no_operator_causes_are_refused_when_they_name_one() {
+    // R43, R46, R18, R26
+    let mut doc = opened();
+    history(&mut doc)[1]["actor"] = jane_json();
+    let issued = serde_json::from_value::<ChangeRequest>(doc).map(|_| ());
+    let mut doc = half_confirmed();
+    history(&mut doc).push(
+        json!({"at": "2026-11-21T10:02:00Z", "actor": jane_json(), "event": "failedAttempt"}),
+    );
+    let attempted = serde_json::from_value::<ChangeRequest>(doc).map(|_| ());
+    let mut doc = half_confirmed();
+    history(&mut doc).push(json!({"at": "2026-11-21T10:02:00Z", "actor": jane_json(),
+                                  "event": "tokenInvalidated", "of": "TE2-OVH"}));
+    let invalidated = serde_json::from_value::<ChangeRequest>(doc).map(|_| ());
+    let read_back: Vec<&str> = [
+        ("a `tokenIssued` by an operator", issued),
+        ("a `failedAttempt` by an operator", attempted),
+        ("a `tokenInvalidated` by an operator", invalidated),
+    ]
+    .into_iter()
+    .filter(|(_, read)| read.is_ok())
+    .map(|(what, _)| what)
+    .collect();
+    assert!(read_back.is_empty(), "these read back: {read_back:?}");
+}
+
 #[test]
 fn an_operators_act_without_a_reason_is_refused() {
     // R43, R46: no operator event without who and why.
