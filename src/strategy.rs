@@ -12,6 +12,27 @@
 //!     prop_assert!(bad.parse::<CustomerId>().is_err());
 //! });
 //! ```
+//!
+//! Operators (R46) have theirs too: [`operator_id`], [`reason`] and
+//! [`operator_act`] make valid values, [`actor`] a customer or an operator;
+//! [`near_miss_operator_id`] and [`bad_reason_text`] make texts their
+//! parsers must refuse.
+//!
+//! ```
+//! use proptest::prelude::*;
+//! use service_contacts::{OperatorAct, OperatorId, Reason};
+//! use service_contacts::strategy::{bad_reason_text, near_miss_operator_id, operator_act};
+//!
+//! proptest!(|(act in operator_act(), bad_id in near_miss_operator_id(), bad in bad_reason_text())| {
+//!     let again = OperatorAct::new(
+//!         act.operator().as_str().parse().unwrap(),
+//!         act.reason().as_str().parse().unwrap(),
+//!     );
+//!     prop_assert_eq!(again, act);
+//!     prop_assert!(bad_id.parse::<OperatorId>().is_err());
+//!     prop_assert!(bad.parse::<Reason>().is_err());
+//! });
+//! ```
 #![expect(
     clippy::missing_panics_doc,
     reason = "the strategies only `expect` on values they made valid themselves"
@@ -20,7 +41,10 @@
 use proptest::prelude::*;
 use proptest::sample::select;
 
-use crate::{Contacts, CustomerId, Role, Roles, Service, ServiceName, Version};
+use crate::{
+    Actor, Contacts, CustomerId, OperatorAct, OperatorId, Reason, Role, Roles, Service,
+    ServiceName, Version,
+};
 
 /// Valid identifier text of every shape: 1 to 9 digits (leading zeros
 /// included), letters and suffix in any mix of cases.
@@ -181,4 +205,116 @@ pub fn contacts_from(
 pub fn service() -> impl Strategy<Value = Service> {
     (service_name(), contacts_from(customer_id()))
         .prop_map(|(name, contacts)| Service::new(name, contacts, Version::FIRST))
+}
+
+// ----- operators (R46) -----
+
+/// Valid operator identity text: mostly a login or an address
+/// (`jane.doe@support`), sometimes any 1 to 64 of the characters allowed
+/// (ASCII letters, digits, `.`, `-`, `_`, `@`), the 64-byte limit included.
+pub fn operator_id_text() -> impl Strategy<Value = String> + Clone {
+    prop_oneof![
+        4 => "[a-z]{1,12}(\\.[a-z]{1,12})?(@[a-z]{1,12})?",
+        1 => "[A-Za-z0-9._@-]{1,64}",
+        1 => "[A-Za-z0-9._@-]{64}",
+    ]
+}
+
+/// Valid operator identities.
+pub fn operator_id() -> impl Strategy<Value = OperatorId> + Clone {
+    operator_id_text()
+        .prop_map(|text| OperatorId::parse(&text).expect("operator_id_text makes valid identities"))
+}
+
+/// Text an [`OperatorId`] must refuse: empty, one byte over the 64-byte
+/// limit or longer, or a valid identity with a character that has no place
+/// in one (a space, a tab, a line break, a `/`, `+`, `#` or `:`, a non-ASCII
+/// letter, an emoji) inserted anywhere.
+pub fn near_miss_operator_id() -> impl Strategy<Value = String> {
+    let stray = select(vec![
+        ' ', '\t', '\n', '\u{0}', '/', '+', '#', ':', '!', 'é', 'ß', '\u{202e}', '🦀',
+    ]);
+    prop_oneof![
+        1 => Just(String::new()),
+        2 => "[A-Za-z0-9._@-]{65,80}",
+        6 => (operator_id_text(), any::<proptest::sample::Index>(), stray).prop_map(
+            |(text, at, stray)| {
+                let mut chars: Vec<char> = text.chars().collect();
+                chars.insert(at.index(chars.len() + 1), stray);
+                chars.into_iter().collect()
+            }
+        ),
+    ]
+}
+
+/// A regular expression of the characters a reason may hold, then `$count`:
+/// printable ASCII, letters of other scripts and an emoji (reasons are the
+/// operator's own words, in any language).
+macro_rules! reason_chars {
+    ($count:literal) => {
+        concat!("[ -~éèàçßñøæœıİ日本語中文ąęłż🦀€]", $count)
+    };
+}
+
+/// Valid reason text: 1 to 500 characters, at least one of them not white
+/// space, none a control, line separator or bidirectional formatting
+/// character. Mostly short, sometimes at the 500-character limit.
+pub fn reason_text() -> impl Strategy<Value = String> + Clone {
+    let visible = "[!-~éß日🦀]";
+    prop_oneof![
+        6 => (visible, reason_chars!("{0,80}"))
+            .prop_map(|(first, rest)| format!("{first}{rest}")),
+        1 => (visible, reason_chars!("{399,499}"))
+            .prop_map(|(first, rest)| format!("{first}{rest}")),
+        1 => (visible, reason_chars!("{499}"))
+            .prop_map(|(first, rest)| format!("{first}{rest}")),
+    ]
+}
+
+/// Valid reasons.
+pub fn reason() -> impl Strategy<Value = Reason> + Clone {
+    reason_text().prop_map(|text| Reason::parse(&text).expect("reason_text makes valid reasons"))
+}
+
+/// Text a [`Reason`] must refuse: empty or only white space (spaces, tabs,
+/// no-break and ideographic spaces), 501 characters or more, or a valid
+/// reason with a control character (`\n`, `\t`, `\r`, NUL, ESC, DEL, NEL),
+/// a line or paragraph separator, or a bidirectional formatting character
+/// (embeddings, overrides, isolates, marks) inserted anywhere.
+pub fn bad_reason_text() -> impl Strategy<Value = String> {
+    let forbidden = select(vec![
+        '\n', '\t', '\r', '\u{0}', '\u{1b}', '\u{7f}', '\u{85}', '\u{2028}', '\u{2029}',
+        '\u{202a}', '\u{202b}', '\u{202c}', '\u{202d}', '\u{202e}', '\u{2066}', '\u{2067}',
+        '\u{2068}', '\u{2069}', '\u{200e}', '\u{200f}', '\u{61c}',
+    ]);
+    prop_oneof![
+        1 => Just(String::new()),
+        2 => "[ \t\u{a0}\u{3000}\u{2003}]{1,8}",
+        2 => (
+            "[!-~é日]",
+            reason_chars!("{500,560}")
+        )
+            .prop_map(|(first, rest)| format!("{first}{rest}")),
+        6 => (reason_text(), any::<proptest::sample::Index>(), forbidden).prop_map(
+            |(text, at, bad)| {
+                let mut chars: Vec<char> = text.chars().collect();
+                chars.insert(at.index(chars.len() + 1), bad);
+                chars.into_iter().collect()
+            }
+        ),
+    ]
+}
+
+/// Valid operator acts: an operator and the reason they give.
+pub fn operator_act() -> impl Strategy<Value = OperatorAct> + Clone {
+    (operator_id(), reason()).prop_map(|(operator, reason)| OperatorAct::new(operator, reason))
+}
+
+/// Who acted in a history entry: a customer (any valid identifier) or an
+/// operator with their reason.
+pub fn actor() -> impl Strategy<Value = Actor> {
+    prop_oneof![
+        customer_id().prop_map(Actor::Customer),
+        operator_act().prop_map(Actor::Operator),
+    ]
 }

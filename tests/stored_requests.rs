@@ -13,7 +13,8 @@ use rand_chacha::ChaCha20Rng;
 use rand_chacha::rand_core::SeedableRng;
 use serde_json::{Value, json};
 use service_contacts::{
-    AccountStatus, ChangeRequest, CustomerId, Edit, Engine, Role, Service, Snapshot, Transition,
+    AccountStatus, ChangeRequest, CustomerId, Edit, Engine, OperatorAct, Role, Service, Snapshot,
+    Transition,
 };
 use time::OffsetDateTime;
 use time::macros::datetime;
@@ -176,6 +177,72 @@ fn expired() -> Value {
     story.doc()
 }
 
+/// Jane of support, and why she acts (R46).
+fn jane() -> OperatorAct {
+    OperatorAct::new(
+        "jane@support".parse().unwrap(),
+        "mailbox lost, identity checked by phone".parse().unwrap(),
+    )
+}
+
+/// Jane's act as it is stored.
+fn jane_json() -> Value {
+    json!({"operator": "jane@support", "reason": "mailbox lost, identity checked by phone"})
+}
+
+/// Cancelled by an operator (R46).
+fn cancelled_by_operator() -> Value {
+    let mut story = Story::open();
+    let step = story
+        .engine
+        .cancel_by_operator(&story.request, &jane(), T0 + time::Duration::minutes(1))
+        .unwrap();
+    story.take(&step);
+    story.doc()
+}
+
+/// Sent again by an operator, the admin's confirmation already in (R46,
+/// R23): awaiting, the tech contact's token reissued by the operator.
+fn resent_by_operator() -> Value {
+    let mut story = Story::open().accept(admin(), false);
+    let step = story
+        .engine
+        .resend_by_operator(
+            &story.request,
+            &jane(),
+            T0 + time::Duration::minutes(10),
+            &mut ChaCha20Rng::seed_from_u64(6),
+        )
+        .unwrap();
+    story.take(&step);
+    story.doc()
+}
+
+/// Failed at an operator's hand: her assignment moved the tech role (R32,
+/// R46).
+fn reassigned() -> Value {
+    let mut story = Story::open();
+    let requests = [story.request.clone()];
+    let snapshot = Snapshot {
+        service: &story.service,
+        requests: &requests,
+    };
+    let edit = Edit::new(story.service.name().clone()).with(Role::Tech, "NT5-OVH".parse().unwrap());
+    let step = story
+        .engine
+        .assign(
+            snapshot,
+            &edit,
+            &jane(),
+            &|_| AccountStatus::GoodStanding,
+            T0 + time::Duration::minutes(2),
+            &mut ChaCha20Rng::seed_from_u64(7),
+        )
+        .unwrap();
+    story.take(&step);
+    story.doc()
+}
+
 /// The error a document is refused with.
 #[track_caller]
 fn refusal(doc: &Value) -> String {
@@ -224,10 +291,210 @@ fn every_state_the_engine_writes_reads_back_equal() {
         refused(),
         cancelled(),
         expired(),
+        cancelled_by_operator(),
+        resent_by_operator(),
+        reassigned(),
     ] {
         let back: ChangeRequest = serde_json::from_value(doc.clone()).unwrap();
         assert_eq!(serde_json::to_value(&back).unwrap(), doc);
     }
+}
+
+// ----- who ended it: operators (R46) -----
+
+#[test]
+fn an_operators_ends_are_stored_with_the_operator_and_the_reason() {
+    // R43, R34, R46
+    let doc = cancelled_by_operator();
+    assert_eq!(
+        doc["state"],
+        json!({"state": "aborted", "by": jane_json(), "at": "2026-11-21T10:01:00Z"})
+    );
+    assert_eq!(
+        history(&mut doc.clone()).last().unwrap(),
+        &json!({"at": "2026-11-21T10:01:00Z", "actor": jane_json(), "event": "cancelled"})
+    );
+    let doc = reassigned();
+    let tail = doc["history"].as_array().unwrap().last().unwrap();
+    assert_eq!(tail["actor"], jane_json());
+    assert_eq!(tail["reason"]["reason"], "reassigned");
+    assert_eq!(tail["reason"]["role"], "tech");
+    let doc = resent_by_operator();
+    let reissued: Vec<&Value> = doc["history"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["event"] == "tokenReissued")
+        .collect();
+    assert_eq!(reissued.len(), 1, "only the tech contact was missing");
+    assert_eq!(reissued[0]["actor"], jane_json());
+    assert_eq!(reissued[0]["to"], "TE2-OVH");
+}
+
+#[test]
+fn a_reassigned_failure_not_at_an_operators_hand_is_refused() {
+    // R43, R32, R46: only an operator's assignment fails a request as
+    // `reassigned`, and the event names her.
+    let mut doc = reassigned();
+    last(&mut doc)["actor"] = Value::Null;
+    assert_refused(
+        &doc,
+        "the request failed by an operator's assignment but its `failed` event is by nobody, not by an operator",
+    );
+    last(&mut doc)["actor"] = json!("AD1-OVH");
+    assert_refused(
+        &doc,
+        "the request failed by an operator's assignment but its `failed` event is by AD1-OVH, not by an operator",
+    );
+    // Every other failure is the system's, not an operator's.
+    let mut doc = failed();
+    last(&mut doc)["actor"] = jane_json();
+    assert_refused(
+        &doc,
+        "the `failed` event is by operator jane@support; the system records it on its own",
+    );
+    // A `reassigned` reason needs its role and its assignment.
+    let mut doc = reassigned();
+    last(&mut doc)["reason"]
+        .as_object_mut()
+        .unwrap()
+        .remove("by");
+    assert_refused(&doc, "a `reassigned` failure reason needs a `by` field");
+    let mut doc = reassigned();
+    doc["state"]["reason"]["role"] = json!("admin");
+    assert_refused(&doc, "but its `failed` event gives");
+}
+
+#[test]
+fn a_cancel_by_a_customer_other_than_the_requester_is_refused_for_operators_too() {
+    // R43, R28, R46: the requester or an operator cancels; the state and
+    // the event agree on who.
+    let mut doc = cancelled_by_operator();
+    doc["state"]["by"] = json!("TE2-OVH");
+    last(&mut doc)["actor"] = json!("TE2-OVH");
+    assert_refused(
+        &doc,
+        "the request was cancelled by TE2-OVH, not by its requester AD1-OVH",
+    );
+    let mut doc = cancelled_by_operator();
+    last(&mut doc)["actor"] = json!("AD1-OVH");
+    assert_refused(
+        &doc,
+        "the request is `aborted` by operator jane@support but its `cancelled` event is by AD1-OVH",
+    );
+    let mut doc = cancelled_by_operator();
+    doc["state"]["by"] = json!("AD1-OVH");
+    assert_refused(
+        &doc,
+        "the request is `aborted` by AD1-OVH but its `cancelled` event is by operator jane@support",
+    );
+    // Two operators, or one with two reasons, are two actors.
+    let mut doc = cancelled_by_operator();
+    last(&mut doc)["actor"]["operator"] = json!("joe@support");
+    assert_refused(
+        &doc,
+        "the request is `aborted` by operator jane@support but its `cancelled` event is by operator joe@support",
+    );
+    let mut doc = cancelled_by_operator();
+    last(&mut doc)["actor"]["reason"] = json!("another reason");
+    assert_refused(&doc, "its `cancelled` event is by operator jane@support");
+    // A cancel with nobody behind it.
+    let mut doc = cancelled_by_operator();
+    last(&mut doc)["actor"] = Value::Null;
+    assert_refused(&doc, "but its `cancelled` event is by nobody");
+}
+
+#[test]
+fn an_operator_never_opens_confirms_applies_refuses_or_expires() {
+    // R43, R16, R20, R21, R29, R46: an operator is not a customer.
+    let mut doc = opened();
+    history(&mut doc)[0]["actor"] = jane_json();
+    assert_refused(
+        &doc,
+        "the `opened` event is by operator jane@support, not by the requester AD1-OVH",
+    );
+    let mut doc = half_confirmed();
+    let at = find(&doc, "confirmed");
+    history(&mut doc)[at]["actor"] = jane_json();
+    assert_refused(
+        &doc,
+        "history[3] (`confirmed`) is by operator jane@support, not by a confirmer",
+    );
+    let mut doc = applied();
+    last(&mut doc)["actor"] = jane_json();
+    assert_refused(
+        &doc,
+        "the request was applied by operator jane@support, not by a confirmer",
+    );
+    let mut doc = refused();
+    last(&mut doc)["actor"] = jane_json();
+    assert_refused(
+        &doc,
+        "the request is `refused` by TE2-OVH but its `refused` event is by operator jane@support",
+    );
+    let mut doc = refused();
+    doc["state"]["by"] = jane_json();
+    assert_refused(&doc, "invalid type: map");
+    let mut doc = expired();
+    last(&mut doc)["actor"] = jane_json();
+    assert_refused(
+        &doc,
+        "the `expired` event is by operator jane@support; the system records it on its own",
+    );
+}
+
+/// Fails on `operators` at 68bff5c: only the event that ends a request
+/// has its actor checked, so events no operator can cause read back when
+/// they name one: a token issued at the opening (the requester's), a
+/// failed token attempt (operators present no token), a token invalidated
+/// after such attempts. The engine never writes them (R43: "a stored
+/// request that the engine could never have written is refused").
+#[test]
+fn events_no_operator_causes_are_refused_when_they_name_one() {
+    // R43, R46, R18, R26
+    let mut doc = opened();
+    history(&mut doc)[1]["actor"] = jane_json();
+    let issued = serde_json::from_value::<ChangeRequest>(doc).map(|_| ());
+    let mut doc = half_confirmed();
+    history(&mut doc).push(
+        json!({"at": "2026-11-21T10:02:00Z", "actor": jane_json(), "event": "failedAttempt"}),
+    );
+    let attempted = serde_json::from_value::<ChangeRequest>(doc).map(|_| ());
+    let mut doc = half_confirmed();
+    history(&mut doc).push(json!({"at": "2026-11-21T10:02:00Z", "actor": jane_json(),
+                                  "event": "tokenInvalidated", "of": "TE2-OVH"}));
+    let invalidated = serde_json::from_value::<ChangeRequest>(doc).map(|_| ());
+    let read_back: Vec<&str> = [
+        ("a `tokenIssued` by an operator", issued),
+        ("a `failedAttempt` by an operator", attempted),
+        ("a `tokenInvalidated` by an operator", invalidated),
+    ]
+    .into_iter()
+    .filter(|(_, read)| read.is_ok())
+    .map(|(what, _)| what)
+    .collect();
+    assert!(read_back.is_empty(), "these read back: {read_back:?}");
+}
+
+#[test]
+fn an_operators_act_without_a_reason_is_refused() {
+    // R43, R46: no operator event without who and why.
+    let mut doc = cancelled_by_operator();
+    last(&mut doc)["actor"]
+        .as_object_mut()
+        .unwrap()
+        .remove("reason");
+    assert_refused(&doc, "missing field `reason`");
+    let mut doc = cancelled_by_operator();
+    doc["state"]["by"]["reason"] = json!("");
+    assert_refused(&doc, "empty reason: say why the operator acts");
+    let mut doc = resent_by_operator();
+    let at = find(&doc, "tokenReissued");
+    history(&mut doc)[at]["actor"]["operator"] = json!("jane doe");
+    assert_refused(
+        &doc,
+        "unexpected character ' ' at position 4 of an operator identity",
+    );
 }
 
 #[test]
@@ -683,13 +950,15 @@ mod properties {
     //! The engine is driven through random operations (submit, with one or
     //! two roles; accept and refuse with the own token, a wrong one or
     //! another party's; accept with the service gone; let everyone missing
-    //! accept; resend; cancel; expire; let time pass), with a small failed
+    //! accept; resend; cancel; expire; let time pass; an operator's cancel,
+    //! resend or direct assignment, R46), with a small failed
     //! attempt limit so tokens get invalidated, and every version of every
     //! request it writes is kept. Each then gets one mutation: a field
     //! removed or added at any level, a value changed to another
     //! valid-looking one (a time shifted, a customer, state, event, status,
     //! reason or role swapped, a digest copied from the other confirmer, a
-    //! version set to 0), an actor swapped, or an event removed,
+    //! version set to 0), an actor swapped (for a customer, an operator's
+    //! act or nobody), who ended the request swapped, or an event removed,
     //! duplicated, moved or renamed.
 
     use std::cell::RefCell;
@@ -704,7 +973,8 @@ mod properties {
     use serde_json::{Value, json};
     use service_contacts::{
         AccountStatus, ChangeRequest, Config, Confirmer, ConfirmerStatus, CustomerId, Edit, Engine,
-        EventKind, RequestId, RequestState, Role, Roles, Service, Snapshot, Transition,
+        EventKind, FailureReason, OperatorAct, RequestId, RequestState, Role, Roles, Service,
+        Snapshot, Transition,
     };
     use time::format_description::well_known::Rfc3339;
     use time::{Duration, OffsetDateTime};
@@ -736,14 +1006,22 @@ mod properties {
         "failed",
     ];
     const STATUSES: [&str; 2] = ["pending", "confirmed"];
-    const REASONS: [&str; 6] = [
+    const REASONS: [&str; 7] = [
         "serviceGone",
         "requesterLostRight",
         "outgoingChanged",
         "notInGoodStanding",
         "incomingUnknown",
         "rightRemoved",
+        "reassigned",
     ];
+    /// Operators' acts as they are stored (R46): who acts and why.
+    fn acts() -> [Value; 2] {
+        [
+            json!({"operator": "jane@support", "reason": "mailbox lost, identity checked"}),
+            json!({"operator": "ops-42", "reason": "asked by the admin on the phone"}),
+        ]
+    }
     const ROLES: [&str; 5] = ["admin", "tech", "billing", "admin+tech", "tech+billing"];
     /// Fields a mutation may add: unknown ones and those of other levels.
     const KEYS: [&str; 10] = [
@@ -752,6 +1030,11 @@ mod properties {
 
     fn customer(text: &str) -> CustomerId {
         text.parse().unwrap()
+    }
+
+    /// The operators who act (R46), as [`acts`] stores them.
+    fn operators() -> [OperatorAct; 2] {
+        acts().map(|act| serde_json::from_value(act).unwrap())
     }
 
     /// A number below `n` (> 0) from `rng`.
@@ -873,12 +1156,47 @@ mod properties {
             }
         }
 
+        /// Operator `act` (of [`operators`]) cancels request `index`, or
+        /// sends it again (`resend`).
+        fn operator(&mut self, index: usize, act: usize, resend: bool) {
+            let request = self.requests[index].clone();
+            let act = &operators()[act];
+            let done = if resend {
+                self.engine
+                    .resend_by_operator(&request, act, self.now, &mut self.rng)
+            } else {
+                self.engine.cancel_by_operator(&request, act, self.now)
+            };
+            if let Ok(t) = done {
+                self.commit(&t);
+            }
+        }
+
+        /// Operator `act` (of [`operators`]) assigns as `edit` says.
+        fn assign(&mut self, edit: &Edit, act: usize) {
+            let open = self.open();
+            let snapshot = Snapshot {
+                service: &self.service,
+                requests: &open,
+            };
+            if let Ok(t) = self.engine.assign(
+                snapshot,
+                edit,
+                &operators()[act],
+                &|_| AccountStatus::GoodStanding,
+                self.now,
+                &mut self.rng,
+            ) {
+                self.commit(&t);
+            }
+        }
+
         /// One operation, decoded from four bytes.
         fn step(&mut self, [op, a, b, c]: [u8; 4]) {
             let index = (!self.requests.is_empty()).then(|| usize::from(b) % self.requests.len());
             // Mostly someone the operation concerns: the admin submits, a
             // missing confirmer answers; otherwise anyone.
-            let concerned = match (op % 9, index) {
+            let concerned = match (op % 12, index) {
                 (0, _) => Some(self.service.holder(Role::Admin)),
                 (_, Some(i)) => {
                     let missing = self.requests[i].missing_at(self.now);
@@ -891,7 +1209,7 @@ mod properties {
                 _ => customer(POOL[usize::from(a) % POOL.len()]),
             };
             let other = customer(POOL[usize::from(b) % POOL.len()]);
-            match (op % 9, index) {
+            match (op % 12, index) {
                 (0, _) => {
                     let mut edit = Edit::new(self.service.name().clone())
                         .with(Role::ALL[usize::from(c) % 3], other);
@@ -917,7 +1235,7 @@ mod properties {
                 }
                 (1 | 2, Some(i)) => {
                     let token = self.token(self.requests[i].id(), who);
-                    self.confirm(i, who, &token, op % 9 == 1, c % 8 == 0);
+                    self.confirm(i, who, &token, op % 12 == 1, c % 8 == 0);
                 }
                 (3, Some(i)) => {
                     // A wrong token, or another party's (R24, R26).
@@ -956,6 +1274,18 @@ mod properties {
                         let token = self.token(self.requests[i].id(), who);
                         self.confirm(i, who, &token, true, c % 16 == 0);
                     }
+                }
+                // An operator cancels (R46, R28) or sends again (R46, R23).
+                (9 | 10, Some(i)) => self.operator(i, usize::from(a) % 2, op % 12 == 10),
+                // An operator assigns, overtaking the requests on the roles
+                // it moves (R46, R32).
+                (11, _) => {
+                    let mut edit = Edit::new(self.service.name().clone())
+                        .with(Role::ALL[usize::from(c) % 3], other);
+                    if c >= 128 {
+                        edit.set(Role::ALL[usize::from(c / 3) % 3], who);
+                    }
+                    self.assign(&edit, usize::from(a) % 2);
                 }
                 _ => {}
             }
@@ -1233,6 +1563,23 @@ mod properties {
         }
     }
 
+    /// A customer, an operator's act (R46) or nobody, as stored.
+    fn actor(rng: &mut ChaCha20Rng) -> Value {
+        let [jane, ops] = acts();
+        pick(
+            rng,
+            &[
+                json!(NAMES[0]),
+                json!(NAMES[1]),
+                json!(NAMES[2]),
+                jane,
+                ops,
+                Value::Null,
+            ],
+        )
+        .clone()
+    }
+
     /// One random mutation of `doc`, and its name.
     #[expect(clippy::too_many_lines, reason = "one list of mutations")]
     fn mutate(rng: &mut ChaCha20Rng, doc: &mut Value) -> &'static str {
@@ -1253,7 +1600,7 @@ mod properties {
             .collect();
         let snapshot = doc.clone();
         let events = doc["history"].as_array().map_or(0, Vec::len);
-        match below(rng, 12) {
+        match below(rng, 13) {
             0 => {
                 let at = pick(rng, &objects).clone();
                 let map = doc.pointer_mut(&at).unwrap().as_object_mut().unwrap();
@@ -1324,11 +1671,19 @@ mod properties {
             }
             8 => {
                 let i = below(rng, events);
-                doc["history"][i]["actor"] = json!(*pick(
-                    rng,
-                    &[Some(NAMES[0]), Some(NAMES[1]), Some(NAMES[2]), None]
-                ));
+                doc["history"][i]["actor"] = actor(rng);
                 "swap an actor"
+            }
+            11 => {
+                // R28, R46: the requester, another customer or an operator.
+                let by = actor(rng);
+                if doc["state"].get("by").is_some() && !by.is_null() {
+                    doc["state"]["by"] = by;
+                } else {
+                    let i = events - 1;
+                    doc["history"][i]["actor"] = by;
+                }
+                "swap who ended it"
             }
             9 => {
                 let history = doc["history"].as_array_mut().unwrap();
@@ -1366,6 +1721,8 @@ mod properties {
         mutations: BTreeMap<&'static str, (usize, usize)>,
         errors: Vec<String>,
         states: BTreeMap<&'static str, usize>,
+        /// Requests an operator acted on, by what they did (R46).
+        operators: BTreeMap<&'static str, usize>,
     }
 
     fn run(
@@ -1384,6 +1741,33 @@ mod properties {
                 .states
                 .entry(request.state().name().as_str())
                 .or_default() += 1;
+            for (done, what) in [
+                (
+                    matches!(request.state(), RequestState::Cancelled { by, .. } if by.operator().is_some()),
+                    "cancelled by an operator",
+                ),
+                (
+                    matches!(
+                        request.state(),
+                        RequestState::Failed {
+                            reason: FailureReason::Reassigned { .. },
+                            ..
+                        }
+                    ),
+                    "failed at an operator's hand",
+                ),
+                (
+                    request.history().iter().any(|e| {
+                        matches!(e.kind(), EventKind::TokenReissued { .. })
+                            && e.operator().is_some()
+                    }),
+                    "sent again by an operator",
+                ),
+            ] {
+                if done {
+                    *seen.operators.entry(what).or_default() += 1;
+                }
+            }
             // Every request the engine writes is consistent and reads back equal.
             invariants(request).map_err(|e| {
                 TestCaseError::fail(format!("the checker refuses an engine request: {e}"))
@@ -1482,7 +1866,8 @@ mod properties {
                 seen.states
             );
         }
-        assert_eq!(seen.mutations.len(), 12, "{:?}", seen.mutations);
+        assert_eq!(seen.mutations.len(), 13, "{:?}", seen.mutations);
+        assert_eq!(seen.operators.len(), 3, "R46: {:?}", seen.operators);
         for (mutation, (refused, _)) in &seen.mutations {
             assert!(
                 *refused > 0,
@@ -1504,6 +1889,11 @@ mod properties {
             "who is not a confirmer",
             "the `opened` event is",
             "history[",
+            // R46: operators' ends, and acts no operator makes.
+            "not by an operator",
+            "not by its requester",
+            "by operator jane@support",
+            "by operator ops-42",
         ] {
             assert!(
                 seen.errors.iter().any(|e| e.contains(expected)),
@@ -1511,7 +1901,10 @@ mod properties {
             );
         }
         if std::env::var_os("STORED_STATS").is_some() {
-            eprintln!("{:#?}\n{:#?}", seen.states, seen.mutations);
+            eprintln!(
+                "{:#?}\n{:#?}\n{:#?}",
+                seen.states, seen.mutations, seen.operators
+            );
             let mut kinds: BTreeMap<String, usize> = BTreeMap::new();
             for e in &seen.errors {
                 *kinds.entry(e.chars().take(40).collect()).or_default() += 1;

@@ -11,9 +11,10 @@ use std::task::{Context, Poll, Waker};
 
 use rand_chacha::ChaCha20Rng;
 use service_contacts::{
-    AsyncDirectory, AsyncDriver, AsyncNotifier, AsyncStore, ChangeRequest, Cursor, CustomerId,
-    Directory, Driver, DriverError, Edit, Notifier, Outcome, Page, PageSize, Proposable,
-    RequestFilter, RequestId, RequestSummary, Roles, Service, ServiceName, Store, Sweep,
+    Assignment, AsyncDirectory, AsyncDriver, AsyncNotifier, AsyncStore, ChangeRequest, Cursor,
+    CustomerId, Directory, Driver, DriverError, Edit, HistoryEntry, Notifier, OperatorAct, Outcome,
+    Page, PageSize, Proposable, RequestFilter, RequestId, RequestSummary, Roles, Service,
+    ServiceName, Store, Sweep,
 };
 use time::OffsetDateTime;
 
@@ -109,6 +110,21 @@ drive! {
     ) -> Result<Page<RequestSummary>, DriveError<Self>>;
     fn proposable(&self, service: &ServiceName, actor: CustomerId, now: OffsetDateTime)
         -> Result<Proposable, DriveError<Self>>;
+    fn remove_service(&self, name: &ServiceName, now: OffsetDateTime)
+        -> Answer<Service, Self>;
+    fn cancel_by_operator(&self, id: RequestId, act: &OperatorAct, now: OffsetDateTime)
+        -> Answer<ChangeRequest, Self>;
+    fn resend_by_operator(
+        &self,
+        id: RequestId,
+        act: &OperatorAct,
+        now: OffsetDateTime,
+        rng: &mut ChaCha20Rng
+    ) -> Answer<ChangeRequest, Self>;
+    fn assign(&self, edit: &Edit, act: &OperatorAct, now: OffsetDateTime, rng: &mut ChaCha20Rng)
+        -> Answer<Assignment, Self>;
+    fn history(&self, name: &ServiceName, after: Option<&Cursor>, size: PageSize)
+        -> Result<Page<HistoryEntry>, DriveError<Self>>;
 }
 
 /// The output of a future that is ready at once, as a blocking driver's
@@ -157,6 +173,25 @@ pub(crate) async fn requests_pages<D: Drive>(
         let page = driver
             .my_requests(customer, filter, now, after.as_ref(), size)
             .await?;
+        rows.extend(page.items);
+        match page.next {
+            Some(next) => after = Some(next),
+            None => return Ok(rows),
+        }
+    }
+}
+
+/// Every page of the history of the service `name` (R47), `size` entries a
+/// page, newest first.
+pub(crate) async fn history_pages<D: Drive>(
+    driver: &D,
+    name: &ServiceName,
+    size: PageSize,
+) -> Result<Vec<HistoryEntry>, DriveError<D>> {
+    let mut rows = Vec::new();
+    let mut after = None;
+    loop {
+        let page = driver.history(name, after.as_ref(), size).await?;
         rows.extend(page.items);
         match page.next {
             Some(next) => after = Some(next),

@@ -11,7 +11,12 @@
 //! - [`Subject`]: how an operation picks its request, customer and token and
 //!   becomes a call, the same for both tests;
 //! - [`reach_every_outcome`], the runner of both tests'
-//!   `generator_reaches_every_outcome`.
+//!   `generator_reaches_every_outcome`;
+//! - operators (R46): their cancel, resend and direct assignment as
+//!   operations ([`op_with_operators`]), what the rules predict for each,
+//!   and [`explain_changes`], the check that every change of the contacts
+//!   is explained by the service's history (R47): a request every confirmer
+//!   confirmed, or an assignment with its operator and reason.
 #![allow(dead_code, reason = "each model test uses a part of the model")]
 
 use std::cell::RefCell;
@@ -21,9 +26,10 @@ use std::fmt;
 use proptest::prelude::*;
 use proptest::sample::Index;
 use service_contacts::{
-    AccountStatus, ActError, Blocked, ChangeRequest, Config, ConfirmerStatus, Contacts, CustomerId,
-    Edit, Event, EventKind, FailureReason, Message, MessageKind, Proposable, RequestId,
-    RequestState, Role, Roles, Service, StateName, SubmitError, Token, TokenDigest, Version,
+    AccountStatus, ActError, Actor, AssignError, Assignment, Blocked, ChangeRequest, Config,
+    ConfirmerStatus, Contacts, CustomerId, Edit, Event, EventKind, FailureReason, HistoryEntry,
+    Message, MessageKind, OperatorAct, Proposable, Reassignment, RequestId, RequestState, Role,
+    Roles, Service, StateName, SubmitError, Token, TokenDigest, Version,
 };
 use time::macros::datetime;
 use time::{Duration, OffsetDateTime};
@@ -151,6 +157,65 @@ pub(crate) enum Op {
     AdvanceToDeadline { target: Target, offset: i64 },
     /// A customer falls behind with payments or catches up (R14, R30).
     ToggleStanding { customer: usize },
+    /// R46, R39: an operator (one of [`operator_acts`]) cancels.
+    OperatorCancel { target: Target, act: usize },
+    /// R46, R22, R23, R37: an operator sends the request again.
+    OperatorResend { target: Target, act: usize },
+    /// R46, R13, R14, R31, R32: an operator assigns the roles of the mask
+    /// (bit 0 admin, 1 tech, 2 billing; none: an empty edit) to `incoming`,
+    /// and maybe a second customer (by pool index) one role.
+    Assign {
+        roles: u8,
+        incoming: Incoming,
+        second: Option<(usize, usize)>,
+        act: usize,
+    },
+}
+
+/// The operators' acts the operations pick from (R46): who acts and why.
+pub(crate) fn operator_acts() -> [OperatorAct; 3] {
+    [
+        (
+            "jane.doe@support",
+            "customer called, identity checked by phone",
+        ),
+        ("ops-42", "mail to the tech contact bounced; address fixed"),
+        (
+            "night_shift@support.example",
+            "le client a perdu l'accès à sa boîte aux lettres",
+        ),
+    ]
+    .map(|(operator, reason)| {
+        OperatorAct::new(
+            operator.parse().expect("a valid operator"),
+            reason.parse().expect("a valid reason"),
+        )
+    })
+}
+
+/// The operators' operations alone (R46).
+pub(crate) fn operator_op() -> impl Strategy<Value = Op> {
+    let act = 0..3usize;
+    prop_oneof![
+        1 => (target(), act.clone()).prop_map(|(target, act)| Op::OperatorCancel { target, act }),
+        1 => (target(), act.clone()).prop_map(|(target, act)| Op::OperatorResend { target, act }),
+        2 => (
+            prop_oneof![1 => Just(0u8), 12 => 1u8..=7],
+            incoming(),
+            proptest::option::weighted(0.2, (0..3usize, 0..POOL)),
+            act,
+        )
+            .prop_map(|(roles, incoming, second, act)| Op::Assign { roles, incoming, second, act }),
+    ]
+}
+
+/// The customers' operations of [`op`] and the operators' of
+/// [`operator_op`], in the proportions of each.
+pub(crate) fn op_with_operators() -> impl Strategy<Value = Op> {
+    prop_oneof![
+        27 => op(),
+        4 => operator_op(),
+    ]
 }
 
 pub(crate) fn who() -> impl Strategy<Value = Who> {
@@ -252,6 +317,8 @@ pub(crate) enum MState {
     Applied,
     Refused(CustomerId),
     Cancelled(CustomerId),
+    /// Cancelled by an operator, with their reason (R46).
+    CancelledByOperator(OperatorAct),
     Expired,
     /// Failed, for one of these reasons.
     Failed(Vec<FailureReason>),
@@ -263,7 +330,7 @@ impl MState {
             MState::Awaiting => StateName::ValidatingByCustomers,
             MState::Applied => StateName::Done,
             MState::Refused(_) => StateName::Refused,
-            MState::Cancelled(_) => StateName::Aborted,
+            MState::Cancelled(_) | MState::CancelledByOperator(_) => StateName::Aborted,
             MState::Expired => StateName::Expired,
             MState::Failed(_) => StateName::Error,
         }
@@ -904,6 +971,50 @@ pub(crate) fn make_edit(
     (actor, edit)
 }
 
+/// The edit an [`Op::Assign`] makes on `service`: the roles of `mask` to
+/// the customer `incoming` picks (`Other`: someone other than the holder of
+/// the first of them; `Actor`: the admin), and maybe a second customer for
+/// one role.
+pub(crate) fn make_assignment(
+    model: &Model,
+    pool: &[CustomerId; POOL],
+    service: &Service,
+    mask: u8,
+    incoming: &Incoming,
+    second: Option<(usize, usize)>,
+) -> Edit {
+    let roles: Vec<Role> = Role::ALL
+        .into_iter()
+        .enumerate()
+        .filter(|(bit, _)| mask & (1 << bit) != 0)
+        .map(|(_, role)| role)
+        .collect();
+    let first_holder = model
+        .contacts
+        .holder(roles.first().copied().unwrap_or(Role::Admin));
+    let incoming = match incoming {
+        Incoming::Other(i) => {
+            let others: Vec<CustomerId> = pool
+                .iter()
+                .copied()
+                .filter(|c| *c != first_holder)
+                .collect();
+            *i.get(&others)
+        }
+        Incoming::Actor => model.contacts.holder(Role::Admin),
+        Incoming::Pool(n) => pool[*n],
+        Incoming::Unknown => "ZZ9-OVH".parse().expect("valid identifier"),
+    };
+    let mut edit = Edit::new(service.name().clone());
+    for role in roles {
+        edit.set(role, incoming);
+    }
+    if let Some((role, customer)) = second {
+        edit.set(Role::ALL[role], pool[customer]);
+    }
+    edit
+}
+
 /// A customer for an operation on request `idx`: with `missing_first`
 /// a confirmer still missing if there is one.
 pub(crate) fn pick_actor(
@@ -944,6 +1055,30 @@ pub(crate) fn expect_events(
         let Some(at) = found else {
             return Err(fail(format!(
                 "R34: no {kind:?} event by {actor:?} among {added:?}"
+            )));
+        };
+        added.remove(at);
+    }
+    prop_assert!(added.is_empty(), "R34: unexpected events {:?}", added);
+    Ok(())
+}
+
+/// R34, R46: the events the last commit added to request `id`'s history
+/// (in `added`), in any order, each by exactly the actor given (`None`: the
+/// system).
+pub(crate) fn expect_acted(
+    added: &HashMap<RequestId, Vec<Event>>,
+    id: RequestId,
+    expected: &[(EventKind, Option<Actor>)],
+) -> Result<(), TestCaseError> {
+    let mut added: Vec<&Event> = added.get(&id).into_iter().flatten().collect();
+    for (kind, actor) in expected {
+        let found = added
+            .iter()
+            .position(|e| e.kind() == kind && e.actor() == actor.as_ref());
+        let Some(at) = found else {
+            return Err(fail(format!(
+                "R34, R46: no {kind:?} event by {actor:?} among {added:?}"
             )));
         };
         added.remove(at);
@@ -1028,6 +1163,9 @@ pub(crate) fn compare_request(
         }
         (MState::Cancelled(by), RequestState::Cancelled { by: b, .. }) => {
             prop_assert_eq!(Some(*by), b.customer());
+        }
+        (MState::CancelledByOperator(act), RequestState::Cancelled { by: b, .. }) => {
+            prop_assert_eq!(b.operator(), Some(act), "R46: cancelled by the operator");
         }
         (MState::Failed(reasons), RequestState::Failed { reason, .. }) => {
             prop_assert!(
@@ -1577,6 +1715,346 @@ impl Model {
     }
 }
 
+// ----- operators (R46) -----
+
+/// What an operator's assignment does, by the rules (R46, R31, R32, R29).
+#[derive(Debug)]
+pub(crate) struct Assigning {
+    /// Each role that changes hands, in role order.
+    pub(crate) changes: Vec<Reassignment>,
+    /// The holders once it is made.
+    pub(crate) contacts: Holders,
+    /// The live requests it overtakes, each with the role its failure names
+    /// (R32).
+    pub(crate) victims: Vec<(usize, Role)>,
+    /// The requests past their deadline recorded as expired with it (R29).
+    pub(crate) due: Vec<usize>,
+    /// Every old and new holder, once, with the roles they gave or took.
+    pub(crate) told: Vec<(CustomerId, Roles)>,
+    /// The requests written, sorted: the victims and the expired.
+    pub(crate) written: Vec<RequestId>,
+    /// The news of the requests it ends: failed or expired.
+    pub(crate) expected: Vec<Expected>,
+}
+
+impl Model {
+    /// R46, R29: the errors the rules allow when an operator cancels or
+    /// sends again request `idx` (none: it is done). Only a live request;
+    /// anyone may be the party concerned, so no `NotRequester` or
+    /// `NotAConfirmer`; R23's interval holds for a resend.
+    pub(crate) fn operator_errors(&self, idx: usize, resend: bool) -> Vec<ActError> {
+        let r = &self.requests[idx];
+        if !r.live(self.now) {
+            return vec![ActError::Closed {
+                state: r.state_at(self.now),
+            }];
+        }
+        let retry_at = r.last_sent + Duration::minutes(5);
+        if resend && self.now < retry_at {
+            return vec![ActError::TooSoon { retry_at }];
+        }
+        Vec::new()
+    }
+
+    /// R46, R23, R34: the events an operator's resend of request `idx`
+    /// records: a new token for each confirmer still missing, by the
+    /// operator.
+    pub(crate) fn operator_resending(
+        &self,
+        idx: usize,
+        act: &OperatorAct,
+    ) -> Vec<(EventKind, Option<Actor>)> {
+        self.requests[idx]
+            .missing()
+            .into_iter()
+            .map(|to| {
+                (
+                    EventKind::TokenReissued { to },
+                    Some(Actor::Operator(act.clone())),
+                )
+            })
+            .collect()
+    }
+
+    /// What an operator's assignment of `edit` does now, or the one error
+    /// the rules give (R13, R14, R46): checked per incoming customer, in the
+    /// order of the first role each takes; for each, existence first, then
+    /// the outgoing and the incoming billing contact's standing.
+    pub(crate) fn predict_assign(&self, edit: &Edit) -> Result<Assigning, AssignError> {
+        let now = self.now;
+        if edit.iter().next().is_none() {
+            return Err(AssignError::EmptyEdit);
+        }
+        let changes: Vec<Reassignment> = edit
+            .iter()
+            .filter(|(role, to)| self.contacts.holder(*role) != *to)
+            .map(|(role, to)| Reassignment {
+                role,
+                from: self.contacts.holder(role),
+                to,
+            })
+            .collect();
+        if changes.is_empty() {
+            return Err(AssignError::NoChange);
+        }
+        let mut groups: Vec<(CustomerId, Roles)> = Vec::new();
+        for c in &changes {
+            match groups.iter_mut().find(|(who, _)| *who == c.to) {
+                Some((_, roles)) => *roles |= c.role,
+                None => groups.push((c.to, Roles::from(c.role))),
+            }
+        }
+        for (customer, roles) in &groups {
+            // R13: an account.
+            if !self.standing.contains_key(customer) {
+                return Err(AssignError::UnknownCustomer {
+                    customer: *customer,
+                });
+            }
+            // R14: both billing contacts in good standing.
+            if roles.contains(Role::Billing) {
+                let outgoing = self.contacts.holder(Role::Billing);
+                for who in [outgoing, *customer] {
+                    if !self.good(who) {
+                        return Err(AssignError::NotInGoodStanding { customer: who });
+                    }
+                }
+            }
+        }
+        let mut contacts = self.contacts;
+        for c in &changes {
+            contacts.set(c.role, c.to);
+        }
+        let moved: Roles = changes.iter().map(|c| c.role).collect();
+        // R32: every live request on a moved role, or whose requester lost
+        // a right over one of its roles, fails; the role it names is the
+        // first moved one, else the first lost.
+        let mut victims = Vec::new();
+        let mut expected = Vec::new();
+        for (j, r) in self.requests.iter().enumerate() {
+            if !r.live(now) {
+                continue;
+            }
+            let lost = r.roles - contacts.rights_of(r.requester);
+            if let Some(role) = (r.roles & moved).first().or(lost.first()) {
+                victims.push((j, role));
+                expected.extend(r.to_confirmers(&Tag::Failed));
+            }
+        }
+        // R29: those past their deadline are recorded as expired.
+        let due = self.due_named();
+        for &j in &due {
+            expected.extend(self.requests[j].to_confirmers(&Tag::Expired));
+        }
+        // R46: every old and new holder, once each.
+        let mut told: Vec<(CustomerId, Roles)> = Vec::new();
+        for c in &changes {
+            for who in [c.from, c.to] {
+                match told.iter_mut().find(|(t, _)| *t == who) {
+                    Some((_, roles)) => *roles |= c.role,
+                    None => told.push((who, Roles::from(c.role))),
+                }
+            }
+        }
+        told.sort();
+        let mut written: Vec<RequestId> = victims
+            .iter()
+            .map(|(j, _)| self.requests[*j].id)
+            .chain(due.iter().map(|&j| self.requests[j].id))
+            .collect();
+        written.sort();
+        Ok(Assigning {
+            changes,
+            contacts,
+            victims,
+            due,
+            told,
+            written,
+            expected,
+        })
+    }
+}
+
+/// R46, R40: the news of assignment `record`: each of `told` (sorted) gets
+/// one message about it, with the roles they gave or took, who changed
+/// what and why, and no token.
+pub(crate) fn check_assigned_messages(
+    messages: &[&Message],
+    record: &Assignment,
+    told: &[(CustomerId, Roles)],
+) -> Result<(), TestCaseError> {
+    let mut actual: Vec<(CustomerId, Roles)> = Vec::with_capacity(messages.len());
+    for m in messages {
+        prop_assert_eq!(m.assignment(), Some(record.id()));
+        prop_assert_eq!(
+            (m.request(), m.requester(), m.incoming()),
+            (None, None, None)
+        );
+        prop_assert_eq!(m.other_party(), None);
+        prop_assert_eq!(m.service(), record.service());
+        prop_assert!(m.token().is_none(), "R40: a token in an assignment's news");
+        let MessageKind::Assigned { by, changes } = m.kind() else {
+            return Err(fail(format!("R46: {:?} about an assignment", tag(m))));
+        };
+        prop_assert_eq!(by, record.by(), "R46: who and why");
+        prop_assert_eq!(changes.as_slice(), record.changes(), "R46: what changed");
+        actual.push((m.to(), m.roles()));
+    }
+    actual.sort();
+    prop_assert_eq!(
+        actual.as_slice(),
+        told,
+        "R46: every old and new holder, once"
+    );
+    Ok(())
+}
+
+/// R47, R20, R46: the history of a service, `entries` as the driver lists
+/// it, against what was `seen` at the last check, when the service showed
+/// `before`; it now shows `after`.
+///
+/// The history is newest first (ties by id). Whatever it held before it
+/// still holds (requests may move on, assignments never change). And every
+/// change of the contacts since is explained by one entry new to it: a
+/// request now applied, every confirmer of which confirmed (a customer's
+/// `confirmed` event each, and the `applied` event by one of them), that
+/// took exactly its roles from their outgoing holders to its incoming
+/// customer; or an assignment, with its operator and a reason that says
+/// something, that moved exactly its roles from the holder it names to the
+/// new one. With no such entry, the contacts did not change.
+pub(crate) fn explain_changes(
+    seen: &[HistoryEntry],
+    entries: &[HistoryEntry],
+    before: &Contacts,
+    after: &Contacts,
+) -> Result<(), TestCaseError> {
+    for pair in entries.windows(2) {
+        prop_assert!(
+            pair[0].key().listed_before(&pair[1].key()),
+            "R47: the history is not newest first"
+        );
+    }
+    let applied = |e: &HistoryEntry| -> Option<RequestId> {
+        match e {
+            HistoryEntry::Request(r) if matches!(r.state(), RequestState::Applied { .. }) => {
+                Some(r.id())
+            }
+            _ => None,
+        }
+    };
+    let was_applied: HashSet<RequestId> = seen.iter().filter_map(applied).collect();
+    let mut explanations = Vec::new();
+    for old in seen {
+        match old {
+            HistoryEntry::Assignment(a) => prop_assert!(
+                entries.contains(old),
+                "R47: assignment {} left the history or changed",
+                a.id()
+            ),
+            HistoryEntry::Request(r) => prop_assert!(
+                entries
+                    .iter()
+                    .any(|e| matches!(e, HistoryEntry::Request(n) if n.id() == r.id())),
+                "R47: request {} left the history",
+                r.id()
+            ),
+        }
+    }
+    for entry in entries {
+        let new = match entry {
+            HistoryEntry::Request(_) => applied(entry).is_some_and(|id| !was_applied.contains(&id)),
+            HistoryEntry::Assignment(_) => !seen.contains(entry),
+        };
+        if new {
+            explanations.push(entry);
+        }
+    }
+    let explanation = match explanations.as_slice() {
+        [] => {
+            prop_assert_eq!(
+                after,
+                before,
+                "R20, R46: the contacts changed and the history explains nothing"
+            );
+            return Ok(());
+        }
+        [one] => *one,
+        many => {
+            return Err(fail(format!(
+                "one step changed the contacts {} times: {many:?}",
+                many.len()
+            )));
+        }
+    };
+    check_moves(&explained_moves(explanation)?, before, after)
+}
+
+/// What the entry that explains a change of contacts moved, as (role,
+/// from, to), once it is checked that it may: a request every confirmer
+/// confirmed and one of them applied (R16, R20), or an assignment with its
+/// operator and a reason that says something (R46).
+fn explained_moves(
+    entry: &HistoryEntry,
+) -> Result<Vec<(Role, CustomerId, CustomerId)>, TestCaseError> {
+    match entry {
+        HistoryEntry::Request(r) => {
+            for c in r.confirmers() {
+                prop_assert!(
+                    r.history()
+                        .iter()
+                        .any(|e| *e.kind() == EventKind::Confirmed && e.customer() == Some(c)),
+                    "R16, R20: request {} applied without {}'s confirmation",
+                    r.id(),
+                    c
+                );
+            }
+            let last = r.history().last().expect("a history");
+            prop_assert!(
+                *last.kind() == EventKind::Applied
+                    && last.customer().is_some_and(|c| r.confirmers().contains(&c)),
+                "R20: request {} applied by {:?}",
+                r.id(),
+                last.actor()
+            );
+            Ok(r.outgoing_holders()
+                .map(|(role, from)| (role, from, r.incoming()))
+                .collect())
+        }
+        HistoryEntry::Assignment(a) => {
+            prop_assert!(!a.by().operator().as_str().is_empty());
+            prop_assert!(
+                !a.by().reason().as_str().trim().is_empty(),
+                "R46: an assignment without a reason"
+            );
+            Ok(a.changes().iter().map(|c| (c.role, c.from, c.to)).collect())
+        }
+    }
+}
+
+/// The contacts went from `before` to `after` by exactly `moves`: each
+/// (role, from, to) took the role from its holder to another, and no other
+/// role changed.
+pub(crate) fn check_moves(
+    moves: &[(Role, CustomerId, CustomerId)],
+    before: &Contacts,
+    after: &Contacts,
+) -> Result<(), TestCaseError> {
+    for role in Role::ALL {
+        if let Some((_, from, to)) = moves.iter().find(|(r, _, _)| *r == role) {
+            prop_assert_eq!(before.holder(role), *from, "the {} contact it took", role);
+            prop_assert_eq!(after.holder(role), *to, "the {} contact it gave", role);
+        } else {
+            prop_assert_eq!(
+                after.holder(role),
+                before.holder(role),
+                "the {} contact changed with nothing to explain it",
+                role
+            );
+        }
+    }
+    Ok(())
+}
+
 // ----- running the operations -----
 
 /// How often each outcome happened (see `generator_reaches_every_outcome`).
@@ -1623,6 +2101,19 @@ pub(crate) trait Subject {
     /// A customer fell behind with payments or caught up (`good`) in the
     /// model (R14, R30); for a subject with its own record of it.
     fn standing_changed(&mut self, _customer: CustomerId, _good: bool) {}
+    /// R46, R39: an operator cancels request `idx`. Only for a subject that
+    /// runs [`operator_op`]s.
+    fn operator_cancel(&mut self, _idx: usize, _act: &OperatorAct) -> Result<(), TestCaseError> {
+        Err(fail("this subject runs no operator's operation"))
+    }
+    /// R46, R22, R23, R37: an operator sends request `idx` again.
+    fn operator_resend(&mut self, _idx: usize, _act: &OperatorAct) -> Result<(), TestCaseError> {
+        Err(fail("this subject runs no operator's operation"))
+    }
+    /// R46, R13, R14, R31, R32: an operator assigns as `edit` says.
+    fn assign(&mut self, _edit: &Edit, _act: &OperatorAct) -> Result<(), TestCaseError> {
+        Err(fail("this subject runs no operator's operation"))
+    }
 
     /// Runs one operation; returns the model index of the request applied,
     /// if any.
@@ -1710,6 +2201,45 @@ pub(crate) trait Subject {
                 self.trace(format!("{customer} is now {status:?}"));
                 Ok(None)
             }
+            Op::OperatorCancel { .. } | Op::OperatorResend { .. } | Op::Assign { .. } => {
+                self.perform_operator(op)
+            }
+        }
+    }
+
+    /// Runs an operator's operation (R46).
+    fn perform_operator(&mut self, op: &Op) -> Result<Option<usize>, TestCaseError> {
+        let pool = self.pool();
+        match op {
+            Op::OperatorCancel { target, act } => match self.model().pick(target) {
+                Some(idx) => self
+                    .operator_cancel(idx, &operator_acts()[*act])
+                    .map(|()| None),
+                None => Ok(None),
+            },
+            Op::OperatorResend { target, act } => match self.model().pick(target) {
+                Some(idx) => self
+                    .operator_resend(idx, &operator_acts()[*act])
+                    .map(|()| None),
+                None => Ok(None),
+            },
+            Op::Assign {
+                roles,
+                incoming,
+                second,
+                act,
+            } => {
+                let edit = make_assignment(
+                    self.model(),
+                    &pool,
+                    &self.service(),
+                    *roles,
+                    incoming,
+                    *second,
+                );
+                self.assign(&edit, &operator_acts()[*act]).map(|()| None)
+            }
+            _ => Err(fail(format!("{op:?} is a customer's operation"))),
         }
     }
 
