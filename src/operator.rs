@@ -142,17 +142,15 @@ impl Reason {
     /// (`\n`, `\t`, `\u{1b}`, ...), a line or paragraph separator, or a
     /// bidirectional formatting character (`\u{202e}`, ...).
     pub fn parse(text: &str) -> Result<Reason, ParseReasonError> {
+        if text.chars().all(|c| c.is_whitespace() || invisible(c)) {
+            return Err(ParseReasonError(ReasonProblem::Blank));
+        }
         let mut chars = 0;
-        let mut visible = false;
         for (at, c) in text.chars().enumerate() {
             if c.is_control() || breaks_or_reorders(c) {
                 return Err(ParseReasonError(ReasonProblem::Control { found: c, at }));
             }
-            visible |= !c.is_whitespace() && !invisible(c);
             chars = at + 1;
-        }
-        if !visible {
-            return Err(ParseReasonError(ReasonProblem::Blank));
         }
         if chars > MAX_REASON_CHARS {
             return Err(ParseReasonError(ReasonProblem::TooLong { chars }));

@@ -644,11 +644,15 @@ fn check_confirmers_events(
     let mut confirmed: Vec<(CustomerId, usize)> = Vec::with_capacity(confirmers.len());
     for (index, event) in request.history.iter().enumerate() {
         // An operator resends, cancels, or fails a request by an assignment
-        // (R46); every other event is a customer's or the system's.
+        // (R46); the tokens issued at the opening and the attempts with a
+        // token are the customers' (the opening, confirmations and ending
+        // events have checks of their own).
         if event.operator().is_some()
-            && !matches!(
+            && matches!(
                 event.kind,
-                EventKind::TokenReissued { .. } | EventKind::Cancelled | EventKind::Failed { .. }
+                EventKind::TokenIssued { .. }
+                    | EventKind::FailedAttempt
+                    | EventKind::TokenInvalidated { .. }
             )
         {
             return Err(E::NotAnOperatorEvent {
