@@ -5,10 +5,13 @@
 //! Both drivers reach the actions through their `actions()`, which hands out
 //! [`Traced`] actions: with the feature, a twin of each action of
 //! [`Actions`] with the same signature, whose future is the action's in its
-//! span ([`tracing::Instrument`], so the span is right across awaits, on any
-//! thread, and the blocking driver's `block_on` polls the very same future).
-//! Without the feature, `Traced<A>` is `A` and the two hooks that the shared
-//! loop calls ([`attempt`], [`retry`]) are empty: no code and no dependency.
+//! span (`InSpan`, which enters the span at each poll as
+//! `tracing::Instrument` does, so the span is right across awaits, on any
+//! thread; the blocking driver's `block_on` polls the very same future), and
+//! which records and reports the outcome from the action's result. Without
+//! the feature, `Traced<A>` is `A` and the two hooks that the shared loop
+//! calls (`attempt`, `retry`) are empty: the same machine code as without
+//! this module.
 //!
 //! An action added to [`Actions`] and called by the drivers does not build
 //! with the feature until it has its twin here, so none goes untraced.
@@ -49,11 +52,13 @@ mod off {
 mod on {
     use std::fmt;
     use std::future::Future;
+    use std::pin::Pin;
+    use std::task::{Context, Poll, ready};
 
     use rand_core::TryCryptoRng;
     use time::OffsetDateTime;
     use tracing::field::{Empty, display};
-    use tracing::{Instrument, Level, Span};
+    use tracing::{Level, Span};
 
     use super::super::actions::Actions;
     use super::super::{DriverError, Outcome, RequestStatus, Sweep};
@@ -87,6 +92,10 @@ mod on {
     /// Records on the action's span that `attempts` decisions were made so
     /// far (the shared loop calls it at each).
     pub(in crate::driver) fn attempt(attempts: u32) {
+        // Actions that count attempts have spans at `INFO`.
+        if !tracing::level_enabled!(Level::INFO) {
+            return;
+        }
         // Only on an action's span: when the action's span is not enabled,
         // the current one may be the host's.
         let span = Span::current();
@@ -160,55 +169,88 @@ mod on {
     }
 
     impl Action {
+        /// Records `value` as `field`, unless no subscriber wants the span
+        /// (finding a field by its name is most of the cost).
+        fn record(&self, field: &str, value: impl tracing::Value) {
+            if !self.span.is_disabled() {
+                self.span.record(field, value);
+            }
+        }
+
         /// The service the action is on.
         fn service(self, name: &ServiceName) -> Action {
-            self.span.record("service", name.as_str());
+            self.record("service", name.as_str());
             self
         }
 
         /// The request the action is on.
         fn request(self, id: RequestId) -> Action {
-            self.span.record("request", display(id));
+            self.record("request", display(id));
             self
         }
 
         /// Who acts: `kind` says what kind of actor (`"customer"`), `id` is
         /// their identifier.
         fn actor(self, kind: &'static str, id: &str) -> Action {
-            self.span.record("actor.kind", kind);
-            self.span.record("actor.id", id);
+            self.record("actor.kind", kind);
+            self.record("actor.id", id);
             self
         }
 
         /// A customer acts.
         fn customer(self, customer: CustomerId) -> Action {
+            if self.span.is_disabled() {
+                return self;
+            }
             self.actor("customer", customer.as_str())
         }
 
-        /// `future`, the action, in this span; once it ends, its outcome
-        /// recorded and reported.
-        fn run<F, T, SE, DE>(self, future: F) -> impl Future<Output = F::Output>
-        where
-            F: Future<Output = Result<T, DriverError<SE, DE>>>,
-            T: Done,
-        {
-            let Action { span, changes } = self;
-            let this = span.clone();
-            async move {
-                let output = future.await;
-                match &output {
-                    Ok(value) => {
-                        this.record("outcome", if changes { "committed" } else { "ok" });
-                        value.done(&this, 0);
-                    }
-                    Err(err) => {
-                        let on = if changes { On::Change } else { On::Read };
-                        this.record("outcome", failed(err, on));
-                    }
-                }
-                output
+        /// `future`, the action, in this span.
+        fn run<F>(self, future: F) -> InSpan<F> {
+            InSpan {
+                future,
+                action: self,
             }
-            .instrument(span)
+        }
+    }
+
+    pin_project_lite::pin_project! {
+        /// An action's future in its span: the span is entered at each
+        /// poll (so it follows the future from thread to thread, and is
+        /// never left entered across an await), and the outcome recorded
+        /// and reported once the action ends. One future around the
+        /// action's, not two (`Instrumented` around an `async` block): each
+        /// layer is a copy of the action's future (2 KB for an accept).
+        pub(in crate::driver) struct InSpan<F> {
+            #[pin]
+            future: F,
+            action: Action,
+        }
+    }
+
+    impl<F, T, SE, DE> Future for InSpan<F>
+    where
+        F: Future<Output = Result<T, DriverError<SE, DE>>>,
+        T: Done,
+    {
+        type Output = F::Output;
+
+        fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
+            let this = self.project();
+            let _entered = this.action.span.enter();
+            let output = ready!(this.future.poll(cx));
+            let action = &*this.action;
+            match &output {
+                Ok(value) => {
+                    action.record("outcome", if action.changes { "committed" } else { "ok" });
+                    value.done(action, 0);
+                }
+                Err(err) => {
+                    let on = if action.changes { On::Change } else { On::Read };
+                    action.record("outcome", failed(err, on));
+                }
+            }
+            Poll::Ready(output)
         }
     }
 
@@ -305,36 +347,36 @@ mod on {
     trait Done {
         /// Records and reports what the value tells; `undelivered` is how
         /// many of the action's messages were not delivered.
-        fn done(&self, span: &Span, undelivered: usize) {
-            let _ = (span, undelivered);
+        fn done(&self, action: &Action, undelivered: usize) {
+            let _ = (action, undelivered);
         }
     }
 
     impl<T: Done, E> Done for Outcome<T, E> {
-        fn done(&self, span: &Span, _: usize) {
+        fn done(&self, action: &Action, _: usize) {
             for lost in &self.undelivered {
                 undelivered(&lost.message);
             }
-            self.value.done(span, self.undelivered.len());
+            self.value.done(action, self.undelivered.len());
         }
     }
 
     impl Done for ChangeRequest {
-        fn done(&self, span: &Span, _: usize) {
-            span.record("service", self.service().as_str());
+        fn done(&self, action: &Action, _: usize) {
+            action.record("service", self.service().as_str());
         }
     }
 
     impl Done for RequestStatus {
-        fn done(&self, span: &Span, _: usize) {
-            span.record("service", self.request.service().as_str());
+        fn done(&self, action: &Action, _: usize) {
+            action.record("service", self.request.service().as_str());
         }
     }
 
     /// The requests an edit opened.
     impl Done for Vec<RequestId> {
-        fn done(&self, span: &Span, _: usize) {
-            span.record("request", display(Ids(self)));
+        fn done(&self, action: &Action, _: usize) {
+            action.record("request", display(Ids(self)));
         }
     }
 
@@ -344,7 +386,7 @@ mod on {
     impl<T> Done for Page<T> {}
 
     impl<SE, DE> Done for Sweep<SE, DE> {
-        fn done(&self, _: &Span, undelivered: usize) {
+        fn done(&self, _: &Action, undelivered: usize) {
             for (id, err) in &self.failed {
                 failed(err, On::Expiry(*id));
             }
