@@ -281,6 +281,73 @@
 //! - `proptest`: [`strategy`], proptest strategies for downstream tests.
 //! - `testing`: `testing`, the conformance suite for [`Store`] and
 //!   [`AsyncStore`] implementations (a blocking and an async runner).
+//! - `tracing`: a span around every driver action and events for what an
+//!   operator acts on, through the [`tracing`](https://docs.rs/tracing)
+//!   facade (see [Tracing](#tracing)). Without it, `tracing` is not in the
+//!   dependency tree and the drivers compile as if it did not exist.
+//!
+//! # Tracing
+//!
+//! With the feature `tracing`, each action of the [`Driver`] and the
+//! [`AsyncDriver`] runs in a span named after it, entered for the whole
+//! action: every read, decision, commit, retry and delivery, and whatever
+//! the host's parts log meanwhile. The span follows the action's future
+//! (entered at each poll), so it stays right across awaits on a
+//! multi-threaded runtime. Spans and events have the target
+//! `service_contacts::driver`; the host installs the subscriber and picks
+//! the levels (`service_contacts=info` shows every change and every
+//! problem).
+//!
+//! | span | level | fields when it opens | recorded when it ends |
+//! |---|---|---|---|
+//! | `order_service` | `INFO` | `service`, `actor.*` | `outcome`, `attempts` |
+//! | `import_services` | `INFO` | `service` (a batch of one) | `outcome`, `attempts` |
+//! | `remove_service` | `INFO` | `service` | `outcome`, `attempts` |
+//! | `submit` | `INFO` | `service`, `actor.*` | `request` (those opened), `outcome`, `attempts` |
+//! | `accept`, `refuse`, `resend`, `cancel` | `INFO` | `request`, `actor.*` | `service`, `outcome`, `attempts` |
+//! | `cancel_by_operator`, `resend_by_operator` | `INFO` | `request`, `actor.*` (an operator) | `service`, `outcome`, `attempts` |
+//! | `assign` | `INFO` | `service`, `actor.*` (an operator) | `assignment`, `outcome`, `attempts` |
+//! | `expire_due`, `expire_due_page` | `INFO` | | `outcome` |
+//! | `my_contacts`, `my_requests` | `DEBUG` | `actor.*` | `outcome` |
+//! | `service` | `DEBUG` | `service` | `outcome` |
+//! | `request` | `DEBUG` | `request` | `service`, `outcome` |
+//! | `proposable` | `DEBUG` | `service`, `actor.*` | `outcome` |
+//! | `history` | `DEBUG` | `service` | `outcome` |
+//!
+//! Every span also has `action`, its name. `service` is the
+//! [`ServiceName`]; `request` the [`RequestId`] (32 hex digits; several,
+//! comma-separated, for an edit that opened several); `assignment` the
+//! [`AssignmentId`] an operator's assignment recorded; `actor.kind` is
+//! `customer` and `actor.id` the [`CustomerId`] who acts (for a listing,
+//! whose listing it is), or `operator` and the [`OperatorId`] (never the
+//! operator's reason: free text, kept in the history). `outcome` is `committed` (an action that may
+//! change the state succeeded, a sweep included, whatever it expired), `ok`
+//! (a read), `refused`, `contention` or `error`; `attempts` is how many
+//! times the action was decided (one, plus one for each retry).
+//!
+//! | event | level | fields | when |
+//! |---|---|---|---|
+//! | `deciding again: …` | `DEBUG` | `attempt` | a commit met a conflict, or the reads disagreed (R31, R44); the action decides again |
+//! | `gave up: …` | `WARN` | `attempts`, `request` (in a sweep) | the retries ran out: [`DriverError::Contention`] |
+//! | `refused` | `INFO`, `DEBUG` for a read | `reason` (the [`Refusal`], as `Display`) | [`DriverError::Refused`] |
+//! | `the store failed`, `the directory failed` | `ERROR` | `part` (`store`, `directory`), `request` (in a sweep) | [`DriverError::Store`], [`DriverError::Directory`] |
+//! | `message not delivered; …` | `WARN` | `request` or `assignment`, `service`, `to`, `kind` | each of [`Outcome::undelivered`] (R41) |
+//! | `not expired: refused; …` | `WARN` | `request`, `reason` | a sweep could not expire a request for another reason than its closing meanwhile |
+//! | `expiry sweep` | `INFO`, `DEBUG` when it did nothing | `expired`, `failed`, `undelivered`, `more` | a sweep ended: how many requests it expired, how many it could not (they stay due), how many messages were not delivered, whether a next page follows |
+//!
+//! A refusal is the rules at work (a wrong token, a role locked by another
+//! request), not a fault: it is `INFO`, never `ERROR`. `ERROR` is kept for
+//! the host's parts failing; `WARN` for what needs a look or a retry, though
+//! nothing is lost (contention, an undelivered message, a request the sweep
+//! left due).
+//!
+//! No span or event holds a token or a digest (R48). A message is named by
+//! its kind (`confirmationRequested`, `applied`, `replaced`, `refused`,
+//! `cancelled`, `expired`, `failed`, `assigned`) and its recipient, never
+//! shown whole.
+//! A store's or directory's error is named by the part, not by its text,
+//! which is the host's and may echo a row (digests included): the host's
+//! parts log their own errors, inside the action's span.
 //!
 //! # Security
 //!

@@ -56,6 +56,7 @@ macro_rules! attempt {
                 Err(err) => break Err(err),
             };
             attempts = attempts.saturating_add(1);
+            super::trace::attempt(attempts);
             if let Some((changes, then)) = step.into_commit() {
                 match $actions.store.commit(changes).await {
                     Ok(()) => match then {
@@ -619,6 +620,7 @@ impl<S: AsyncStore, N: AsyncNotifier, D: AsyncDirectory> Actions<'_, S, N, D> {
         if attempts > self.retries {
             return Err(DriverError::Contention { attempts });
         }
+        super::trace::retry(attempts);
         YieldNow::default().await;
         Ok(())
     }

@@ -4,7 +4,7 @@ use rand_core::TryCryptoRng;
 use time::OffsetDateTime;
 
 use super::{
-    Actions, DEFAULT_RETRIES, DriverError, Outcome, RequestStatus, Sweep, expiry_page, parts,
+    Actions, DEFAULT_RETRIES, DriverError, Outcome, RequestStatus, Sweep, expiry_page, parts, trace,
 };
 use crate::host::{AsyncDirectory, AsyncNotifier, AsyncStore};
 use crate::{
@@ -88,14 +88,14 @@ parts!(AsyncDriver, std::convert::identity);
 
 impl<S: AsyncStore + Sync, N: AsyncNotifier + Sync, D: AsyncDirectory + Sync> AsyncDriver<S, N, D> {
     /// The shared actions over this driver's parts.
-    fn actions(&self) -> Actions<'_, S, N, D> {
-        Actions {
+    fn actions(&self) -> trace::Traced<Actions<'_, S, N, D>> {
+        trace::traced(Actions {
             store: &self.store,
             notifier: &self.notifier,
             directory: &self.directory,
             engine: &self.engine,
             retries: self.retries,
-        }
+        })
     }
 
     /// As [`Driver::order_service`](crate::Driver::order_service).

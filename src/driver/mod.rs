@@ -15,6 +15,7 @@ use crate::{
 
 mod actions;
 mod asynch;
+mod trace;
 
 use actions::Actions;
 pub(crate) use actions::block_on;
@@ -286,14 +287,14 @@ pub struct RequestStatus {
 
 impl<S: Store, N: Notifier, D: Directory> Driver<S, N, D> {
     /// The shared actions over this driver's parts, which answer at once.
-    fn actions(&self) -> Actions<'_, Blocking<S>, Blocking<N>, Blocking<D>> {
-        Actions {
+    fn actions(&self) -> trace::Traced<Actions<'_, Blocking<S>, Blocking<N>, Blocking<D>>> {
+        trace::traced(Actions {
             store: &self.store,
             notifier: &self.notifier,
             directory: &self.directory,
             engine: &self.engine,
             retries: self.retries,
-        }
+        })
     }
 
     // ----- actions -----

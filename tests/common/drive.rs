@@ -11,10 +11,10 @@ use std::task::{Context, Poll, Waker};
 
 use rand_chacha::ChaCha20Rng;
 use service_contacts::{
-    Assignment, AsyncDirectory, AsyncDriver, AsyncNotifier, AsyncStore, ChangeRequest, Cursor,
-    CustomerId, Directory, Driver, DriverError, Edit, HistoryEntry, Notifier, OperatorAct, Outcome,
-    Page, PageSize, Proposable, RequestFilter, RequestId, RequestSummary, Roles, Service,
-    ServiceName, Store, Sweep,
+    Assignment, AsyncDirectory, AsyncDriver, AsyncNotifier, AsyncStore, ChangeRequest, Contacts,
+    Cursor, CustomerId, Directory, Driver, DriverError, Edit, HistoryEntry, Notifier, OperatorAct,
+    Outcome, Page, PageSize, Proposable, RequestFilter, RequestId, RequestStatus, RequestSummary,
+    Roles, Service, ServiceName, Store, Sweep,
 };
 use time::OffsetDateTime;
 
@@ -87,6 +87,9 @@ macro_rules! drive {
 drive! {
     fn order_service(&self, name: &ServiceName, customer: CustomerId)
         -> Result<Service, DriveError<Self>>;
+    fn import_services(&self, services: Vec<(ServiceName, Contacts)>)
+        -> Result<Vec<Service>, DriveError<Self>>;
+    fn remove_service(&self, name: &ServiceName, now: OffsetDateTime) -> Answer<Service, Self>;
     fn submit(&self, edit: &Edit, actor: CustomerId, now: OffsetDateTime, rng: &mut ChaCha20Rng)
         -> Answer<Vec<RequestId>, Self>;
     fn accept(&self, id: RequestId, actor: CustomerId, token: &str, now: OffsetDateTime)
@@ -98,6 +101,8 @@ drive! {
     fn cancel(&self, id: RequestId, actor: CustomerId, now: OffsetDateTime)
         -> Answer<ChangeRequest, Self>;
     fn expire_due(&self, now: OffsetDateTime) -> Answer<SweepOf<Self>, Self>;
+    fn expire_due_page(&self, now: OffsetDateTime, after: Option<&Cursor>, size: PageSize)
+        -> Answer<SweepOf<Self>, Self>;
     fn my_contacts(&self, customer: CustomerId, after: Option<&Cursor>, size: PageSize)
         -> Result<Page<(ServiceName, Roles)>, DriveError<Self>>;
     fn my_requests(
@@ -110,8 +115,6 @@ drive! {
     ) -> Result<Page<RequestSummary>, DriveError<Self>>;
     fn proposable(&self, service: &ServiceName, actor: CustomerId, now: OffsetDateTime)
         -> Result<Proposable, DriveError<Self>>;
-    fn remove_service(&self, name: &ServiceName, now: OffsetDateTime)
-        -> Answer<Service, Self>;
     fn cancel_by_operator(&self, id: RequestId, act: &OperatorAct, now: OffsetDateTime)
         -> Answer<ChangeRequest, Self>;
     fn resend_by_operator(
@@ -125,6 +128,8 @@ drive! {
         -> Answer<Assignment, Self>;
     fn history(&self, name: &ServiceName, after: Option<&Cursor>, size: PageSize)
         -> Result<Page<HistoryEntry>, DriveError<Self>>;
+    fn service(&self, name: &ServiceName) -> Result<Service, DriveError<Self>>;
+    fn request(&self, id: RequestId, now: OffsetDateTime) -> Result<RequestStatus, DriveError<Self>>;
 }
 
 /// The output of a future that is ready at once, as a blocking driver's
