@@ -78,6 +78,20 @@ macro_rules! attempt {
     }};
 }
 
+/// An action on the request `$id` that the engine decides from the request
+/// alone, refused with an [`ActError`]: read it, decide with `$decide`
+/// (`$request` is the request read), commit and deliver, in the loop of
+/// [`attempt!`].
+macro_rules! on_request {
+    ($actions:ident, $id:expr, |$request:ident| $decide:expr) => {
+        attempt!($actions, async {
+            let $request = &$actions.load_request($id).await?;
+            let transition = $decide.map_err(Refusal::Act)?;
+            commit_step(transition, $id)
+        })
+    };
+}
+
 /// The host's parts and the engine, as one action sees them.
 pub(super) struct Actions<'a, S, N, D> {
     pub(super) store: &'a S,
@@ -293,14 +307,9 @@ impl<S: AsyncStore, N: AsyncNotifier, D: AsyncDirectory> Actions<'_, S, N, D> {
         now: OffsetDateTime,
         rng: &mut R,
     ) -> Committed<ChangeRequest, S, N, D> {
-        attempt!(self, async {
-            let request = self.load_request(id).await?;
-            let transition = self
-                .engine
-                .resend(&request, actor, now, rng)
-                .map_err(Refusal::Act)?;
-            commit_step(transition, id)
-        })
+        on_request!(self, id, |request| self
+            .engine
+            .resend(request, actor, now, rng))
     }
 
     pub(super) async fn cancel(
@@ -309,14 +318,7 @@ impl<S: AsyncStore, N: AsyncNotifier, D: AsyncDirectory> Actions<'_, S, N, D> {
         actor: CustomerId,
         now: OffsetDateTime,
     ) -> Committed<ChangeRequest, S, N, D> {
-        attempt!(self, async {
-            let request = self.load_request(id).await?;
-            let transition = self
-                .engine
-                .cancel(&request, actor, now)
-                .map_err(Refusal::Act)?;
-            commit_step(transition, id)
-        })
+        on_request!(self, id, |request| self.engine.cancel(request, actor, now))
     }
 
     pub(super) async fn cancel_by_operator(
@@ -325,14 +327,9 @@ impl<S: AsyncStore, N: AsyncNotifier, D: AsyncDirectory> Actions<'_, S, N, D> {
         act: &OperatorAct,
         now: OffsetDateTime,
     ) -> Committed<ChangeRequest, S, N, D> {
-        attempt!(self, async {
-            let request = self.load_request(id).await?;
-            let transition = self
-                .engine
-                .cancel_by_operator(&request, act, now)
-                .map_err(Refusal::Act)?;
-            commit_step(transition, id)
-        })
+        on_request!(self, id, |request| self
+            .engine
+            .cancel_by_operator(request, act, now))
     }
 
     pub(super) async fn resend_by_operator<R: TryCryptoRng + ?Sized>(
@@ -342,14 +339,9 @@ impl<S: AsyncStore, N: AsyncNotifier, D: AsyncDirectory> Actions<'_, S, N, D> {
         now: OffsetDateTime,
         rng: &mut R,
     ) -> Committed<ChangeRequest, S, N, D> {
-        attempt!(self, async {
-            let request = self.load_request(id).await?;
-            let transition = self
-                .engine
-                .resend_by_operator(&request, act, now, rng)
-                .map_err(Refusal::Act)?;
-            commit_step(transition, id)
-        })
+        on_request!(self, id, |request| self
+            .engine
+            .resend_by_operator(request, act, now, rng))
     }
 
     pub(super) async fn assign<R: TryCryptoRng + ?Sized>(
