@@ -185,12 +185,16 @@ impl FromStr for Reason {
     }
 }
 
-/// Characters that break a line or reorder the text around them: line and
-/// paragraph separators, and the bidirectional formatting characters.
+/// Characters that break a line, reorder the text around them or hide text:
+/// line and paragraph separators, the bidirectional formatting characters,
+/// tag characters and interlinear annotations.
 fn breaks_or_reorders(c: char) -> bool {
     matches!(
         c,
-        '\u{2028}'
+        // Tag characters and interlinear annotations: text no reader sees.
+        '\u{e0000}'..='\u{e007f}'
+            | '\u{fff9}'..='\u{fffb}'
+            | '\u{2028}'
             | '\u{2029}'
             | '\u{202a}'..='\u{202e}'
             | '\u{2066}'..='\u{2069}'
@@ -201,12 +205,14 @@ fn breaks_or_reorders(c: char) -> bool {
 }
 
 /// Characters that show nothing (Unicode's default-ignorable code points,
-/// such as U+200B ZERO WIDTH SPACE, U+00AD SOFT HYPHEN or U+FEFF): allowed
+/// such as U+200B ZERO WIDTH SPACE, U+00AD SOFT HYPHEN or U+FEFF, and the
+/// blank U+2800): allowed
 /// inside a reason, but a reason made of them alone says nothing.
 fn invisible(c: char) -> bool {
     matches!(
         c,
         '\u{00ad}'
+            | '\u{2800}'
             | '\u{034f}'
             | '\u{115f}'
             | '\u{1160}'
@@ -221,7 +227,7 @@ fn invisible(c: char) -> bool {
             | '\u{ffa0}'
             | '\u{1bca0}'..='\u{1bca3}'
             | '\u{1d173}'..='\u{1d17a}'
-            | '\u{e0000}'..='\u{e0fff}'
+            | '\u{e0080}'..='\u{e0fff}'
     )
 }
 

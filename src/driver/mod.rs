@@ -524,9 +524,11 @@ impl<S: Store, N: Notifier, D: Directory> Driver<S, N, D> {
     /// request ever made on it, with all its events and actors, and every
     /// operator's assignment, newest first. A removed service keeps its
     /// history. Pass the page's [`Page::next`] back as `after` for the next
-    /// page. The host decides who may read it (support staff, the service's
-    /// admin); with feature `serde`, each [`HistoryEntry`] serializes for an
-    /// export.
+    /// page. The host decides who may read it: it is the history of the
+    /// *name*, so for a name removed and ordered again it holds the earlier
+    /// owners' entries too (show a service's admin only the entries from
+    /// when their customer took the service, or keep it to support). With
+    /// feature `serde`, each [`HistoryEntry`] serializes for an export.
     ///
     /// # Errors
     ///

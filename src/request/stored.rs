@@ -455,6 +455,20 @@ pub(super) enum Inconsistency {
         at: Time,
         deadline: Time,
     },
+    #[error(
+        "the request is `{state}` but history[{index}] (`{kind}`) at {at} is not before its deadline {deadline}; past it, only its expiry is recorded"
+    )]
+    EventAfterDeadline {
+        state: StateName,
+        index: usize,
+        kind: &'static str,
+        at: Time,
+        deadline: Time,
+    },
+    #[error(
+        "history[{index}] (`tokenReissued`) is by {actor}: only a confirmer or an operator has a request sent again"
+    )]
+    ReissuedByStranger { index: usize, actor: Who },
     #[error("the confirmers must be the requester and the incoming customer")]
     Confirmers,
     #[error("an awaiting request waits for at least one confirmer")]
@@ -660,6 +674,16 @@ fn check_confirmers_events(
                 kind: name(&event.kind),
             });
         }
+        // A resend is a confirmer's (R22) or an operator's (R46).
+        if matches!(event.kind, EventKind::TokenReissued { .. })
+            && event.operator().is_none()
+            && !event.customer().is_some_and(|c| confirmers.contains(&c))
+        {
+            return Err(E::ReissuedByStranger {
+                index,
+                actor: Who(event.actor.clone()),
+            });
+        }
         match &event.kind {
             EventKind::TokenIssued { to: whom }
             | EventKind::TokenReissued { to: whom }
@@ -814,6 +838,22 @@ fn check_end(request: &ChangeRequest, confirmers: &[CustomerId]) -> Result<(), I
         RequestState::Failed { at, .. } => (EventTag::Failed, *at),
     };
     let kind = expected.as_str();
+    // Every action on a request happens before its deadline (R29); past it
+    // only its expiry is recorded (an operator's acts included, R46).
+    if let Some((index, event)) = request
+        .history
+        .iter()
+        .enumerate()
+        .find(|(_, e)| e.at >= request.deadline && EventTag::of(&e.kind) != EventTag::Expired)
+    {
+        return Err(E::EventAfterDeadline {
+            state,
+            index,
+            kind: name(&event.kind),
+            at: Time(event.at),
+            deadline: Time(request.deadline),
+        });
+    }
     let is_expected = |e: &Event| EventTag::of(&e.kind) == expected;
     let Some((last, earlier)) = request.history.split_last() else {
         return Err(E::NoEnd { state, kind });
