@@ -142,6 +142,58 @@ impl Loaded {
     }
 }
 
+/// What the last confirmation of a request decides on: the request, read
+/// first, and its service as stored then (`None` if there never was one)
+/// with the requests the service names.
+///
+/// The request is not read a second time among the service's requests: the
+/// copy in hand stands in for it, first in `requests`. That copy was read
+/// *before* the service, where a second read would come after it; it is
+/// sound all the same (R31, R44):
+///
+/// - The engine decides on the request in hand whatever the snapshot holds
+///   under its id: [`Engine::accept`] takes the token from it and writes
+///   its next version expecting its version, and applying reads from the
+///   snapshot only the service and the *other* requests the service names.
+///   A second copy was never consulted, so no decision changes.
+/// - A copy gone stale between the two reads (a cancel, a resend, a failed
+///   attempt, an expiry, an operator's cancel or assignment, the same
+///   confirmation racing itself) was written at its next version by that
+///   change; the commit expects the version in hand, so it conflicts, and
+///   the driver reads again, the request first. A change of the service
+///   (an apply, an assignment, a removal, a request opened) writes the
+///   service at its next version, which the commit checks too.
+/// - The snapshot is still the service and every request it names (R44
+///   allows any order of reads): the engine refuses to decide unless the
+///   service names this request on each of its roles and the snapshot holds
+///   every other request it names, read after the service as before
+///   (otherwise `SnapshotOutdated`, and the driver reads again). A service
+///   that does not name the request leaves it in the snapshot, where the
+///   engine ignores it, as it ignores any request the service does not name.
+///
+/// So a decision commits only if the request and the service (and every
+/// other request it writes) are still at the versions read: what it decided
+/// on is what the store held at the commit, as with a second read.
+struct Applying {
+    service: Option<Service>,
+    /// The request in hand, then the other requests the service names.
+    requests: Vec<ChangeRequest>,
+}
+
+impl Applying {
+    /// The request being confirmed, as read first.
+    fn request(&self) -> &ChangeRequest {
+        &self.requests[0]
+    }
+
+    fn snapshot(&self) -> Option<Snapshot<'_>> {
+        self.service.as_ref().map(|service| Snapshot {
+            service,
+            requests: &self.requests,
+        })
+    }
+}
+
 impl<S: AsyncStore, N: AsyncNotifier, D: AsyncDirectory> Actions<'_, S, N, D> {
     pub(super) async fn import_services(
         self,
@@ -263,12 +315,14 @@ impl<S: AsyncStore, N: AsyncNotifier, D: AsyncDirectory> Actions<'_, S, N, D> {
                     .accept(&request, actor, token, now, None, nobody);
                 return settle(decided, id);
             }
-            let loaded = self.load(request.service()).await?;
+            // The request in hand stands in for its own read (see
+            // `Applying`): one read fewer than `load`.
+            let applying = self.load_around(request).await?;
+            let request = applying.request();
             let accounts = self.accounts(&request.accounts_to_check()).await?;
-            let snapshot = loaded.as_ref().map(Loaded::snapshot);
-            let decided = self
-                .engine
-                .accept(&request, actor, token, now, snapshot, &accounts);
+            let decided =
+                self.engine
+                    .accept(request, actor, token, now, applying.snapshot(), &accounts);
             settle(decided, id)
         })
     }
@@ -643,14 +697,47 @@ impl<S: AsyncStore, N: AsyncNotifier, D: AsyncDirectory> Actions<'_, S, N, D> {
             return Ok(None);
         };
         let mut requests = Vec::with_capacity(service.requests_to_load().count());
+        self.read_named(&service, &mut requests).await?;
+        Ok(Some(Loaded { service, requests }))
+    }
+
+    /// The service of `request` as stored and the requests it names, with
+    /// `request`, read before the service, standing in for its own read
+    /// (see [`Applying`] for why that is sound): one read fewer than
+    /// [`load`](Self::load) for the last confirmation.
+    async fn load_around(&self, request: ChangeRequest) -> Result<Applying, Error<S, D>> {
+        let service = self
+            .store
+            .service(request.service())
+            .await
+            .map_err(DriverError::Store)?;
+        let named = service.as_ref().map_or(0, |s| s.requests_to_load().count());
+        let mut requests = Vec::with_capacity(named.max(1));
+        requests.push(request);
+        if let Some(service) = &service {
+            self.read_named(service, &mut requests).await?;
+        }
+        Ok(Applying { service, requests })
+    }
+
+    /// Reads each request `service` names, as stored now, into `requests`,
+    /// but those `requests` holds already (read before the service).
+    async fn read_named(
+        &self,
+        service: &Service,
+        requests: &mut Vec<ChangeRequest>,
+    ) -> Result<(), Error<S, D>> {
         for id in service.requests_to_load() {
+            if requests.iter().any(|r| r.id() == id) {
+                continue;
+            }
             // A request named but not found leaves the snapshot short: the
             // engine then asks for a new read, or treats the role as locked.
             if let Some(request) = self.store.request(id).await.map_err(DriverError::Store)? {
                 requests.push(request);
             }
         }
-        Ok(Some(Loaded { service, requests }))
+        Ok(())
     }
 
     /// The live service `name` and the requests it names.
