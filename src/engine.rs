@@ -1211,6 +1211,12 @@ impl Engine {
     /// this request on each of its roles, or names a request the snapshot
     /// lacks: [`ActError::SnapshotOutdated`], read again (R44).
     ///
+    /// The snapshot's copy of `request` itself is never consulted: `request`
+    /// decides, and the writes expect its version, so a copy that changed
+    /// meanwhile makes the commit conflict. A host may put the `request` it
+    /// read first in the snapshot rather than read it again with the
+    /// service (the drivers do).
+    ///
     /// # Errors
     ///
     /// A [`Rejection`]; see there for the failed attempt it may carry.

@@ -34,9 +34,10 @@ use crate::{
 /// each role, and on those requests; every decision that relies on the
 /// service writes the service at its next version, so of two decisions made
 /// on the same version at most one commits. The driver reads the service
-/// first and then the requests it names, but a host may read them in any
-/// order or at once: a snapshot that lacks a request its service names is
-/// refused as outdated and read again.
+/// first and then the requests it names (for the last acceptance, the
+/// request it read first stands in for itself), but a host may read them in
+/// any order or at once: a snapshot that lacks a request its service names
+/// is refused as outdated and read again.
 ///
 /// A SQL database implements `commit` as one transaction that checks each
 /// expected version (`UPDATE ... WHERE version = $expected`, counting rows, or

@@ -176,11 +176,12 @@
 //! the [`Engine`], which never blocks, as the drivers do:
 //!
 //! 1. load the state with its own async client: the request, the service, the
-//!    requests the service names ([`Service::requests_to_load`]), and the
-//!    accounts named by [`ChangeRequest::accounts_to_check`] or
-//!    [`Edit::accounts_to_check`]. The reads may run in any order or at once
-//!    (R44): the service record names what a decision needs, and every
-//!    decision that relies on it writes it at its next version;
+//!    requests the service names ([`Service::requests_to_load`]; the request
+//!    already read stands in for itself), and the accounts named by
+//!    [`ChangeRequest::accounts_to_check`] or [`Edit::accounts_to_check`].
+//!    The reads may run in any order or at once (R44): the service record
+//!    names what a decision needs, and every decision that relies on it
+//!    writes it at its next version;
 //! 2. call the engine with `now` and a generator: it returns a [`Transition`],
 //!    or [`ActError::SnapshotOutdated`] when the service names a request the
 //!    snapshot lacks (it was read before that request opened): go back to 1;

@@ -381,13 +381,13 @@ const CASES: &[Case] = &[
         what: "accept, the last confirmation: applies (R20, R30, R31, R38)",
         scene: confirmed,
         act: act!(|d, s| d.accept(s.request(), id(ADMIN), &s.admin_token, T0)),
-        // The request; the service and the request it names; the incoming
-        // account, checked again (R30); the commit; "applied" to both
-        // confirmers, "replaced" to the outgoing tech contact.
+        // The request; the service (the request it names is the one in
+        // hand: not read again); the incoming account, checked again (R30);
+        // the commit; "applied" to both confirmers, "replaced" to the
+        // outgoing tech contact.
         calls: &[
             Load,
             Read,
-            Load,
             Exists,
             InGoodStanding,
             Commit,

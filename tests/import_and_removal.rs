@@ -6,15 +6,17 @@
 mod common;
 
 use std::convert::Infallible;
+use std::sync::Mutex;
 use std::sync::atomic::{AtomicU32, Ordering};
 
 use common::{T0, last_token, race};
 use rand_chacha::ChaCha20Rng;
 use rand_chacha::rand_core::SeedableRng;
 use service_contacts::{
-    ChangeRequest, Changes, CommitError, Contacts, CustomerId, Driver, DriverError, Edit,
-    FailureReason, MemoryDirectory, MemoryNotifier, MemoryStore, MessageKind, PageSize, Refusal,
-    RequestId, RequestState, Role, Roles, Service, ServiceError, ServiceName, StateName, Store,
+    ActError, ChangeRequest, Changes, CommitError, Contacts, CustomerId, Driver, DriverError, Edit,
+    EventKind, FailureReason, MemoryDirectory, MemoryNotifier, MemoryStore, MessageKind, PageSize,
+    Refusal, RequestId, RequestState, Role, Roles, Service, ServiceError, ServiceName, StateName,
+    Store,
 };
 use time::Duration;
 
@@ -408,6 +410,189 @@ fn an_outdated_read_is_read_again_then_given_up() {
             assert_eq!(result.unwrap_err(), DriverError::Contention { attempts: 4 });
             assert_eq!(driver.store().inner.services(), before);
         }
+    }
+}
+
+/// Another host's action, run once on the store just before the first read
+/// of a service: for the last confirmation, between its read of the
+/// request and its read of the service. Counts the reads and the commits.
+#[derive(Default)]
+struct LandsBeforeServiceRead {
+    inner: MemoryStore,
+    land: Mutex<Option<Other>>,
+    request_reads: AtomicU32,
+    service_reads: AtomicU32,
+    conflicts: AtomicU32,
+}
+
+type Other = Box<dyn FnOnce(&MemoryStore) + Send>;
+
+impl Store for LandsBeforeServiceRead {
+    type Error = Infallible;
+    fn service(&self, name: &ServiceName) -> Result<Option<Service>, Infallible> {
+        let other = self.land.lock().unwrap().take();
+        if let Some(other) = other {
+            other(&self.inner);
+        }
+        self.service_reads.fetch_add(1, Ordering::SeqCst);
+        self.inner.service(name)
+    }
+    fn request(&self, id: RequestId) -> Result<Option<ChangeRequest>, Infallible> {
+        self.request_reads.fetch_add(1, Ordering::SeqCst);
+        self.inner.request(id)
+    }
+    forward_listings!(inner, Infallible, std::convert::identity);
+    fn commit(&self, changes: Changes) -> Result<(), CommitError<Infallible>> {
+        let result = self.inner.commit(changes);
+        if result.is_err() {
+            self.conflicts.fetch_add(1, Ordering::SeqCst);
+        }
+        result
+    }
+}
+
+/// What another host does to a request, through its own driver, given a
+/// confirmer's token.
+type Act = fn(&Driver<&MemoryStore, MemoryNotifier, MemoryDirectory>, RequestId, &str);
+
+/// What another host does to a request waiting for the admin alone, given
+/// the admin's token, and the state the admin's confirmation then finds it
+/// closed in (`None`: it applies): nothing; the admin cancels; the admin,
+/// in another tab, types a wrong token (a failed attempt, R26); the same
+/// confirmation lands there first.
+const OTHER_HOSTS: [(&str, Option<Act>, Option<StateName>); 4] = [
+    ("no other host", None, None),
+    (
+        "cancelled",
+        Some(|other, request, _| {
+            let _ = other.cancel(request, admin(), T0).unwrap();
+        }),
+        Some(StateName::Aborted),
+    ),
+    (
+        "a failed attempt",
+        Some(|other, request, _| {
+            let _ = other
+                .accept(request, admin(), "not-the-token", T0)
+                .unwrap_err();
+        }),
+        None,
+    ),
+    (
+        "the same confirmation",
+        Some(|other, request, token| {
+            let _ = other.accept(request, admin(), token, T0).unwrap();
+        }),
+        Some(StateName::Done),
+    ),
+];
+
+/// A directory that knows the admin and the newcomer.
+fn two_customers() -> MemoryDirectory {
+    let directory = MemoryDirectory::new();
+    directory.add(admin());
+    directory.add(newcomer());
+    directory
+}
+
+/// `site`, ordered by the admin, with a change of its tech contact to the
+/// newcomer that the newcomer confirmed: the request and the admin's token,
+/// the last confirmation missing. The notifier is left empty.
+fn waiting_for_admin(
+    driver: &Driver<LandsBeforeServiceRead, MemoryNotifier, MemoryDirectory>,
+    site: &ServiceName,
+) -> (RequestId, String) {
+    driver.order_service(site, admin()).unwrap();
+    let edit = Edit::new(site.clone()).with(Role::Tech, newcomer());
+    let mut rng = ChaCha20Rng::seed_from_u64(11);
+    let request = driver.submit(&edit, admin(), T0, &mut rng).unwrap().value[0];
+    let token = |who| last_token(driver.notifier(), who, request);
+    let _ = driver
+        .accept(request, newcomer(), &token(newcomer()), T0)
+        .unwrap();
+    let admin_token = token(admin());
+    let _ = driver.notifier().take();
+    (request, admin_token)
+}
+
+#[test]
+fn the_last_confirmation_reads_its_request_once_and_a_stale_copy_conflicts() {
+    // R31, R44: the last confirmation decides on the request it read first,
+    // which stands in for the service's copy of it (not read again). When
+    // another host changes the request between that read and the read of
+    // the service, the decision on the stale copy conflicts at commit; the
+    // driver reads again and decides on what the other host wrote, which is
+    // never lost.
+    let site = name("example.com");
+    for (what, act, refused_as) in OTHER_HOSTS {
+        let driver = Driver::new(
+            LandsBeforeServiceRead::default(),
+            MemoryNotifier::new(),
+            two_customers(),
+        );
+        let (request, admin_token) = waiting_for_admin(&driver, &site);
+        let store = driver.store();
+        if let Some(act) = act {
+            let token = admin_token.clone();
+            *store.land.lock().unwrap() = Some(Box::new(move |inner: &MemoryStore| {
+                let other = Driver::new(inner, MemoryNotifier::new(), two_customers());
+                act(&other, request, &token);
+            }));
+        }
+        store.request_reads.store(0, Ordering::SeqCst);
+        store.service_reads.store(0, Ordering::SeqCst);
+        let result = driver.accept(request, admin(), &admin_token, T0);
+        // Each attempt reads the request once, and the service if it is
+        // still the last confirmation (the service names only this
+        // request, the one in hand); the retry finds a closed request.
+        let attempts = 1 + u32::from(act.is_some());
+        let last_confirmations = if refused_as.is_none() { attempts } else { 1 };
+        assert_eq!(
+            store.request_reads.load(Ordering::SeqCst),
+            attempts,
+            "{what}"
+        );
+        assert_eq!(
+            store.service_reads.load(Ordering::SeqCst),
+            last_confirmations,
+            "{what}"
+        );
+        assert_eq!(
+            store.conflicts.load(Ordering::SeqCst),
+            u32::from(act.is_some()),
+            "{what}: the stale copy conflicts"
+        );
+        let stored = store.inner.request(request).unwrap().unwrap();
+        let service = store.inner.service(&site).unwrap().unwrap();
+        match refused_as {
+            None => {
+                assert_eq!(result.unwrap().value, stored, "{what}");
+                assert_eq!(stored.state().name(), StateName::Done, "{what}");
+                assert_eq!(service.holder(Role::Tech), newcomer(), "{what}");
+            }
+            Some(state) => {
+                let err = result.unwrap_err();
+                assert_eq!(
+                    err,
+                    DriverError::Refused(Refusal::Act(ActError::Closed { state })),
+                    "{what}"
+                );
+                assert_eq!(stored.state().name(), state, "{what}");
+                assert!(driver.notifier().take().is_empty(), "{what}");
+            }
+        }
+        // Nothing the other host wrote is lost: its failed attempt stays
+        // recorded (R26), and a change applies once (R31): order, submit,
+        // apply are the service's three versions.
+        let failed = stored
+            .history()
+            .iter()
+            .filter(|e| matches!(e.kind(), EventKind::FailedAttempt))
+            .count();
+        assert_eq!(failed, usize::from(what == "a failed attempt"), "{what}");
+        let applied = u64::from(stored.state().name() == StateName::Done);
+        assert_eq!(service.version().get(), 2 + applied, "{what}");
+        store.inner.audit().unwrap();
     }
 }
 

@@ -14,8 +14,8 @@ use rand_chacha::ChaCha20Rng;
 use rand_chacha::rand_core::SeedableRng;
 use service_contacts::{
     AccountStatus, ActError, ChangeRequest, Contacts, CustomerId, Driver, DriverError, Edit,
-    Engine, MemoryDirectory, MemoryNotifier, MemoryStore, Refusal, RequestId, RequestState, Role,
-    Service, ServiceName, Snapshot, StateName, Store, SubmitError, Transition,
+    Engine, EventKind, MemoryDirectory, MemoryNotifier, MemoryStore, Refusal, RequestId,
+    RequestState, Role, Service, ServiceName, Snapshot, StateName, Store, SubmitError, Transition,
 };
 use time::{Duration, OffsetDateTime};
 
@@ -125,8 +125,9 @@ fn token(tokens: &[(CustomerId, String)], who: CustomerId) -> &str {
     &tokens.iter().find(|(c, _)| *c == who).unwrap().1
 }
 
-/// Accepts with the store as it is now (driver order: request, then service
-/// and its named requests).
+/// Accepts with the store as it is now, read in the driver's order: the
+/// request, then the service and the other requests it names (the request
+/// in hand stands in for its own second read).
 fn accept(
     engine: &Engine,
     store: &MemoryStore,
@@ -136,7 +137,12 @@ fn accept(
     now: OffsetDateTime,
 ) -> Transition {
     let req = request(store, rid);
-    let (service, requests) = read(store);
+    let service = service(store);
+    let others = service
+        .requests_to_load()
+        .filter(|id| *id != rid)
+        .filter_map(|id| store.request(id).unwrap());
+    let requests: Vec<ChangeRequest> = std::iter::once(req.clone()).chain(others).collect();
     let snapshot = Snapshot {
         service: &service,
         requests: &requests,
@@ -550,6 +556,64 @@ fn held_r32_on_a_stale_live_read_conflicts() {
     let done = accept(&engine, &store, a, y(), &a_tokens, T0);
     assert!(done.request(b).is_none());
     assert_eq!(request(&store, b).state().name(), StateName::Aborted);
+}
+
+/// R31, R44: the last acceptance decides on the request in hand (read
+/// before the service, as the driver does), whatever the snapshot holds
+/// under its id: that copy, one read after the service, or none give the
+/// same writes. A copy in hand that went stale between the two reads makes
+/// those writes conflict on the request; decided again on a fresh read,
+/// the change applies and keeps what the other host wrote.
+#[test]
+fn held_apply_decides_on_the_request_in_hand() {
+    let engine = Engine::default();
+    let store = MemoryStore::new();
+    import(&engine, &store, Contacts::all(x()));
+    let (a, a_tokens) = open(&engine, &store, x(), Role::Tech, t(), T0, 95);
+    accept(&engine, &store, a, x(), &a_tokens, T0);
+    // The host reads A, awaiting T's confirmation alone.
+    let in_hand = request(&store, a);
+    // Before it reads the service, T types a wrong token in another tab: a
+    // failed attempt, recorded at A's next version (R26).
+    let wrong = engine
+        .accept(&in_hand, t(), "not-the-token", T0, None, &good)
+        .unwrap_err();
+    store
+        .commit(wrong.record.expect("a failed attempt"))
+        .unwrap();
+    let (service, read_after) = read(&store);
+    assert_ne!(read_after[0].version(), in_hand.version());
+    let decide = |requests: &[ChangeRequest]| {
+        engine
+            .accept(
+                &in_hand,
+                t(),
+                token(&a_tokens, t()),
+                T0,
+                Some(snap(&service, requests)),
+                &good,
+            )
+            .unwrap()
+            .changes
+    };
+    let on_the_copy_in_hand = decide(std::slice::from_ref(&in_hand));
+    assert_eq!(decide(&read_after), on_the_copy_in_hand);
+    assert_eq!(decide(&[]), on_the_copy_in_hand);
+    assert!(
+        store.commit(on_the_copy_in_hand).is_err(),
+        "R31: the stale copy conflicts"
+    );
+    // Read again (the driver would): applied, the failed attempt kept.
+    let done = accept(&engine, &store, a, t(), &a_tokens, T0);
+    let applied = done.request(a).unwrap();
+    assert_eq!(applied.state().name(), StateName::Done);
+    let failed = applied
+        .history()
+        .iter()
+        .filter(|e| matches!(e.kind(), EventKind::FailedAttempt))
+        .count();
+    assert_eq!(failed, 1, "R26: the failed attempt is kept");
+    assert_eq!(read(&store).0.holder(Role::Tech), t());
 }
 
 /// R44: requests read before the service: the apply sees a named request

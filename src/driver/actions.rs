@@ -156,6 +156,67 @@ impl Loaded {
     }
 }
 
+/// What the last confirmation of a request decides on: the request, read
+/// first, and its service as stored then (`None` if there never was one)
+/// with the requests the service names.
+///
+/// The request is not read a second time among the service's requests: the
+/// copy in hand stands in for it, first in `requests`. That copy was read
+/// *before* the service, where a second read would come after it; it is
+/// sound all the same (R31, R44):
+///
+/// - The engine decides on the request in hand whatever the snapshot holds
+///   under its id: [`Engine::accept`] takes the token from it and writes
+///   its next version expecting its version, and applying reads from the
+///   snapshot only the service and the *other* requests the service names.
+///   A second copy was never consulted, so no decision changes.
+/// - A copy gone stale between the two reads (a cancel, a resend, a failed
+///   attempt, an expiry, an operator's cancel or assignment, the same
+///   confirmation racing itself) was written at its next version by that
+///   change; the commit expects the version in hand, so it conflicts, and
+///   the driver reads again, the request first. A change of the service
+///   (an apply, an assignment, a removal, a request opened) writes the
+///   service at its next version, which the commit checks too.
+/// - The snapshot is still the service and every request it names (R44
+///   allows any order of reads): the engine refuses to decide unless the
+///   service names this request on each of its roles and the snapshot holds
+///   every other request it names, read after the service as before
+///   (otherwise `SnapshotOutdated`, and the driver reads again). A service
+///   that does not name the request leaves it in the snapshot, where the
+///   engine ignores it, as it ignores any request the service does not name.
+///
+/// So a decision commits only if the request and the service (and every
+/// other request it writes) are still at the versions read: what it decided
+/// on is what the store held at the commit, as with a second read.
+struct Applying {
+    service: Option<Service>,
+    /// The request in hand, then the other requests the service names.
+    requests: Vec<ChangeRequest>,
+}
+
+impl Applying {
+    /// `request`, read first, and its `service` as read after it; the other
+    /// requests the service names are still to be read.
+    fn new(request: ChangeRequest, service: Option<Service>) -> Applying {
+        let named = service.as_ref().map_or(0, |s| s.requests_to_load().count());
+        let mut requests = Vec::with_capacity(named.max(1));
+        requests.push(request);
+        Applying { service, requests }
+    }
+
+    /// The request being confirmed, as read first.
+    fn request(&self) -> &ChangeRequest {
+        &self.requests[0]
+    }
+
+    fn snapshot(&self) -> Option<Snapshot<'_>> {
+        self.service.as_ref().map(|service| Snapshot {
+            service,
+            requests: &self.requests,
+        })
+    }
+}
+
 impl<S: AsyncStore, N: AsyncNotifier, D: AsyncDirectory> Actions<'_, S, N, D> {
     pub(super) async fn import_services(
         self,
@@ -277,12 +338,34 @@ impl<S: AsyncStore, N: AsyncNotifier, D: AsyncDirectory> Actions<'_, S, N, D> {
                     .accept(&request, actor, token, now, None, nobody);
                 return settle(decided, id);
             }
-            let loaded = self.load(request.service()).await?;
+            // The service and the requests it names, the request in hand
+            // standing in for its own read (see `Applying`): one read fewer
+            // than `load`. Read here, not in an async fn taking the request:
+            // such a future holds its arguments twice (accept's future grew
+            // from 2.1 to 2.7 KB), and a nested one adds its own state.
+            let service = self
+                .store
+                .service(request.service())
+                .await
+                .map_err(DriverError::Store)?;
+            let mut applying = Applying::new(request, service);
+            if let Some(service) = &applying.service {
+                for id in service.requests_to_load() {
+                    if applying.requests.iter().any(|r| r.id() == id) {
+                        continue;
+                    }
+                    // Named but not found: the snapshot is short, and the
+                    // engine asks for a new read.
+                    if let Some(other) = self.store.request(id).await.map_err(DriverError::Store)? {
+                        applying.requests.push(other);
+                    }
+                }
+            }
+            let request = applying.request();
             let accounts = self.accounts(&request.accounts_to_check()).await?;
-            let snapshot = loaded.as_ref().map(Loaded::snapshot);
-            let decided = self
-                .engine
-                .accept(&request, actor, token, now, snapshot, &accounts);
+            let decided =
+                self.engine
+                    .accept(request, actor, token, now, applying.snapshot(), &accounts);
             settle(decided, id)
         })
     }
