@@ -1,7 +1,8 @@
 //! Attacks on the operator actions (R46) and a service's history (R47), from
 //! an independent review: each test asserts what the rules require, and each
-//! of the stored-form and reason tests failed before its fix.
-
+//! of the stored-form and reason tests failed before its fix. Most read
+//! stored forms back, so the file needs feature `serde`.
+#![cfg(feature = "serde")]
 #![allow(clippy::unwrap_used, missing_docs)]
 
 use std::collections::HashSet;
