@@ -15,9 +15,14 @@
 //! Nothing here does I/O; the values are plain integers and text, whatever
 //! the database.
 
+use std::collections::BTreeMap;
+
 use time::OffsetDateTime;
 
-use crate::{Assignment, ChangeRequest, HistoryKey, Part, RequestKey, Role, Service, Version};
+use crate::{
+    Assignment, ChangeRequest, HistoryKey, Part, RequestFilter, RequestKey, Role, Service,
+    StateName, Version,
+};
 
 /// The fewest rows a store's listing query asks for when the filter passes
 /// over some rows: the rows of a party index are small, so a page of a few
@@ -358,4 +363,48 @@ impl AssignmentColumns {
             Err(Box::new(expected))
         }
     }
+}
+
+/// One "my requests" filter for each number of (part, recorded state)
+/// ranges a filter without a service can search
+/// ([`RequestFilter::index_ranges`]), named `requests_of: N range(s)`: of
+/// every set of parts and every set of states, the first with that many
+/// ranges. A store whose listing statement varies only by that number (one
+/// index search per range) explains one statement per entry in its
+/// query-plan tests.
+///
+/// ```
+/// use service_contacts::columns::sample_filters;
+///
+/// let filters = sample_filters();
+/// assert_eq!(filters[0].0, "requests_of: 1 range");
+/// assert!(filters.iter().all(|(_, f)| !f.index_ranges().is_empty()));
+/// ```
+#[must_use]
+pub fn sample_filters() -> Vec<(String, RequestFilter)> {
+    let parts: Vec<Part> = RequestFilter::all().parts().collect();
+    let states: Vec<StateName> = RequestFilter::all().states().collect();
+    let chosen = |set: u32, n: usize| set & (1 << n) != 0;
+    let mut by_ranges: BTreeMap<usize, RequestFilter> = BTreeMap::new();
+    for part_set in 0..1u32 << parts.len() {
+        for state_set in 0..1u32 << states.len() {
+            let filter = (parts.iter().enumerate())
+                .filter(|(n, _)| chosen(part_set, *n))
+                .fold(RequestFilter::all(), |filter, (_, &part)| filter.part(part));
+            let filter = (states.iter().enumerate())
+                .filter(|(n, _)| chosen(state_set, *n))
+                .fold(filter, |filter, (_, &state)| filter.state(state));
+            let ranges = filter.index_ranges().len();
+            if ranges > 0 {
+                by_ranges.entry(ranges).or_insert(filter);
+            }
+        }
+    }
+    by_ranges
+        .into_iter()
+        .map(|(ranges, filter)| {
+            let plural = if ranges == 1 { "" } else { "s" };
+            (format!("requests_of: {ranges} range{plural}"), filter)
+        })
+        .collect()
 }

@@ -153,7 +153,7 @@
 //!     Path(id): Path<RequestId>,
 //!     Json(body): Json<TokenBody>,           // { "token": "..." } from the e-mailed link
 //! ) -> Result<Json<RequestView>, ApiError> {
-//!     let now = OffsetDateTime::now_utc();   // the host reads the clock, the crate never does
+//!     let now = app.clock.now();             // the host reads its clock; the crate never does
 //!     let outcome = app.driver.accept(id, session.customer, &body.token, now).await?;
 //!     for lost in &outcome.undelivered {     // committed anyway (R41): log it, let the
 //!         tracing::warn!(to = %lost.message.to(), "undelivered");  // confirmer resend

@@ -196,7 +196,9 @@ pub use schema::{APPLICATION, SCHEMA_VERSION};
 pub use store::{Options, PgStore};
 
 #[doc(hidden)]
-pub use store::{Calls, party_ranges, queries, sample_filters};
+pub use service_contacts::columns::sample_filters;
+#[doc(hidden)]
+pub use store::{Calls, party_ranges, queries};
 
 /// The pool type [`PgStore::from_pool`] takes (`deadpool_postgres::Pool`).
 pub use deadpool_postgres::Pool;

@@ -1,16 +1,15 @@
 //! [`PgStore`]: the reads and listings; the commit is in `commit.rs`.
 
-use std::collections::BTreeMap;
 use std::fmt;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
-use service_contacts::columns::{MAX_BATCH, MIN_BATCH, Position, part_code, unix};
+use service_contacts::columns::{MAX_BATCH, MIN_BATCH, Position, part_code, sample_filters, unix};
 use service_contacts::{
-    Assignment, AsyncStore, ChangeRequest, Changes, CommitError, CustomerId, HistoryKey, Part,
-    RequestFilter, RequestId, RequestKey, Roles, Service, ServiceName, StateName,
+    Assignment, AsyncStore, ChangeRequest, Changes, CommitError, CustomerId, HistoryKey,
+    RequestFilter, RequestId, RequestKey, Roles, Service, ServiceName,
 };
 use time::OffsetDateTime;
 use tokio_postgres::types::ToSql;
@@ -154,40 +153,6 @@ pub fn party_ranges(filter: &RequestFilter) -> Vec<(&'static str, &'static str)>
         .index_ranges()
         .into_iter()
         .map(|(part, state)| (part_code(part), state.as_str()))
-        .collect()
-}
-
-/// A filter for each number of (part, recorded state) ranges "my requests"
-/// without a service can search, the only way its SQL varies: of every set
-/// of parts and every set of states, the first with that many ranges. What
-/// [`queries`] lists and the query-plan tests explain.
-#[doc(hidden)]
-#[must_use]
-pub fn sample_filters() -> Vec<(String, RequestFilter)> {
-    let parts: Vec<Part> = RequestFilter::all().parts().collect();
-    let states: Vec<StateName> = RequestFilter::all().states().collect();
-    let chosen = |set: u32, n: usize| set & (1 << n) != 0;
-    let mut by_ranges: BTreeMap<usize, RequestFilter> = BTreeMap::new();
-    for part_set in 0..1u32 << parts.len() {
-        for state_set in 0..1u32 << states.len() {
-            let filter = (parts.iter().enumerate())
-                .filter(|(n, _)| chosen(part_set, *n))
-                .fold(RequestFilter::all(), |filter, (_, &part)| filter.part(part));
-            let filter = (states.iter().enumerate())
-                .filter(|(n, _)| chosen(state_set, *n))
-                .fold(filter, |filter, (_, &state)| filter.state(state));
-            let ranges = filter.index_ranges().len();
-            if ranges > 0 {
-                by_ranges.entry(ranges).or_insert(filter);
-            }
-        }
-    }
-    by_ranges
-        .into_iter()
-        .map(|(ranges, filter)| {
-            let plural = if ranges == 1 { "" } else { "s" };
-            (format!("requests_of: {ranges} range{plural}"), filter)
-        })
         .collect()
 }
 

@@ -152,10 +152,10 @@
 
 mod store;
 
-pub use store::{
-    APPLICATION_ID, Options, SCHEMA_VERSION, SqliteStore, SqliteStoreError, sample_filters,
-};
+pub use store::{APPLICATION_ID, Options, SCHEMA_VERSION, SqliteStore, SqliteStoreError};
 
+#[doc(hidden)]
+pub use service_contacts::columns::sample_filters;
 #[doc(hidden)]
 pub use store::queries;
 

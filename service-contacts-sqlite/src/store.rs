@@ -1,7 +1,7 @@
 //! [`SqliteStore`]: the schema, the queries and the commit (described in the
 //! crate docs).
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 use std::fmt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -15,7 +15,7 @@ use rusqlite::{
 };
 use service_contacts::columns::{
     self, AssignmentColumns, MAX_BATCH, MIN_BATCH, Mismatch, Position, RequestColumns,
-    ServiceColumns, VersionOutOfRange, part_code, part_from_code, unix,
+    ServiceColumns, VersionOutOfRange, part_code, part_from_code, sample_filters, unix,
 };
 use service_contacts::{
     Assignment, AssignmentId, ChangeRequest, Changes, CommitError, Contacts, CustomerId,
@@ -315,42 +315,6 @@ fn requests_of_sql(arms: usize) -> String {
         "{} ORDER BY opened_s DESC, opened_ns DESC, request_id LIMIT ?5",
         arms.join(" UNION ALL ")
     )
-}
-
-/// A filter for each number of (part, recorded state) pairs "my requests"
-/// without a service can search, the only way its statement varies
-/// ([`RequestFilter::index_ranges`]: one index search per pair): of every
-/// set of parts and every set of states, the first with that many pairs,
-/// named `requests_of: N range(s)`. "My requests" with no filter searches
-/// the most pairs, "waiting for me" one. What [`queries`] lists and
-/// [`SqliteStore::query_plans`] explains.
-#[must_use]
-pub fn sample_filters() -> Vec<(String, RequestFilter)> {
-    let parts: Vec<Part> = RequestFilter::all().parts().collect();
-    let states: Vec<StateName> = RequestFilter::all().states().collect();
-    let chosen = |set: u32, n: usize| set & (1 << n) != 0;
-    let mut by_ranges: BTreeMap<usize, RequestFilter> = BTreeMap::new();
-    for part_set in 0..1u32 << parts.len() {
-        for state_set in 0..1u32 << states.len() {
-            let filter = (parts.iter().enumerate())
-                .filter(|(n, _)| chosen(part_set, *n))
-                .fold(RequestFilter::all(), |filter, (_, &part)| filter.part(part));
-            let filter = (states.iter().enumerate())
-                .filter(|(n, _)| chosen(state_set, *n))
-                .fold(filter, |filter, (_, &state)| filter.state(state));
-            let ranges = arms(&filter).len();
-            if ranges > 0 {
-                by_ranges.entry(ranges).or_insert(filter);
-            }
-        }
-    }
-    by_ranges
-        .into_iter()
-        .map(|(ranges, filter)| {
-            let plural = if ranges == 1 { "" } else { "s" };
-            (format!("requests_of: {ranges} range{plural}"), filter)
-        })
-        .collect()
 }
 
 /// Every statement the store runs on its tables, by name: what
